@@ -1,1 +1,24 @@
-//! stub
+//! airlock: run AI-agent tools as WebAssembly components in per-job worlds
+//! made of absence. A tool gets verbs (sign these bytes, write a log line),
+//! never the secrets, sockets or files behind them.
+#![deny(missing_docs)]
+
+pub mod audit;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod host;
+pub mod job;
+pub mod schema;
+pub mod units;
+pub mod values;
+pub mod verbs;
+pub mod wasi;
+pub mod world;
+
+pub use airlock_core::{AuditSink, MemoryAudit, NullAudit};
+pub use config::{ConfigError, HostConfig, Toolkit, ToolSpec};
+pub use host::{Airlock, Export, HostOptions, LoadError, Tool};
+pub use job::{Budget, BudgetKind, JobError, JobOutput};
+pub use verbs::{Capabilities, Grants, Verb, VerbSet};

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `airlock` binary: a thin shell over the library's command line.
+
+fn main() -> std::process::ExitCode {
+    airlock::cli::main()
+}

@@ -1,1 +1,209 @@
-fn main() {}
+//! Project automation for airlock, run as `cargo xtask <command> [args...]`.
+//! It builds the guest components, then tests, demos, benchmarks or checks the host.
+
+use anyhow::{Context, Result, bail};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// The target the guests are built for.
+const TARGET: &str = "wasm32-wasip2";
+
+/// The variable that tells the host, its tests and benches where the guests are.
+const GUESTS_ENV: &str = "AIRLOCK_GUESTS";
+
+/// What `cargo xtask help` prints.
+const USAGE: &str = "usage: cargo xtask <command> [args...]
+
+commands:
+  build-guests   build every guest in guests/ for wasm32-wasip2 into target/
+  test           build-guests, then `cargo test --workspace [args...]`
+  demo           build-guests, then `cargo run --release -p airlock -- demo [args...]`
+  bench          build-guests, then `cargo bench -p airlock [args...]`
+  ci             fmt check, clippy (host and guests), then test [args...]";
+
+fn main() -> ExitCode {
+    match xtask() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parse the command line and run the command it names.
+fn xtask() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    let root = repo_root();
+    match command.as_deref() {
+        Some("build-guests") => {
+            if !rest.is_empty() {
+                bail!("build-guests takes no arguments, got {rest:?}");
+            }
+            build_guests(&root).map(drop)
+        }
+        Some("test") => test(&root, &rest),
+        Some("demo") => {
+            let guests = build_guests(&root)?;
+            let mut cmd = cargo(&root);
+            cmd.args(["run", "--release", "-p", "airlock", "--", "demo"]);
+            run(cmd.args(&rest).env(GUESTS_ENV, guests), "the demo failed")
+        }
+        Some("bench") => {
+            let guests = build_guests(&root)?;
+            let mut cmd = cargo(&root);
+            cmd.args(["bench", "-p", "airlock"]).args(&rest);
+            run(cmd.env(GUESTS_ENV, guests), "the benchmarks failed")
+        }
+        Some("ci") => ci(&root, &rest),
+        None | Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}
+
+/// The repository root: the parent of this crate's directory.
+fn repo_root() -> PathBuf {
+    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask.parent().unwrap_or(xtask).to_path_buf()
+}
+
+/// A `cargo` command (the same cargo that runs xtask) started in `root`.
+fn cargo(root: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root);
+    cmd
+}
+
+/// Run `cmd` to completion; on failure say which command failed and `hint`.
+fn run(cmd: &mut Command, hint: &str) -> Result<()> {
+    let shown = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(OsStr::to_string_lossy)
+        .collect::<Vec<_>>()
+        .join(" ");
+    eprintln!("xtask: running `{shown}`");
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{shown}`: is it installed and on PATH?"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status}): {hint}");
+    }
+    Ok(())
+}
+
+/// Make sure the standard library for [`TARGET`] is installed for the toolchain in use.
+fn ensure_target(root: &Path) -> Result<()> {
+    let listed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(root)
+        .output();
+    match listed {
+        Ok(out) if out.status.success() => {
+            let installed = String::from_utf8_lossy(&out.stdout);
+            if installed.lines().any(|line| line.trim() == TARGET) {
+                return Ok(());
+            }
+            let mut add = Command::new("rustup");
+            add.args(["target", "add", TARGET]).current_dir(root);
+            let hint = "install it by hand with `rustup target add wasm32-wasip2`";
+            run(&mut add, hint)
+        }
+        Ok(out) => bail!(
+            "`rustup target list --installed` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => {
+            // No rustup: accept a toolchain that already ships the target.
+            let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output();
+            if let Ok(out) = sysroot {
+                let lib = Path::new(String::from_utf8_lossy(&out.stdout).trim())
+                    .join("lib/rustlib")
+                    .join(TARGET);
+                if lib.is_dir() {
+                    return Ok(());
+                }
+            }
+            bail!(
+                "rustup could not be run ({e}) and the toolchain has no {TARGET} standard \
+                 library: install rustup (https://rustup.rs) or add the {TARGET} target to \
+                 your Rust toolchain some other way"
+            )
+        }
+    }
+}
+
+/// Build every guest into `<root>/target/wasm32-wasip2/release` and return that directory.
+fn build_guests(root: &Path) -> Result<PathBuf> {
+    ensure_target(root)?;
+    let target_dir = root.join("target");
+    let mut cmd = cargo(root);
+    cmd.args(["build", "--release", "--target", TARGET, "--manifest-path"])
+        .arg(root.join("guests/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir);
+    run(&mut cmd, "fix the guest build errors above (in guests/)")?;
+
+    let out = target_dir.join(TARGET).join("release");
+    let mut built = Vec::new();
+    for entry in std::fs::read_dir(root.join("guests")).context("could not list guests/")? {
+        let dir = entry?.path();
+        if !dir.join("Cargo.toml").is_file() {
+            continue;
+        }
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let wasm = out.join(format!("{}.wasm", name.replace('-', "_")));
+        let size = std::fs::metadata(&wasm)
+            .with_context(|| format!("guest `{name}` built but {} is missing", wasm.display()))?
+            .len();
+        built.push(format!("{name} {:.1} KiB", size as f64 / 1024.0));
+    }
+    built.sort();
+    println!(
+        "built {} guests in {}: {}",
+        built.len(),
+        out.display(),
+        built.join(", ")
+    );
+    Ok(out)
+}
+
+/// Build the guests, then run every test in the workspace against them.
+fn test(root: &Path, rest: &[String]) -> Result<()> {
+    let guests = build_guests(root)?;
+    let mut cmd = cargo(root);
+    cmd.args(["test", "--workspace"])
+        .args(rest)
+        .env(GUESTS_ENV, guests);
+    run(&mut cmd, "fix the failing tests above")
+}
+
+/// What CI runs: formatting and lints for the host and the guests, then the tests.
+fn ci(root: &Path, rest: &[String]) -> Result<()> {
+    const CHECK: [&str; 4] = ["fmt", "--all", "--", "--check"];
+    const DENY: [&str; 3] = ["--", "-D", "warnings"];
+    let guests = root.join("guests");
+    let fix_fmt = "run `cargo fmt --all` (here and in guests/) to fix the formatting";
+    run(cargo(root).args(CHECK), fix_fmt)?;
+    run(cargo(&guests).args(CHECK), fix_fmt)?;
+
+    let mut clippy = cargo(root);
+    clippy
+        .args(["clippy", "--workspace", "--all-targets"])
+        .args(DENY);
+    run(&mut clippy, "fix the clippy warnings above")?;
+    ensure_target(root)?;
+    let mut clippy = cargo(&guests);
+    clippy
+        .args(["clippy", "--release", "--target", TARGET])
+        .args(DENY);
+    clippy.env("CARGO_TARGET_DIR", root.join("target"));
+    run(&mut clippy, "fix the clippy warnings above (in guests/)")?;
+
+    test(root, rest)
+}

@@ -1,0 +1,113 @@
+//! `airlock explain`: each tool's whole world in plain words — what it can
+//! do, within which budget, and the list of what does not exist for it —
+//! written for a security reviewer who does not read Rust.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::Failure;
+use crate::units::format_size;
+use crate::{Airlock, Capabilities, HostOptions, NullAudit, ToolSpec, Toolkit, Verb, world};
+
+#[derive(Debug, Args)]
+pub(super) struct ExplainArgs {
+    /// The toolkit file.
+    toolkit: PathBuf,
+    /// Explain only this tool.
+    #[arg(long)]
+    tool: Option<String>,
+}
+
+pub(super) fn explain(args: ExplainArgs) -> Result<(), Failure> {
+    let kit = Toolkit::load(&args.toolkit)?;
+    let specs: Vec<&ToolSpec> = match &args.tool {
+        Some(name) => vec![kit.tool(name)?],
+        None => kit.tools.values().collect(),
+    };
+    let host = Airlock::new(HostOptions::default(), Capabilities::default(), Arc::new(NullAudit))
+        .map_err(|e| Failure::internal(format!("{e:#}")))?;
+    for (i, spec) in specs.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print!("{}", describe(&host, spec));
+    }
+    Ok(())
+}
+
+/// The plain-words description of one tool's world.
+pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!("tool `{}`", spec.name));
+    if let Some(d) = &spec.description {
+        line(format!("  {d}"));
+    }
+    line(format!("  component: {}", spec.component.display()));
+
+    line("  It can:".into());
+    let granted = spec.grants.describe();
+    if granted.is_empty() {
+        line("    - compute on its arguments and return a result; nothing else".into());
+    }
+    for (verb, lines) in &granted {
+        for l in lines {
+            line(format!("    - {}: {l}", verb.name()));
+        }
+    }
+
+    let b = &spec.budget;
+    line("  Each call is a fresh sandbox, destroyed afterwards, limited to:".into());
+    line(format!(
+        "    - {} of wall time, host calls included",
+        humantime::format_duration(b.timeout)
+    ));
+    line(format!("    - {} units of fuel (about one per instruction)", b.fuel));
+    line(format!("    - {} of memory", format_size(b.memory)));
+    line(format!(
+        "    - {} of result, and as much for stdout and for stderr",
+        format_size(b.output)
+    ));
+
+    line("  Does not exist for it:".into());
+    line("    - the network: no sockets, no HTTP, no name lookups".into());
+    line("    - files: no directory is open, so no file can be named".into());
+    line("    - environment variables, arguments, stdin: all empty".into());
+    line("    - secrets: key bytes stay in the host; the tool can only name a granted key".into());
+    let missing: Vec<&str> = Verb::ALL
+        .iter()
+        .filter(|v| !spec.grants.set().contains(**v))
+        .map(|v| v.name())
+        .collect();
+    if !missing.is_empty() {
+        line(format!("    - the verbs it was not granted: {}", missing.join(", ")));
+    }
+
+    match std::fs::read(&spec.component) {
+        Err(e) => line(format!("  Its component could not be read ({e}); build it to check its imports.")),
+        Ok(bytes) => match host.inspect(&bytes, &spec.name) {
+            Err(e) => line(format!("  Its component is unusable: {e}")),
+            Ok((imports, _)) => match world::check(&imports, spec.grants.set()) {
+                Ok(used) => {
+                    let used: Vec<&str> = used.iter().map(|v| v.name()).collect();
+                    line(format!(
+                        "  Its component passes the world check; it imports the verbs: {}",
+                        if used.is_empty() { "none".into() } else { used.join(", ") }
+                    ));
+                }
+                Err(refusals) => {
+                    line("  Its component would be REFUSED before starting:".into());
+                    for r in refusals {
+                        line(format!("    - {r}"));
+                    }
+                }
+            },
+        },
+    }
+    out
+}

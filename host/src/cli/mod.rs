@@ -1,0 +1,208 @@
+//! The `airlock` command line: `run`, `inspect`, `explain` and `demo`. Every
+//! failure maps to one exit code and a one-line message naming cause and fix.
+
+mod demo;
+mod explain;
+mod inspect;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::audit::JsonLinesAudit;
+use crate::{AuditSink, ConfigError, HostConfig, JobError, LoadError, NullAudit};
+
+/// Exit codes, one per outcome class.
+pub mod exit {
+    /// The job succeeded.
+    pub const OK: u8 = 0;
+    /// The tool returned its own `err`.
+    pub const TOOL_ERROR: u8 = 1;
+    /// Usage, configuration or argument error.
+    pub const USAGE: u8 = 2;
+    /// The world check refused the tool.
+    pub const REFUSED: u8 = 3;
+    /// A budget ran out.
+    pub const BUDGET: u8 = 4;
+    /// The guest trapped.
+    pub const TRAP: u8 = 5;
+    /// A host failure.
+    pub const INTERNAL: u8 = 6;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "airlock",
+    version,
+    about = "Run AI-agent tools as WebAssembly components that get verbs, never secrets"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one function of a tool as a job and print its result as JSON.
+    Run(run::RunArgs),
+    /// Show a component's exports (with JSON Schema) and how airlock treats its imports.
+    Inspect(inspect::InspectArgs),
+    /// Describe, in plain words, the whole world of each tool in a toolkit.
+    Explain(explain::ExplainArgs),
+    /// The offline tour: no keys, nothing to configure.
+    Demo(demo::DemoArgs),
+}
+
+/// A failure of a CLI command, carrying its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    kind: &'static str,
+    message: String,
+    detail: serde_json::Value,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: exit::USAGE,
+            kind: "usage",
+            message: message.into(),
+            detail: json!(null),
+        }
+    }
+
+    fn internal(message: impl Into<String>) -> Self {
+        Self {
+            code: exit::INTERNAL,
+            kind: "internal",
+            message: message.into(),
+            detail: json!(null),
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json!({ "ok": false, "error": { "kind": self.kind, "message": self.message, "detail": self.detail } })
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Self {
+            code: exit::USAGE,
+            kind: "config",
+            message: e.to_string(),
+            detail: json!(null),
+        }
+    }
+}
+
+impl From<LoadError> for Failure {
+    fn from(e: LoadError) -> Self {
+        let (code, kind, detail) = match &e {
+            LoadError::World { refusals, .. } => (
+                exit::REFUSED,
+                "not-granted",
+                json!(refusals.iter().map(|r| json!({"import": r.import, "reason": r.reason})).collect::<Vec<_>>()),
+            ),
+            LoadError::Link { .. } => (exit::REFUSED, "not-granted", json!(null)),
+            LoadError::Io { .. } | LoadError::NotAComponent { .. } | LoadError::Grant { .. } => {
+                (exit::USAGE, "invalid-component", json!(null))
+            }
+        };
+        Self {
+            code,
+            kind,
+            message: e.to_string(),
+            detail,
+        }
+    }
+}
+
+impl From<JobError> for Failure {
+    fn from(e: JobError) -> Self {
+        let (code, detail) = match &e {
+            JobError::NoSuchFunction(_) | JobError::InvalidArguments(_) => (exit::USAGE, json!(null)),
+            JobError::Budget { which, .. } => (exit::BUDGET, json!({ "budget": which.name() })),
+            JobError::Trap { code, .. } => (exit::TRAP, json!({ "trap": code })),
+            JobError::ToolError(v) => (exit::TOOL_ERROR, json!({ "err": v })),
+            JobError::Internal(_) => (exit::INTERNAL, json!(null)),
+        };
+        Self {
+            code,
+            kind: e.kind(),
+            message: e.to_string(),
+            detail,
+        }
+    }
+}
+
+/// Builds the audit sink the flags and config ask for.
+fn audit_sink(flag: Option<&PathBuf>, config: &HostConfig) -> Result<Arc<dyn AuditSink>, Failure> {
+    let path = flag.cloned().or_else(|| config.audit_file.clone());
+    match path {
+        None => Ok(Arc::new(NullAudit)),
+        Some(p) if p.as_os_str() == "-" => Ok(Arc::new(JsonLinesAudit::to_stderr())),
+        Some(p) => JsonLinesAudit::to_file(&p).map(|a| Arc::new(a) as Arc<dyn AuditSink>).map_err(|e| {
+            Failure::usage(format!("cannot open audit file {}: {e}; check the path", p.display()))
+        }),
+    }
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<HostConfig, Failure> {
+    match path {
+        Some(p) => Ok(HostConfig::load(p)?),
+        None => {
+            let default = PathBuf::from("airlock.toml");
+            if default.exists() {
+                Ok(HostConfig::load(&default)?)
+            } else {
+                Ok(HostConfig::default())
+            }
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))
+}
+
+/// Runs the CLI with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    let json_errors = match &cli.command {
+        Command::Run(a) => a.json,
+        Command::Inspect(a) => a.json,
+        _ => false,
+    };
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Inspect(args) => inspect::inspect(args),
+        Command::Explain(args) => explain::explain(args),
+        Command::Demo(args) => demo::demo(args),
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(f) => {
+            if json_errors {
+                println!("{}", f.to_json());
+            } else {
+                eprintln!("airlock: {}: {}", f.kind, f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! `airlock run`: one job of one tool, from a component file with `--grant`
+//! flags or from a toolkit entry, printing the result as JSON on stdout.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::{Failure, audit_sink, load_config, runtime};
+use crate::units::{parse_duration, parse_size};
+use crate::{Airlock, Budget, Grants, HostOptions, JobOutput, Toolkit, Verb};
+use airlock_log::LogGrant;
+use airlock_sign::SignGrant;
+
+#[derive(Debug, Args)]
+pub(super) struct RunArgs {
+    /// The component (.wasm) to run; omit it with --toolkit and --tool.
+    component: Option<PathBuf>,
+    /// A toolkit file naming the tool, its grants and budget.
+    #[arg(long, requires = "tool")]
+    toolkit: Option<PathBuf>,
+    /// The tool's name in the toolkit.
+    #[arg(long, requires = "toolkit")]
+    tool: Option<String>,
+    /// The host config (secrets, keys); default ./airlock.toml if present.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Grant a verb: `log`, `log:16KiB` (job log budget) or `sign:KEY[,KEY...]`.
+    #[arg(long = "grant", value_name = "VERB[:SCOPE]")]
+    grants: Vec<String>,
+    /// The exported function to call (not needed when there is only one).
+    #[arg(long)]
+    call: Option<String>,
+    /// Arguments as a JSON object keyed by the function's parameter names.
+    #[arg(long, default_value = "{}")]
+    args: String,
+    /// Wall-clock limit of the job, e.g. 5s or 250ms.
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Memory limit, e.g. 64MiB.
+    #[arg(long)]
+    memory: Option<String>,
+    /// Fuel limit (about one unit per WebAssembly instruction).
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Output limit for the result and for stdout/stderr, e.g. 1MiB.
+    #[arg(long)]
+    output: Option<String>,
+    /// Print a machine-readable JSON object (result or error) on stdout.
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Append audit records (JSON lines) to this file, or `-` for stderr.
+    #[arg(long)]
+    audit: Option<PathBuf>,
+    /// Do not read or write the compiled-component cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+/// Turns `--grant` flags into grants.
+pub(super) fn parse_grants(flags: &[String]) -> Result<Grants, Failure> {
+    let mut grants = Grants::default();
+    for flag in flags {
+        let (verb, scope) = match flag.split_once(':') {
+            Some((v, s)) => (v, Some(s)),
+            None => (flag.as_str(), None),
+        };
+        match Verb::from_name(verb) {
+            Some(Verb::Sign) => {
+                let keys: Vec<String> = scope
+                    .unwrap_or("")
+                    .split(',')
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if keys.is_empty() {
+                    return Err(Failure::usage(
+                        "--grant sign needs key names: --grant sign:KEY[,KEY...]",
+                    ));
+                }
+                grants.sign = Some(Arc::new(SignGrant {
+                    keys,
+                    ..SignGrant::default()
+                }));
+            }
+            Some(Verb::Log) => {
+                let max_total_bytes = scope
+                    .map(parse_size)
+                    .transpose()
+                    .map_err(|e| Failure::usage(format!("--grant {flag}: {e}")))?;
+                grants.log = Some(Arc::new(LogGrant {
+                    max_total_bytes,
+                    ..LogGrant::default()
+                }));
+            }
+            None => {
+                return Err(Failure::usage(format!(
+                    "--grant {flag}: unknown verb `{verb}`; this host serves: {}",
+                    Verb::ALL.iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+    }
+    Ok(grants)
+}
+
+fn apply_flags(args: &RunArgs, mut budget: Budget) -> Result<Budget, Failure> {
+    if let Some(t) = &args.timeout {
+        budget.timeout = parse_duration(t).map_err(|e| Failure::usage(format!("--timeout: {e}")))?;
+    }
+    if let Some(m) = &args.memory {
+        budget.memory = parse_size(m).map_err(|e| Failure::usage(format!("--memory: {e}")))?;
+    }
+    if let Some(o) = &args.output {
+        budget.output = parse_size(o).map_err(|e| Failure::usage(format!("--output: {e}")))?;
+    }
+    if let Some(f) = args.fuel {
+        budget.fuel = f;
+    }
+    Ok(budget)
+}
+
+pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
+    let call_args: Value = serde_json::from_str(&args.args).map_err(|e| {
+        Failure::usage(format!(
+            "--args is not valid JSON ({e}); pass an object such as '{{\"text\": \"hi\"}}'"
+        ))
+    })?;
+    let (name, component, grants, budget) = match (&args.toolkit, &args.tool, &args.component) {
+        (Some(kit), Some(tool), None) => {
+            if !args.grants.is_empty() {
+                return Err(Failure::usage(
+                    "--grant cannot widen a toolkit's grants; edit the toolkit instead",
+                ));
+            }
+            let kit = Toolkit::load(kit)?;
+            let spec = kit.tool(tool)?;
+            (spec.name.clone(), spec.component.clone(), spec.grants.clone(), spec.budget)
+        }
+        (None, None, Some(path)) => {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "tool".into());
+            (name, path.clone(), parse_grants(&args.grants)?, Budget::default())
+        }
+        (Some(_), _, Some(_)) => {
+            return Err(Failure::usage(
+                "give either a COMPONENT or --toolkit with --tool, not both",
+            ));
+        }
+        _ => {
+            return Err(Failure::usage(
+                "nothing to run: give a COMPONENT path, or --toolkit FILE --tool NAME",
+            ));
+        }
+    };
+    let budget = apply_flags(&args, budget)?;
+    let config = load_config(args.config.as_ref())?;
+    let audit = audit_sink(args.audit.as_ref(), &config)?;
+    let host = Airlock::new(
+        HostOptions {
+            no_cache: args.no_cache,
+            ..HostOptions::default()
+        },
+        config.capabilities,
+        audit,
+    )
+    .map_err(|e| Failure::internal(format!("{e:#}")))?;
+    let tool = host.load_tool_file(&name, &component, grants, budget)?;
+    let rt = runtime()?;
+    let output = rt.block_on(host.run(&tool, args.call.as_deref(), &call_args))?;
+    print_output(&output, args.json);
+    Ok(())
+}
+
+fn print_output(output: &JobOutput, as_json: bool) {
+    if as_json {
+        let logs: Vec<Value> = output
+            .logs
+            .iter()
+            .map(|l| json!({ "level": format!("{:?}", l.level).to_lowercase(), "message": l.message }))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "ok": true,
+                "value": output.value,
+                "job": output.job,
+                "fuel_used": output.fuel_used,
+                "elapsed_us": output.elapsed.as_micros() as u64,
+                "stdout": output.stdout,
+                "stderr": output.stderr,
+                "logs": logs,
+            })
+        );
+        return;
+    }
+    for line in &output.logs {
+        eprintln!("[{:?}] {}", line.level, line.message);
+    }
+    for line in output.stdout.lines() {
+        eprintln!("stdout | {line}");
+    }
+    for line in output.stderr.lines() {
+        eprintln!("stderr | {line}");
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&output.value).unwrap_or_else(|_| "null".into())
+    );
+}

@@ -1,0 +1,436 @@
+//! The two files an operator writes: a toolkit (which tools, with which grants
+//! and budgets) and a host config (where secrets come from, which keys exist).
+//! Unknown fields are errors; every error names the file and the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use airlock_sign::{SignCapability, SignKey};
+use secrecy::SecretSlice;
+use serde::Deserialize;
+use zeroize::Zeroize;
+
+use crate::job::Budget;
+use crate::units::{Size, Span};
+use crate::verbs::{Capabilities, Grants};
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file's content is wrong; the message names the key and the fix.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where.
+        message: String,
+    },
+}
+
+fn invalid(path: &Path, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `[tools.NAME.budget]` as written; absent fields take the defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSpec {
+    /// Wall-clock limit, e.g. `"5s"`.
+    pub timeout: Option<Span>,
+    /// Fuel units.
+    pub fuel: Option<u64>,
+    /// Memory limit, e.g. `"64MiB"`.
+    pub memory: Option<Size>,
+    /// Output limit, e.g. `"1MiB"`.
+    pub output: Option<Size>,
+}
+
+impl BudgetSpec {
+    /// Applies the written fields over `base`.
+    pub fn apply(&self, base: Budget) -> Budget {
+        Budget {
+            timeout: self.timeout.map_or(base.timeout, |s| s.0),
+            fuel: self.fuel.unwrap_or(base.fuel),
+            memory: self.memory.map_or(base.memory, |s| s.0),
+            output: self.output.map_or(base.output, |s| s.0),
+            ..base
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolkitFile {
+    tools: BTreeMap<String, ToolEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolEntry {
+    component: PathBuf,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    budget: BudgetSpec,
+    #[serde(default)]
+    grants: Grants,
+}
+
+/// One tool of a toolkit, resolved.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    /// The tool's name (the `NAME` in `[tools.NAME]`).
+    pub name: String,
+    /// The component file, resolved against the toolkit's directory.
+    pub component: PathBuf,
+    /// The operator's one-line description, if given.
+    pub description: Option<String>,
+    /// The budget of each job.
+    pub budget: Budget,
+    /// The verbs granted and their scopes.
+    pub grants: Grants,
+}
+
+/// A toolkit file: the tools an agent is given for a task.
+#[derive(Debug, Clone)]
+pub struct Toolkit {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its tools, by name.
+    pub tools: BTreeMap<String, ToolSpec>,
+}
+
+impl Toolkit {
+    /// Reads and validates a toolkit file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::parse(&read(path)?, path)
+    }
+
+    /// Parses toolkit text; `path` is used for errors and relative components.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let file: ToolkitFile = toml::from_str(text).map_err(|e| invalid(path, toml_message(&e)))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut tools = BTreeMap::new();
+        for (name, entry) in file.tools {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(
+                    path,
+                    format!("tool name `{name}` may use only letters, digits, `-` and `_`"),
+                ));
+            }
+            tools.insert(
+                name.clone(),
+                ToolSpec {
+                    component: base.join(&entry.component),
+                    description: entry.description,
+                    budget: entry.budget.apply(Budget::default()),
+                    grants: entry.grants,
+                    name,
+                },
+            );
+        }
+        if tools.is_empty() {
+            return Err(invalid(path, "the toolkit names no tools; add a [tools.NAME] table"));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            tools,
+        })
+    }
+
+    /// The tool called `name`, with an error listing the others.
+    pub fn tool(&self, name: &str) -> Result<&ToolSpec, ConfigError> {
+        self.tools.get(name).ok_or_else(|| {
+            invalid(
+                &self.path,
+                format!(
+                    "no tool `{name}`; this toolkit has: {}",
+                    self.tools.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+    }
+}
+
+fn toml_message(e: &toml::de::Error) -> String {
+    let mut msg = e.message().to_string();
+    if let Some(span) = e.span() {
+        msg = format!("{msg} (at byte {})", span.start);
+    }
+    msg
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostFile {
+    #[serde(default)]
+    secrets: BTreeMap<String, SecretSource>,
+    #[serde(default)]
+    sign: SignSection,
+    #[serde(default)]
+    audit: AuditSection,
+}
+
+/// Where one secret's bytes come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignSection {
+    #[serde(default)]
+    keys: BTreeMap<String, KeySpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeySpec {
+    kind: KeyKind,
+    secret: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+enum KeyKind {
+    #[serde(rename = "hmac-sha256")]
+    HmacSha256,
+    #[serde(rename = "ed25519")]
+    Ed25519,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditSection {
+    file: Option<PathBuf>,
+}
+
+/// The operator's host config, with secrets resolved into the capabilities.
+#[derive(Debug, Default)]
+pub struct HostConfig {
+    /// The verbs' host-wide halves, holding the resolved keys.
+    pub capabilities: Capabilities,
+    /// Where the audit trail goes, if the config says.
+    pub audit_file: Option<PathBuf>,
+}
+
+impl HostConfig {
+    /// Reads a host config and resolves every secret it references.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::parse(&read(path)?, path)
+    }
+
+    /// Parses host-config text; relative paths are resolved against `path`'s directory.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let file: HostFile = toml::from_str(text).map_err(|e| invalid(path, toml_message(&e)))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut keys = Vec::new();
+        for (name, spec) in &file.sign.keys {
+            let source = file.secrets.get(&spec.secret).ok_or_else(|| {
+                invalid(
+                    path,
+                    format!(
+                        "[sign.keys.{name}] uses secret `{}` but there is no [secrets.{}]; add one with env = \"VAR\" or file = \"path\"",
+                        spec.secret, spec.secret
+                    ),
+                )
+            })?;
+            let secret = resolve(&spec.secret, source, base).map_err(|m| invalid(path, m))?;
+            let key = match spec.kind {
+                KeyKind::HmacSha256 => SignKey::hmac(secret),
+                KeyKind::Ed25519 => SignKey::ed25519_from_seed(&secret),
+            }
+            .map_err(|e| invalid(path, format!("[sign.keys.{name}]: {e}")))?;
+            keys.push((name.clone(), key));
+        }
+        Ok(Self {
+            capabilities: Capabilities {
+                sign: SignCapability::new(keys),
+                ..Capabilities::default()
+            },
+            audit_file: file.audit.file.map(|f| base.join(f)),
+        })
+    }
+}
+
+/// Reads one secret's bytes; the error says where it was looked for.
+fn resolve(name: &str, source: &SecretSource, base: &Path) -> Result<SecretSlice<u8>, String> {
+    match source {
+        SecretSource::Env(var) => match std::env::var_os(var) {
+            Some(v) => {
+                let mut s = v.into_encoded_bytes();
+                let secret = SecretSlice::from(trim_newline(&s).to_vec());
+                s.zeroize();
+                Ok(secret)
+            }
+            None => Err(format!(
+                "secret `{name}`: the environment variable {var} is not set; export it or change [secrets.{name}]"
+            )),
+        },
+        SecretSource::File(file) => {
+            let full = base.join(file);
+            match std::fs::read(&full) {
+                Ok(mut bytes) => {
+                    let secret = SecretSlice::from(trim_newline(&bytes).to_vec());
+                    bytes.zeroize();
+                    Ok(secret)
+                }
+                Err(e) => Err(format!(
+                    "secret `{name}`: cannot read {}: {e}; create it or change [secrets.{name}]",
+                    full.display()
+                )),
+            }
+        }
+    }
+}
+
+fn trim_newline(b: &[u8]) -> &[u8] {
+    b.strip_suffix(b"\r\n")
+        .or_else(|| b.strip_suffix(b"\n"))
+        .unwrap_or(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_toolkit_parses_with_relative_components_and_budgets() {
+        let kit = Toolkit::parse(
+            r#"
+            [tools.signer]
+            component = "guests/sign.wasm"
+            [tools.signer.budget]
+            timeout = "2s"
+            memory = "32MiB"
+            [tools.signer.grants.sign]
+            keys = ["webhook"]
+            [tools.signer.grants.log]
+            "#,
+            Path::new("/kits/k.toml"),
+        )
+        .unwrap();
+        let t = kit.tool("signer").unwrap();
+        assert_eq!(t.component, Path::new("/kits/guests/sign.wasm"));
+        assert_eq!(t.budget.timeout, std::time::Duration::from_secs(2));
+        assert_eq!(t.budget.memory, 32 << 20);
+        assert_eq!(t.budget.fuel, Budget::default().fuel);
+        assert_eq!(t.grants.sign.as_ref().unwrap().keys, vec!["webhook"]);
+        assert!(t.grants.log.is_some());
+        assert!(kit.tool("nope").unwrap_err().to_string().contains("this toolkit has: signer"));
+    }
+
+    #[test]
+    fn unknown_fields_and_verbs_are_errors_naming_the_file() {
+        let e = Toolkit::parse(
+            "[tools.a]\ncomponent = \"a.wasm\"\n[tools.a.grants.network]\nall = true\n",
+            Path::new("kit.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("kit.toml: "), "{e}");
+        assert!(e.contains("unknown field `network`"), "{e}");
+        let e = Toolkit::parse("[tools.a]\ncomponent = \"a.wasm\"\nfuel = 3\n", Path::new("k.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `fuel`"), "{e}");
+        let e = Toolkit::parse(
+            "[tools.a]\ncomponent = \"a.wasm\"\n[tools.a.budget]\nmemory = \"lots\"\n",
+            Path::new("k.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not a size"), "{e}");
+        assert!(Toolkit::parse("tools = {}", Path::new("k.toml")).is_err());
+        assert!(Toolkit::parse("[tools.\"a b\"]\ncomponent=\"x\"", Path::new("k.toml")).is_err());
+    }
+
+    #[test]
+    fn host_config_resolves_secrets_from_env_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed"), "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\n").unwrap();
+        // SAFETY-free: a variable name unique to this test.
+        let var = "AIRLOCK_TEST_CONFIG_HMAC_7F3A";
+        unsafe_set_env(var, "topsecret-hmac");
+        let cfg = HostConfig::parse(
+            &format!(
+                r#"
+                [secrets.h]
+                env = "{var}"
+                [secrets.s]
+                file = "seed"
+                [sign.keys.hook]
+                kind = "hmac-sha256"
+                secret = "h"
+                [sign.keys.rel]
+                kind = "ed25519"
+                secret = "s"
+                [audit]
+                file = "audit.jsonl"
+                "#
+            ),
+            &dir.path().join("airlock.toml"),
+        )
+        .unwrap();
+        assert_eq!(cfg.capabilities.sign.key_names(), vec!["hook", "rel"]);
+        assert_eq!(cfg.audit_file, Some(dir.path().join("audit.jsonl")));
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("topsecret"), "{debug}");
+    }
+
+    #[test]
+    fn a_missing_secret_names_the_secret_and_where_it_was_looked_for() {
+        let e = HostConfig::parse(
+            "[secrets.h]\nenv = \"AIRLOCK_TEST_SURELY_UNSET_91\"\n[sign.keys.k]\nkind = \"hmac-sha256\"\nsecret = \"h\"\n",
+            Path::new("airlock.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("secret `h`") && e.contains("AIRLOCK_TEST_SURELY_UNSET_91"), "{e}");
+        let e = HostConfig::parse(
+            "[secrets.h]\nfile = \"/nonexistent/airlock-key\"\n[sign.keys.k]\nkind = \"ed25519\"\nsecret = \"h\"\n",
+            Path::new("airlock.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("/nonexistent/airlock-key"), "{e}");
+        let e = HostConfig::parse("[sign.keys.k]\nkind = \"ed25519\"\nsecret = \"nope\"\n", Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no [secrets.nope]"), "{e}");
+        let e = HostConfig::parse("[sign.keys.k]\nkind = \"rsa\"\nsecret = \"x\"\n", Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown variant `rsa`"), "{e}");
+    }
+
+    #[allow(unsafe_code)]
+    fn unsafe_set_env(k: &str, v: &str) {
+        // SAFETY: called once with a variable no other test reads or writes.
+        unsafe { std::env::set_var(k, v) }
+    }
+}

@@ -1,0 +1,104 @@
+//! The one hardened wasmtime `Engine` per process and the epoch ticker that
+//! drives job deadlines. Settings follow the project's hardening recipe.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances: the granularity of CPU deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Limits of the pooling allocator, sized for `max_jobs` concurrent jobs.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSize {
+    /// Jobs that may hold an instance at the same time.
+    pub max_jobs: u32,
+    /// Largest linear memory any job may reach (the store limit is lower).
+    pub max_memory_bytes: usize,
+}
+
+impl Default for PoolSize {
+    fn default() -> Self {
+        Self {
+            max_jobs: 256,
+            max_memory_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Builds the engine: Cranelift, fuel and epochs on, risky proposals off,
+/// pooling allocator with pages kept resident for fast reuse. Threads, GC,
+/// exceptions, stack switching and component-model async are not even
+/// compiled in (cargo features).
+pub fn build_engine(pool: PoolSize) -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config
+        .strategy(wasmtime::Strategy::Cranelift)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .wasm_memory64(false)
+        .max_wasm_stack(512 << 10)
+        .async_stack_zeroing(true);
+
+    let j = pool.max_jobs;
+    let mut pooling = PoolingAllocationConfig::new();
+    pooling
+        .total_component_instances(j)
+        .total_core_instances(4 * j)
+        .total_memories(2 * j)
+        .total_tables(4 * j)
+        .total_stacks(j)
+        .max_memory_size(pool.max_memory_bytes)
+        .table_elements(10_000)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(2)
+        .max_tables_per_component(8)
+        .linear_memory_keep_resident(64 << 10)
+        .table_keep_resident(16 << 10)
+        .pagemap_scan(Enabled::Auto);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    Engine::new(&config)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    /// Starts the ticker thread for `engine`.
+    pub fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.weak();
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("airlock-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .expect("spawning the epoch ticker thread");
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

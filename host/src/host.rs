@@ -1,0 +1,425 @@
+//! The host: one engine, the component and linker caches, the verbs'
+//! capabilities, and the two operations everything else uses — load a tool
+//! (compile or fetch from cache, check its world, pre-link it) and run a job.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use airlock_core::{AuditSink, Job};
+use serde_json::Value;
+use wasmtime::Engine;
+use wasmtime::component::types::{ComponentItem, Type};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
+
+use crate::cache::{CacheOutcome, ComponentCache, Digest32};
+use crate::engine::{EpochTicker, PoolSize, build_engine};
+use crate::job::{self, Budget, JobError, JobOutput, JobParts, JobState};
+use crate::verbs::{Capabilities, Grants, VerbSet};
+use crate::world::{self, Import, Refusal};
+use crate::{values, wasi};
+
+/// Why a tool could not be loaded. Every message says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The component file could not be read.
+    #[error("cannot read component {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid WebAssembly component.
+    #[error(
+        "{what} is not a valid WebAssembly component ({reason}); build tools for \
+         wasm32-wasip2 (cargo build --target wasm32-wasip2) or wrap a core module with \
+         `wasm-tools component new`"
+    )]
+    NotAComponent {
+        /// What was loaded (a path or a tool name).
+        what: String,
+        /// The parser's or compiler's first line.
+        reason: String,
+    },
+    /// A grant names something the host does not have.
+    #[error("tool `{tool}`: {reason}")]
+    Grant {
+        /// The tool.
+        tool: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// The component imports something its grants do not allow.
+    #[error("tool `{tool}` was refused before it could start:\n{}", list(.refusals))]
+    World {
+        /// The tool.
+        tool: String,
+        /// Every refused import.
+        refusals: Vec<Refusal>,
+    },
+    /// Linking failed for another reason (an incompatible WASI version).
+    #[error("tool `{tool}` cannot be linked: {reason}")]
+    Link {
+        /// The tool.
+        tool: String,
+        /// The linker's explanation.
+        reason: String,
+    },
+}
+
+fn list(refusals: &[Refusal]) -> String {
+    refusals
+        .iter()
+        .map(|r| format!("  - {r}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One exported function of a tool.
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// The function's name (`count`).
+    pub name: String,
+    /// Parameters in order, with their WIT types.
+    pub params: Vec<(String, Type)>,
+    /// The result type, if the function returns something.
+    pub result: Option<Type>,
+    index: ComponentExportIndex,
+}
+
+/// A loaded tool: checked, pre-linked, ready for jobs.
+pub struct Tool {
+    name: Arc<str>,
+    digest: Digest32,
+    grants: Grants,
+    budget: Budget,
+    pre: InstancePre<JobState>,
+    exports: Vec<Export>,
+    imports: Vec<Import>,
+    cache: CacheOutcome,
+}
+
+impl Tool {
+    /// The tool's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The sha256 of the component, hex.
+    pub fn digest(&self) -> String {
+        hex::encode(self.digest)
+    }
+    /// Its grants.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+    /// Its budget per job.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+    /// Its exported functions.
+    pub fn exports(&self) -> &[Export] {
+        &self.exports
+    }
+    /// Its imports, classified.
+    pub fn imports(&self) -> &[Import] {
+        &self.imports
+    }
+    /// Whether loading it compiled or hit the cache.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.cache
+    }
+
+    /// The export called `name`, or the only one when `name` is `None`.
+    pub fn export(&self, name: Option<&str>) -> Result<&Export, JobError> {
+        let names = || {
+            self.exports
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match name {
+            Some(n) => self.exports.iter().find(|e| e.name == n).ok_or_else(|| {
+                JobError::NoSuchFunction(format!(
+                    "tool `{}` exports no function `{n}`; it exports: {}",
+                    self.name,
+                    names()
+                ))
+            }),
+            None if self.exports.len() == 1 => Ok(&self.exports[0]),
+            None => Err(JobError::NoSuchFunction(format!(
+                "tool `{}` exports {} functions ({}); name one with --call",
+                self.name,
+                self.exports.len(),
+                names()
+            ))),
+        }
+    }
+}
+
+/// Settings of a host.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// Pool sizing.
+    pub pool: PoolSize,
+    /// Where compiled components are cached (`None`: `$AIRLOCK_CACHE` or the user cache dir).
+    pub cache_dir: Option<PathBuf>,
+    /// Never touch the disk cache.
+    pub no_cache: bool,
+}
+
+/// The airlock host.
+pub struct Airlock {
+    engine: Engine,
+    _ticker: EpochTicker,
+    cache: ComponentCache,
+    caps: Capabilities,
+    audit: Arc<dyn AuditSink>,
+    linkers: Mutex<HashMap<VerbSet, Arc<Linker<JobState>>>>,
+    pres: Mutex<HashMap<(Digest32, VerbSet), InstancePre<JobState>>>,
+    slots: tokio::sync::Semaphore,
+    next_job: AtomicU64,
+}
+
+impl Airlock {
+    /// A host serving `caps`, auditing to `audit`.
+    pub fn new(
+        options: HostOptions,
+        caps: Capabilities,
+        audit: Arc<dyn AuditSink>,
+    ) -> anyhow::Result<Self> {
+        let engine = build_engine(options.pool)?;
+        let ticker = EpochTicker::start(&engine);
+        let cache = if options.no_cache {
+            ComponentCache::disabled()
+        } else {
+            ComponentCache::new(options.cache_dir)
+        };
+        Ok(Self {
+            engine,
+            _ticker: ticker,
+            cache,
+            caps,
+            audit,
+            linkers: Mutex::default(),
+            pres: Mutex::default(),
+            slots: tokio::sync::Semaphore::new(options.pool.max_jobs as usize),
+            next_job: AtomicU64::new(1),
+        })
+    }
+
+    /// The engine (one per process).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The verbs' host-wide capabilities.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// Compiles (or loads from cache) a component and lists its imports,
+    /// classified, and its exports, without checking any grant.
+    pub fn inspect(&self, bytes: &[u8], what: &str) -> Result<(Vec<Import>, Vec<Export>), LoadError> {
+        let (component, _, _) = self.compile(bytes, what)?;
+        Ok((world::imports(&self.engine, &component), exports(&self.engine, &component)))
+    }
+
+    /// Loads a tool from a file.
+    pub fn load_tool_file(
+        &self,
+        name: &str,
+        path: &Path,
+        grants: Grants,
+        budget: Budget,
+    ) -> Result<Tool, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.load_tool(name, &bytes, grants, budget)
+    }
+
+    /// Loads a tool: checks its grants against the host, compiles or loads
+    /// the component, checks its world, and pre-links it with exactly the
+    /// verbs it both imports and was granted.
+    pub fn load_tool(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        grants: Grants,
+        budget: Budget,
+    ) -> Result<Tool, LoadError> {
+        self.caps.check(&grants).map_err(|reason| LoadError::Grant {
+            tool: name.to_string(),
+            reason,
+        })?;
+        let (component, digest, cache) = self.compile(bytes, name)?;
+        let imports = world::imports(&self.engine, &component);
+        let used = world::check(&imports, grants.set()).map_err(|refusals| LoadError::World {
+            tool: name.to_string(),
+            refusals,
+        })?;
+        let pre = self.instance_pre(&component, digest, used).map_err(|e| LoadError::Link {
+            tool: name.to_string(),
+            reason: format!("{e:#}"),
+        })?;
+        Ok(Tool {
+            name: name.into(),
+            digest,
+            exports: exports(&self.engine, &component),
+            grants,
+            budget,
+            pre,
+            imports,
+            cache,
+        })
+    }
+
+    fn compile(
+        &self,
+        bytes: &[u8],
+        what: &str,
+    ) -> Result<(Component, Digest32, CacheOutcome), LoadError> {
+        self.cache
+            .load(&self.engine, bytes)
+            .map_err(|e| LoadError::NotAComponent {
+                what: what.to_string(),
+                reason: format!("{e}").lines().next().unwrap_or_default().to_string(),
+            })
+    }
+
+    fn instance_pre(
+        &self,
+        component: &Component,
+        digest: Digest32,
+        set: VerbSet,
+    ) -> wasmtime::Result<InstancePre<JobState>> {
+        let mut pres = self.pres.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pre) = pres.get(&(digest, set)) {
+            return Ok(pre.clone());
+        }
+        let linker = self.linker(set)?;
+        let pre = linker.instantiate_pre(component)?;
+        pres.insert((digest, set), pre.clone());
+        Ok(pre)
+    }
+
+    fn linker(&self, set: VerbSet) -> wasmtime::Result<Arc<Linker<JobState>>> {
+        let mut linkers = self.linkers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = linkers.get(&set) {
+            return Ok(l.clone());
+        }
+        let mut linker = Linker::new(&self.engine);
+        wasi::add_to_linker(&mut linker)?;
+        crate::verbs::add_to_linker(&mut linker, set)?;
+        let linker = Arc::new(linker);
+        linkers.insert(set, linker.clone());
+        Ok(linker)
+    }
+
+    /// Runs one job: `function` of `tool` (the only export when `None`) with
+    /// `args`, a JSON object keyed by parameter names.
+    pub async fn run(
+        &self,
+        tool: &Tool,
+        function: Option<&str>,
+        args: &Value,
+    ) -> Result<JobOutput, JobError> {
+        let export = tool.export(function)?;
+        let params = values::args_from_json(&export.params, args)?;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| JobError::Internal(e.to_string()))?;
+        let started = Instant::now();
+        let budget = tool.budget;
+        let deadline = started + budget.timeout;
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        let handle = Job::new(id, tool.name.clone(), deadline, self.audit.clone());
+        let (sign, log) = self.caps.states(&tool.grants, &handle);
+        let (wasi, captured) = wasi::null_ctx(budget.output);
+        let (mut store, captured) = job::new_store(
+            &self.engine,
+            &budget,
+            deadline,
+            JobParts {
+                wasi,
+                captured,
+                sign,
+                log,
+            },
+        )
+        .map_err(|e| JobError::Internal(format!("{e:#}")))?;
+
+        let n_results = usize::from(export.result.is_some());
+        let call = async {
+            let instance = tool.pre.instantiate_async(&mut store).await?;
+            let func = instance
+                .get_func(&mut store, export.index)
+                .ok_or_else(|| wasmtime::format_err!("export `{}` vanished", export.name))?;
+            let mut results = vec![Val::Bool(false); n_results];
+            func.call_async(&mut store, &params, &mut results).await?;
+            wasmtime::Result::<Vec<Val>>::Ok(results)
+        };
+        let outcome = tokio::time::timeout(budget.timeout, call).await;
+        let results = match outcome {
+            Err(_elapsed) => return Err(job::deadline_error(&budget)),
+            Ok(Err(e)) => return Err(job::classify_failure(e, &store, &captured, &budget)),
+            Ok(Ok(results)) => results,
+        };
+        if captured.overflowed() {
+            return Err(JobError::Budget {
+                which: job::BudgetKind::Output,
+                detail: format!(
+                    "the tool wrote more than {} to stdout or stderr",
+                    crate::units::format_size(budget.output)
+                ),
+            });
+        }
+        let returns_result = matches!(export.result, Some(Type::Result(_)));
+        let value = job::unwrap_result(results, returns_result)?;
+        let size = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > budget.output {
+            return Err(JobError::Budget {
+                which: job::BudgetKind::Output,
+                detail: format!(
+                    "the result is {size} bytes as JSON, over the {} output limit",
+                    crate::units::format_size(budget.output)
+                ),
+            });
+        }
+        let fuel_used = budget.fuel - store.get_fuel().unwrap_or(0);
+        let logs = job::take_logs(&mut store);
+        Ok(JobOutput {
+            job: id,
+            value,
+            stdout: String::from_utf8_lossy(&captured.stdout.contents()).into_owned(),
+            stderr: String::from_utf8_lossy(&captured.stderr.contents()).into_owned(),
+            logs,
+            fuel_used,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+/// The root-level exported functions of a component, in order.
+fn exports(engine: &Engine, component: &Component) -> Vec<Export> {
+    component
+        .component_type()
+        .exports(engine)
+        .filter_map(|(name, ext)| match ext.ty {
+            ComponentItem::ComponentFunc(f) => Some(Export {
+                name: name.to_string(),
+                params: f.params().map(|(n, t)| (n.to_string(), t)).collect(),
+                result: f.results().next(),
+                index: component.get_export_index(None, name)?,
+            }),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,395 @@
+//! One job: a fresh `Store` with its budget armed before instantiation, one
+//! call of one export, and the mapping of every way it can end into a typed
+//! [`JobError`]. The store is dropped when the job ends; it is never reused.
+
+use std::time::{Duration, Instant};
+
+use airlock_log::{LogLine, LogState};
+use airlock_sign::SignState;
+use serde_json::Value;
+use wasmtime::component::{ResourceTable, Val};
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::values::ArgError;
+use crate::wasi::Captured;
+
+/// The limits of one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Wall-clock time for the whole job, host calls included.
+    pub timeout: Duration,
+    /// WebAssembly fuel (about one unit per instruction).
+    pub fuel: u64,
+    /// Largest linear memory, in bytes.
+    pub memory: usize,
+    /// Largest result (as JSON) and largest stdout or stderr, in bytes.
+    pub output: usize,
+    /// Largest table, in elements.
+    pub table_elements: usize,
+    /// Bytes the guest may copy to the host in one call.
+    pub hostcall_bytes: usize,
+    /// Resource handles the guest may hold at once.
+    pub resources: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            fuel: 2_000_000_000,
+            memory: 64 << 20,
+            output: 1 << 20,
+            table_elements: 10_000,
+            hostcall_bytes: 4 << 20,
+            resources: 4096,
+        }
+    }
+}
+
+/// Which limit stopped a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetKind {
+    /// All fuel consumed.
+    Fuel,
+    /// The wall-clock deadline passed.
+    Deadline,
+    /// Linear memory or tables would grow past the limit.
+    Memory,
+    /// The result, stdout or stderr was larger than allowed.
+    Output,
+    /// The guest tried to copy more bytes to the host in one call than allowed.
+    HostcallData,
+}
+
+impl BudgetKind {
+    /// The name used in messages and JSON (`fuel`, `deadline`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            BudgetKind::Fuel => "fuel",
+            BudgetKind::Deadline => "deadline",
+            BudgetKind::Memory => "memory",
+            BudgetKind::Output => "output",
+            BudgetKind::HostcallData => "hostcall-data",
+        }
+    }
+}
+
+impl std::fmt::Display for BudgetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a job failed. Each variant has its own CLI exit code and MCP text.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The named function is not exported, or none was named and several are.
+    #[error("{0}")]
+    NoSuchFunction(String),
+    /// The JSON arguments do not fit the export's WIT types.
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(#[from] ArgError),
+    /// A limit of the job's budget was reached.
+    #[error("the {which} budget ran out: {detail}")]
+    Budget {
+        /// Which limit.
+        which: BudgetKind,
+        /// What happened and how to raise the limit.
+        detail: String,
+    },
+    /// The guest trapped (a bug or a deliberate abort in the tool).
+    #[error("the tool trapped ({code}): {message}")]
+    Trap {
+        /// Short trap code: `unreachable`, `stack overflow`, `exit(1)`...
+        code: String,
+        /// Details, including the tail of the guest's stderr (e.g. its panic message).
+        message: String,
+    },
+    /// The export returned its own `err` value.
+    #[error("the tool returned an error: {0}")]
+    ToolError(Value),
+    /// A host failure that is not the guest's doing.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl JobError {
+    /// The error's kind as in the design's taxonomy.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobError::NoSuchFunction(_) | JobError::InvalidArguments(_) => "invalid-arguments",
+            JobError::Budget { .. } => "budget",
+            JobError::Trap { .. } => "trap",
+            JobError::ToolError(_) => "tool-error",
+            JobError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// What a successful job produced.
+#[derive(Debug, Clone)]
+pub struct JobOutput {
+    /// The job's number in this process.
+    pub job: u64,
+    /// The export's result as JSON (the `ok` payload for `result` returns).
+    pub value: Value,
+    /// What the guest printed to stdout.
+    pub stdout: String,
+    /// What the guest printed to stderr.
+    pub stderr: String,
+    /// What the guest logged through the `log` verb.
+    pub logs: Vec<LogLine>,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// Wall-clock duration of the job.
+    pub elapsed: Duration,
+}
+
+/// Everything one job's store holds.
+pub struct JobState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: JobLimiter,
+    pub(crate) sign: SignState,
+    pub(crate) log: LogState,
+}
+
+impl WasiView for JobState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Store limits that remember which limit refused a growth.
+struct JobLimiter {
+    memory: usize,
+    table_elements: usize,
+    hit: Option<&'static str>,
+}
+
+impl ResourceLimiter for JobLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.hit = Some("memory");
+            wasmtime::bail!("memory limit of {} bytes reached", self.memory);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.table_elements {
+            self.hit = Some("table");
+            wasmtime::bail!("table limit of {} elements reached", self.table_elements);
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        16
+    }
+    fn tables(&self) -> usize {
+        8
+    }
+    fn memories(&self) -> usize {
+        2
+    }
+}
+
+/// The pieces of a job prepared by the host before the store exists.
+pub(crate) struct JobParts {
+    pub wasi: WasiCtx,
+    pub captured: Captured,
+    pub sign: SignState,
+    pub log: LogState,
+}
+
+/// Builds the store with every limit armed before anything is instantiated.
+pub(crate) fn new_store(
+    engine: &wasmtime::Engine,
+    budget: &Budget,
+    deadline: Instant,
+    parts: JobParts,
+) -> wasmtime::Result<(Store<JobState>, Captured)> {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(budget.resources);
+    let state = JobState {
+        wasi: parts.wasi,
+        table,
+        limiter: JobLimiter {
+            memory: budget.memory,
+            table_elements: budget.table_elements,
+            hit: None,
+        },
+        sign: parts.sign,
+        log: parts.log,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_fuel(budget.fuel)?;
+    store.set_hostcall_fuel(budget.hostcall_bytes);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    Ok((store, parts.captured))
+}
+
+/// Takes the log lines out of a finished job's store.
+pub(crate) fn take_logs(store: &mut Store<JobState>) -> Vec<LogLine> {
+    store.data_mut().log.take_lines()
+}
+
+/// Maps a failed call into the job's typed error. The order matters: a limit
+/// the host recorded explains a trap better than the trap's own code.
+pub(crate) fn classify_failure(
+    err: wasmtime::Error,
+    store: &Store<JobState>,
+    captured: &Captured,
+    budget: &Budget,
+) -> JobError {
+    if let Some(which) = store.data().limiter.hit {
+        let (kind, detail) = if which == "memory" {
+            (
+                BudgetKind::Memory,
+                format!(
+                    "the tool tried to grow its memory past {}; raise `memory` in the tool's budget if it needs more",
+                    crate::units::format_size(budget.memory)
+                ),
+            )
+        } else {
+            (
+                BudgetKind::Memory,
+                format!(
+                    "the tool tried to grow a table past {} elements",
+                    budget.table_elements
+                ),
+            )
+        };
+        return JobError::Budget {
+            which: kind,
+            detail,
+        };
+    }
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        match trap {
+            Trap::OutOfFuel => {
+                return JobError::Budget {
+                    which: BudgetKind::Fuel,
+                    detail: format!(
+                        "the tool used all {} units of fuel; raise `fuel` in the tool's budget if it needs more",
+                        budget.fuel
+                    ),
+                };
+            }
+            Trap::Interrupt => return deadline_error(budget),
+            _ => {}
+        }
+    }
+    if captured.overflowed() {
+        return JobError::Budget {
+            which: BudgetKind::Output,
+            detail: format!(
+                "the tool wrote more than {} to stdout or stderr",
+                crate::units::format_size(budget.output)
+            ),
+        };
+    }
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return JobError::Trap {
+            code: format!("exit({})", exit.0),
+            message: format!("the tool called exit with status {}", exit.0)
+                + &stderr_tail(captured),
+        };
+    }
+    let text = format!("{err:#}");
+    if text.contains("too much data is being copied between the host and the guest") {
+        return JobError::Budget {
+            which: BudgetKind::HostcallData,
+            detail: format!(
+                "the tool tried to pass more than {} to the host in one call",
+                crate::units::format_size(budget.hostcall_bytes)
+            ),
+        };
+    }
+    let code = match err.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => "stack overflow".to_string(),
+        Some(Trap::UnreachableCodeReached) => "unreachable".to_string(),
+        Some(Trap::MemoryOutOfBounds) => "memory out of bounds".to_string(),
+        Some(Trap::IntegerDivisionByZero) => "integer division by zero".to_string(),
+        Some(Trap::TableOutOfBounds) => "table out of bounds".to_string(),
+        Some(Trap::IndirectCallToNull) => "indirect call to null".to_string(),
+        Some(Trap::BadSignature) => "bad signature".to_string(),
+        Some(Trap::IntegerOverflow) => "integer overflow".to_string(),
+        Some(Trap::BadConversionToInteger) => "bad conversion to integer".to_string(),
+        Some(Trap::CannotEnterComponent) => "cannot enter component".to_string(),
+        Some(other) => other.to_string(),
+        None => "error".to_string(),
+    };
+    JobError::Trap {
+        code,
+        message: first_line(&text) + &stderr_tail(captured),
+    }
+}
+
+pub(crate) fn deadline_error(budget: &Budget) -> JobError {
+    JobError::Budget {
+        which: BudgetKind::Deadline,
+        detail: format!(
+            "the job ran past its {} deadline; raise `timeout` in the tool's budget if it needs longer",
+            humantime::format_duration(budget.timeout)
+        ),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+/// The guest's last stderr line (a Rust panic message lands there), if any.
+fn stderr_tail(captured: &Captured) -> String {
+    let err = captured.stderr.contents();
+    let text = String::from_utf8_lossy(&err);
+    let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    match tail.iter().rev().find(|l| l.contains("panicked")).or(tail.last()) {
+        Some(line) => {
+            let mut line = line.trim().to_string();
+            line.truncate(line.floor_char_boundary(300));
+            format!("; stderr: {line}")
+        }
+        None => String::new(),
+    }
+}
+
+/// Splits a top-level `result<T, E>` into success or the tool's own error.
+pub(crate) fn unwrap_result(results: Vec<Val>, returns_result: bool) -> Result<Value, JobError> {
+    let Some(v) = results.into_iter().next() else {
+        return Ok(Value::Null);
+    };
+    if returns_result && let Val::Result(r) = &v {
+        return match r {
+            Ok(ok) => Ok(ok.as_deref().map(crate::values::to_json).unwrap_or(Value::Null)),
+            Err(e) => Err(JobError::ToolError(
+                e.as_deref().map(crate::values::to_json).unwrap_or(Value::Null),
+            )),
+        };
+    }
+    Ok(crate::values::to_json(&v))
+}

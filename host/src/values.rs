@@ -1,0 +1,1486 @@
+//! Conversion between JSON and component-model values, so callers can pass tool arguments as JSON.
+//! The mapping is fixed and type-directed: the export's WIT type decides how JSON is read,
+//! and [`to_json`] writes values back the same way (see `schema` for the matching JSON Schema).
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use serde_json::{Map as JsonMap, Number, Value};
+use wasmtime::component::Val;
+use wasmtime::component::types::Type;
+
+/// Deepest JSON nesting [`from_json`] accepts before it gives up.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why a JSON argument does not fit the export's WIT type. `path` names the spot: `text`, `opts.limit`, `items[3]`, `shape.circle`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("argument `{path}`: {message}")]
+pub struct ArgError {
+    /// Where in the arguments the problem is (`$` for the arguments object itself).
+    pub path: String,
+    /// What is wrong there: lower-case, no trailing period.
+    pub message: String,
+}
+
+/// Converts JSON `v` into a value of WIT type `ty`; `path` is used in errors.
+pub fn from_json(ty: &Type, v: &Value, path: &str) -> Result<Val, ArgError> {
+    convert(ty, v, &Path::root(path, MAX_DEPTH))
+}
+
+/// Converts a value back to JSON (same mapping in reverse).
+pub fn to_json(v: &Val) -> Value {
+    match v {
+        Val::Bool(b) => Value::Bool(*b),
+        Val::S8(n) => Value::from(*n),
+        Val::U8(n) => Value::from(*n),
+        Val::S16(n) => Value::from(*n),
+        Val::U16(n) => Value::from(*n),
+        Val::S32(n) => Value::from(*n),
+        Val::U32(n) => Value::from(*n),
+        Val::S64(n) => Value::from(*n),
+        Val::U64(n) => Value::from(*n),
+        Val::Float32(f) => f32_to_json(*f),
+        Val::Float64(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        Val::Char(c) => Value::String(c.to_string()),
+        Val::String(s) => Value::String(s.clone()),
+        Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => {
+            Value::Array(items.iter().map(to_json).collect())
+        }
+        Val::Map(pairs) => Value::Array(
+            pairs
+                .iter()
+                .map(|(k, v)| Value::Array(vec![to_json(k), to_json(v)]))
+                .collect(),
+        ),
+        Val::Record(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(name, v)| (name.clone(), to_json(v)))
+                .collect(),
+        ),
+        Val::Variant(case, None) => Value::String(case.clone()),
+        Val::Variant(case, Some(payload)) => tagged(case, to_json(payload)),
+        Val::Enum(case) => Value::String(case.clone()),
+        Val::Option(None) => Value::Null,
+        Val::Option(Some(v)) => to_json(v),
+        Val::Result(Ok(v)) => tagged("ok", v.as_deref().map_or(Value::Null, to_json)),
+        Val::Result(Err(v)) => tagged("err", v.as_deref().map_or(Value::Null, to_json)),
+        Val::Flags(names) => Value::Array(names.iter().cloned().map(Value::String).collect()),
+        Val::Resource(_) => Value::String("<resource>".into()),
+        Val::Future(_) => Value::String("<future>".into()),
+        Val::Stream(_) => Value::String("<stream>".into()),
+        Val::ErrorContext(_) => Value::String("<error-context>".into()),
+    }
+}
+
+/// Converts a JSON object of named arguments into the export's parameter list, in order.
+/// `params` is `(name, type)` as given by `ComponentFunc::params()`. Missing `option<T>` params become `none`;
+/// a missing required one -> ArgError{path: name, message: "missing (expected <type name>)"};
+/// an unknown key -> ArgError naming it and listing the accepted names; a non-object `args` (except `null`/absent meaning `{}`) is an error.
+///
+/// Errors about `args` as a whole use the path `$`.
+pub fn args_from_json(params: &[(String, Type)], args: &Value) -> Result<Vec<Val>, ArgError> {
+    let empty = JsonMap::new();
+    let obj = match args {
+        Value::Null => &empty,
+        Value::Object(obj) => obj,
+        other => {
+            return Err(ArgError {
+                path: "$".into(),
+                message: format!(
+                    "expected an object of named arguments, got {}",
+                    describe(other)
+                ),
+            });
+        }
+    };
+    if let Some(key) = obj.keys().find(|k| !params.iter().any(|(n, _)| n == *k)) {
+        let accepted = if params.is_empty() {
+            "this function takes no arguments".to_string()
+        } else {
+            format!(
+                "accepted: {}",
+                join_names(params.iter().map(|(n, _)| n.as_str()))
+            )
+        };
+        return Err(ArgError {
+            path: key.clone(),
+            message: format!("unknown argument ({accepted})"),
+        });
+    }
+    params
+        .iter()
+        .map(|(name, ty)| {
+            let path = Path::root(name, MAX_DEPTH);
+            field_value(ty, obj.get(name), &path)
+        })
+        .collect()
+}
+
+/// A short WIT-like name of a type for messages and listings: `u32`, `string`, `list<string>`, `option<u32>`,
+/// `result<counts, string>` style — records print as `record { a: u32, b: string }`, variants as `variant { a, b(u32) }`,
+/// enums `enum { x, y }`, flags `flags { r, w }`, tuples `tuple<u8, string>`, resources `own<resource>`/`borrow<resource>`.
+pub fn type_name(ty: &Type) -> String {
+    let mut out = String::new();
+    write_type_name(&mut out, ty);
+    out
+}
+
+fn write_type_name(out: &mut String, ty: &Type) {
+    let simple = match ty {
+        Type::Bool => "bool",
+        Type::S8 => "s8",
+        Type::U8 => "u8",
+        Type::S16 => "s16",
+        Type::U16 => "u16",
+        Type::S32 => "s32",
+        Type::U32 => "u32",
+        Type::S64 => "s64",
+        Type::U64 => "u64",
+        Type::Float32 => "f32",
+        Type::Float64 => "f64",
+        Type::Char => "char",
+        Type::String => "string",
+        Type::Own(_) => "own<resource>",
+        Type::Borrow(_) => "borrow<resource>",
+        Type::ErrorContext => "error-context",
+        _ => "",
+    };
+    if !simple.is_empty() {
+        out.push_str(simple);
+        return;
+    }
+    match ty {
+        Type::List(l) => {
+            out.push_str("list<");
+            write_type_name(out, &l.ty());
+            out.push('>');
+        }
+        Type::FixedLengthList(l) => {
+            out.push_str("list<");
+            write_type_name(out, &l.ty());
+            let _ = write!(out, ", {}>", l.len());
+        }
+        Type::Map(m) => {
+            out.push_str("map<");
+            write_type_name(out, &m.key());
+            out.push_str(", ");
+            write_type_name(out, &m.value());
+            out.push('>');
+        }
+        Type::Option(o) => {
+            out.push_str("option<");
+            write_type_name(out, &o.ty());
+            out.push('>');
+        }
+        Type::Result(r) => {
+            out.push_str("result");
+            match (r.ok(), r.err()) {
+                (None, None) => {}
+                (Some(ok), None) => {
+                    out.push('<');
+                    write_type_name(out, &ok);
+                    out.push('>');
+                }
+                (ok, Some(err)) => {
+                    out.push('<');
+                    match ok {
+                        Some(ok) => write_type_name(out, &ok),
+                        None => out.push('_'),
+                    }
+                    out.push_str(", ");
+                    write_type_name(out, &err);
+                    out.push('>');
+                }
+            }
+        }
+        Type::Tuple(t) => {
+            out.push_str("tuple<");
+            for (i, ty) in t.types().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_type_name(out, &ty);
+            }
+            out.push('>');
+        }
+        Type::Record(r) => {
+            out.push_str("record {");
+            for (i, field) in r.fields().enumerate() {
+                out.push_str(if i > 0 { ", " } else { " " });
+                out.push_str(field.name);
+                out.push_str(": ");
+                write_type_name(out, &field.ty);
+            }
+            out.push_str(" }");
+        }
+        Type::Variant(v) => {
+            out.push_str("variant {");
+            for (i, case) in v.cases().enumerate() {
+                out.push_str(if i > 0 { ", " } else { " " });
+                out.push_str(case.name);
+                if let Some(ty) = &case.ty {
+                    out.push('(');
+                    write_type_name(out, ty);
+                    out.push(')');
+                }
+            }
+            out.push_str(" }");
+        }
+        Type::Enum(e) => {
+            let _ = write!(out, "enum {{ {} }}", join_names(e.names()));
+        }
+        Type::Flags(f) => {
+            let _ = write!(out, "flags {{ {} }}", join_names(f.names()));
+        }
+        Type::Future(f) => {
+            out.push_str("future");
+            if let Some(ty) = f.ty() {
+                out.push('<');
+                write_type_name(out, &ty);
+                out.push('>');
+            }
+        }
+        Type::Stream(s) => {
+            out.push_str("stream");
+            if let Some(ty) = s.ty() {
+                out.push('<');
+                write_type_name(out, &ty);
+                out.push('>');
+            }
+        }
+        _ => unreachable!("simple types are handled above"),
+    }
+}
+
+/// A position in the argument tree, kept as a chain on the stack and only
+/// rendered to a string when an error needs it. `depth` counts conversion
+/// levels so recursion stays bounded by `limit` whatever the input.
+struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    seg: Seg<'a>,
+    depth: usize,
+    limit: usize,
+}
+
+enum Seg<'a> {
+    Root(&'a str),
+    Field(&'a str),
+    Index(usize),
+    /// Another level at the same spot (an `option` payload).
+    Same,
+}
+
+impl<'a> Path<'a> {
+    fn root(name: &'a str, limit: usize) -> Self {
+        Path {
+            parent: None,
+            seg: Seg::Root(name),
+            depth: 1,
+            limit,
+        }
+    }
+
+    fn same(&'a self) -> Path<'a> {
+        self.child(Seg::Same)
+    }
+
+    fn field(&'a self, name: &'a str) -> Path<'a> {
+        self.child(Seg::Field(name))
+    }
+
+    fn index(&'a self, i: usize) -> Path<'a> {
+        self.child(Seg::Index(i))
+    }
+
+    fn child(&'a self, seg: Seg<'a>) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            seg,
+            depth: self.depth + 1,
+            limit: self.limit,
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        if let Some(parent) = self.parent {
+            parent.render(out);
+        }
+        match self.seg {
+            Seg::Root(name) => out.push_str(name),
+            Seg::Field(name) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+            Seg::Index(i) => {
+                let _ = write!(out, "[{i}]");
+            }
+            Seg::Same => {}
+        }
+    }
+
+    fn err(&self, message: impl Into<String>) -> ArgError {
+        let mut path = String::new();
+        self.render(&mut path);
+        ArgError {
+            path,
+            message: message.into(),
+        }
+    }
+}
+
+fn convert(ty: &Type, v: &Value, path: &Path<'_>) -> Result<Val, ArgError> {
+    if path.depth > path.limit {
+        return Err(path.err(format!("nested deeper than {} levels", path.limit)));
+    }
+    let mismatch = || path.err(format!("expected {}, got {}", brief_name(ty), describe(v)));
+    Ok(match ty {
+        Type::Bool => Val::Bool(v.as_bool().ok_or_else(mismatch)?),
+        Type::S8 => Val::S8(int(v, path, "s8", i8::MIN.into(), i8::MAX.into())? as i8),
+        Type::U8 => Val::U8(int(v, path, "u8", 0, u8::MAX.into())? as u8),
+        Type::S16 => Val::S16(int(v, path, "s16", i16::MIN.into(), i16::MAX.into())? as i16),
+        Type::U16 => Val::U16(int(v, path, "u16", 0, u16::MAX.into())? as u16),
+        Type::S32 => Val::S32(int(v, path, "s32", i32::MIN.into(), i32::MAX.into())? as i32),
+        Type::U32 => Val::U32(int(v, path, "u32", 0, u32::MAX.into())? as u32),
+        Type::S64 => Val::S64(int(v, path, "s64", i64::MIN.into(), i64::MAX.into())? as i64),
+        Type::U64 => Val::U64(int(v, path, "u64", 0, u64::MAX.into())? as u64),
+        Type::Float32 => {
+            let f = v.as_f64().ok_or_else(mismatch)?;
+            let g = f as f32;
+            if g.is_infinite() {
+                return Err(path.err(format!("expected f32, got {v} which is out of range")));
+            }
+            Val::Float32(g)
+        }
+        Type::Float64 => Val::Float64(v.as_f64().ok_or_else(mismatch)?),
+        Type::Char => {
+            let s = v.as_str().ok_or_else(mismatch)?;
+            let mut chars = s.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Val::Char(c),
+                _ => {
+                    return Err(path.err(format!(
+                        "expected char (a one-character string), got a string of {} characters",
+                        s.chars().count()
+                    )));
+                }
+            }
+        }
+        Type::String => Val::String(v.as_str().ok_or_else(mismatch)?.to_string()),
+        Type::List(l) => {
+            let items = v.as_array().ok_or_else(mismatch)?;
+            let elem = l.ty();
+            Val::List(convert_items(&elem, items, path)?)
+        }
+        Type::FixedLengthList(l) => {
+            let items = v.as_array().ok_or_else(mismatch)?;
+            let want = l.len() as usize;
+            if items.len() != want {
+                return Err(path.err(format!(
+                    "expected {} with exactly {want} items, got {}",
+                    brief_name(ty),
+                    items.len()
+                )));
+            }
+            Val::FixedLengthList(convert_items(&l.ty(), items, path)?)
+        }
+        Type::Map(m) => {
+            let items = v.as_array().ok_or_else(mismatch)?;
+            let (kt, vt) = (m.key(), m.value());
+            let mut pairs = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let p = path.index(i);
+                if p.depth > p.limit {
+                    return Err(p.err(format!("nested deeper than {} levels", p.limit)));
+                }
+                match item.as_array().map(Vec::as_slice) {
+                    Some([k, val]) => {
+                        let k = convert(&kt, k, &p.index(0))?;
+                        let val = convert(&vt, val, &p.index(1))?;
+                        pairs.push((k, val));
+                    }
+                    _ => {
+                        return Err(p.err(format!(
+                            "expected a [key, value] pair, got {}",
+                            describe(item)
+                        )));
+                    }
+                }
+            }
+            Val::Map(pairs)
+        }
+        Type::Tuple(t) => {
+            let items = v.as_array().ok_or_else(mismatch)?;
+            if items.len() != t.types().len() {
+                return Err(path.err(format!(
+                    "expected {} (an array of {} items), got {} items",
+                    brief_name(ty),
+                    t.types().len(),
+                    items.len()
+                )));
+            }
+            let vals = t
+                .types()
+                .zip(items)
+                .enumerate()
+                .map(|(i, (ty, item))| convert(&ty, item, &path.index(i)))
+                .collect::<Result<_, _>>()?;
+            Val::Tuple(vals)
+        }
+        Type::Record(r) => {
+            let obj = v.as_object().ok_or_else(mismatch)?;
+            if let Some(key) = obj
+                .keys()
+                .find(|k| !r.fields().any(|f| f.name == k.as_str()))
+            {
+                return Err(path.field(key).err(format!(
+                    "unknown field (expected one of: {})",
+                    join_names(r.fields().map(|f| f.name))
+                )));
+            }
+            let fields = r
+                .fields()
+                .map(|f| {
+                    let val = field_value(&f.ty, obj.get(f.name), &path.field(f.name))?;
+                    Ok((f.name.to_string(), val))
+                })
+                .collect::<Result<_, ArgError>>()?;
+            Val::Record(fields)
+        }
+        Type::Variant(var) => match v {
+            Value::String(name) => match var.cases().find(|c| c.name == name.as_str()) {
+                Some(c) if c.ty.is_none() => Val::Variant(name.clone(), None),
+                Some(_) => {
+                    return Err(path.err(format!(
+                        "case `{name}` needs a payload: use {{\"{name}\": ...}}"
+                    )));
+                }
+                None => {
+                    return Err(path.err(format!(
+                        "unknown case `{name}` (expected one of: {})",
+                        join_names(var.cases().map(|c| c.name))
+                    )));
+                }
+            },
+            Value::Object(obj) if obj.len() == 1 => {
+                let (name, payload) = obj.iter().next().expect("one entry");
+                let case = var.cases().find(|c| c.name == name.as_str());
+                match case {
+                    Some(c) => match &c.ty {
+                        Some(pty) => {
+                            let val = convert(pty, payload, &path.field(name))?;
+                            Val::Variant(name.clone(), Some(Box::new(val)))
+                        }
+                        None => {
+                            return Err(path.err(format!(
+                                "case `{name}` has no payload: pass it as the string \"{name}\""
+                            )));
+                        }
+                    },
+                    None => {
+                        return Err(path.err(format!(
+                            "unknown case `{name}` (expected one of: {})",
+                            join_names(var.cases().map(|c| c.name))
+                        )));
+                    }
+                }
+            }
+            _ => {
+                return Err(path.err(format!(
+                    "expected a case name or an object {{\"case\": payload}} with one key, got {}",
+                    describe(v)
+                )));
+            }
+        },
+        Type::Enum(e) => {
+            let name = v.as_str().ok_or_else(mismatch)?;
+            if !e.names().any(|n| n == name) {
+                return Err(path.err(format!(
+                    "unknown case `{name}` (expected one of: {})",
+                    join_names(e.names())
+                )));
+            }
+            Val::Enum(name.to_string())
+        }
+        Type::Option(o) => match v {
+            Value::Null => Val::Option(None),
+            other => Val::Option(Some(Box::new(convert(&o.ty(), other, &path.same())?))),
+        },
+        Type::Result(r) => {
+            let entry = v.as_object().filter(|o| o.len() == 1).and_then(|o| {
+                let (k, v) = o.iter().next().expect("one entry");
+                matches!(k.as_str(), "ok" | "err").then_some((k.as_str(), v))
+            });
+            let Some((side, payload)) = entry else {
+                return Err(path.err(format!(
+                    "expected {{\"ok\": ...}} or {{\"err\": ...}}, got {}",
+                    describe(v)
+                )));
+            };
+            let pty = if side == "ok" { r.ok() } else { r.err() };
+            let p = path.field(side);
+            let val = match pty {
+                Some(pty) => Some(Box::new(convert(&pty, payload, &p)?)),
+                None if payload.is_null() => None,
+                None => {
+                    return Err(p.err(format!(
+                        "this side has no payload, expected null, got {}",
+                        describe(payload)
+                    )));
+                }
+            };
+            Val::Result(if side == "ok" { Ok(val) } else { Err(val) })
+        }
+        Type::Flags(f) => {
+            let items = v.as_array().ok_or_else(mismatch)?;
+            let mut seen = HashSet::with_capacity(items.len());
+            let mut names = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let p = path.index(i);
+                let Some(name) = item.as_str() else {
+                    return Err(p.err(format!("expected a flag name, got {}", describe(item))));
+                };
+                if !f.names().any(|n| n == name) {
+                    return Err(p.err(format!(
+                        "unknown flag `{name}` (expected some of: {})",
+                        join_names(f.names())
+                    )));
+                }
+                if !seen.insert(name) {
+                    return Err(p.err(format!("duplicate flag `{name}`")));
+                }
+                names.push(name.to_string());
+            }
+            Val::Flags(names)
+        }
+        Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext => {
+            return Err(path.err("resources/streams cannot be passed as JSON"));
+        }
+    })
+}
+
+fn convert_items(elem: &Type, items: &[Value], path: &Path<'_>) -> Result<Vec<Val>, ArgError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| convert(elem, item, &path.index(i)))
+        .collect()
+}
+
+/// A record field or named argument: absent `option<T>` is `none`, any other absence is an error.
+fn field_value(ty: &Type, v: Option<&Value>, path: &Path<'_>) -> Result<Val, ArgError> {
+    match (v, ty) {
+        (Some(v), _) => convert(ty, v, path),
+        (None, Type::Option(_)) => Ok(Val::Option(None)),
+        (None, _) => Err(path.err(format!("missing (expected {})", brief_name(ty)))),
+    }
+}
+
+/// Reads an integer in `min..=max`; integral floats such as `5.0` or `1e3` count as integers.
+fn int(v: &Value, path: &Path<'_>, name: &str, min: i128, max: i128) -> Result<i128, ArgError> {
+    let n = match v {
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Some(i128::from(u))
+            } else if let Some(i) = n.as_i64() {
+                Some(i128::from(i))
+            } else {
+                // Only floats are left here; 2^100 bounds every value we can check.
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 2f64.powi(100))
+                    .map(|f| f as i128)
+            }
+        }
+        _ => None,
+    };
+    match n {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(path.err(format!(
+            "expected {name} ({min}..={max}), got {}",
+            describe(v)
+        ))),
+    }
+}
+
+/// Float32 values print with their shortest decimal form, so `0.1` stays `0.1`.
+fn f32_to_json(f: f32) -> Value {
+    if !f.is_finite() {
+        return Value::Null;
+    }
+    let wide = f.to_string().parse::<f64>().unwrap_or(f64::from(f));
+    Number::from_f64(wide).map_or(Value::Null, Value::Number)
+}
+
+fn tagged(key: &str, v: Value) -> Value {
+    let mut obj = JsonMap::new();
+    obj.insert(key.to_string(), v);
+    Value::Object(obj)
+}
+
+fn join_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names.collect::<Vec<_>>().join(", ")
+}
+
+/// The type's name, shortened so one error message stays readable.
+fn brief_name(ty: &Type) -> String {
+    const LIMIT: usize = 120;
+    let mut name = type_name(ty);
+    if name.len() > LIMIT {
+        let mut cut = LIMIT;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.truncate(cut);
+        name.push_str("...");
+    }
+    name
+}
+
+/// A short description of a JSON value for "got ..." in messages.
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) if s.chars().count() <= 32 => format!("the string {v}"),
+        Value::String(_) => "a string".into(),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::json;
+    use wasmtime::component::Component;
+    use wasmtime::component::types::ComponentItem;
+    use wasmtime::{Config, Engine};
+
+    /// Named types (records, variants, enums, flags) must be imported before a
+    /// function signature may use them; the function is imported too, which
+    /// needs no core module at all.
+    pub(crate) const WAT: &str = r#"
+    (component
+      (type $inner' (record (field "x" s32) (field "y" s32)))
+      (import "inner" (type $inner (eq $inner')))
+      (type $opts' (record
+        (field "limit" u32)
+        (field "query" (option string))
+        (field "tags" (list string))
+        (field "at" $inner)))
+      (import "opts" (type $opts (eq $opts')))
+      (type $shape' (variant
+        (case "circle" f64)
+        (case "rect" (tuple u32 u32))
+        (case "empty")))
+      (import "shape" (type $shape (eq $shape')))
+      (type $color' (enum "red" "green" "blue"))
+      (import "color" (type $color (eq $color')))
+      (type $perms' (flags "read" "write" "exec"))
+      (import "perms" (type $perms (eq $perms')))
+      (import "res" (type $res (sub resource)))
+      (type $all (func
+        (param "b" bool)
+        (param "s8" s8) (param "u8" u8) (param "s16" s16) (param "u16" u16)
+        (param "s32" s32) (param "u32" u32) (param "s64" s64) (param "u64" u64)
+        (param "f32" f32) (param "f64" f64)
+        (param "c" char) (param "text" string)
+        (param "items" (list u32)) (param "bytes" (list u8))
+        (param "pair" (tuple u8 string))
+        (param "opts" $opts) (param "shape" $shape) (param "color" $color)
+        (param "perms" $perms)
+        (param "maybe" (option u32))
+        (param "outcome" (result u32 (error string)))
+        (param "done" (result))
+        (param "failed" (result (error string)))
+        (param "shapes" (list $shape))
+        (param "nested" (option (list (option $opts))))))
+      (import "all" (func (type $all)))
+      (type $handles (func (param "owned" (own $res)) (param "lent" (borrow $res))))
+      (import "handles" (func (type $handles)))
+      (type $none (func))
+      (import "none" (func (type $none)))
+    )"#;
+
+    pub(crate) fn func_params(wat: &str, func: &str) -> Vec<(String, Type)> {
+        let engine = Engine::new(&Config::new()).expect("engine");
+        let component = Component::new(&engine, wat).expect("component compiles");
+        let ty = component.component_type();
+        let item = ty.get_import(&engine, func).expect("function is imported");
+        let ComponentItem::ComponentFunc(f) = item.ty else {
+            panic!("`{func}` is not a function");
+        };
+        f.params().map(|(n, t)| (n.to_string(), t)).collect()
+    }
+
+    pub(crate) fn all() -> Vec<(String, Type)> {
+        func_params(WAT, "all")
+    }
+
+    pub(crate) fn param(params: &[(String, Type)], name: &str) -> Type {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no param `{name}`"))
+            .1
+            .clone()
+    }
+
+    pub(crate) fn full_args() -> Value {
+        json!({
+            "b": true,
+            "s8": -128, "u8": 255, "s16": -32768, "u16": 65535,
+            "s32": -2147483648i64, "u32": 4294967295u64,
+            "s64": i64::MIN, "u64": u64::MAX,
+            "f32": 0.1, "f64": -2.5e-300,
+            "c": "é", "text": "hello\nworld",
+            "items": [1, 2, 3], "bytes": [0, 127, 255],
+            "pair": [7, "seven"],
+            "opts": {"limit": 10, "query": "rust", "tags": ["a", "b"], "at": {"x": -1, "y": 2}},
+            "shape": {"rect": [3, 4]},
+            "color": "green",
+            "perms": ["read", "exec"],
+            "maybe": 42,
+            "outcome": {"err": "nope"},
+            "done": {"ok": null},
+            "failed": {"err": "bad"},
+            "shapes": ["empty", {"circle": 1.5}, {"rect": [0, 0]}],
+            "nested": [null, {"limit": 0, "query": null, "tags": [], "at": {"x": 0, "y": 0}}],
+        })
+    }
+
+    fn args_to_json(params: &[(String, Type)], vals: &[Val]) -> Value {
+        Value::Object(
+            params
+                .iter()
+                .zip(vals)
+                .map(|((n, _), v)| (n.clone(), to_json(v)))
+                .collect(),
+        )
+    }
+
+    fn err_of(ty: &Type, v: Value, path: &str) -> ArgError {
+        from_json(ty, &v, path).expect_err("conversion should fail")
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        let params = all();
+        let args = full_args();
+        let vals = args_from_json(&params, &args).expect("args convert");
+        assert_eq!(vals.len(), params.len());
+        assert_eq!(args_to_json(&params, &vals), args);
+        // Spot-check the Val shapes wasmtime expects.
+        let get = |name: &str| &vals[params.iter().position(|(n, _)| n == name).unwrap()];
+        assert_eq!(get("u8"), &Val::U8(255));
+        assert_eq!(get("c"), &Val::Char('é'));
+        assert_eq!(get("color"), &Val::Enum("green".into()));
+        assert_eq!(
+            get("shape"),
+            &Val::Variant(
+                "rect".into(),
+                Some(Box::new(Val::Tuple(vec![Val::U32(3), Val::U32(4)])))
+            )
+        );
+        assert_eq!(get("done"), &Val::Result(Ok(None)));
+        assert_eq!(get("maybe"), &Val::Option(Some(Box::new(Val::U32(42)))));
+        let Val::Record(fields) = get("opts") else {
+            panic!("opts is a record")
+        };
+        let names: Vec<_> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["limit", "query", "tags", "at"], "declaration order");
+    }
+
+    #[test]
+    fn error_paths_name_the_spot() {
+        let params = all();
+        let cases = [
+            (
+                "/opts/limit",
+                json!("ten"),
+                "opts.limit",
+                "expected u32 (0..=4294967295), got the string \"ten\"",
+            ),
+            (
+                "/opts/at/y",
+                json!(1.5),
+                "opts.at.y",
+                "expected s32 (-2147483648..=2147483647), got 1.5",
+            ),
+            (
+                "/items/2",
+                json!(-1),
+                "items[2]",
+                "expected u32 (0..=4294967295), got -1",
+            ),
+            (
+                "/shape",
+                json!({"circle": "big"}),
+                "shape.circle",
+                "expected f64, got the string \"big\"",
+            ),
+            (
+                "/shapes/1",
+                json!({"rect": [1]}),
+                "shapes[1].rect",
+                "expected tuple<u32, u32> (an array of 2 items), got 1 items",
+            ),
+            ("/pair/1", json!(5), "pair[1]", "expected string, got 5"),
+            (
+                "/outcome",
+                json!({"err": 1}),
+                "outcome.err",
+                "expected string, got 1",
+            ),
+            (
+                "/perms",
+                json!(["read", "read"]),
+                "perms[1]",
+                "duplicate flag `read`",
+            ),
+            (
+                "/perms",
+                json!(["read", "all"]),
+                "perms[1]",
+                "unknown flag `all` (expected some of: read, write, exec)",
+            ),
+            (
+                "/perms",
+                json!([1]),
+                "perms[0]",
+                "expected a flag name, got 1",
+            ),
+            (
+                "/color",
+                json!("purple"),
+                "color",
+                "unknown case `purple` (expected one of: red, green, blue)",
+            ),
+            (
+                "/c",
+                json!("ab"),
+                "c",
+                "expected char (a one-character string), got a string of 2 characters",
+            ),
+            (
+                "/c",
+                json!(""),
+                "c",
+                "expected char (a one-character string), got a string of 0 characters",
+            ),
+            (
+                "/b",
+                json!("true"),
+                "b",
+                "expected bool, got the string \"true\"",
+            ),
+            (
+                "/nested/1/limit",
+                json!(null),
+                "nested[1].limit",
+                "expected u32 (0..=4294967295), got null",
+            ),
+            (
+                "/done",
+                json!({"ok": 1}),
+                "done.ok",
+                "this side has no payload, expected null, got 1",
+            ),
+            (
+                "/outcome",
+                json!({"ok": 1, "err": "x"}),
+                "outcome",
+                "expected {\"ok\": ...} or {\"err\": ...}, got an object",
+            ),
+            (
+                "/outcome",
+                json!({"value": 1}),
+                "outcome",
+                "expected {\"ok\": ...} or {\"err\": ...}, got an object",
+            ),
+            (
+                "/bytes",
+                json!("aGk="),
+                "bytes",
+                "expected list<u8>, got the string \"aGk=\"",
+            ),
+            (
+                "/text",
+                json!(["a"]),
+                "text",
+                "expected string, got an array",
+            ),
+        ];
+        for (pointer, bad, path, message) in cases {
+            let mut args = full_args();
+            *args.pointer_mut(pointer).expect(pointer) = bad;
+            let err = args_from_json(&params, &args).expect_err(pointer);
+            assert_eq!(
+                err,
+                ArgError {
+                    path: path.into(),
+                    message: message.into()
+                },
+                "{pointer}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_display_names_the_argument() {
+        let err = ArgError {
+            path: "opts.limit".into(),
+            message: "missing (expected u32)".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "argument `opts.limit`: missing (expected u32)"
+        );
+    }
+
+    #[test]
+    fn integer_ranges_are_exact() {
+        let params = all();
+        let ok = [
+            ("u8", json!(0), Val::U8(0)),
+            ("u8", json!(255), Val::U8(255)),
+            ("u8", json!(7.0), Val::U8(7)),
+            ("s8", json!(-128), Val::S8(-128)),
+            ("s8", json!(127), Val::S8(127)),
+            ("u64", json!(u64::MAX), Val::U64(u64::MAX)),
+            ("u64", json!(0), Val::U64(0)),
+            ("s64", json!(i64::MIN), Val::S64(i64::MIN)),
+            ("s64", json!(i64::MAX), Val::S64(i64::MAX)),
+            ("s64", json!(-1e3), Val::S64(-1000)),
+            ("u16", json!(65535), Val::U16(65535)),
+            ("s32", json!(-2147483648i64), Val::S32(i32::MIN)),
+        ];
+        for (name, v, want) in ok {
+            assert_eq!(
+                from_json(&param(&params, name), &v, name),
+                Ok(want),
+                "{name} {v}"
+            );
+        }
+        let bad = [
+            ("u8", json!(256), "expected u8 (0..=255), got 256"),
+            ("u8", json!(300), "expected u8 (0..=255), got 300"),
+            ("u8", json!(-1), "expected u8 (0..=255), got -1"),
+            ("u8", json!(1.5), "expected u8 (0..=255), got 1.5"),
+            (
+                "u8",
+                json!("5"),
+                "expected u8 (0..=255), got the string \"5\"",
+            ),
+            ("s8", json!(-129), "expected s8 (-128..=127), got -129"),
+            ("s8", json!(128), "expected s8 (-128..=127), got 128"),
+            (
+                "u64",
+                json!(-1),
+                "expected u64 (0..=18446744073709551615), got -1",
+            ),
+            (
+                "u64",
+                json!(18446744073709551616.0),
+                "expected u64 (0..=18446744073709551615), got 1.8446744073709552e+19",
+            ),
+            (
+                "s64",
+                json!(9223372036854775808u64),
+                "expected s64 (-9223372036854775808..=9223372036854775807), got 9223372036854775808",
+            ),
+            (
+                "s64",
+                json!(-9223372036854777856.0),
+                "expected s64 (-9223372036854775808..=9223372036854775807), got -9.223372036854778e+18",
+            ),
+            (
+                "u32",
+                json!(1e300),
+                "expected u32 (0..=4294967295), got 1e+300",
+            ),
+            (
+                "u32",
+                json!(null),
+                "expected u32 (0..=4294967295), got null",
+            ),
+        ];
+        for (name, v, message) in bad {
+            assert_eq!(
+                from_json(&param(&params, name), &v, name),
+                Err(ArgError {
+                    path: name.into(),
+                    message: message.into()
+                }),
+                "{name} {v}"
+            );
+        }
+    }
+
+    #[test]
+    fn floats_and_chars() {
+        let params = all();
+        let (f32t, f64t, ct) = (
+            param(&params, "f32"),
+            param(&params, "f64"),
+            param(&params, "c"),
+        );
+        assert_eq!(from_json(&f64t, &json!(3), "f"), Ok(Val::Float64(3.0)));
+        assert_eq!(from_json(&f32t, &json!(-2), "f"), Ok(Val::Float32(-2.0)));
+        assert_eq!(to_json(&Val::Float32(0.1)), json!(0.1));
+        assert_eq!(to_json(&Val::Float64(f64::NAN)), Value::Null);
+        assert_eq!(to_json(&Val::Float64(f64::INFINITY)), Value::Null);
+        assert_eq!(to_json(&Val::Float32(f32::NEG_INFINITY)), Value::Null);
+        assert_eq!(
+            err_of(&f32t, json!(1e39), "f").message,
+            "expected f32, got 1e+39 which is out of range"
+        );
+        assert_eq!(
+            err_of(&f64t, json!("1"), "f").message,
+            "expected f64, got the string \"1\""
+        );
+        assert_eq!(from_json(&ct, &json!("😀"), "c"), Ok(Val::Char('😀')));
+        assert_eq!(err_of(&ct, json!(7), "c").message, "expected char, got 7");
+    }
+
+    #[test]
+    fn options_may_be_missing_or_null() {
+        let params = all();
+        let mut args = full_args();
+        let obj = args.as_object_mut().unwrap();
+        obj.remove("maybe");
+        obj.remove("nested");
+        obj["opts"].as_object_mut().unwrap().remove("query");
+        let vals = args_from_json(&params, &args).unwrap();
+        let out = args_to_json(&params, &vals);
+        assert_eq!(out["maybe"], Value::Null);
+        assert_eq!(out["nested"], Value::Null);
+        assert_eq!(out["opts"]["query"], Value::Null);
+
+        let maybe = param(&params, "maybe");
+        assert_eq!(
+            from_json(&maybe, &Value::Null, "maybe"),
+            Ok(Val::Option(None))
+        );
+        assert_eq!(
+            from_json(&maybe, &json!(5), "maybe"),
+            Ok(Val::Option(Some(Box::new(Val::U32(5)))))
+        );
+        assert_eq!(
+            err_of(&maybe, json!(-5), "maybe"),
+            ArgError {
+                path: "maybe".into(),
+                message: "expected u32 (0..=4294967295), got -5".into()
+            }
+        );
+    }
+
+    #[test]
+    fn missing_unknown_and_non_object_arguments() {
+        let params = all();
+        let mut args = full_args();
+        args.as_object_mut().unwrap().remove("text");
+        assert_eq!(
+            args_from_json(&params, &args),
+            Err(ArgError {
+                path: "text".into(),
+                message: "missing (expected string)".into()
+            })
+        );
+
+        let mut args = full_args();
+        args["opts"].as_object_mut().unwrap().remove("at");
+        assert_eq!(
+            args_from_json(&params, &args),
+            Err(ArgError {
+                path: "opts.at".into(),
+                message: "missing (expected record { x: s32, y: s32 })".into()
+            })
+        );
+
+        let mut args = full_args();
+        args["txt"] = json!("typo");
+        let err = args_from_json(&params, &args).unwrap_err();
+        assert_eq!(err.path, "txt");
+        assert!(
+            err.message
+                .starts_with("unknown argument (accepted: b, s8, u8, "),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.ends_with(", shapes, nested)"),
+            "{}",
+            err.message
+        );
+
+        let mut args = full_args();
+        args["opts"]["limt"] = json!(1);
+        assert_eq!(
+            args_from_json(&params, &args),
+            Err(ArgError {
+                path: "opts.limt".into(),
+                message: "unknown field (expected one of: limit, query, tags, at)".into()
+            })
+        );
+
+        assert_eq!(
+            args_from_json(&params, &json!([1, 2])),
+            Err(ArgError {
+                path: "$".into(),
+                message: "expected an object of named arguments, got an array".into()
+            })
+        );
+
+        let none = func_params(WAT, "none");
+        assert!(none.is_empty());
+        assert_eq!(args_from_json(&none, &Value::Null), Ok(vec![]));
+        assert_eq!(args_from_json(&none, &json!({})), Ok(vec![]));
+        assert_eq!(
+            args_from_json(&none, &json!({"x": 1})),
+            Err(ArgError {
+                path: "x".into(),
+                message: "unknown argument (this function takes no arguments)".into()
+            })
+        );
+        // `null` means "no arguments", which still leaves required ones missing.
+        assert_eq!(args_from_json(&params, &Value::Null).unwrap_err().path, "b");
+    }
+
+    #[test]
+    fn variants_with_and_without_payload() {
+        let shape = param(&all(), "shape");
+        let cases = [
+            (json!("empty"), Val::Variant("empty".into(), None)),
+            (
+                json!({"circle": 2}),
+                Val::Variant("circle".into(), Some(Box::new(Val::Float64(2.0)))),
+            ),
+        ];
+        for (v, want) in cases {
+            assert_eq!(from_json(&shape, &v, "shape").as_ref(), Ok(&want));
+        }
+        assert_eq!(to_json(&Val::Variant("empty".into(), None)), json!("empty"));
+        let bad = [
+            (
+                json!("circle"),
+                "case `circle` needs a payload: use {\"circle\": ...}",
+            ),
+            (
+                json!({"empty": null}),
+                "case `empty` has no payload: pass it as the string \"empty\"",
+            ),
+            (
+                json!("hexagon"),
+                "unknown case `hexagon` (expected one of: circle, rect, empty)",
+            ),
+            (
+                json!({"hexagon": 1}),
+                "unknown case `hexagon` (expected one of: circle, rect, empty)",
+            ),
+            (
+                json!({"circle": 1, "rect": [1, 2]}),
+                "expected a case name or an object {\"case\": payload} with one key, got an object",
+            ),
+            (
+                json!(3),
+                "expected a case name or an object {\"case\": payload} with one key, got 3",
+            ),
+        ];
+        for (v, message) in bad {
+            assert_eq!(
+                from_json(&shape, &v, "shape"),
+                Err(ArgError {
+                    path: "shape".into(),
+                    message: message.into()
+                }),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn flags_and_enums() {
+        let params = all();
+        let perms = param(&params, "perms");
+        assert_eq!(from_json(&perms, &json!([]), "p"), Ok(Val::Flags(vec![])));
+        assert_eq!(
+            from_json(&perms, &json!(["write", "read"]), "p"),
+            Ok(Val::Flags(vec!["write".into(), "read".into()]))
+        );
+        assert_eq!(
+            err_of(&perms, json!("read"), "p").message,
+            "expected flags { read, write, exec }, got the string \"read\""
+        );
+        let color = param(&params, "color");
+        assert_eq!(
+            err_of(&color, json!(0), "color").message,
+            "expected enum { red, green, blue }, got 0"
+        );
+    }
+
+    #[test]
+    fn resources_cannot_be_passed() {
+        let handles = func_params(WAT, "handles");
+        for (name, ty) in &handles {
+            assert_eq!(
+                from_json(ty, &json!(1), name),
+                Err(ArgError {
+                    path: name.clone(),
+                    message: "resources/streams cannot be passed as JSON".into()
+                })
+            );
+        }
+        let names: Vec<_> = handles.iter().map(|(_, t)| type_name(t)).collect();
+        assert_eq!(names, ["own<resource>", "borrow<resource>"]);
+    }
+
+    #[test]
+    fn type_names() {
+        let params = all();
+        let want = [
+            ("b", "bool"),
+            ("s64", "s64"),
+            ("f32", "f32"),
+            ("c", "char"),
+            ("bytes", "list<u8>"),
+            ("pair", "tuple<u8, string>"),
+            (
+                "opts",
+                "record { limit: u32, query: option<string>, tags: list<string>, at: record { x: s32, y: s32 } }",
+            ),
+            (
+                "shape",
+                "variant { circle(f64), rect(tuple<u32, u32>), empty }",
+            ),
+            ("color", "enum { red, green, blue }"),
+            ("perms", "flags { read, write, exec }"),
+            ("maybe", "option<u32>"),
+            ("outcome", "result<u32, string>"),
+            ("done", "result"),
+            ("failed", "result<_, string>"),
+        ];
+        for (name, expected) in want {
+            assert_eq!(type_name(&param(&params, name)), expected, "{name}");
+        }
+        let ok_only = func_params(
+            "(component (type $f (func (param \"r\" (result u8)))) (import \"f\" (func (type $f))))",
+            "f",
+        );
+        assert_eq!(type_name(&ok_only[0].1), "result<u8>");
+    }
+
+    /// Builds `list<list<...<u8>>>` nested `depth` times as one function parameter.
+    fn nested_lists(depth: usize) -> Type {
+        // One type definition per level: the text parser limits inline nesting.
+        let mut wat = String::from("(component (type $t0 u8)");
+        for i in 1..=depth {
+            let _ = write!(wat, " (type $t{i} (list $t{}))", i - 1);
+        }
+        let _ = write!(
+            wat,
+            " (type $f (func (param \"deep\" $t{depth}))) (import \"f\" (func (type $f))))"
+        );
+        func_params(&wat, "f").remove(0).1
+    }
+
+    fn nested_json(depth: usize) -> Value {
+        (0..depth).fold(json!(1), |v, _| json!([v]))
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded() {
+        // Component validation caps type nesting at 100 levels, so the deepest
+        // legal type converts fine under the 128-level limit.
+        let ty = nested_lists(99);
+        let v = nested_json(99);
+        let val = from_json(&ty, &v, "deep").expect("99 levels are fine");
+        assert_eq!(to_json(&val), v);
+
+        // JSON deeper than its type fails on the type mismatch, without
+        // following the JSON any further.
+        let shallow = nested_lists(3);
+        let err = from_json(&shallow, &nested_json(1_000), "deep").unwrap_err();
+        assert_eq!(err.path, "deep[0][0][0]");
+        assert_eq!(err.message, "expected u8 (0..=255), got an array");
+
+        // The limit itself, exercised with a lower bound than MAX_DEPTH since
+        // no valid type reaches 128 levels.
+        let ty = nested_lists(20);
+        let limited = |depth| convert(&ty, &nested_json(depth), &Path::root("deep", 10));
+        let err = limited(20).unwrap_err();
+        assert_eq!(err.message, "nested deeper than 10 levels");
+        assert_eq!(err.path, format!("deep{}", "[0]".repeat(10)));
+        let ty9 = nested_lists(9);
+        assert!(convert(&ty9, &nested_json(9), &Path::root("deep", 10)).is_ok());
+        assert_eq!(MAX_DEPTH, 128);
+    }
+
+    #[test]
+    fn outputs_for_host_only_values() {
+        assert_eq!(to_json(&Val::Result(Ok(None))), json!({"ok": null}));
+        assert_eq!(to_json(&Val::Result(Err(None))), json!({"err": null}));
+        assert_eq!(
+            to_json(&Val::Map(vec![(Val::String("a".into()), Val::U8(1))])),
+            json!([["a", 1]])
+        );
+        assert_eq!(
+            to_json(&Val::FixedLengthList(vec![Val::U8(1), Val::U8(2)])),
+            json!([1, 2])
+        );
+    }
+
+    /// A tiny deterministic generator (xorshift64*) for property-style tests.
+    pub(crate) struct Rng(pub(crate) u64);
+
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        pub(crate) fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn int(&mut self, min: i128, max: i128) -> i128 {
+            // Favour the edges, where range bugs live.
+            match self.below(4) {
+                0 => min,
+                1 => max,
+                _ => min + i128::from(self.next()) % (max - min + 1),
+            }
+        }
+    }
+
+    pub(crate) fn gen_json(ty: &Type, rng: &mut Rng) -> Value {
+        let int = |rng: &mut Rng, min: i128, max: i128| {
+            let n = rng.int(min, max);
+            if n < 0 {
+                json!(n as i64)
+            } else {
+                json!(n as u64)
+            }
+        };
+        match ty {
+            Type::Bool => json!(rng.below(2) == 1),
+            Type::S8 => int(rng, i8::MIN.into(), i8::MAX.into()),
+            Type::U8 => int(rng, 0, u8::MAX.into()),
+            Type::S16 => int(rng, i16::MIN.into(), i16::MAX.into()),
+            Type::U16 => int(rng, 0, u16::MAX.into()),
+            Type::S32 => int(rng, i32::MIN.into(), i32::MAX.into()),
+            Type::U32 => int(rng, 0, u32::MAX.into()),
+            Type::S64 => int(rng, i64::MIN.into(), i64::MAX.into()),
+            Type::U64 => int(rng, 0, u64::MAX.into()),
+            Type::Float32 => {
+                let f = loop {
+                    let f = f32::from_bits(rng.next() as u32);
+                    if f.is_finite() {
+                        break f;
+                    }
+                };
+                // The shortest decimal form, as `to_json` writes it.
+                Value::Number(Number::from_f64(f.to_string().parse().unwrap()).unwrap())
+            }
+            Type::Float64 => {
+                let f = loop {
+                    let f = f64::from_bits(rng.next());
+                    if f.is_finite() {
+                        break f;
+                    }
+                };
+                Value::Number(Number::from_f64(f).unwrap())
+            }
+            Type::Char => {
+                let pool = [
+                    'a', 'Z', '0', ' ', '"', '\\', '\n', 'é', '中', '😀', '\u{0}',
+                ];
+                json!(pool[rng.below(pool.len() as u64) as usize].to_string())
+            }
+            Type::String => {
+                let pool = [
+                    "",
+                    "a",
+                    "hello world",
+                    "quote\"d",
+                    "multi\nline",
+                    "ünïcødé 😀",
+                ];
+                json!(pool[rng.below(pool.len() as u64) as usize])
+            }
+            Type::List(l) => {
+                let n = rng.below(4);
+                Value::Array((0..n).map(|_| gen_json(&l.ty(), rng)).collect())
+            }
+            Type::Tuple(t) => Value::Array(t.types().map(|ty| gen_json(&ty, rng)).collect()),
+            Type::Record(r) => Value::Object(
+                r.fields()
+                    .map(|f| (f.name.to_string(), gen_json(&f.ty, rng)))
+                    .collect(),
+            ),
+            Type::Variant(v) => {
+                let cases: Vec<_> = v.cases().collect();
+                let case = &cases[rng.below(cases.len() as u64) as usize];
+                match &case.ty {
+                    None => json!(case.name),
+                    Some(ty) => tagged(case.name, gen_json(ty, rng)),
+                }
+            }
+            Type::Enum(e) => {
+                let names: Vec<_> = e.names().collect();
+                json!(names[rng.below(names.len() as u64) as usize])
+            }
+            Type::Option(o) => {
+                if rng.below(3) == 0 {
+                    Value::Null
+                } else {
+                    gen_json(&o.ty(), rng)
+                }
+            }
+            Type::Result(r) => {
+                let (side, ty) = if rng.below(2) == 0 {
+                    ("ok", r.ok())
+                } else {
+                    ("err", r.err())
+                };
+                tagged(side, ty.map_or(Value::Null, |ty| gen_json(&ty, rng)))
+            }
+            Type::Flags(f) => {
+                let mut names: Vec<_> = f.names().filter(|_| rng.below(2) == 0).collect();
+                if names.len() > 1 && rng.below(2) == 0 {
+                    names.reverse();
+                }
+                json!(names)
+            }
+            other => panic!("no generator for {}", type_name(other)),
+        }
+    }
+
+    #[test]
+    fn generated_values_round_trip() {
+        let params = all();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut checked = 0;
+        for round in 0..300 {
+            // Every parameter once per round, plus the whole argument object.
+            let mut args = JsonMap::new();
+            for (name, ty) in &params {
+                let v = gen_json(ty, &mut rng);
+                let val = from_json(ty, &v, name)
+                    .unwrap_or_else(|e| panic!("round {round}: {v} rejected: {e}"));
+                assert_eq!(to_json(&val), v, "round {round}, `{name}`");
+                args.insert(name.clone(), v);
+                checked += 1;
+            }
+            let args = Value::Object(args);
+            let vals = args_from_json(&params, &args).expect("generated args convert");
+            assert_eq!(args_to_json(&params, &vals), args, "round {round}");
+        }
+        assert_eq!(checked, 300 * params.len());
+    }
+}

@@ -1,0 +1,177 @@
+//! The verbs this host serves, and the one place that wires each verb crate in:
+//! its name, its grant in a toolkit, its host-wide capability, its per-job
+//! state and its linking. Adding a verb means adding a line to each list here.
+
+use std::sync::Arc;
+
+use airlock_core::{Capability, Job};
+use airlock_log::{LogCapability, LogGrant, LogState};
+use airlock_sign::{SignCapability, SignGrant, SignState};
+use serde::Deserialize;
+use wasmtime::component::Linker;
+
+use crate::job::JobState;
+
+/// One verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Verb {
+    /// `airlock:verbs/sign`.
+    Sign,
+    /// `airlock:verbs/log`.
+    Log,
+}
+
+impl Verb {
+    /// Every verb this host serves.
+    pub const ALL: &'static [Verb] = &[Verb::Sign, Verb::Log];
+
+    /// The verb's name in toolkits and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::Sign => SignCapability::VERB,
+            Verb::Log => LogCapability::VERB,
+        }
+    }
+
+    /// The verb whose interface (without package and version) is `iface`.
+    pub fn from_interface(iface: &str) -> Option<Verb> {
+        Self::ALL.iter().copied().find(|v| {
+            let full = match v {
+                Verb::Sign => SignCapability::INTERFACE,
+                Verb::Log => LogCapability::INTERFACE,
+            };
+            full.strip_prefix("airlock:verbs/") == Some(iface)
+        })
+    }
+
+    /// The verb called `name`.
+    pub fn from_name(name: &str) -> Option<Verb> {
+        Self::ALL.iter().copied().find(|v| v.name() == name)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of verbs (what a job links).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct VerbSet(u8);
+
+impl VerbSet {
+    /// No verb.
+    pub const EMPTY: VerbSet = VerbSet(0);
+
+    /// This set plus `v`.
+    pub fn with(self, v: Verb) -> VerbSet {
+        VerbSet(self.0 | v.bit())
+    }
+
+    /// Whether `v` is in the set.
+    pub fn contains(self, v: Verb) -> bool {
+        self.0 & v.bit() != 0
+    }
+
+    /// The verbs in the set, in [`Verb::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Verb> {
+        Verb::ALL.iter().copied().filter(move |v| self.contains(*v))
+    }
+}
+
+/// What one tool was granted (`[tools.NAME.grants]`). An absent verb does not
+/// exist for the tool.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// The `sign` verb's scope.
+    #[serde(default)]
+    pub sign: Option<Arc<SignGrant>>,
+    /// The `log` verb's scope.
+    #[serde(default)]
+    pub log: Option<Arc<LogGrant>>,
+}
+
+impl Grants {
+    /// The granted verbs.
+    pub fn set(&self) -> VerbSet {
+        let mut s = VerbSet::EMPTY;
+        if self.sign.is_some() {
+            s = s.with(Verb::Sign);
+        }
+        if self.log.is_some() {
+            s = s.with(Verb::Log);
+        }
+        s
+    }
+
+    /// Plain-words lines per granted verb, for `airlock explain`.
+    pub fn describe(&self) -> Vec<(Verb, Vec<String>)> {
+        let mut out = Vec::new();
+        if let Some(g) = &self.sign {
+            out.push((Verb::Sign, SignCapability::describe(g)));
+        }
+        if let Some(g) = &self.log {
+            out.push((Verb::Log, LogCapability::describe(g)));
+        }
+        out
+    }
+}
+
+/// The host-wide half of every verb: keys, clients, configuration.
+#[derive(Debug, Default)]
+pub struct Capabilities {
+    /// Signing keys.
+    pub sign: SignCapability,
+    /// Logging.
+    pub log: LogCapability,
+}
+
+impl Capabilities {
+    /// Checks every grant against what the host has (at load, not per job).
+    pub fn check(&self, grants: &Grants) -> Result<(), String> {
+        if let Some(g) = &grants.sign {
+            self.sign.check_grant(g)?;
+        }
+        if let Some(g) = &grants.log {
+            self.log.check_grant(g)?;
+        }
+        Ok(())
+    }
+
+    /// Per-job states. A verb that is not granted gets an empty grant, which
+    /// refuses everything: it is not linked either, this is a second wall.
+    pub(crate) fn states(&self, grants: &Grants, job: &Job) -> (SignState, LogState) {
+        static NO_SIGN: std::sync::OnceLock<Arc<SignGrant>> = std::sync::OnceLock::new();
+        static NO_LOG: std::sync::OnceLock<Arc<LogGrant>> = std::sync::OnceLock::new();
+        let sign = grants
+            .sign
+            .clone()
+            .unwrap_or_else(|| NO_SIGN.get_or_init(Default::default).clone());
+        let log = grants.log.clone().unwrap_or_else(|| {
+            NO_LOG
+                .get_or_init(|| {
+                    Arc::new(LogGrant {
+                        max_total_bytes: Some(0),
+                        ..LogGrant::default()
+                    })
+                })
+                .clone()
+        });
+        (
+            self.sign.state(sign, job.clone()),
+            self.log.state(log, job.clone()),
+        )
+    }
+}
+
+/// Links exactly the verbs in `set` (plus the type-only `types` interface).
+pub(crate) fn add_to_linker(linker: &mut Linker<JobState>, set: VerbSet) -> wasmtime::Result<()> {
+    airlock_core::add_types_to_linker(linker)?;
+    for verb in set.iter() {
+        match verb {
+            Verb::Sign => SignCapability::add_to_linker(linker, |s: &mut JobState| &mut s.sign)?,
+            Verb::Log => LogCapability::add_to_linker(linker, |s: &mut JobState| &mut s.log)?,
+        }
+    }
+    Ok(())
+}

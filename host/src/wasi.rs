@@ -1,0 +1,124 @@
+//! Null WASI: the WASI interfaces a std-built guest imports, linked one at a
+//! time and backed by nothing. Empty args, environment and stdin; stdout and
+//! stderr captured per job with a cap; no preopened directory (the file system
+//! is linked empty); clocks, random and exit. Sockets and HTTP are never linked.
+
+use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiView};
+
+/// The WASI interfaces airlock links (package/interface, no version): a guest
+/// importing only these and its granted verbs passes the world check.
+pub const NULL_WASI: &[&str] = &[
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:clocks/wall-clock",
+    "wasi:clocks/monotonic-clock",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:filesystem/types",
+    "wasi:filesystem/preopens",
+];
+
+/// What a guest gets when it uses one of [`NULL_WASI`], in plain words.
+pub fn null_wasi_meaning(interface: &str) -> &'static str {
+    match interface {
+        "wasi:cli/environment" => "no arguments, no environment variables",
+        "wasi:cli/stdin" => "stdin is empty",
+        "wasi:cli/stdout" | "wasi:cli/stderr" => "captured by the host, capped",
+        "wasi:cli/exit" => "exit ends the job",
+        i if i.starts_with("wasi:cli/terminal") => "no terminal",
+        i if i.starts_with("wasi:clocks") => "the time of day and a monotonic clock",
+        i if i.starts_with("wasi:random") => "random bytes",
+        "wasi:filesystem/preopens" => "no directories are open",
+        "wasi:filesystem/types" => "no file can be reached (nothing is open)",
+        i if i.starts_with("wasi:io") => "streams for stdio only",
+        _ => "linked empty",
+    }
+}
+
+struct HasIo;
+
+impl HasData for HasIo {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// Links every interface of [`NULL_WASI`], one by one.
+pub fn add_to_linker<T: WasiView + 'static>(l: &mut Linker<T>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView as _};
+    use wasmtime_wasi_io::bindings::wasi::io;
+
+    io::error::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    io::poll::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    io::streams::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    cli::environment::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::exit::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_input::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_output::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    random::random::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    random::insecure::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    random::insecure_seed::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    Ok(())
+}
+
+/// Captured stdout and stderr of one job.
+pub struct Captured {
+    /// The guest's stdout, up to the cap.
+    pub stdout: MemoryOutputPipe,
+    /// The guest's stderr, up to the cap.
+    pub stderr: MemoryOutputPipe,
+    cap: usize,
+}
+
+impl Captured {
+    /// Whether either stream reached its cap (the guest tried to write more).
+    pub fn overflowed(&self) -> bool {
+        self.stdout.contents().len() >= self.cap || self.stderr.contents().len() >= self.cap
+    }
+}
+
+/// A WASI context with nothing in it but capped stdout/stderr.
+pub fn null_ctx(output_cap: usize) -> (WasiCtx, Captured) {
+    let stdout = MemoryOutputPipe::new(output_cap);
+    let stderr = MemoryOutputPipe::new(output_cap);
+    let mut b = WasiCtxBuilder::new();
+    // Sockets are never linked; these pins keep it so even if that changed.
+    b.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .allow_blocking_current_thread(false)
+        .stdout(stdout.clone())
+        .stderr(stderr.clone());
+    let captured = Captured {
+        stdout,
+        stderr,
+        cap: output_cap,
+    };
+    (b.build(), captured)
+}
