@@ -26,7 +26,7 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 /// Formats a byte size the way [`parse_size`] reads it.
 pub fn format_size(bytes: usize) -> String {
     for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }

@@ -10,6 +10,9 @@ use wasmtime::component::Val;
 use wasmtime::component::types::Type;
 
 /// Deepest JSON nesting [`from_json`] accepts before it gives up.
+///
+/// Component validation already caps WIT type nesting at 100 levels, so this only
+/// guards the recursion itself; valid input never comes close.
 pub const MAX_DEPTH: usize = 128;
 
 /// Why a JSON argument does not fit the export's WIT type. `path` names the spot: `text`, `opts.limit`, `items[3]`, `shape.circle`.
@@ -23,11 +26,21 @@ pub struct ArgError {
 }
 
 /// Converts JSON `v` into a value of WIT type `ty`; `path` is used in errors.
+///
+/// Integers are range-checked (`5.0` counts as `5`), `option<T>` is the value or `null`,
+/// `result` is `{"ok": v}` or `{"err": v}`, variants are `"case"` or `{"case": payload}`,
+/// flags are an array of unique names and maps an array of `[key, value]` pairs.
+/// Input nested deeper than [`MAX_DEPTH`] levels is rejected.
 pub fn from_json(ty: &Type, v: &Value, path: &str) -> Result<Val, ArgError> {
     convert(ty, v, &Path::root(path, MAX_DEPTH))
 }
 
 /// Converts a value back to JSON (same mapping in reverse).
+///
+/// Non-finite floats become `null`; `f32` values are written in their shortest decimal
+/// form (`0.1`, not `0.10000000149011612`). Host-only values (resources, futures,
+/// streams, error contexts) become placeholder strings such as `"<resource>"`.
+/// `some(none)` of an `option<option<T>>` prints as `null`, like `none`.
 pub fn to_json(v: &Val) -> Value {
     match v {
         Val::Bool(b) => Value::Bool(*b),
@@ -104,7 +117,7 @@ pub fn args_from_json(params: &[(String, Type)], args: &Value) -> Result<Vec<Val
             )
         };
         return Err(ArgError {
-            path: key.clone(),
+            path: shown(key),
             message: format!("unknown argument ({accepted})"),
         });
     }
@@ -120,6 +133,9 @@ pub fn args_from_json(params: &[(String, Type)], args: &Value) -> Result<Vec<Val
 /// A short WIT-like name of a type for messages and listings: `u32`, `string`, `list<string>`, `option<u32>`,
 /// `result<counts, string>` style — records print as `record { a: u32, b: string }`, variants as `variant { a, b(u32) }`,
 /// enums `enum { x, y }`, flags `flags { r, w }`, tuples `tuple<u8, string>`, resources `own<resource>`/`borrow<resource>`.
+///
+/// Runtime types carry no WIT type names, so records, variants, enums and flags are
+/// always spelled out; fixed-length lists print as `list<u8, 4>`, maps as `map<k, v>`.
 pub fn type_name(ty: &Type) -> String {
     let mut out = String::new();
     write_type_name(&mut out, ty);
@@ -127,83 +143,39 @@ pub fn type_name(ty: &Type) -> String {
 }
 
 fn write_type_name(out: &mut String, ty: &Type) {
-    let simple = match ty {
-        Type::Bool => "bool",
-        Type::S8 => "s8",
-        Type::U8 => "u8",
-        Type::S16 => "s16",
-        Type::U16 => "u16",
-        Type::S32 => "s32",
-        Type::U32 => "u32",
-        Type::S64 => "s64",
-        Type::U64 => "u64",
-        Type::Float32 => "f32",
-        Type::Float64 => "f64",
-        Type::Char => "char",
-        Type::String => "string",
-        Type::Own(_) => "own<resource>",
-        Type::Borrow(_) => "borrow<resource>",
-        Type::ErrorContext => "error-context",
-        _ => "",
-    };
-    if !simple.is_empty() {
-        out.push_str(simple);
-        return;
-    }
     match ty {
-        Type::List(l) => {
-            out.push_str("list<");
-            write_type_name(out, &l.ty());
-            out.push('>');
-        }
-        Type::FixedLengthList(l) => {
-            out.push_str("list<");
-            write_type_name(out, &l.ty());
-            let _ = write!(out, ", {}>", l.len());
-        }
-        Type::Map(m) => {
-            out.push_str("map<");
-            write_type_name(out, &m.key());
-            out.push_str(", ");
-            write_type_name(out, &m.value());
-            out.push('>');
-        }
-        Type::Option(o) => {
-            out.push_str("option<");
-            write_type_name(out, &o.ty());
-            out.push('>');
-        }
-        Type::Result(r) => {
-            out.push_str("result");
-            match (r.ok(), r.err()) {
-                (None, None) => {}
-                (Some(ok), None) => {
-                    out.push('<');
-                    write_type_name(out, &ok);
-                    out.push('>');
-                }
-                (ok, Some(err)) => {
-                    out.push('<');
-                    match ok {
-                        Some(ok) => write_type_name(out, &ok),
-                        None => out.push('_'),
-                    }
-                    out.push_str(", ");
-                    write_type_name(out, &err);
-                    out.push('>');
-                }
+        Type::Bool => out.push_str("bool"),
+        Type::S8 => out.push_str("s8"),
+        Type::U8 => out.push_str("u8"),
+        Type::S16 => out.push_str("s16"),
+        Type::U16 => out.push_str("u16"),
+        Type::S32 => out.push_str("s32"),
+        Type::U32 => out.push_str("u32"),
+        Type::S64 => out.push_str("s64"),
+        Type::U64 => out.push_str("u64"),
+        Type::Float32 => out.push_str("f32"),
+        Type::Float64 => out.push_str("f64"),
+        Type::Char => out.push_str("char"),
+        Type::String => out.push_str("string"),
+        Type::Own(_) => out.push_str("own<resource>"),
+        Type::Borrow(_) => out.push_str("borrow<resource>"),
+        Type::ErrorContext => out.push_str("error-context"),
+        Type::List(l) => write_generic(out, "list", &[l.ty()], None),
+        Type::FixedLengthList(l) => write_generic(out, "list", &[l.ty()], Some(l.len())),
+        Type::Map(m) => write_generic(out, "map", &[m.key(), m.value()], None),
+        Type::Option(o) => write_generic(out, "option", &[o.ty()], None),
+        Type::Tuple(t) => write_generic(out, "tuple", &t.types().collect::<Vec<_>>(), None),
+        Type::Future(f) => write_generic(out, "future", f.ty().as_slice(), None),
+        Type::Stream(s) => write_generic(out, "stream", s.ty().as_slice(), None),
+        Type::Result(r) => match (r.ok(), r.err()) {
+            (ok, None) => write_generic(out, "result", ok.as_slice(), None),
+            (Some(ok), Some(err)) => write_generic(out, "result", &[ok, err], None),
+            (None, Some(err)) => {
+                out.push_str("result<_, ");
+                write_type_name(out, &err);
+                out.push('>');
             }
-        }
-        Type::Tuple(t) => {
-            out.push_str("tuple<");
-            for (i, ty) in t.types().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_type_name(out, &ty);
-            }
-            out.push('>');
-        }
+        },
         Type::Record(r) => {
             out.push_str("record {");
             for (i, field) in r.fields().enumerate() {
@@ -233,24 +205,26 @@ fn write_type_name(out: &mut String, ty: &Type) {
         Type::Flags(f) => {
             let _ = write!(out, "flags {{ {} }}", join_names(f.names()));
         }
-        Type::Future(f) => {
-            out.push_str("future");
-            if let Some(ty) = f.ty() {
-                out.push('<');
-                write_type_name(out, &ty);
-                out.push('>');
-            }
-        }
-        Type::Stream(s) => {
-            out.push_str("stream");
-            if let Some(ty) = s.ty() {
-                out.push('<');
-                write_type_name(out, &ty);
-                out.push('>');
-            }
-        }
-        _ => unreachable!("simple types are handled above"),
     }
+}
+
+/// `name<a, b>` (or just `name` without arguments), with an optional trailing length.
+fn write_generic(out: &mut String, name: &str, args: &[Type], len: Option<u32>) {
+    out.push_str(name);
+    if args.is_empty() {
+        return;
+    }
+    out.push('<');
+    for (i, ty) in args.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_type_name(out, ty);
+    }
+    if let Some(len) = len {
+        let _ = write!(out, ", {len}");
+    }
+    out.push('>');
 }
 
 /// A position in the argument tree, kept as a chain on the stack and only
@@ -435,7 +409,8 @@ fn convert(ty: &Type, v: &Value, path: &Path<'_>) -> Result<Val, ArgError> {
                 .keys()
                 .find(|k| !r.fields().any(|f| f.name == k.as_str()))
             {
-                return Err(path.field(key).err(format!(
+                let key = shown(key);
+                return Err(path.field(&key).err(format!(
                     "unknown field (expected one of: {})",
                     join_names(r.fields().map(|f| f.name))
                 )));
@@ -459,7 +434,8 @@ fn convert(ty: &Type, v: &Value, path: &Path<'_>) -> Result<Val, ArgError> {
                 }
                 None => {
                     return Err(path.err(format!(
-                        "unknown case `{name}` (expected one of: {})",
+                        "unknown case `{}` (expected one of: {})",
+                        shown(name),
                         join_names(var.cases().map(|c| c.name))
                     )));
                 }
@@ -481,7 +457,8 @@ fn convert(ty: &Type, v: &Value, path: &Path<'_>) -> Result<Val, ArgError> {
                     },
                     None => {
                         return Err(path.err(format!(
-                            "unknown case `{name}` (expected one of: {})",
+                            "unknown case `{}` (expected one of: {})",
+                            shown(name),
                             join_names(var.cases().map(|c| c.name))
                         )));
                     }
@@ -498,7 +475,8 @@ fn convert(ty: &Type, v: &Value, path: &Path<'_>) -> Result<Val, ArgError> {
             let name = v.as_str().ok_or_else(mismatch)?;
             if !e.names().any(|n| n == name) {
                 return Err(path.err(format!(
-                    "unknown case `{name}` (expected one of: {})",
+                    "unknown case `{}` (expected one of: {})",
+                    shown(name),
                     join_names(e.names())
                 )));
             }
@@ -544,7 +522,8 @@ fn convert(ty: &Type, v: &Value, path: &Path<'_>) -> Result<Val, ArgError> {
                 };
                 if !f.names().any(|n| n == name) {
                     return Err(p.err(format!(
-                        "unknown flag `{name}` (expected some of: {})",
+                        "unknown flag `{}` (expected some of: {})",
+                        shown(name),
                         join_names(f.names())
                     )));
                 }
@@ -636,6 +615,21 @@ fn brief_name(ty: &Type) -> String {
         name.push_str("...");
     }
     name
+}
+
+/// A name taken from the input, made safe to print: control characters are
+/// escaped and anything past 64 characters is cut.
+fn shown(name: &str) -> String {
+    const LIMIT: usize = 64;
+    let mut out: String = name
+        .chars()
+        .take(LIMIT)
+        .flat_map(char::escape_debug)
+        .collect();
+    if name.chars().nth(LIMIT).is_some() {
+        out.push_str("...");
+    }
+    out
 }
 
 /// A short description of a JSON value for "got ..." in messages.
@@ -1116,6 +1110,19 @@ pub(crate) mod tests {
             "{}",
             err.message
         );
+
+        let mut args = full_args();
+        args[format!("{}\n", "k".repeat(100))] = json!(1);
+        let err = args_from_json(&params, &args).unwrap_err();
+        assert_eq!(
+            err.path,
+            format!("{}...", "k".repeat(64)),
+            "long keys are cut"
+        );
+        let mut args = full_args();
+        args["bad\nkey"] = json!(1);
+        let err = args_from_json(&params, &args).unwrap_err();
+        assert_eq!(err.path, "bad\\nkey", "control characters are escaped");
 
         let mut args = full_args();
         args["opts"]["limt"] = json!(1);

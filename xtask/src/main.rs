@@ -20,7 +20,8 @@ commands:
   test           build-guests, then `cargo test --workspace [args...]`
   demo           build-guests, then `cargo run --release -p airlock -- demo [args...]`
   bench          build-guests, then `cargo bench -p airlock [args...]`
-  ci             fmt check, clippy (host and guests), then test [args...]";
+  lint           fmt check and clippy -D warnings, for the host and the guests
+  ci             lint, then test [args...]";
 
 fn main() -> ExitCode {
     match xtask() {
@@ -59,6 +60,7 @@ fn xtask() -> Result<()> {
             run(cmd.env(GUESTS_ENV, guests), "the benchmarks failed")
         }
         Some("ci") => ci(&root, &rest),
+        Some("lint") => lint(&root),
         None | Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -185,6 +187,12 @@ fn test(root: &Path, rest: &[String]) -> Result<()> {
 
 /// What CI runs: formatting and lints for the host and the guests, then the tests.
 fn ci(root: &Path, rest: &[String]) -> Result<()> {
+    lint(root)?;
+    test(root, rest)
+}
+
+/// Formatting and clippy (warnings denied) for the host workspace and the guests.
+fn lint(root: &Path) -> Result<()> {
     const CHECK: [&str; 4] = ["fmt", "--all", "--", "--check"];
     const DENY: [&str; 3] = ["--", "-D", "warnings"];
     let guests = root.join("guests");
@@ -203,7 +211,5 @@ fn ci(root: &Path, rest: &[String]) -> Result<()> {
         .args(["clippy", "--release", "--target", TARGET])
         .args(DENY);
     clippy.env("CARGO_TARGET_DIR", root.join("target"));
-    run(&mut clippy, "fix the clippy warnings above (in guests/)")?;
-
-    test(root, rest)
+    run(&mut clippy, "fix the clippy warnings above (in guests/)")
 }

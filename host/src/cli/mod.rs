@@ -46,6 +46,7 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Run one function of a tool as a job and print its result as JSON.
     Run(run::RunArgs),

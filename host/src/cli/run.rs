@@ -180,7 +180,7 @@ fn print_output(output: &JobOutput, as_json: bool) {
         let logs: Vec<Value> = output
             .logs
             .iter()
-            .map(|l| json!({ "level": format!("{:?}", l.level).to_lowercase(), "message": l.message }))
+            .map(|l| json!({ "level": airlock_log::level_name(l.level), "message": l.message }))
             .collect();
         println!(
             "{}",
@@ -198,7 +198,7 @@ fn print_output(output: &JobOutput, as_json: bool) {
         return;
     }
     for line in &output.logs {
-        eprintln!("[{:?}] {}", line.level, line.message);
+        eprintln!("[{}] {}", airlock_log::level_name(line.level), line.message);
     }
     for line in output.stdout.lines() {
         eprintln!("stdout | {line}");
