@@ -124,7 +124,8 @@ fn truncate(s: &mut String, max: usize) -> bool {
     true
 }
 
-fn level_name(level: Level) -> &'static str {
+/// The lower-case name of a level (`info`).
+pub fn level_name(level: Level) -> &'static str {
     match level {
         Level::Debug => "debug",
         Level::Info => "info",
