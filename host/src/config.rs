@@ -5,8 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use airlock_fetch::{FetchCapability, SystemResolver};
 use airlock_sign::{SignCapability, SignKey};
-use secrecy::SecretSlice;
+use secrecy::{ExposeSecret, SecretSlice};
 use serde::Deserialize;
 use zeroize::Zeroize;
 
@@ -89,6 +93,8 @@ struct ToolEntry {
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
+    wit: Option<PathBuf>,
+    #[serde(default)]
     budget: BudgetSpec,
     #[serde(default)]
     grants: Grants,
@@ -103,6 +109,9 @@ pub struct ToolSpec {
     pub component: PathBuf,
     /// The operator's one-line description, if given.
     pub description: Option<String>,
+    /// The tool's WIT sources (a directory or a file), resolved against the
+    /// toolkit's directory: where tool descriptions come from (see `describe`).
+    pub wit: Option<PathBuf>,
     /// The budget of each job.
     pub budget: Budget,
     /// The verbs granted and their scopes.
@@ -126,7 +135,7 @@ impl Toolkit {
 
     /// Parses toolkit text; `path` is used for errors and relative components.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let file: ToolkitFile = toml::from_str(text).map_err(|e| invalid(path, toml_message(&e)))?;
+        let file: ToolkitFile = toml::from_str(text).map_err(|e| invalid(path, toml_message(&e, text)))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut tools = BTreeMap::new();
         for (name, entry) in file.tools {
@@ -145,6 +154,7 @@ impl Toolkit {
                 ToolSpec {
                     component: base.join(&entry.component),
                     description: entry.description,
+                    wit: entry.wit.map(|w| base.join(w)),
                     budget: entry.budget.apply(Budget::default()),
                     grants: entry.grants,
                     name,
@@ -174,12 +184,20 @@ impl Toolkit {
     }
 }
 
-fn toml_message(e: &toml::de::Error) -> String {
-    let mut msg = e.message().to_string();
-    if let Some(span) = e.span() {
-        msg = format!("{msg} (at byte {})", span.start);
-    }
-    msg
+/// toml's message with the line (and table) it is about.
+fn toml_message(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim_end().to_string();
+    let Some(span) = e.span() else { return msg };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|t| format!(" in {t}"))
+        .unwrap_or_default();
+    format!("line {line}{table}: {msg}")
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,6 +209,18 @@ struct HostFile {
     sign: SignSection,
     #[serde(default)]
     audit: AuditSection,
+    #[serde(default)]
+    providers: BTreeMap<String, airlock_complete::ProviderSpec>,
+    #[serde(default)]
+    complete: CompleteSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompleteSection {
+    /// Put prompts and completions into the audit trail (off by default).
+    #[serde(default)]
+    log_content: bool,
 }
 
 /// Where one secret's bytes come from.
@@ -246,20 +276,25 @@ impl HostConfig {
 
     /// Parses host-config text; relative paths are resolved against `path`'s directory.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let file: HostFile = toml::from_str(text).map_err(|e| invalid(path, toml_message(&e)))?;
+        let file: HostFile = toml::from_str(text).map_err(|e| invalid(path, toml_message(&e, text)))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        // Every declared secret is resolved now: a missing one fails the load.
+        let mut secrets = HashMap::new();
+        for (name, source) in &file.secrets {
+            secrets.insert(name.clone(), resolve(name, source, base).map_err(|m| invalid(path, m))?);
+        }
+        let copy = |name: &str| -> Result<SecretSlice<u8>, String> {
+            secrets
+                .get(name)
+                .map(|s| SecretSlice::from(s.expose_secret().to_vec()))
+                .ok_or_else(|| {
+                    format!("there is no [secrets.{name}]; add one with env = \"VAR\" or file = \"path\"")
+                })
+        };
         let mut keys = Vec::new();
         for (name, spec) in &file.sign.keys {
-            let source = file.secrets.get(&spec.secret).ok_or_else(|| {
-                invalid(
-                    path,
-                    format!(
-                        "[sign.keys.{name}] uses secret `{}` but there is no [secrets.{}]; add one with env = \"VAR\" or file = \"path\"",
-                        spec.secret, spec.secret
-                    ),
-                )
-            })?;
-            let secret = resolve(&spec.secret, source, base).map_err(|m| invalid(path, m))?;
+            let secret = copy(&spec.secret)
+                .map_err(|m| invalid(path, format!("[sign.keys.{name}] uses secret `{}`: {m}", spec.secret)))?;
             let key = match spec.kind {
                 KeyKind::HmacSha256 => SignKey::hmac(secret),
                 KeyKind::Ed25519 => SignKey::ed25519_from_seed(&secret),
@@ -267,10 +302,20 @@ impl HostConfig {
             .map_err(|e| invalid(path, format!("[sign.keys.{name}]: {e}")))?;
             keys.push((name.clone(), key));
         }
+        let complete_spec = airlock_complete::CompleteSpec {
+            providers: file.providers.clone(),
+            log_content: file.complete.log_content,
+        };
+        let complete = airlock_complete::CompleteCapability::from_spec(&complete_spec, |s| copy(s))
+            .map_err(|e| invalid(path, format!("[providers]: {e}")))?;
+        let fetch = FetchCapability::new(secrets, Arc::new(SystemResolver))
+            .map_err(|e| invalid(path, e.to_string()))?;
         Ok(Self {
             capabilities: Capabilities {
                 sign: SignCapability::new(keys),
-                ..Capabilities::default()
+                log: Default::default(),
+                fetch,
+                complete,
             },
             audit_file: file.audit.file.map(|f| base.join(f)),
         })

@@ -70,10 +70,21 @@ pub enum LoadError {
     },
 }
 
+/// One line per distinct reason, naming every import refused for it.
 fn list(refusals: &[Refusal]) -> String {
-    refusals
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for r in refusals {
+        match groups.iter_mut().find(|(reason, _)| *reason == r.reason) {
+            Some((_, imports)) => imports.push(&r.import),
+            None => groups.push((&r.reason, vec![&r.import])),
+        }
+    }
+    groups
         .iter()
-        .map(|r| format!("  - {r}"))
+        .map(|(reason, imports)| {
+            let names: Vec<String> = imports.iter().map(|i| format!("`{i}`")).collect();
+            format!("  - imports {}: {reason}", names.join(", "))
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -240,7 +251,7 @@ impl Airlock {
             path: path.to_path_buf(),
             source,
         })?;
-        self.load_tool(name, &bytes, grants, budget)
+        self.load(name, &path.display().to_string(), &bytes, grants, budget)
     }
 
     /// Loads a tool: checks its grants against the host, compiles or loads
@@ -253,13 +264,24 @@ impl Airlock {
         grants: Grants,
         budget: Budget,
     ) -> Result<Tool, LoadError> {
+        self.load(name, name, bytes, grants, budget)
+    }
+
+    fn load(
+        &self,
+        name: &str,
+        what: &str,
+        bytes: &[u8],
+        grants: Grants,
+        budget: Budget,
+    ) -> Result<Tool, LoadError> {
         self.caps.check(&grants).map_err(|reason| LoadError::Grant {
             tool: name.to_string(),
             reason,
         })?;
-        let (component, digest, cache) = self.compile(bytes, name)?;
+        let (component, digest, cache) = self.compile(bytes, what)?;
         let imports = world::imports(&self.engine, &component);
-        let used = world::check(&imports, grants.set()).map_err(|refusals| LoadError::World {
+        let used = world::check(&imports, grants.set(), name).map_err(|refusals| LoadError::World {
             tool: name.to_string(),
             refusals,
         })?;
@@ -341,7 +363,7 @@ impl Airlock {
         let deadline = started + budget.timeout;
         let id = self.next_job.fetch_add(1, Ordering::Relaxed);
         let handle = Job::new(id, tool.name.clone(), deadline, self.audit.clone());
-        let (sign, log) = self.caps.states(&tool.grants, &handle);
+        let verbs = self.caps.states(&tool.grants, &handle);
         let (wasi, captured) = wasi::null_ctx(budget.output);
         let (mut store, captured) = job::new_store(
             &self.engine,
@@ -350,8 +372,7 @@ impl Airlock {
             JobParts {
                 wasi,
                 captured,
-                sign,
-                log,
+                verbs,
             },
         )
         .map_err(|e| JobError::Internal(format!("{e:#}")))?;

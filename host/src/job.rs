@@ -4,14 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use airlock_log::{LogLine, LogState};
-use airlock_sign::SignState;
+use airlock_log::LogLine;
 use serde_json::Value;
 use wasmtime::component::{ResourceTable, Val};
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::values::ArgError;
+use crate::verbs::VerbStates;
 use crate::wasi::Captured;
 
 /// The limits of one job.
@@ -151,8 +151,7 @@ pub struct JobState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: JobLimiter,
-    pub(crate) sign: SignState,
-    pub(crate) log: LogState,
+    pub(crate) verbs: VerbStates,
 }
 
 impl WasiView for JobState {
@@ -213,8 +212,7 @@ impl ResourceLimiter for JobLimiter {
 pub(crate) struct JobParts {
     pub wasi: WasiCtx,
     pub captured: Captured,
-    pub sign: SignState,
-    pub log: LogState,
+    pub verbs: VerbStates,
 }
 
 /// Builds the store with every limit armed before anything is instantiated.
@@ -234,8 +232,7 @@ pub(crate) fn new_store(
             table_elements: budget.table_elements,
             hit: None,
         },
-        sign: parts.sign,
-        log: parts.log,
+        verbs: parts.verbs,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -254,7 +251,7 @@ pub(crate) fn new_store(
 
 /// Takes the log lines out of a finished job's store.
 pub(crate) fn take_logs(store: &mut Store<JobState>) -> Vec<LogLine> {
-    store.data_mut().log.take_lines()
+    store.data_mut().verbs.log.take_lines()
 }
 
 /// Maps a failed call into the job's typed error. The order matters: a limit
@@ -329,24 +326,32 @@ pub(crate) fn classify_failure(
             ),
         };
     }
-    let code = match err.downcast_ref::<Trap>() {
-        Some(Trap::StackOverflow) => "stack overflow".to_string(),
-        Some(Trap::UnreachableCodeReached) => "unreachable".to_string(),
-        Some(Trap::MemoryOutOfBounds) => "memory out of bounds".to_string(),
-        Some(Trap::IntegerDivisionByZero) => "integer division by zero".to_string(),
-        Some(Trap::TableOutOfBounds) => "table out of bounds".to_string(),
-        Some(Trap::IndirectCallToNull) => "indirect call to null".to_string(),
-        Some(Trap::BadSignature) => "bad signature".to_string(),
-        Some(Trap::IntegerOverflow) => "integer overflow".to_string(),
-        Some(Trap::BadConversionToInteger) => "bad conversion to integer".to_string(),
-        Some(Trap::CannotEnterComponent) => "cannot enter component".to_string(),
-        Some(other) => other.to_string(),
-        None => "error".to_string(),
+    let (code, message) = match err.downcast_ref::<Trap>() {
+        Some(trap) => (trap_code(trap), trap.to_string()),
+        None => ("error".to_string(), first_line(&text)),
     };
     JobError::Trap {
         code,
-        message: first_line(&text) + &stderr_tail(captured),
+        message: message + &stderr_tail(captured),
     }
+}
+
+/// A short, stable name for a trap.
+fn trap_code(trap: &Trap) -> String {
+    match trap {
+        Trap::StackOverflow => "stack overflow",
+        Trap::UnreachableCodeReached => "unreachable",
+        Trap::MemoryOutOfBounds => "memory out of bounds",
+        Trap::IntegerDivisionByZero => "integer division by zero",
+        Trap::IntegerOverflow => "integer overflow",
+        Trap::TableOutOfBounds => "table out of bounds",
+        Trap::IndirectCallToNull => "indirect call to null",
+        Trap::BadSignature => "bad signature",
+        Trap::BadConversionToInteger => "bad conversion to integer",
+        Trap::CannotEnterComponent => "cannot enter component",
+        _ => "trap",
+    }
+    .to_string()
 }
 
 pub(crate) fn deadline_error(budget: &Budget) -> JobError {
@@ -363,19 +368,26 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
 
-/// The guest's last stderr line (a Rust panic message lands there), if any.
+/// The guest's panic message from its stderr (Rust prints `panicked at
+/// FILE:LINE:COL:` and the message on the next line), or its last line.
 fn stderr_tail(captured: &Captured) -> String {
     let err = captured.stderr.contents();
     let text = String::from_utf8_lossy(&err);
-    let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    match tail.iter().rev().find(|l| l.contains("panicked")).or(tail.last()) {
-        Some(line) => {
-            let mut line = line.trim().to_string();
-            line.truncate(line.floor_char_boundary(300));
-            format!("; stderr: {line}")
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let tail = match lines.iter().rposition(|l| l.contains("panicked at")) {
+        Some(i) => {
+            let at = lines[i].split("panicked at").nth(1).unwrap_or("").trim();
+            let message = lines.get(i + 1).copied().unwrap_or("");
+            format!("panicked at {} {message}", at.trim_end_matches(':'))
         }
-        None => String::new(),
-    }
+        None => match lines.last() {
+            Some(l) => (*l).to_string(),
+            None => return String::new(),
+        },
+    };
+    let mut tail = tail.trim().to_string();
+    tail.truncate(tail.floor_char_boundary(300));
+    format!("; guest stderr: {tail}")
 }
 
 /// Splits a top-level `result<T, E>` into success or the tool's own error.

@@ -17,7 +17,7 @@ pub const MAX_DEPTH: usize = 128;
 
 /// Why a JSON argument does not fit the export's WIT type. `path` names the spot: `text`, `opts.limit`, `items[3]`, `shape.circle`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("argument `{path}`: {message}")]
+#[error("{}", if path == "$" { message.clone() } else { format!("argument `{path}`: {message}") })]
 pub struct ArgError {
     /// Where in the arguments the problem is (`$` for the arguments object itself).
     pub path: String,
@@ -101,7 +101,7 @@ pub fn args_from_json(params: &[(String, Type)], args: &Value) -> Result<Vec<Val
             return Err(ArgError {
                 path: "$".into(),
                 message: format!(
-                    "expected an object of named arguments, got {}",
+                    "the arguments must be a JSON object keyed by parameter name, got {}",
                     describe(other)
                 ),
             });

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
+use airlock_complete::{CompleteCapability, CompleteGrant, CompleteState};
 use airlock_core::{Capability, Job};
+use airlock_fetch::{FetchCapability, FetchGrant, FetchState};
 use airlock_log::{LogCapability, LogGrant, LogState};
 use airlock_sign::{SignCapability, SignGrant, SignState};
 use serde::Deserialize;
@@ -19,17 +21,23 @@ pub enum Verb {
     Sign,
     /// `airlock:verbs/log`.
     Log,
+    /// `airlock:verbs/fetch`.
+    Fetch,
+    /// `airlock:verbs/complete`.
+    Complete,
 }
 
 impl Verb {
     /// Every verb this host serves.
-    pub const ALL: &'static [Verb] = &[Verb::Sign, Verb::Log];
+    pub const ALL: &'static [Verb] = &[Verb::Sign, Verb::Log, Verb::Fetch, Verb::Complete];
 
     /// The verb's name in toolkits and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Verb::Sign => SignCapability::VERB,
             Verb::Log => LogCapability::VERB,
+            Verb::Fetch => FetchCapability::VERB,
+            Verb::Complete => CompleteCapability::VERB,
         }
     }
 
@@ -39,9 +47,21 @@ impl Verb {
             let full = match v {
                 Verb::Sign => SignCapability::INTERFACE,
                 Verb::Log => LogCapability::INTERFACE,
+                Verb::Fetch => FetchCapability::INTERFACE,
+                Verb::Complete => CompleteCapability::INTERFACE,
             };
             full.strip_prefix("airlock:verbs/") == Some(iface)
         })
+    }
+
+    /// How the verb is granted on the command line (`sign:KEY`).
+    pub fn cli_example(self) -> &'static str {
+        match self {
+            Verb::Sign => "sign:KEY",
+            Verb::Log => "log",
+            Verb::Fetch => "fetch:URL-PATTERN",
+            Verb::Complete => "complete:PROVIDER/MODEL",
+        }
     }
 
     /// The verb called `name`.
@@ -89,6 +109,12 @@ pub struct Grants {
     /// The `log` verb's scope.
     #[serde(default)]
     pub log: Option<Arc<LogGrant>>,
+    /// The `fetch` verb's scope.
+    #[serde(default)]
+    pub fetch: Option<Arc<FetchGrant>>,
+    /// The `complete` verb's scope.
+    #[serde(default)]
+    pub complete: Option<Arc<CompleteGrant>>,
 }
 
 impl Grants {
@@ -100,6 +126,12 @@ impl Grants {
         }
         if self.log.is_some() {
             s = s.with(Verb::Log);
+        }
+        if self.fetch.is_some() {
+            s = s.with(Verb::Fetch);
+        }
+        if self.complete.is_some() {
+            s = s.with(Verb::Complete);
         }
         s
     }
@@ -113,6 +145,12 @@ impl Grants {
         if let Some(g) = &self.log {
             out.push((Verb::Log, LogCapability::describe(g)));
         }
+        if let Some(g) = &self.fetch {
+            out.push((Verb::Fetch, FetchCapability::describe(g)));
+        }
+        if let Some(g) = &self.complete {
+            out.push((Verb::Complete, CompleteCapability::describe(g)));
+        }
         out
     }
 }
@@ -124,6 +162,10 @@ pub struct Capabilities {
     pub sign: SignCapability,
     /// Logging.
     pub log: LogCapability,
+    /// HTTP egress: credentials and the resolver.
+    pub fetch: FetchCapability,
+    /// Language-model providers.
+    pub complete: CompleteCapability,
 }
 
 impl Capabilities {
@@ -135,14 +177,22 @@ impl Capabilities {
         if let Some(g) = &grants.log {
             self.log.check_grant(g)?;
         }
+        if let Some(g) = &grants.fetch {
+            self.fetch.check_grant(g)?;
+        }
+        if let Some(g) = &grants.complete {
+            self.complete.check_grant(g)?;
+        }
         Ok(())
     }
 
     /// Per-job states. A verb that is not granted gets an empty grant, which
     /// refuses everything: it is not linked either, this is a second wall.
-    pub(crate) fn states(&self, grants: &Grants, job: &Job) -> (SignState, LogState) {
+    pub(crate) fn states(&self, grants: &Grants, job: &Job) -> VerbStates {
         static NO_SIGN: std::sync::OnceLock<Arc<SignGrant>> = std::sync::OnceLock::new();
         static NO_LOG: std::sync::OnceLock<Arc<LogGrant>> = std::sync::OnceLock::new();
+        static NO_FETCH: std::sync::OnceLock<Arc<FetchGrant>> = std::sync::OnceLock::new();
+        static NO_COMPLETE: std::sync::OnceLock<Arc<CompleteGrant>> = std::sync::OnceLock::new();
         let sign = grants
             .sign
             .clone()
@@ -157,11 +207,29 @@ impl Capabilities {
                 })
                 .clone()
         });
-        (
-            self.sign.state(sign, job.clone()),
-            self.log.state(log, job.clone()),
-        )
+        let fetch = grants
+            .fetch
+            .clone()
+            .unwrap_or_else(|| NO_FETCH.get_or_init(Default::default).clone());
+        let complete = grants
+            .complete
+            .clone()
+            .unwrap_or_else(|| NO_COMPLETE.get_or_init(Default::default).clone());
+        VerbStates {
+            sign: self.sign.state(sign, job.clone()),
+            log: self.log.state(log, job.clone()),
+            fetch: self.fetch.state(fetch, job.clone()),
+            complete: self.complete.state(complete, job.clone()),
+        }
     }
+}
+
+/// One job's state of every verb.
+pub(crate) struct VerbStates {
+    pub sign: SignState,
+    pub log: LogState,
+    pub fetch: FetchState,
+    pub complete: CompleteState,
 }
 
 /// Links exactly the verbs in `set` (plus the type-only `types` interface).
@@ -169,8 +237,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>, set: VerbSet) -> wasm
     airlock_core::add_types_to_linker(linker)?;
     for verb in set.iter() {
         match verb {
-            Verb::Sign => SignCapability::add_to_linker(linker, |s: &mut JobState| &mut s.sign)?,
-            Verb::Log => LogCapability::add_to_linker(linker, |s: &mut JobState| &mut s.log)?,
+            Verb::Sign => SignCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.sign)?,
+            Verb::Log => LogCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.log)?,
+            Verb::Fetch => {
+                FetchCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.fetch)?
+            }
+            Verb::Complete => {
+                CompleteCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.complete)?
+            }
         }
     }
     Ok(())

@@ -86,9 +86,7 @@ pub fn classify(name: &str, item: &ComponentItem) -> ImportKind {
     }
     if base.starts_with("wasi:sockets/") || base.starts_with("wasi:http/") {
         return ImportKind::Never(
-            "airlock never links sockets or HTTP: a tool has no network of its own; \
-             network access can only be a verb the host performs for it"
-                .into(),
+            "airlock never links sockets or HTTP: a tool has no network of its own".into(),
         );
     }
     if base.starts_with("wasi:") {
@@ -128,7 +126,7 @@ pub fn imports(engine: &Engine, component: &Component) -> Vec<Import> {
 }
 
 /// Checks `imports` against `granted`; lists *every* refusal, not the first.
-pub fn check(imports: &[Import], granted: VerbSet) -> Result<VerbSet, Vec<Refusal>> {
+pub fn check(imports: &[Import], granted: VerbSet, tool: &str) -> Result<VerbSet, Vec<Refusal>> {
     let mut used = VerbSet::EMPTY;
     let mut refusals = Vec::new();
     for import in imports {
@@ -137,9 +135,10 @@ pub fn check(imports: &[Import], granted: VerbSet) -> Result<VerbSet, Vec<Refusa
             ImportKind::Verb(v) => refusals.push(Refusal {
                 import: import.name.clone(),
                 reason: format!(
-                    "the `{0}` verb is not granted to this tool; add [tools.NAME.grants.{0}] \
-                     to the toolkit (or --grant {0} on the command line)",
-                    v.name()
+                    "the `{verb}` verb is not granted to this tool; add [tools.{tool}.grants.{verb}] \
+                     to the toolkit (or `--grant {example}` when running a component directly)",
+                    verb = v.name(),
+                    example = v.cli_example(),
                 ),
             }),
             ImportKind::Types | ImportKind::NullWasi => {}
@@ -185,11 +184,12 @@ mod tests {
                 kind: ImportKind::NullWasi,
             },
         ];
-        let refusals = check(&imports, VerbSet::EMPTY.with(Verb::Log)).unwrap_err();
+        let refusals = check(&imports, VerbSet::EMPTY.with(Verb::Log), "t").unwrap_err();
         assert_eq!(refusals.len(), 2);
-        assert!(refusals[0].to_string().contains("grants.sign"));
+        assert!(refusals[0].to_string().contains("[tools.t.grants.sign]"));
+        assert!(refusals[0].to_string().contains("--grant sign:KEY"));
         assert!(refusals[1].to_string().contains("no grant can allow it"));
-        let used = check(&imports[..1], VerbSet::EMPTY.with(Verb::Sign)).unwrap();
+        let used = check(&imports[..1], VerbSet::EMPTY.with(Verb::Sign), "t").unwrap();
         assert!(used.contains(Verb::Sign));
     }
 }

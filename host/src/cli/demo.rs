@@ -103,6 +103,7 @@ pub(super) fn demo(args: DemoArgs) -> Result<(), Failure> {
             ..SignGrant::default()
         })),
         log: Some(Arc::new(LogGrant::default())),
+        ..Grants::default()
     };
     let signer = tour.load("sign-webhook", grants, Budget::default())?;
     let body = r#"{"event":"deploy","id":42}"#;

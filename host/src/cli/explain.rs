@@ -28,17 +28,35 @@ pub(super) fn explain(args: ExplainArgs) -> Result<(), Failure> {
     };
     let host = Airlock::new(HostOptions::default(), Capabilities::default(), Arc::new(NullAudit))
         .map_err(|e| Failure::internal(format!("{e:#}")))?;
+    let mut refused = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         if i > 0 {
             println!();
         }
-        print!("{}", describe(&host, spec));
+        let (text, ok) = describe(&host, spec);
+        print!("{text}");
+        if !ok {
+            refused.push(spec.name.as_str());
+        }
     }
-    Ok(())
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(Failure {
+        code: super::exit::REFUSED,
+        kind: "not-granted",
+        message: format!(
+            "the world check would refuse: {} (see above)",
+            refused.join(", ")
+        ),
+        detail: serde_json::json!(refused),
+    })
 }
 
-/// The plain-words description of one tool's world.
-pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> String {
+/// The plain-words description of one tool's world, and whether its
+/// component would pass the world check.
+pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> (String, bool) {
+    let mut passes = true;
     let mut out = String::new();
     let mut line = |s: String| {
         out.push_str(&s);
@@ -92,7 +110,7 @@ pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> String {
         Err(e) => line(format!("  Its component could not be read ({e}); build it to check its imports.")),
         Ok(bytes) => match host.inspect(&bytes, &spec.name) {
             Err(e) => line(format!("  Its component is unusable: {e}")),
-            Ok((imports, _)) => match world::check(&imports, spec.grants.set()) {
+            Ok((imports, _)) => match world::check(&imports, spec.grants.set(), &spec.name) {
                 Ok(used) => {
                     let used: Vec<&str> = used.iter().map(|v| v.name()).collect();
                     line(format!(
@@ -101,6 +119,7 @@ pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> String {
                     ));
                 }
                 Err(refusals) => {
+                    passes = false;
                     line("  Its component would be REFUSED before starting:".into());
                     for r in refusals {
                         line(format!("    - {r}"));
@@ -109,5 +128,5 @@ pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> String {
             },
         },
     }
-    out
+    (out, passes)
 }

@@ -1,10 +1,14 @@
-//! The `airlock` command line: `run`, `inspect`, `explain` and `demo`. Every
-//! failure maps to one exit code and a one-line message naming cause and fix.
+//! The `airlock` command line: `run`, `inspect`, `explain`, `demo`, `mcp` and
+//! `schema`. Every failure maps to one exit code and a one-line message naming
+//! cause and fix.
 
+mod audit;
 mod demo;
 mod explain;
 mod inspect;
+mod mcp;
 mod run;
+mod schema;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +60,12 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// The offline tour: no keys, nothing to configure.
     Demo(demo::DemoArgs),
+    /// Check the audit trail's hash chain.
+    Audit(audit::AuditArgs),
+    /// Serve a toolkit's tools to an agent over MCP (stdio, or --http).
+    Mcp(mcp::McpArgs),
+    /// Print a toolkit's tool definitions for MCP, OpenAI or Anthropic.
+    Schema(schema::SchemaArgs),
 }
 
 /// A failure of a CLI command, carrying its exit code.
@@ -111,9 +121,9 @@ impl From<LoadError> for Failure {
                 json!(refusals.iter().map(|r| json!({"import": r.import, "reason": r.reason})).collect::<Vec<_>>()),
             ),
             LoadError::Link { .. } => (exit::REFUSED, "not-granted", json!(null)),
-            LoadError::Io { .. } | LoadError::NotAComponent { .. } | LoadError::Grant { .. } => {
-                (exit::USAGE, "invalid-component", json!(null))
-            }
+            LoadError::Io { .. } => (exit::USAGE, "usage", json!(null)),
+            LoadError::NotAComponent { .. } => (exit::USAGE, "invalid-component", json!(null)),
+            LoadError::Grant { .. } => (exit::USAGE, "config", json!(null)),
         };
         Self {
             code,
@@ -126,6 +136,14 @@ impl From<LoadError> for Failure {
 
 impl From<JobError> for Failure {
     fn from(e: JobError) -> Self {
+        if let JobError::ToolError(serde_json::Value::String(text)) = &e {
+            return Self {
+                code: exit::TOOL_ERROR,
+                kind: e.kind(),
+                message: format!("the tool returned an error: {text}"),
+                detail: json!({ "err": text }),
+            };
+        }
         let (code, detail) = match &e {
             JobError::NoSuchFunction(_) | JobError::InvalidArguments(_) => (exit::USAGE, json!(null)),
             JobError::Budget { which, .. } => (exit::BUDGET, json!({ "budget": which.name() })),
@@ -175,10 +193,22 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))
 }
 
+/// Clap's error without its `error: ` prefix and usage footer.
+fn first_clap_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
 /// Runs the CLI with the process's arguments.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() && std::env::args().any(|a| a == "--json") => {
+            let f = Failure::usage(first_clap_line(&e));
+            println!("{}", f.to_json());
+            return ExitCode::from(exit::USAGE);
+        }
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
@@ -194,6 +224,9 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::inspect(args),
         Command::Explain(args) => explain::explain(args),
         Command::Demo(args) => demo::demo(args),
+        Command::Audit(args) => audit::audit(args),
+        Command::Mcp(args) => mcp::mcp(args),
+        Command::Schema(args) => schema::schema(args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
@@ -201,7 +234,7 @@ pub fn main() -> ExitCode {
             if json_errors {
                 println!("{}", f.to_json());
             } else {
-                eprintln!("airlock: {}: {}", f.kind, f.message);
+                eprintln!("airlock: {}", f.message);
             }
             ExitCode::from(f.code)
         }

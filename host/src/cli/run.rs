@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use super::{Failure, audit_sink, load_config, runtime};
 use crate::units::{parse_duration, parse_size};
 use crate::{Airlock, Budget, Grants, HostOptions, JobOutput, Toolkit, Verb};
+use airlock_complete::CompleteGrant;
+use airlock_fetch::FetchGrant;
 use airlock_log::LogGrant;
 use airlock_sign::SignGrant;
 
@@ -26,7 +28,8 @@ pub(super) struct RunArgs {
     /// The host config (secrets, keys); default ./airlock.toml if present.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Grant a verb: `log`, `log:16KiB` (job log budget) or `sign:KEY[,KEY...]`.
+    /// Grant a verb: `log`, `log:16KiB` (job log budget), `sign:KEY[,KEY...]`,
+    /// `fetch:URL-PATTERN[,...]` or `complete:PROVIDER/MODEL[,MODEL...]`.
     #[arg(long = "grant", value_name = "VERB[:SCOPE]")]
     grants: Vec<String>,
     /// The exported function to call (not needed when there is only one).
@@ -58,6 +61,16 @@ pub(super) struct RunArgs {
     no_cache: bool,
 }
 
+/// The comma-separated items of a `--grant` scope.
+fn list(scope: Option<&str>) -> Vec<String> {
+    scope
+        .unwrap_or("")
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Turns `--grant` flags into grants.
 pub(super) fn parse_grants(flags: &[String]) -> Result<Grants, Failure> {
     let mut grants = Grants::default();
@@ -68,12 +81,7 @@ pub(super) fn parse_grants(flags: &[String]) -> Result<Grants, Failure> {
         };
         match Verb::from_name(verb) {
             Some(Verb::Sign) => {
-                let keys: Vec<String> = scope
-                    .unwrap_or("")
-                    .split(',')
-                    .filter(|k| !k.is_empty())
-                    .map(str::to_string)
-                    .collect();
+                let keys = list(scope);
                 if keys.is_empty() {
                     return Err(Failure::usage(
                         "--grant sign needs key names: --grant sign:KEY[,KEY...]",
@@ -93,6 +101,24 @@ pub(super) fn parse_grants(flags: &[String]) -> Result<Grants, Failure> {
                     max_total_bytes,
                     ..LogGrant::default()
                 }));
+            }
+            Some(Verb::Fetch) => {
+                let allow = list(scope);
+                if allow.is_empty() {
+                    return Err(Failure::usage(
+                        "--grant fetch needs URL patterns: --grant fetch:https://api.example.com/*",
+                    ));
+                }
+                grants.fetch = Some(Arc::new(FetchGrant {
+                    allow,
+                    ..FetchGrant::default()
+                }));
+            }
+            Some(Verb::Complete) => {
+                let (provider, models) = scope.and_then(|s| s.split_once('/')).ok_or_else(|| {
+                    Failure::usage("--grant complete needs a provider and models: --grant complete:PROVIDER/MODEL[,MODEL]")
+                })?;
+                grants.complete = Some(Arc::new(CompleteGrant::new(provider, list(Some(models)))));
             }
             None => {
                 return Err(Failure::usage(format!(
@@ -168,7 +194,16 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
         audit,
     )
     .map_err(|e| Failure::internal(format!("{e:#}")))?;
-    let tool = host.load_tool_file(&name, &component, grants, budget)?;
+    let tool = host
+        .load_tool_file(&name, &component, grants, budget)
+        .map_err(|e| {
+            let no_config = args.config.is_none() && !std::path::Path::new("airlock.toml").exists();
+            let mut f = Failure::from(e);
+            if no_config && f.kind == "config" {
+                f.message += " (no host config was given: pass --config FILE or create ./airlock.toml)";
+            }
+            f
+        })?;
     let rt = runtime()?;
     let output = rt.block_on(host.run(&tool, args.call.as_deref(), &call_args))?;
     print_output(&output, args.json);

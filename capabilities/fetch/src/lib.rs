@@ -1,0 +1,232 @@
+//! The `fetch` verb: HTTP requests a tool asks for and the host performs.
+//! The tool never holds a socket or a credential. [`FetchCapability`] holds
+//! the host's secrets, resolver and TLS configuration; a [`FetchGrant`] says
+//! which URLs, methods and sizes one tool may use; a [`FetchState`] applies it
+//! to one job: every URL is canonicalized and matched, every name resolved
+//! once and every address checked (no loopback, private, link-local or
+//! metadata address unless granted), every redirect hop re-checked, response
+//! bodies decoded under a cap, and injected secrets scrubbed from what comes
+//! back.
+#![deny(missing_docs)]
+
+mod canon;
+mod client;
+mod flow;
+mod grant;
+mod resolve;
+mod scrub;
+
+pub use canon::{Cidr, Class, UrlError, classify};
+pub use grant::{
+    Credential, DEFAULT_MAX_REDIRECTS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUESTS,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_METHODS, DEFAULT_TIMEOUT, FetchGrant, GrantError,
+};
+pub use resolve::{Resolve, ResolveFuture, StaticResolver, SystemResolver};
+pub use rustls::pki_types::CertificateDer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use airlock_core::bindings::airlock::verbs::fetch;
+use airlock_core::{Capability, Decision, Job, VerbError, WitError};
+use rustls::{ClientConfig, RootCertStore};
+use secrecy::{ExposeSecret, SecretSlice};
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::grant::Policy;
+use crate::scrub::Scrubber;
+
+/// Why a [`FetchCapability`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// rustls refused the configuration.
+    #[error("cannot build the TLS client configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// A root certificate was unusable, or added too late.
+    #[error("cannot add the root certificate: {0}")]
+    RootCertificate(String),
+}
+
+/// What every job of this host shares.
+pub(crate) struct Shared {
+    secrets: HashMap<String, SecretSlice<u8>>,
+    resolver: Arc<dyn Resolve>,
+    roots: RootCertStore,
+    tls: Arc<ClientConfig>,
+}
+
+/// Host-wide: the secrets credentials draw from, the resolver and the TLS
+/// client configuration (built once).
+pub struct FetchCapability {
+    shared: Arc<Shared>,
+}
+
+impl FetchCapability {
+    /// A capability drawing credentials from `secrets` (secret name -> bytes,
+    /// as resolved from the host config) and names from `resolver`, trusting
+    /// the Mozilla roots of `webpki-roots`.
+    pub fn new(
+        secrets: HashMap<String, SecretSlice<u8>>,
+        resolver: Arc<dyn Resolve>,
+    ) -> Result<Self, FetchError> {
+        let roots = client::webpki_roots();
+        let tls = client::tls_config(roots.clone())?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                secrets,
+                resolver,
+                roots,
+                tls,
+            }),
+        })
+    }
+
+    /// Also trusts `cert` (DER) as a root, for private CAs and tests. Call it
+    /// before the capability hands out any state.
+    pub fn with_root_certificate(
+        mut self,
+        cert: CertificateDer<'static>,
+    ) -> Result<Self, FetchError> {
+        let shared = Arc::get_mut(&mut self.shared).ok_or_else(|| {
+            FetchError::RootCertificate("add roots before the capability is in use".into())
+        })?;
+        shared
+            .roots
+            .add(cert)
+            .map_err(|e| FetchError::RootCertificate(e.to_string()))?;
+        shared.tls = client::tls_config(shared.roots.clone())?;
+        Ok(self)
+    }
+
+    /// The configured secret names, sorted (never the values).
+    pub fn secret_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.shared.secrets.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+impl Default for FetchCapability {
+    /// No secrets, the system resolver, the Mozilla roots.
+    fn default() -> Self {
+        Self::new(HashMap::new(), Arc::new(SystemResolver))
+            .expect("the ring-backed rustls defaults are always a valid configuration")
+    }
+}
+
+impl std::fmt::Debug for FetchCapability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchCapability")
+            .field("secrets", &self.secret_names())
+            .field("values", &"[REDACTED]")
+            .field("roots", &self.shared.roots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One job's view of the verb: the compiled grant, requests used so far.
+pub struct FetchState {
+    shared: Arc<Shared>,
+    policy: Result<Arc<Policy>, String>,
+    job: Job,
+    requests: u32,
+    scrubber: Option<Arc<Scrubber>>,
+}
+
+impl std::fmt::Debug for FetchState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchState")
+            .field("job", &self.job)
+            .field("requests", &self.requests)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Capability for FetchCapability {
+    const VERB: &'static str = "fetch";
+    const INTERFACE: &'static str = "airlock:verbs/fetch";
+    type Grant = FetchGrant;
+    type State = FetchState;
+
+    fn check_grant(&self, grant: &FetchGrant) -> Result<(), String> {
+        let policy = grant.compile().map_err(|e| e.to_string())?;
+        for cred in &policy.credentials {
+            let Some(secret) = self.shared.secrets.get(&cred.secret) else {
+                return Err(format!(
+                    "the fetch grant's credential for `{}` names secret `{}` but the host config \
+                     has no such secret; add [secrets.{}] to the host config or remove the credential",
+                    cred.pattern.raw, cred.secret, cred.secret
+                ));
+            };
+            let bad = secret
+                .expose_secret()
+                .iter()
+                .any(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7f);
+            if bad {
+                return Err(format!(
+                    "secret `{}` cannot be sent in a header: it contains a line break or \
+                     control byte (check for a trailing newline in its source)",
+                    cred.secret
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&self, grant: Arc<FetchGrant>, job: Job) -> FetchState {
+        FetchState {
+            shared: self.shared.clone(),
+            policy: grant.compile().map(Arc::new).map_err(|e| e.to_string()),
+            job,
+            requests: 0,
+            scrubber: None,
+        }
+    }
+
+    fn describe(grant: &FetchGrant) -> Vec<String> {
+        grant::describe(grant)
+    }
+
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut FetchState,
+    ) -> wasmtime::Result<()> {
+        fetch::add_to_linker::<T, HasSelf<FetchState>>(linker, get)
+    }
+}
+
+airlock_core::impl_types_host!(FetchState);
+
+/// The same error with its text scrubbed of every secret spelling.
+fn scrub_error(e: VerbError, scrubber: &Scrubber) -> VerbError {
+    let clean = |text: String| scrubber.scrub_str(&text).0;
+    match e {
+        VerbError::Guest(WitError::Denied(r)) => VerbError::denied(clean(r)),
+        VerbError::Guest(WitError::Exhausted(r)) => VerbError::exhausted(clean(r)),
+        VerbError::Guest(WitError::Invalid(r)) => VerbError::invalid(clean(r)),
+        VerbError::Guest(WitError::Upstream(r)) => VerbError::upstream(clean(r)),
+        other => other,
+    }
+}
+
+impl fetch::Host for FetchState {
+    async fn send(&mut self, req: fetch::Request) -> Result<fetch::Response, VerbError> {
+        let started = Instant::now();
+        let mut note = flow::Note::default();
+        let result = self.perform(req, &mut note).await;
+        let scrubber = self.scrubber();
+        let result = result.map_err(|e| scrub_error(e, &scrubber));
+        let decision = match &result {
+            Ok(_) => Decision::Allow,
+            Err(e) => Decision::Deny(format!("{}: {}", e.kind(), e.reason())),
+        };
+        let detail = scrubber.scrub_str(&note.detail()).0;
+        self.job
+            .audit("fetch", "send", decision, started, Some(detail));
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests;
