@@ -2,8 +2,9 @@
 //! and kept on disk keyed by the component's sha256 and the engine's
 //! compatibility hash; later loads map the compiled file instead of compiling.
 //!
-//! A cache entry is trusted only after its own sha256 (stored beside it)
-//! matches: a truncated, corrupt or foreign entry is recompiled, never loaded.
+//! A cache entry is trusted only after its checksum (stored beside it) matches
+//! sha256(component digest || compiled bytes): a truncated, corrupt or
+//! foreign entry — even another component's, renamed — is recompiled, never loaded.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -69,7 +70,7 @@ impl ComponentCache {
         let path = dir.join(format!("{stem}.cwasm"));
         let sum_path = dir.join(format!("{stem}.sha256"));
         let existed = path.exists();
-        if existed && let Some(component) = load_verified(engine, &path, &sum_path) {
+        if existed && let Some(component) = load_verified(engine, &digest, &path, &sum_path) {
             return Ok((component, digest, CacheOutcome::Hit));
         }
         let compiled = engine.precompile_component(bytes)?;
@@ -77,7 +78,7 @@ impl ComponentCache {
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(engine, &compiled)? };
         // A cache that cannot be written is not an error: the job still runs.
-        let _ = store(dir, &path, &sum_path, &compiled);
+        let _ = store(dir, &digest, &path, &sum_path, &compiled);
         let outcome = if existed {
             CacheOutcome::Replaced
         } else {
@@ -93,10 +94,23 @@ fn engine_hash(engine: &Engine) -> u64 {
     h.finish()
 }
 
-fn load_verified(engine: &Engine, path: &Path, sum_path: &Path) -> Option<Component> {
+/// The checksum that binds a compiled file to the component it came from.
+fn checksum(digest: &Digest32, compiled: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(digest);
+    h.update(compiled);
+    hex::encode(h.finalize())
+}
+
+fn load_verified(
+    engine: &Engine,
+    digest: &Digest32,
+    path: &Path,
+    sum_path: &Path,
+) -> Option<Component> {
     let expected = std::fs::read_to_string(sum_path).ok()?;
     let bytes = std::fs::read(path).ok()?;
-    if hex::encode(Sha256::digest(&bytes)) != expected.trim() {
+    if checksum(digest, &bytes) != expected.trim() {
         return None;
     }
     // SAFETY: the bytes are exactly what this cache wrote after compiling with
@@ -108,13 +122,19 @@ fn load_verified(engine: &Engine, path: &Path, sum_path: &Path) -> Option<Compon
     }
 }
 
-fn store(dir: &Path, path: &Path, sum_path: &Path, compiled: &[u8]) -> std::io::Result<()> {
+fn store(
+    dir: &Path,
+    digest: &Digest32,
+    path: &Path,
+    sum_path: &Path,
+    compiled: &[u8],
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = tempfile_in(dir)?;
     std::fs::write(&tmp, compiled)?;
     std::fs::rename(&tmp, path)?;
     let tmp = tempfile_in(dir)?;
-    std::fs::write(&tmp, hex::encode(Sha256::digest(compiled)))?;
+    std::fs::write(&tmp, checksum(digest, compiled))?;
     std::fs::rename(&tmp, sum_path)
 }
 

@@ -292,7 +292,9 @@ impl Airlock {
         Ok(Tool {
             name: name.into(),
             digest,
-            exports: exports(&self.engine, &component),
+            // The export indices must come from the component `pre` was built
+            // from, which may be an earlier load of the same bytes.
+            exports: exports(&self.engine, pre.component()),
             grants,
             budget,
             pre,

@@ -97,16 +97,17 @@ pub struct Captured {
 }
 
 impl Captured {
-    /// Whether either stream reached its cap (the guest tried to write more).
+    /// Whether either stream went past its cap. The pipes hold one byte more
+    /// than the cap, so writing exactly the cap is allowed.
     pub fn overflowed(&self) -> bool {
-        self.stdout.contents().len() >= self.cap || self.stderr.contents().len() >= self.cap
+        self.stdout.contents().len() > self.cap || self.stderr.contents().len() > self.cap
     }
 }
 
 /// A WASI context with nothing in it but capped stdout/stderr.
 pub fn null_ctx(output_cap: usize) -> (WasiCtx, Captured) {
-    let stdout = MemoryOutputPipe::new(output_cap);
-    let stderr = MemoryOutputPipe::new(output_cap);
+    let stdout = MemoryOutputPipe::new(output_cap.saturating_add(1));
+    let stderr = MemoryOutputPipe::new(output_cap.saturating_add(1));
     let mut b = WasiCtxBuilder::new();
     // Sockets are never linked; these pins keep it so even if that changed.
     b.allow_tcp(false)

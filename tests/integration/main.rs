@@ -1,1 +1,17 @@
-//! stub
+//! Integration tests: the real guest components (built for `wasm32-wasip2`)
+//! run in the real host. Each module tests one promise of airlock:
+//!
+//! - `walls`: every budget and every refusal ends a job with its exact typed
+//!   error, and the host keeps serving good jobs afterwards;
+//! - `sign`: the `sign` verb signs with host-held keys named by the grant;
+//! - `log`: the `log` verb's lines reach the job output, key bytes never do;
+//! - `concurrency`: many good and bad jobs at once do not disturb each other;
+//! - `source_scan`: the host's source never hands a guest ambient authority;
+//! - `cache`: the compiled-component cache is used, and never trusted blindly.
+
+mod cache;
+mod concurrency;
+mod log;
+mod sign;
+mod source_scan;
+mod walls;

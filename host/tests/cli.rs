@@ -1,0 +1,425 @@
+//! End-to-end tests of the `airlock` binary: each test runs the real
+//! executable on the built guest components and checks its exit code and
+//! what it printed (stdout for results and `--json`, stderr for the one-line
+//! `airlock: KIND: message` errors).
+//!
+//! Exit codes: 0 ok, 1 the tool's own `err`, 2 usage or configuration,
+//! 3 world refused, 4 budget, 5 trap, 6 internal.
+//!
+//! The guests are built by `cargo xtask build-guests` into
+//! `<workspace>/target/wasm32-wasip2/release` (or `$AIRLOCK_GUESTS`). Every
+//! invocation shares one compiled-component cache (`AIRLOCK_CACHE`) and runs
+//! in an empty directory, so no `./airlock.toml` is picked up by accident.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A host config with the HMAC key `webhook` made from the secret `w`.
+const WEBHOOK_KEY: &str = r#"
+[sign.keys.webhook]
+kind = "hmac-sha256"
+secret = "w"
+"#;
+
+/// The directory every invocation runs in; its `cache` subdirectory is the
+/// compiled-component cache shared by the whole test process.
+fn scratch() -> &'static Path {
+    static DIR: OnceLock<TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        prune_old_scratch();
+        tempfile::Builder::new()
+            .prefix(SCRATCH_PREFIX)
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("cannot create a scratch directory")
+    })
+    .path()
+}
+
+const SCRATCH_PREFIX: &str = "airlock-cli-";
+
+/// Removes the scratch directories of runs over a day old: a static
+/// `TempDir` is never dropped, so each run leaves its own behind.
+fn prune_old_scratch() {
+    let day = std::time::Duration::from_secs(24 * 60 * 60);
+    let entries = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR"));
+    for dir in entries.into_iter().flatten().flatten() {
+        let name = dir.file_name();
+        let modified = dir.metadata().and_then(|m| m.modified());
+        let stale = modified.is_ok_and(|t| t.elapsed().is_ok_and(|age| age > day));
+        if stale && name.to_string_lossy().starts_with(SCRATCH_PREFIX) {
+            let _ = std::fs::remove_dir_all(dir.path());
+        }
+    }
+}
+
+fn guests_dir() -> PathBuf {
+    match std::env::var_os("AIRLOCK_GUESTS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release"),
+    }
+}
+
+/// The built component of guest `name` (e.g. `word_count`), as a path string.
+fn guest(name: &str) -> String {
+    let path = guests_dir().join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "guest `{name}` not built: run `cargo xtask build-guests` (looked for {})",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+fn example(file: &str) -> String {
+    format!("{}/../examples/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Writes `text` to `dir/name` and returns the path as a string.
+fn write(dir: &TempDir, name: &str, text: impl AsRef<[u8]>) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// The `airlock` command with `args`, the shared cache and the scratch cwd.
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    cmd.args(args).env("AIRLOCK_CACHE", scratch().join("cache"));
+    cmd.current_dir(scratch());
+    cmd
+}
+
+fn airlock(args: &[&str]) -> Output {
+    command(args).output().expect("cannot start airlock")
+}
+
+/// `airlock run <guest> FLAGS... --args ARGS`, FLAGS split on whitespace.
+fn run_guest(name: &str, flags: &str, args: &str) -> Output {
+    let path = guest(name);
+    let mut argv = vec!["run", &path];
+    argv.extend(flags.split_whitespace());
+    argv.extend(["--args", args]);
+    airlock(&argv)
+}
+
+fn assert_has(haystack: &str, needle: &str) {
+    assert!(haystack.contains(needle), "want {needle:?} in:\n{haystack}");
+}
+
+/// A JSON string's text, or "" for anything else.
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+/// Asserts the exit code and returns (stdout, stderr).
+fn expect(out: &Output, code: i32) -> (String, String) {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let streams = format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    assert_eq!(out.status.code(), Some(code), "wrong exit code\n{streams}");
+    (stdout, stderr)
+}
+
+/// Asserts the exit code, an empty stdout and `airlock: KIND: ...needle...`
+/// on stderr; returns stderr.
+fn expect_error(out: &Output, code: i32, kind: &str, needle: &str) -> String {
+    let (stdout, stderr) = expect(out, code);
+    assert!(stdout.is_empty(), "nothing belongs on stdout: {stdout}");
+    let prefix = format!("airlock: {kind}: ");
+    assert!(stderr.starts_with(&prefix), "want {prefix:?}: {stderr}");
+    assert_has(&stderr, needle);
+    stderr
+}
+
+/// Asserts the exit code and parses the `--json` object on stdout.
+fn expect_json(out: &Output, code: i32) -> Value {
+    let (stdout, _) = expect(out, code);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}"))
+}
+
+/// Asserts a `--json` failure of `kind` and returns its `error` object.
+fn expect_json_error(out: &Output, code: i32, kind: &str) -> Value {
+    let v = expect_json(out, code);
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["error"]["kind"], kind, "{v}");
+    assert!(!text(&v["error"]["message"]).is_empty(), "{v}");
+    v["error"].clone()
+}
+
+/// The refusals in a `not-granted` error's `detail`.
+fn refusals(err: &Value) -> &Vec<Value> {
+    err["detail"].as_array().expect("detail: refusals")
+}
+
+// ---- 0: success ----
+
+#[test]
+fn word_count_prints_its_record_in_field_order() {
+    let out = run_guest("word_count", "", r#"{"text":"a b c"}"#);
+    let (stdout, _) = expect(&out, 0);
+    let v: Value = serde_json::from_str(&stdout).expect("stdout is JSON");
+    assert_eq!(v["words"], 3, "{stdout}");
+    let at = |k: &str| stdout.find(&format!("\"{k}\"")).expect(k);
+    let order = [at("words"), at("lines"), at("chars"), at("bytes")];
+    assert!(order.is_sorted(), "fields out of order: {stdout}");
+}
+
+#[test]
+fn word_count_json_reports_ok_and_fuel() {
+    let v = expect_json(&run_guest("word_count", "--json", r#"{"text":"a b c"}"#), 0);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["value"]["words"], 3, "{v}");
+    assert!(v["fuel_used"].as_u64().is_some_and(|f| f > 0), "{v}");
+}
+
+// ---- 1: the tool's own error ----
+
+#[test]
+fn sign_webhook_verify_returns_its_own_err_for_bad_hex() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir, "key", "cli-test-hmac-key\n");
+    let toml = format!("[secrets.w]\nfile = \"key\"\n{WEBHOOK_KEY}");
+    let config = write(&dir, "airlock.toml", toml);
+    let wasm = guest("sign_webhook");
+    let bad = r#"{"body":"x","header":"sha256=zz"}"#;
+    let mut argv = vec!["run", &wasm, "--config", &config];
+    argv.extend(["--grant", "sign:webhook", "--grant", "log"]);
+    argv.extend(["--call", "verify", "--args", bad]);
+    expect_error(&airlock(&argv), 1, "tool-error", "not a hex signature");
+    argv.push("--json");
+    let err = expect_json_error(&airlock(&argv), 1, "tool-error");
+    assert_has(text(&err["detail"]["err"]), "not a hex signature");
+}
+
+// ---- 2: usage, configuration, arguments ----
+
+/// `airlock` arguments (split on whitespace; WC is word_count.wasm, KIT the
+/// example toolkit) => what the one-line error must say.
+const USAGE_ERRORS: &str = r#"
+run WC --bogus                 => unexpected argument '--bogus'
+run                            => nothing to run: give a COMPONENT path
+run WC --args nope             => --args is not valid JSON
+run WC --args {"text":3}       => argument `text`: expected string
+run WC --args {}               => argument `text`: missing
+run WC --call nope             => exports no function `nope`; it exports: count
+run WC --grant nope            => unknown verb `nope`; this host serves: sign, log
+run WC --grant sign:webhook    => names key `webhook` but the host config has no such key
+run WC --memory lots           => --memory: `lots` is not a size
+run --toolkit KIT --tool nope  => no tool `nope`; this toolkit has: sign-webhook, word-count
+run does-not-exist.wasm        => cannot read component does-not-exist.wasm
+"#;
+
+#[test]
+fn usage_errors_exit_2_and_say_what_is_wrong() {
+    let (wc, kit) = (guest("word_count"), example("toolkit.toml"));
+    for line in USAGE_ERRORS.lines().filter(|l| !l.is_empty()) {
+        let (args, needle) = line.split_once(" => ").unwrap();
+        let args: Vec<&str> = args
+            .split_whitespace()
+            .map(|a| match a {
+                "WC" => &wc,
+                "KIT" => &kit,
+                a => a,
+            })
+            .collect();
+        let (stdout, stderr) = expect(&airlock(&args), 2);
+        let ok = stdout.is_empty() && stderr.contains(needle);
+        assert!(ok, "airlock {args:?}: want {needle:?} in: {stderr}");
+    }
+}
+
+#[test]
+fn a_toolkit_with_an_unknown_field_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = "[tools.a]\ncomponent = \"a.wasm\"\nfuel = 3\n";
+    let kit = write(&dir, "kit.toml", toml);
+    let out = airlock(&["run", "--toolkit", &kit, "--tool", "a"]);
+    expect_error(&out, 2, "config", &format!("{kit}: unknown field `fuel`"));
+}
+
+#[test]
+fn an_unset_secret_variable_is_named() {
+    const VAR: &str = "AIRLOCK_CLI_TEST_UNSET_SECRET_4C7";
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!("[secrets.w]\nenv = \"{VAR}\"\n{WEBHOOK_KEY}");
+    let config = write(&dir, "host.toml", toml);
+    let args = ["run", &guest("word_count"), "--config", &config];
+    let out = command(&args).env_remove(VAR).output().unwrap();
+    let needle = format!("the environment variable {VAR} is not set");
+    expect_error(&out, 2, "config", &needle);
+}
+
+#[test]
+fn a_file_that_is_not_a_component_is_refused_as_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    // Deterministic noise (xorshift), so a failure is reproducible.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut noise = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u8
+    };
+    let bytes: Vec<u8> = (0..512).map(|_| noise()).collect();
+    let out = airlock(&["run", &write(&dir, "junk.wasm", bytes)]);
+    let needle = "is not a valid WebAssembly component";
+    expect_error(&out, 2, "invalid-component", needle);
+}
+
+#[test]
+fn json_usage_errors_are_json_objects() {
+    let out = airlock(&["run", "--json", "does-not-exist.wasm"]);
+    let err = expect_json_error(&out, 2, "invalid-component");
+    assert_has(text(&err["message"]), "does-not-exist.wasm");
+
+    let out = run_guest("word_count", "--json", "{}");
+    let err = expect_json_error(&out, 2, "invalid-arguments");
+    assert_has(text(&err["message"]), "argument `text`: missing");
+}
+
+#[test]
+fn json_is_json_even_for_flag_errors() {
+    let out = run_guest("word_count", "--json --fuel lots", "{}");
+    expect_json_error(&out, 2, "usage");
+}
+
+// ---- 3: the world check refuses ----
+
+#[test]
+fn an_import_that_is_not_granted_is_refused() {
+    let out = run_guest("overreach", "--grant log", "{}");
+    expect_error(&out, 3, "not-granted", "imports `airlock:verbs/sign@0.1.0`");
+
+    let out = run_guest("overreach", "--json --grant log", "{}");
+    let err = expect_json_error(&out, 3, "not-granted");
+    assert_eq!(refusals(&err).len(), 1, "{err}");
+    assert_eq!(refusals(&err)[0]["import"], "airlock:verbs/sign@0.1.0");
+    assert_has(text(&refusals(&err)[0]["reason"]), "not granted");
+}
+
+#[test]
+fn sockets_are_never_linkable() {
+    let args = r#"{"addr":"127.0.0.1:9"}"#;
+    let out = run_guest("netcat", "", args);
+    expect_error(&out, 3, "not-granted", "imports `wasi:sockets/");
+
+    let err = expect_json_error(&run_guest("netcat", "--json", args), 3, "not-granted");
+    assert!(!refusals(&err).is_empty(), "{err}");
+    let sockets = |r: &Value| text(&r["import"]).starts_with("wasi:sockets/");
+    assert!(refusals(&err).iter().all(sockets), "{err}");
+}
+
+// ---- 4: budgets ----
+
+/// Asserts a `--json` budget failure of `budget` whose message has `needle`.
+fn expect_budget(out: &Output, budget: &str, needle: &str) {
+    let err = expect_json_error(out, 4, "budget");
+    assert_eq!(err["detail"]["budget"], budget, "{err}");
+    assert_has(text(&err["message"]), needle);
+}
+
+#[test]
+fn spin_runs_out_of_fuel() {
+    let out = run_guest("spin", "--json --fuel 10000000", "{}");
+    expect_budget(&out, "fuel", "used all 10000000 units of fuel");
+    let out = run_guest("spin", "--fuel 10000000", "{}");
+    expect_error(&out, 4, "budget", "the fuel budget ran out");
+}
+
+#[test]
+fn spin_runs_past_its_deadline() {
+    let out = run_guest("spin", "--json --timeout 200ms --fuel 100000000000", "{}");
+    expect_budget(&out, "deadline", "past its 200ms deadline");
+}
+
+#[test]
+fn hog_hits_the_memory_limit() {
+    let out = run_guest("hog", "--json --memory 16MiB", r#"{"chunk-kib":256}"#);
+    expect_budget(&out, "memory", "grow its memory past 16MiB");
+}
+
+#[test]
+fn flood_hits_the_output_limit() {
+    let flags = "--json --call print --output 1MiB";
+    let out = run_guest("flood", flags, r#"{"bytes": 4000000}"#);
+    expect_budget(&out, "output", "more than 1MiB to stdout or stderr");
+}
+
+// ---- 5: traps ----
+
+#[test]
+fn a_guest_panic_is_an_unreachable_trap() {
+    let out = run_guest("panic", "", r#"{"message":"boom"}"#);
+    let stderr = expect_error(&out, 5, "trap", "the tool trapped (unreachable)");
+    assert_has(&stderr, "panicked at");
+}
+
+#[test]
+fn a_guest_panic_shows_its_message() {
+    let out = run_guest("panic", "", r#"{"message":"boom"}"#);
+    expect_error(&out, 5, "trap", "deliberate panic: boom");
+}
+
+#[test]
+fn unbounded_recursion_is_a_trap() {
+    let err = expect_json_error(&run_guest("deep", "--json", r#"{"n":0}"#), 5, "trap");
+    assert!(!text(&err["detail"]["trap"]).is_empty(), "{err}");
+}
+
+#[test]
+fn unbounded_recursion_is_reported_as_a_stack_overflow() {
+    let err = expect_json_error(&run_guest("deep", "--json", r#"{"n":0}"#), 5, "trap");
+    assert_eq!(err["detail"]["trap"], "stack overflow", "{err}");
+}
+
+// ---- inspect, explain, demo ----
+
+#[test]
+fn inspect_lists_exports_and_needed_verbs() {
+    let (stdout, _) = expect(&airlock(&["inspect", &guest("word_count")]), 0);
+    assert_has(&stdout, "\n  count(text: string)");
+    assert_has(&stdout, "verbs it needs granted:\n  none\n");
+}
+
+#[test]
+fn inspect_json_shows_refused_imports_and_schemas() {
+    let v = expect_json(&airlock(&["inspect", "--json", &guest("netcat")]), 0);
+    let refused = v["imports"]["refused"].as_array().expect("imports.refused");
+    assert!(!refused.is_empty(), "{v}");
+    let exports = v["exports"].as_array().expect("exports");
+    let connect = exports.iter().find(|e| e["name"] == "connect").unwrap();
+    let schema = &connect["input_schema"];
+    assert_eq!(schema["type"], "object", "{schema}");
+    assert_eq!(schema["properties"]["addr"]["type"], "string", "{schema}");
+}
+
+#[test]
+fn explain_describes_each_tools_world() {
+    let (stdout, _) = expect(&airlock(&["explain", &example("toolkit.toml")]), 0);
+    let (signer, counter) = stdout.split_once("tool `word-count`").unwrap();
+    assert!(signer.starts_with("tool `sign-webhook`"), "{stdout}");
+    assert_has(signer, "keys: webhook");
+    assert_has(signer, "the network: no sockets");
+    assert_has(counter, "the verbs it was not granted: sign, log");
+}
+
+#[test]
+fn explain_flags_a_tool_that_would_be_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let component = guest("overreach");
+    let toml = format!("[tools.over]\ncomponent = '{component}'\n[tools.over.grants.log]\n");
+    let (stdout, _) = expect(&airlock(&["explain", &write(&dir, "kit.toml", toml)]), 0);
+    assert_has(&stdout, "Its component would be REFUSED before starting");
+    assert_has(&stdout, "imports `airlock:verbs/sign@0.1.0`");
+}
+
+#[test]
+fn demo_runs_the_tour() {
+    let guests = guests_dir().to_string_lossy().into_owned();
+    let (stdout, _) = expect(&airlock(&["demo", "--guests", &guests]), 0);
+    assert_has(&stdout, "word-count again after all that -> {\"words\"");
+}
