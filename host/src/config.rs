@@ -213,6 +213,17 @@ struct HostFile {
     providers: BTreeMap<String, airlock_complete::ProviderSpec>,
     #[serde(default)]
     complete: CompleteSection,
+    #[serde(default)]
+    fetch: FetchSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchSection {
+    /// Secrets the fetch verb may attach as credentials. Nothing else is
+    /// released to it: signing keys and provider keys never are.
+    #[serde(default)]
+    secrets: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -308,7 +319,24 @@ impl HostConfig {
         };
         let complete = airlock_complete::CompleteCapability::from_spec(&complete_spec, |s| copy(s))
             .map_err(|e| invalid(path, format!("[providers]: {e}")))?;
-        let fetch = FetchCapability::new(secrets, Arc::new(SystemResolver))
+        // Only secrets the operator released to fetch, and none that a key or
+        // a provider uses, can ever be attached to a request.
+        let mut released = HashMap::new();
+        for name in &file.fetch.secrets {
+            let used_elsewhere = file.sign.keys.values().any(|k| &k.secret == name)
+                || file.providers.values().any(|p| p.api_key.as_ref() == Some(name));
+            if used_elsewhere {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "[fetch] secrets releases `{name}`, which a signing key or a provider uses; \
+                         give fetch a secret of its own"
+                    ),
+                ));
+            }
+            released.insert(name.clone(), copy(name).map_err(|m| invalid(path, format!("[fetch] secrets: {m}")))?);
+        }
+        let fetch = FetchCapability::new(released, Arc::new(SystemResolver))
             .map_err(|e| invalid(path, e.to_string()))?;
         Ok(Self {
             capabilities: Capabilities {
@@ -369,6 +397,7 @@ mod tests {
             r#"
             [tools.signer]
             component = "guests/sign.wasm"
+            wit = "guests/sign/wit"
             [tools.signer.budget]
             timeout = "2s"
             memory = "32MiB"
@@ -381,6 +410,7 @@ mod tests {
         .unwrap();
         let t = kit.tool("signer").unwrap();
         assert_eq!(t.component, Path::new("/kits/guests/sign.wasm"));
+        assert_eq!(t.wit.as_deref(), Some(Path::new("/kits/guests/sign/wit")));
         assert_eq!(t.budget.timeout, std::time::Duration::from_secs(2));
         assert_eq!(t.budget.memory, 32 << 20);
         assert_eq!(t.budget.fuel, Budget::default().fuel);
@@ -471,6 +501,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown variant `rsa`"), "{e}");
+    }
+
+    #[test]
+    fn fetch_gets_only_released_secrets_never_keys_or_provider_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in [("k", "hmac-key-bytes"), ("t", "api-token"), ("o", "sk-provider")] {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let base = "[secrets.k]\nfile = \"k\"\n[secrets.t]\nfile = \"t\"\n[secrets.o]\nfile = \"o\"\n\
+                    [sign.keys.hook]\nkind = \"hmac-sha256\"\nsecret = \"k\"\n\
+                    [providers.p]\nkind = \"openai\"\napi_key = \"o\"\n";
+        let path = dir.path().join("airlock.toml");
+        let cfg = HostConfig::parse(&format!("{base}[fetch]\nsecrets = [\"t\"]\n"), &path).unwrap();
+        assert_eq!(cfg.capabilities.fetch.secret_names(), vec!["t"]);
+        let none = HostConfig::parse(base, &path).unwrap();
+        assert!(none.capabilities.fetch.secret_names().is_empty());
+        for leaked in ["k", "o"] {
+            let e = HostConfig::parse(&format!("{base}[fetch]\nsecrets = [\"{leaked}\"]\n"), &path)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("a signing key or a provider uses"), "{e}");
+        }
     }
 
     #[allow(unsafe_code)]

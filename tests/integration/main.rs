@@ -10,7 +10,9 @@
 //! - `cache`: the compiled-component cache is used, and never trusted blindly.
 
 mod cache;
+mod complete;
 mod concurrency;
+mod fetch;
 mod log;
 mod sign;
 mod source_scan;

@@ -17,11 +17,13 @@ const USAGE: &str = "usage: cargo xtask <command> [args...]
 
 commands:
   build-guests   build every guest in guests/ for wasm32-wasip2 into target/
-  test           build-guests, then `cargo test --workspace [args...]`
+  test           build-guests and mcp-venv, then `cargo test --workspace [args...]`
   demo           build-guests, then `cargo run --release -p airlock -- demo [args...]`
   bench          build-guests, then `cargo bench -p airlock [args...]`
   lint           fmt check and clippy -D warnings, for the host and the guests
-  ci             lint, then test [args...]";
+  ci             lint, then test [args...]
+  mcp-venv       a Python venv in target/mcp-venv with the official `mcp` SDK,
+                 for the interop test in host/tests/mcp.rs";
 
 fn main() -> ExitCode {
     match xtask() {
@@ -60,6 +62,14 @@ fn xtask() -> Result<()> {
             run(cmd.env(GUESTS_ENV, guests), "the benchmarks failed")
         }
         Some("ci") => ci(&root, &rest),
+        Some("mcp-venv") => {
+            if !rest.is_empty() {
+                bail!("mcp-venv takes no arguments, got {rest:?}");
+            }
+            let python = mcp_venv(&root)?;
+            println!("the MCP interop venv is ready: {}", python.display());
+            Ok(())
+        }
         Some("lint") => lint(&root),
         None | Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
@@ -178,6 +188,11 @@ fn build_guests(root: &Path) -> Result<PathBuf> {
 /// Build the guests, then run every test in the workspace against them.
 fn test(root: &Path, rest: &[String]) -> Result<()> {
     let guests = build_guests(root)?;
+    // The MCP interop test needs it; if it cannot be made here, that test
+    // tries once more and says why it skipped.
+    if let Err(e) = mcp_venv(root) {
+        eprintln!("xtask: warning: no MCP interop venv ({e:#}); the Python interop test will skip");
+    }
     let mut cmd = cargo(root);
     cmd.args(["test", "--workspace"])
         .args(rest)
@@ -212,4 +227,39 @@ fn lint(root: &Path) -> Result<()> {
         .args(DENY);
     clippy.env("CARGO_TARGET_DIR", root.join("target"));
     run(&mut clippy, "fix the clippy warnings above (in guests/)")
+}
+
+/// The script the interop test runs; its first line names the PyPI requirement.
+const MCP_CLIENT_SCRIPT: &str = "host/tests/mcp_client.py";
+
+/// Make `target/mcp-venv` (a Python venv with the official `mcp` SDK at the
+/// version `host/tests/mcp_client.py` asks for) unless it is already there,
+/// and return its python. The interop test in `host/tests/mcp.rs` uses it.
+fn mcp_venv(root: &Path) -> Result<PathBuf> {
+    let script = root.join(MCP_CLIENT_SCRIPT);
+    let text = std::fs::read_to_string(&script)
+        .with_context(|| format!("could not read {}", script.display()))?;
+    let requirement = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("# requires: "))
+        .map(str::trim)
+        .with_context(|| format!("{} must start with `# requires: mcp==VERSION`", script.display()))?;
+    let venv = root.join("target/mcp-venv");
+    let python = venv.join("bin/python");
+    let marker = venv.join("airlock-requirement.txt");
+    let installed = std::fs::read_to_string(&marker).unwrap_or_default();
+    if python.is_file() && installed.trim() == requirement {
+        return Ok(python);
+    }
+    let python3 = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
+    let mut create = Command::new(&python3);
+    create.arg("-m").arg("venv").arg("--clear").arg(&venv);
+    run(&mut create, "install Python 3 with its venv module (Debian: python3-venv)")?;
+    let mut pip = Command::new(&python);
+    pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement]);
+    run(&mut pip, "pip could not install the MCP SDK from PyPI")?;
+    std::fs::write(&marker, requirement)
+        .with_context(|| format!("could not write {}", marker.display()))?;
+    Ok(python)
 }

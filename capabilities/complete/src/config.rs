@@ -101,7 +101,7 @@ impl fmt::Debug for ProviderConfig {
 /// ```toml
 /// [complete]
 /// log_content = false            # operators only: audit prompts and answers
-/// [complete.providers.openai]
+/// [providers.openai]
 /// kind = "openai"                # or "anthropic"
 /// base_url = "https://api.openai.com/v1"   # optional: the kind's public endpoint
 /// api_key = "openai-key"         # the NAME of a secret, resolved by the host

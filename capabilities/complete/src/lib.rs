@@ -179,7 +179,7 @@ impl Capability for CompleteCapability {
             let known = self.provider_names();
             return Err(format!(
                 "the complete grant names provider `{}` but the host config has no such provider \
-                 (configured: {}); add [complete.providers.{}] to the host config or change the grant",
+                 (configured: {}); add [providers.{}] to the host config or change the grant",
                 grant.provider,
                 if known.is_empty() {
                     "none".to_string()

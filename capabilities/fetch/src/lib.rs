@@ -154,8 +154,9 @@ impl Capability for FetchCapability {
         for cred in &policy.credentials {
             let Some(secret) = self.shared.secrets.get(&cred.secret) else {
                 return Err(format!(
-                    "the fetch grant's credential for `{}` names secret `{}` but the host config \
-                     has no such secret; add [secrets.{}] to the host config or remove the credential",
+                    "the fetch grant's credential for `{}` names secret `{}`, which the host does \
+                     not release to fetch; the operator must declare [secrets.{}] and list it in \
+                     [fetch] secrets, or remove the credential",
                     cred.pattern.raw, cred.secret, cred.secret
                 ));
             };

@@ -1,6 +1,7 @@
 //! `airlock inspect`: what a component offers (exports with types and JSON
 //! Schema) and what it asks for (imports sorted into verbs, null WASI and
-//! imports airlock will refuse).
+//! imports airlock will refuse). With `--wit` (or a `package-docs` section in
+//! the component) each export also shows its WIT doc comment.
 
 use std::path::PathBuf;
 
@@ -8,6 +9,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::Failure;
+use crate::describe::{self, Docs, Signature};
 use crate::world::ImportKind;
 use crate::{Airlock, Capabilities, HostOptions, NullAudit, schema, values, wasi};
 
@@ -18,12 +20,14 @@ pub(super) struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(super) json: bool,
+    /// The component's WIT sources (a directory or a file), for doc comments.
+    #[arg(long, value_name = "PATH")]
+    wit: Option<PathBuf>,
 }
 
 pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
-    let bytes = std::fs::read(&args.component).map_err(|e| {
-        Failure::usage(format!("cannot read {}: {e}", args.component.display()))
-    })?;
+    let bytes = std::fs::read(&args.component)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", args.component.display())))?;
     let host = Airlock::new(
         HostOptions::default(),
         Capabilities::default(),
@@ -32,16 +36,25 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
     .map_err(|e| Failure::internal(format!("{e:#}")))?;
     let what = args.component.display().to_string();
     let (imports, exports) = host.inspect(&bytes, &what)?;
+    let sigs: Vec<Signature<'_>> = exports.iter().map(Signature::from).collect();
+    let docs = Docs::load(args.wit.as_deref(), &bytes, &sigs)
+        .map_err(|e| Failure::usage(format!("{what}: {e}")))?;
+    let doc_of = |name: &str| docs.as_ref().and_then(|d| d.function_docs(name));
 
-    let exports_json: Vec<Value> = exports
+    let exports_json: Vec<Value> = sigs
         .iter()
-        .map(|e| {
+        .map(|sig| {
+            // The input schema with the WIT docs inside, when there are docs.
+            let input_schema = describe::describe_function("tool", sig, docs.as_ref(), None)
+                .map(|d| d.input_schema)
+                .unwrap_or_else(|_| schema::params_schema(sig.params));
             json!({
-                "name": e.name,
-                "params": e.params.iter().map(|(n, t)| json!({"name": n, "type": values::type_name(t)})).collect::<Vec<_>>(),
-                "result": e.result.as_ref().map(values::type_name),
-                "input_schema": schema::params_schema(&e.params),
-                "output_schema": e.result.as_ref().map(schema::schema_of),
+                "name": sig.name,
+                "description": doc_of(sig.name),
+                "params": sig.params.iter().map(|(n, t)| json!({"name": n, "type": values::type_name(t)})).collect::<Vec<_>>(),
+                "result": sig.result.map(values::type_name),
+                "input_schema": input_schema,
+                "output_schema": sig.result.map(schema::schema_of),
             })
         })
         .collect();
@@ -64,6 +77,7 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
             "{}",
             json!({
                 "component": what,
+                "docs": docs.as_ref().map(|d| json!({"from": d.source().to_string(), "world": d.world_docs()})),
                 "exports": exports_json,
                 "imports": { "verbs": verbs, "null_wasi": null_wasi, "refused": refused },
             })
@@ -71,6 +85,12 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
         return Ok(());
     }
     println!("{what}");
+    if let Some(d) = &docs {
+        if let Some(world) = d.world_docs() {
+            println!("  {world}");
+        }
+        println!("  (docs from {})", d.source());
+    }
     println!("\nexports:");
     for e in &exports {
         let params: Vec<String> = e
@@ -79,8 +99,18 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
             .map(|(n, t)| format!("{n}: {}", values::type_name(t)))
             .collect();
         match &e.result {
-            Some(r) => println!("  {}({}) -> {}", e.name, params.join(", "), values::type_name(r)),
+            Some(r) => println!(
+                "  {}({}) -> {}",
+                e.name,
+                params.join(", "),
+                values::type_name(r)
+            ),
             None => println!("  {}({})", e.name, params.join(", ")),
+        }
+        if let Some(doc) = doc_of(&e.name) {
+            for line in doc.lines() {
+                println!("      {line}");
+            }
         }
     }
     println!("\nverbs it needs granted:");
@@ -88,21 +118,33 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
         println!("  none");
     }
     for v in &verbs {
-        println!("  {} ({})", v["verb"].as_str().unwrap_or(""), v["import"].as_str().unwrap_or(""));
+        println!(
+            "  {} ({})",
+            v["verb"].as_str().unwrap_or(""),
+            v["import"].as_str().unwrap_or("")
+        );
     }
     println!("\nWASI it gets, empty:");
     if null_wasi.is_empty() {
         println!("  none");
     }
     for w in &null_wasi {
-        println!("  {}: {}", w["import"].as_str().unwrap_or(""), w["gets"].as_str().unwrap_or(""));
+        println!(
+            "  {}: {}",
+            w["import"].as_str().unwrap_or(""),
+            w["gets"].as_str().unwrap_or("")
+        );
     }
     println!("\nimports airlock will refuse:");
     if refused.is_empty() {
         println!("  none");
     }
     for r in &refused {
-        println!("  {}: {}", r["import"].as_str().unwrap_or(""), r["reason"].as_str().unwrap_or(""));
+        println!(
+            "  {}: {}",
+            r["import"].as_str().unwrap_or(""),
+            r["reason"].as_str().unwrap_or("")
+        );
     }
     println!("\n(run `airlock inspect --json` for each export's JSON Schema)");
     Ok(())

@@ -4,6 +4,7 @@
 
 mod audit;
 mod demo;
+mod demo_servers;
 mod explain;
 mod inspect;
 mod mcp;
@@ -188,7 +189,7 @@ fn load_config(path: Option<&PathBuf>) -> Result<HostConfig, Failure> {
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))
 }

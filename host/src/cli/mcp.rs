@@ -1,0 +1,115 @@
+//! `airlock mcp TOOLKIT`: serve a toolkit's tools to an agent over MCP, on
+//! stdio (the default) or streamable HTTP (`--http 127.0.0.1:PORT`). The whole
+//! toolkit is loaded and checked before anything is served; stdout carries
+//! only the protocol, every log line goes to stderr.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::{Failure, audit_sink, load_config};
+use crate::mcp::{self, StartError, Toolbox};
+use crate::{Airlock, HostOptions, Toolkit};
+
+#[derive(Debug, Args)]
+pub(super) struct McpArgs {
+    /// The toolkit file: its tools, grants and budgets are all an MCP client gets.
+    toolkit: PathBuf,
+    /// The host config (secrets, keys); default ./airlock.toml if present.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Serve streamable HTTP at ADDR:PORT (endpoint /mcp) instead of stdio.
+    /// Loopback only unless --allow-remote; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<SocketAddr>,
+    /// Allow --http to bind a non-loopback address. There is no
+    /// authentication: anyone who can reach the port can call the tools.
+    #[arg(long, requires = "http")]
+    allow_remote: bool,
+    /// Another `Host` header value to accept with --http (e.g. a DNS name
+    /// clients use); the bind address (and localhost, for loopback) always is.
+    #[arg(long = "allowed-host", value_name = "NAME[:PORT]", requires = "http")]
+    allowed_hosts: Vec<String>,
+    /// Append audit records (JSON lines) to this file, or `-` for stderr.
+    #[arg(long)]
+    audit: Option<PathBuf>,
+    /// Do not read or write the compiled-component cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl From<StartError> for Failure {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Load(e) => e.into(),
+            StartError::Describe(e) => Failure::usage(e.to_string()),
+            e @ StartError::Io { .. } => Failure::usage(e.to_string()),
+        }
+    }
+}
+
+pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
+    if let Some(addr) = args.http
+        && !addr.ip().is_loopback()
+        && !args.allow_remote
+    {
+        return Err(Failure::usage(format!(
+            "refusing to serve MCP on {addr}: it is not a loopback address and the server has no \
+             authentication; use 127.0.0.1, or pass --allow-remote if every machine that can reach \
+             it may call these tools"
+        )));
+    }
+    let kit = Toolkit::load(&args.toolkit)?;
+    let config = load_config(args.config.as_ref())?;
+    let audit = audit_sink(args.audit.as_ref(), &config)?;
+    let host = Airlock::new(
+        HostOptions {
+            no_cache: args.no_cache,
+            ..HostOptions::default()
+        },
+        config.capabilities,
+        audit,
+    )
+    .map_err(|e| Failure::internal(format!("{e:#}")))?;
+    let toolbox = Arc::new(Toolbox::load(Arc::new(host), &kit)?);
+    let names: Vec<String> = toolbox.descriptions().map(|d| d.name.clone()).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
+    let served = match args.http {
+        None => {
+            eprintln!(
+                "airlock mcp: serving {} tools from {} on stdio: {}",
+                names.len(),
+                args.toolkit.display(),
+                names.join(", ")
+            );
+            rt.block_on(mcp::serve_stdio(toolbox))
+        }
+        Some(addr) => rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            let bound = listener.local_addr()?;
+            eprintln!(
+                "airlock mcp: serving {} tools from {} at http://{bound}{}: {}",
+                names.len(),
+                args.toolkit.display(),
+                mcp::HTTP_PATH,
+                names.join(", ")
+            );
+            mcp::serve_http(
+                toolbox,
+                listener,
+                mcp::allowed_hosts(bound, &args.allowed_hosts),
+            )
+            .await
+        }),
+    };
+    // Jobs still running (a client that hung up mid-call) end with the process.
+    rt.shutdown_background();
+    served.map_err(|e| Failure::internal(format!("{e:#}")))
+}

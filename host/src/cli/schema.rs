@@ -1,0 +1,73 @@
+//! `airlock schema TOOLKIT --format mcp|openai|anthropic`: the tool
+//! definitions an agent framework needs, one per exported function of each
+//! tool, derived from the components' WIT types and the tools' WIT docs.
+//! OpenAI and Anthropic forbid `.` in names, so there `TOOL.FUNCTION` is
+//! written `TOOL__FUNCTION` (split at the last `__` to get it back).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+
+use super::Failure;
+use crate::describe::{self, Format};
+use crate::{Airlock, Capabilities, HostOptions, NullAudit, Toolkit};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    /// The result of MCP `tools/list`: {"tools": [{name, description, inputSchema, outputSchema}]}.
+    Mcp,
+    /// OpenAI function calling: [{"type": "function", "function": {name, description, parameters}}].
+    Openai,
+    /// Anthropic tool use: [{name, description, input_schema}].
+    Anthropic,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct SchemaArgs {
+    /// The toolkit file.
+    toolkit: PathBuf,
+    /// Which ecosystem's shape to print.
+    #[arg(long, value_enum, default_value = "mcp")]
+    format: FormatArg,
+    /// Only this tool's functions.
+    #[arg(long)]
+    tool: Option<String>,
+}
+
+pub(super) fn schema(args: SchemaArgs) -> Result<(), Failure> {
+    let kit = Toolkit::load(&args.toolkit)?;
+    let specs = match &args.tool {
+        Some(name) => vec![kit.tool(name)?],
+        None => kit.tools.values().collect(),
+    };
+    let host = Airlock::new(
+        HostOptions::default(),
+        Capabilities::default(),
+        Arc::new(NullAudit),
+    )
+    .map_err(|e| Failure::internal(format!("{e:#}")))?;
+    let mut tools = Vec::new();
+    for spec in specs {
+        let bytes = std::fs::read(&spec.component).map_err(|e| {
+            Failure::usage(format!(
+                "tool `{}`: cannot read {}: {e}",
+                spec.name,
+                spec.component.display()
+            ))
+        })?;
+        let (_, exports) = host.inspect(&bytes, &spec.component.display().to_string())?;
+        tools.extend(
+            describe::describe_tool(spec, &bytes, &exports)
+                .map_err(|e| Failure::usage(e.to_string()))?,
+        );
+    }
+    let format = match args.format {
+        FormatArg::Mcp => Format::Mcp,
+        FormatArg::Openai => Format::OpenAi,
+        FormatArg::Anthropic => Format::Anthropic,
+    };
+    let out = describe::render(&tools, format).map_err(|e| Failure::usage(e.to_string()))?;
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    Ok(())
+}

@@ -1,0 +1,1428 @@
+//! Tool descriptions for agents: every exported function of every tool of a
+//! toolkit becomes one tool named `TOOL.FUNCTION`, with a description, a JSON
+//! Schema of its arguments and one of its result. One model,
+//! [`ToolDescription`], serves the MCP server (`airlock mcp`), `airlock schema`
+//! (MCP, OpenAI and Anthropic shapes) and `airlock inspect`.
+//!
+//! # Schemas
+//!
+//! The input schema is [`schema::params_schema`] of the export's parameters.
+//! The output schema describes what a successful call returns: the `ok`
+//! payload for an export returning `result<T, E>` (an `err` is a failed call,
+//! not a result), the value itself otherwise. MCP requires structured results
+//! to be JSON objects, so a result that is not a WIT record is wrapped as
+//! `{"result": value}` ([`ToolDescription::wraps_output`]), and the output
+//! schema says so.
+//!
+//! # Descriptions
+//!
+//! WIT doc comments do not reach a component built with the usual tools, so
+//! the docs are read, in this order, from:
+//!
+//! 1. the tool's WIT sources, the toolkit's `wit = "path"` (a directory or a
+//!    file), parsed with `wit-parser`. The host's own package
+//!    `airlock:verbs@0.1.0` is built in, so a tool's WIT may
+//!    `include airlock:verbs/signer@0.1.0;` without a `deps/` folder. The world
+//!    used is the one whose exported functions cover the component's exports;
+//!    parameter names are checked against the component so stale WIT is an
+//!    error rather than wrong docs;
+//! 2. a `package-docs` custom section in the component, when one is present
+//!    (the format `wit-component` writes into encoded WIT packages);
+//! 3. the toolkit's `description` of the tool;
+//! 4. the signature, `TOOL.FUNCTION(params) -> result`.
+//!
+//! Function docs become the tool's description; docs of records and their
+//! fields, variants and their cases, enums and flags become `description`s
+//! inside the schemas. WIT has no doc comments on parameters.
+//!
+//! # Names
+//!
+//! MCP tool names must match `[A-Za-z0-9_.-]{1,128}`; a name that does not is
+//! an error when the toolkit is described. OpenAI and Anthropic function names
+//! must match `^[a-zA-Z0-9_-]{1,64}$` (no dots), so [`function_calling_name`]
+//! writes `TOOL.FUNCTION` as `TOOL__FUNCTION`. WIT function names never contain
+//! `_`, so the original is recovered by splitting at the *last* `__`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wasmtime::component::types::Type;
+use wit_parser::{Resolve, TypeDefKind, TypeOwner, WorldId, WorldItem, WorldKey};
+
+use crate::config::ToolSpec;
+use crate::host::Export;
+use crate::{schema, values};
+
+/// Longest MCP tool name.
+pub const MCP_NAME_MAX: usize = 128;
+/// Longest OpenAI or Anthropic function name.
+pub const FUNCTION_CALLING_NAME_MAX: usize = 64;
+
+/// One tool as an agent sees it: one exported function of one airlock tool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolDescription {
+    /// `TOOL.FUNCTION`, e.g. `word-count.count`.
+    pub name: String,
+    /// The airlock tool (the toolkit's `[tools.NAME]`).
+    pub tool: String,
+    /// The exported function.
+    pub function: String,
+    /// What it does, from the WIT docs or the fallbacks (see the module docs).
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub input_schema: Value,
+    /// JSON Schema of the structured result (always an object).
+    pub output_schema: Value,
+    /// Whether the structured result is the value wrapped as `{"result": value}`.
+    pub wraps_output: bool,
+}
+
+impl ToolDescription {
+    /// The structured result of a call that returned `value`: the value
+    /// itself when it is a record, `{"result": value}` otherwise.
+    pub fn structured(&self, value: Value) -> Value {
+        if self.wraps_output {
+            json!({ "result": value })
+        } else {
+            value
+        }
+    }
+
+    /// The MCP `Tool` object of `tools/list`.
+    pub fn to_mcp(&self) -> Value {
+        json!({
+            "name": self.name,
+            "description": self.description,
+            "inputSchema": self.input_schema,
+            "outputSchema": self.output_schema,
+        })
+    }
+
+    /// An OpenAI `tools` entry (`{"type": "function", "function": {...}}`).
+    pub fn to_openai(&self) -> Result<Value, DescribeError> {
+        Ok(json!({
+            "type": "function",
+            "function": {
+                "name": function_calling_name(&self.name)?,
+                "description": self.description,
+                "parameters": self.input_schema,
+            },
+        }))
+    }
+
+    /// An Anthropic Messages API `tools` entry.
+    pub fn to_anthropic(&self) -> Result<Value, DescribeError> {
+        Ok(json!({
+            "name": function_calling_name(&self.name)?,
+            "description": self.description,
+            "input_schema": self.input_schema,
+        }))
+    }
+}
+
+/// The shapes `airlock schema` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The result of MCP `tools/list`: `{"tools": [...]}`.
+    Mcp,
+    /// OpenAI function calling: `[{"type": "function", "function": {...}}]`.
+    OpenAi,
+    /// Anthropic tool use: `[{"name", "description", "input_schema"}]`.
+    Anthropic,
+}
+
+/// Tool definitions in `format`. Errors if two function-calling names collide
+/// or one is too long.
+pub fn render(tools: &[ToolDescription], format: Format) -> Result<Value, DescribeError> {
+    let entries = match format {
+        Format::Mcp => {
+            return Ok(
+                json!({ "tools": tools.iter().map(ToolDescription::to_mcp).collect::<Vec<_>>() }),
+            );
+        }
+        Format::OpenAi => tools
+            .iter()
+            .map(ToolDescription::to_openai)
+            .collect::<Result<Vec<_>, _>>()?,
+        Format::Anthropic => tools
+            .iter()
+            .map(ToolDescription::to_anthropic)
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let mut seen = BTreeMap::new();
+    for t in tools {
+        let fc = function_calling_name(&t.name)?;
+        if let Some(other) = seen.insert(fc.clone(), &t.name) {
+            return Err(DescribeError::Name {
+                name: t.name.clone(),
+                reason: format!(
+                    "and `{other}` both become `{fc}` as function-calling names; rename a tool"
+                ),
+            });
+        }
+    }
+    Ok(Value::Array(entries))
+}
+
+/// `TOOL.FUNCTION` as an OpenAI or Anthropic function name: every `.` becomes
+/// `__`, and the result must match `^[a-zA-Z0-9_-]{1,64}$`.
+pub fn function_calling_name(name: &str) -> Result<String, DescribeError> {
+    let out = name.replace('.', "__");
+    if out.is_empty() || out.len() > FUNCTION_CALLING_NAME_MAX {
+        return Err(DescribeError::Name {
+            name: name.to_string(),
+            reason: format!(
+                "is {} characters as a function-calling name (`{out}`); OpenAI and Anthropic allow 1 to {FUNCTION_CALLING_NAME_MAX}: shorten the tool's name",
+                out.len()
+            ),
+        });
+    }
+    if let Some(c) = out
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(DescribeError::Name {
+            name: name.to_string(),
+            reason: format!("contains {c:?}, which function-calling names do not allow"),
+        });
+    }
+    Ok(out)
+}
+
+/// Checks an MCP tool name: `[A-Za-z0-9_.-]{1,128}`.
+pub fn check_mcp_name(name: &str) -> Result<(), DescribeError> {
+    if name.is_empty() || name.len() > MCP_NAME_MAX {
+        return Err(DescribeError::Name {
+            name: name.to_string(),
+            reason: format!(
+                "is {} characters long; MCP tool names have 1 to {MCP_NAME_MAX}: shorten the tool's name",
+                name.len()
+            ),
+        });
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(DescribeError::Name {
+            name: name.escape_debug().to_string(),
+            reason: format!(
+                "contains {c:?}; MCP tool names may use only letters, digits, `_`, `.` and `-`"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Why a tool could not be described.
+#[derive(Debug, thiserror::Error)]
+pub enum DescribeError {
+    /// A name breaks MCP's or function calling's rules.
+    #[error("tool name `{name}` {reason}")]
+    Name {
+        /// The offending name.
+        name: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The docs the toolkit points at cannot be used.
+    #[error("tool `{tool}`: {reason}")]
+    Docs {
+        /// The tool.
+        tool: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+}
+
+/// What describing a function needs: its name and its WIT types.
+#[derive(Debug, Clone, Copy)]
+pub struct Signature<'a> {
+    /// The function's name.
+    pub name: &'a str,
+    /// Its parameters, in order.
+    pub params: &'a [(String, Type)],
+    /// Its result type.
+    pub result: Option<&'a Type>,
+}
+
+impl<'a> From<&'a Export> for Signature<'a> {
+    fn from(e: &'a Export) -> Self {
+        Signature {
+            name: &e.name,
+            params: &e.params,
+            result: e.result.as_ref(),
+        }
+    }
+}
+
+/// Describes every export of the tool `spec` (whose component bytes and
+/// exports are given), reading docs as the module docs say.
+pub fn describe_tool(
+    spec: &ToolSpec,
+    component: &[u8],
+    exports: &[Export],
+) -> Result<Vec<ToolDescription>, DescribeError> {
+    let sigs: Vec<Signature<'_>> = exports.iter().map(Signature::from).collect();
+    let docs = Docs::load(spec.wit.as_deref(), component, &sigs).map_err(|reason| {
+        DescribeError::Docs {
+            tool: spec.name.clone(),
+            reason,
+        }
+    })?;
+    describe(
+        &spec.name,
+        &sigs,
+        docs.as_ref(),
+        spec.description.as_deref(),
+    )
+}
+
+/// Describes the functions `sigs` of tool `tool`, with docs from `docs` and
+/// `fallback` (the toolkit's description) for functions that have none.
+pub fn describe(
+    tool: &str,
+    sigs: &[Signature<'_>],
+    docs: Option<&Docs>,
+    fallback: Option<&str>,
+) -> Result<Vec<ToolDescription>, DescribeError> {
+    sigs.iter()
+        .map(|s| describe_function(tool, s, docs, fallback))
+        .collect()
+}
+
+/// Describes one function; see [`describe`].
+pub fn describe_function(
+    tool: &str,
+    sig: &Signature<'_>,
+    docs: Option<&Docs>,
+    fallback: Option<&str>,
+) -> Result<ToolDescription, DescribeError> {
+    let name = format!("{tool}.{}", sig.name);
+    check_mcp_name(&name)?;
+    let mut input_schema = schema::params_schema(sig.params);
+    let (mut output_schema, wraps_output) = output_schema(sig.result);
+    let wit = docs.and_then(|d| d.function(sig.name).map(|f| (d, f)));
+    if let Some((d, f)) = wit {
+        for p in &f.params {
+            if let Some(s) = input_schema
+                .get_mut("properties")
+                .and_then(|props| props.get_mut(&p.name))
+            {
+                annotate(s, &p.ty, &d.resolve, 0);
+            }
+        }
+        if let Some(ty) = f.result.as_ref().and_then(|t| ok_type(t, &d.resolve)) {
+            let target = if wraps_output {
+                output_schema
+                    .get_mut("properties")
+                    .and_then(|props| props.get_mut("result"))
+            } else {
+                Some(&mut output_schema)
+            };
+            if let Some(target) = target {
+                annotate(target, &ty, &d.resolve, 0);
+            }
+        }
+    }
+    let description = wit
+        .and_then(|(_, f)| clean_docs(f.docs.contents.as_deref()))
+        .or_else(|| clean_docs(fallback))
+        .unwrap_or_else(|| signature_text(&name, sig));
+    Ok(ToolDescription {
+        name,
+        tool: tool.to_string(),
+        function: sig.name.to_string(),
+        description,
+        input_schema,
+        output_schema,
+        wraps_output,
+    })
+}
+
+/// `TOOL.FUNCTION(a: string, b: u32) -> record { ... }`.
+fn signature_text(name: &str, sig: &Signature<'_>) -> String {
+    let params: Vec<String> = sig
+        .params
+        .iter()
+        .map(|(n, t)| format!("{n}: {}", values::type_name(t)))
+        .collect();
+    match sig.result {
+        Some(r) => format!("{name}({}) -> {}", params.join(", "), values::type_name(r)),
+        None => format!("{name}({})", params.join(", ")),
+    }
+}
+
+/// The output schema of a function returning `result` and whether the value
+/// is wrapped as `{"result": value}`.
+fn output_schema(result: Option<&Type>) -> (Value, bool) {
+    let payload = match result {
+        Some(Type::Result(r)) => r.ok(),
+        Some(t) => Some(t.clone()),
+        None => None,
+    };
+    match payload {
+        Some(t @ Type::Record(_)) => (schema::schema_of(&t), false),
+        other => {
+            let inner = other.map_or_else(|| json!({"type": "null"}), |t| schema::schema_of(&t));
+            (
+                json!({
+                    "type": "object",
+                    "properties": { "result": inner },
+                    "required": ["result"],
+                    "additionalProperties": false,
+                    "description": "The function's result is the value of `result` (structured results are JSON objects, so a value that is not a record is wrapped).",
+                }),
+                true,
+            )
+        }
+    }
+}
+
+/// Doc comment text as one paragraph per blank-line-separated block.
+fn clean_docs(docs: Option<&str>) -> Option<String> {
+    let docs = docs?;
+    let mut paragraphs: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in docs.lines().map(str::trim) {
+        if line.is_empty() {
+            if !current.is_empty() {
+                paragraphs.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(line);
+    }
+    if !current.is_empty() {
+        paragraphs.push(current);
+    }
+    let text = paragraphs.join("\n\n");
+    (!text.is_empty()).then_some(text)
+}
+
+// ---- docs ----
+
+/// The airlock host's own WIT package, `airlock:verbs@0.1.0`, built in so a
+/// tool's WIT can include its worlds without a `deps/` folder.
+const VERBS_WIT: &[(&str, &str)] = &[
+    ("types.wit", include_str!("../../wit/types.wit")),
+    ("sign.wit", include_str!("../../wit/sign.wit")),
+    ("log.wit", include_str!("../../wit/log.wit")),
+    ("fetch.wit", include_str!("../../wit/fetch.wit")),
+    ("complete.wit", include_str!("../../wit/complete.wit")),
+    ("worlds.wit", include_str!("../../wit/worlds.wit")),
+];
+
+/// Where a tool's docs came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocSource {
+    /// WIT sources at this path.
+    Wit(PathBuf),
+    /// The component's `package-docs` custom section.
+    PackageDocs,
+}
+
+impl std::fmt::Display for DocSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DocSource::Wit(p) => write!(f, "WIT at {}", p.display()),
+            DocSource::PackageDocs => f.write_str("the component's package-docs section"),
+        }
+    }
+}
+
+/// A tool's documented world: WIT types and doc comments for its exports.
+#[derive(Debug)]
+pub struct Docs {
+    resolve: Resolve,
+    world: WorldId,
+    source: DocSource,
+}
+
+impl Docs {
+    /// Docs for a component whose exports are `sigs`: from the WIT at `wit`
+    /// if given (errors if it cannot be read or does not match), else from a
+    /// `package-docs` section of `component` if there is one, else none.
+    pub fn load(
+        wit: Option<&Path>,
+        component: &[u8],
+        sigs: &[Signature<'_>],
+    ) -> Result<Option<Docs>, String> {
+        match wit {
+            Some(path) => Docs::from_wit(path, sigs).map(Some),
+            None => Docs::from_package_docs(component, sigs),
+        }
+    }
+
+    /// Reads the WIT at `path` (a directory, as `wit-bindgen` takes it, or one
+    /// file), with the host's `airlock:verbs` package available, and picks the
+    /// world that exports every function in `sigs`.
+    pub fn from_wit(path: &Path, sigs: &[Signature<'_>]) -> Result<Docs, String> {
+        if !path.exists() {
+            return Err(format!(
+                "its `wit` path {} does not exist; point it at the tool's WIT directory or file",
+                path.display()
+            ));
+        }
+        // With the built-in airlock:verbs first; if the tool's WIT brings its
+        // own copy (in deps/), that one alone.
+        let (resolve, pkg) = match push_with_verbs(path) {
+            Ok(ok) => ok,
+            Err(first) => {
+                let mut alone = Resolve::default();
+                match alone.push_path(path) {
+                    Ok((pkg, _)) => (alone, pkg),
+                    Err(_) => {
+                        return Err(format!(
+                            "cannot read its WIT at {}: {first}",
+                            path.display()
+                        ));
+                    }
+                }
+            }
+        };
+        let candidates: Vec<WorldId> = resolve.packages[pkg]
+            .worlds
+            .values()
+            .copied()
+            .chain(resolve.worlds.iter().map(|(id, _)| id))
+            .collect();
+        let world = candidates
+            .iter()
+            .copied()
+            .find(|w| sigs.iter().all(|s| world_function(&resolve, *w, s.name).is_some()))
+            .ok_or_else(|| {
+                let wanted: Vec<&str> = sigs.iter().map(|s| s.name).collect();
+                let worlds: Vec<String> = resolve.packages[pkg]
+                    .worlds
+                    .keys()
+                    .map(|w| format!("`{w}`"))
+                    .collect();
+                format!(
+                    "no world in its WIT at {} exports all of the component's functions ({}); {}: point `wit` at the tool's own WIT",
+                    path.display(),
+                    wanted.join(", "),
+                    if worlds.is_empty() {
+                        "its package has no world".to_string()
+                    } else {
+                        format!("its package has {}", worlds.join(", "))
+                    }
+                )
+            })?;
+        let docs = Docs {
+            resolve,
+            world,
+            source: DocSource::Wit(path.to_path_buf()),
+        };
+        docs.check_params(sigs)?;
+        Ok(docs)
+    }
+
+    /// Docs from a `package-docs` custom section of the component, if it has
+    /// one: the component's own types (decoded with `wit-parser`) with the
+    /// section's doc comments put back on them by name.
+    pub fn from_package_docs(
+        component: &[u8],
+        sigs: &[Signature<'_>],
+    ) -> Result<Option<Docs>, String> {
+        let Some(section) = find_custom_section(component, PACKAGE_DOCS) else {
+            return Ok(None);
+        };
+        let meta = parse_package_docs(section.data)
+            .map_err(|e| format!("its component's {PACKAGE_DOCS} section is not readable: {e}"))?;
+        let mut stripped = component[..section.range.start].to_vec();
+        stripped.extend_from_slice(&component[section.range.end..]);
+        let (mut resolve, world) = match wit_parser::decoding::decode(&stripped) {
+            Ok(wit_parser::decoding::DecodedWasm::Component(resolve, world)) => (resolve, world),
+            Ok(_) => return Err("its component is a WIT package, not a component".into()),
+            Err(e) => return Err(format!("cannot decode its component's WIT: {e:#}")),
+        };
+        let names: Vec<&str> = sigs.iter().map(|s| s.name).collect();
+        let chosen = meta.worlds.values().find(|w| {
+            names
+                .iter()
+                .all(|n| w.func_exports.contains_key(*n) || w.funcs.contains_key(*n))
+        });
+        let chosen = match chosen {
+            Some(w) => w,
+            None if meta.worlds.len() == 1 => meta.worlds.values().next().expect("one world"),
+            None => return Ok(None),
+        };
+        inject(&mut resolve, world, chosen);
+        Ok(Some(Docs {
+            resolve,
+            world,
+            source: DocSource::PackageDocs,
+        }))
+    }
+
+    /// Where these docs came from.
+    pub fn source(&self) -> &DocSource {
+        &self.source
+    }
+
+    /// The world's own doc comment (what the tool as a whole does).
+    pub fn world_docs(&self) -> Option<String> {
+        clean_docs(self.resolve.worlds[self.world].docs.contents.as_deref())
+    }
+
+    /// The doc comment of exported function `name`.
+    pub fn function_docs(&self, name: &str) -> Option<String> {
+        clean_docs(self.function(name)?.docs.contents.as_deref())
+    }
+
+    fn function(&self, name: &str) -> Option<&wit_parser::Function> {
+        world_function(&self.resolve, self.world, name)
+    }
+
+    /// The WIT must declare the parameters the component takes, by name.
+    fn check_params(&self, sigs: &[Signature<'_>]) -> Result<(), String> {
+        for s in sigs {
+            let Some(f) = self.function(s.name) else {
+                continue;
+            };
+            let wit: Vec<&str> = f.params.iter().map(|p| p.name.as_str()).collect();
+            let component: Vec<&str> = s.params.iter().map(|(n, _)| n.as_str()).collect();
+            if wit != component {
+                return Err(format!(
+                    "its {} is out of date: it declares `{}({})` but the component exports `{}({})`; rebuild the component or update the WIT",
+                    self.source,
+                    s.name,
+                    wit.join(", "),
+                    s.name,
+                    component.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn push_with_verbs(path: &Path) -> anyhow::Result<(Resolve, wit_parser::PackageId)> {
+    let mut resolve = Resolve::default();
+    let mut map = wit_parser::SourceMap::new();
+    for (file, text) in VERBS_WIT {
+        map.push_str(&format!("<airlock>/wit/{file}"), *text);
+    }
+    let group = map
+        .parse()
+        .map_err(|(_, e)| anyhow::anyhow!("the built-in airlock:verbs WIT does not parse: {e}"))?;
+    resolve.push_group(group)?;
+    let (pkg, _) = resolve
+        .push_path(path)
+        .map_err(|e| anyhow::anyhow!("{}", resolve.render_error(&e)))?;
+    Ok((resolve, pkg))
+}
+
+fn world_function<'r>(
+    resolve: &'r Resolve,
+    world: WorldId,
+    name: &str,
+) -> Option<&'r wit_parser::Function> {
+    match resolve.worlds[world]
+        .exports
+        .get(&WorldKey::Name(name.to_string()))
+    {
+        Some(WorldItem::Function(f)) => Some(f),
+        _ => None,
+    }
+}
+
+/// The `ok` type of a `result<T, E>` (aliases followed), or the type itself.
+fn ok_type(ty: &wit_parser::Type, resolve: &Resolve) -> Option<wit_parser::Type> {
+    let mut ty = *ty;
+    for _ in 0..32 {
+        let wit_parser::Type::Id(id) = ty else {
+            return Some(ty);
+        };
+        match &resolve.types[id].kind {
+            TypeDefKind::Type(inner) => ty = *inner,
+            TypeDefKind::Result(r) => return r.ok,
+            _ => return Some(ty),
+        }
+    }
+    Some(ty)
+}
+
+/// Adds `description`s from the WIT docs of `ty` to `schema` (made by
+/// [`schema::schema_of`] for the same type). Parts of the schema whose shape
+/// does not match are left alone.
+fn annotate(schema: &mut Value, ty: &wit_parser::Type, resolve: &Resolve, depth: usize) {
+    if depth > 64 {
+        return;
+    }
+    let wit_parser::Type::Id(id) = ty else { return };
+    let def = &resolve.types[*id];
+    if let Some(d) = clean_docs(def.docs.contents.as_deref()) {
+        set_description(schema, d, false);
+    }
+    let next = depth + 1;
+    match &def.kind {
+        TypeDefKind::Type(inner) => annotate(schema, inner, resolve, next),
+        TypeDefKind::Record(r) => {
+            for field in &r.fields {
+                if let Some(s) = schema
+                    .get_mut("properties")
+                    .and_then(|p| p.get_mut(&field.name))
+                {
+                    annotate(s, &field.ty, resolve, next);
+                    if let Some(d) = clean_docs(field.docs.contents.as_deref()) {
+                        set_description(s, d, true);
+                    }
+                }
+            }
+        }
+        TypeDefKind::Variant(v) => {
+            let Some(cases) = schema.get_mut("oneOf").and_then(Value::as_array_mut) else {
+                return;
+            };
+            for case in &v.cases {
+                let Some(entry) = cases.iter_mut().find(|c| {
+                    c.get("const").and_then(Value::as_str) == Some(case.name.as_str())
+                        || c.get("properties")
+                            .is_some_and(|p| p.get(&case.name).is_some())
+                }) else {
+                    continue;
+                };
+                if let (Some(pty), Some(payload)) = (
+                    &case.ty,
+                    entry
+                        .get_mut("properties")
+                        .and_then(|p| p.get_mut(&case.name)),
+                ) {
+                    annotate(payload, pty, resolve, next);
+                }
+                if let Some(d) = clean_docs(case.docs.contents.as_deref()) {
+                    set_description(entry, d, true);
+                }
+            }
+        }
+        TypeDefKind::Enum(e) => {
+            let items: Vec<(&str, Option<String>)> = e
+                .cases
+                .iter()
+                .map(|c| (c.name.as_str(), clean_docs(c.docs.contents.as_deref())))
+                .collect();
+            append_item_docs(schema, &items);
+        }
+        TypeDefKind::Flags(f) => {
+            let items: Vec<(&str, Option<String>)> = f
+                .flags
+                .iter()
+                .map(|c| (c.name.as_str(), clean_docs(c.docs.contents.as_deref())))
+                .collect();
+            append_item_docs(schema, &items);
+        }
+        TypeDefKind::Option(inner) => {
+            if let Some(s) = schema.pointer_mut("/anyOf/0") {
+                annotate(s, inner, resolve, next);
+            }
+        }
+        TypeDefKind::Result(r) => {
+            for (i, (side, ty)) in [("ok", r.ok), ("err", r.err)].into_iter().enumerate() {
+                if let (Some(ty), Some(s)) = (
+                    ty,
+                    schema.pointer_mut(&format!("/oneOf/{i}/properties/{side}")),
+                ) {
+                    annotate(s, &ty, resolve, next);
+                }
+            }
+        }
+        TypeDefKind::List(inner) | TypeDefKind::FixedLengthList(inner, _) => {
+            if let Some(s) = schema.get_mut("items") {
+                annotate(s, inner, resolve, next);
+            }
+        }
+        TypeDefKind::Map(k, v) => {
+            for (i, ty) in [k, v].into_iter().enumerate() {
+                if let Some(s) = schema.pointer_mut(&format!("/items/prefixItems/{i}")) {
+                    annotate(s, ty, resolve, next);
+                }
+            }
+        }
+        TypeDefKind::Tuple(t) => {
+            for (i, ty) in t.types.iter().enumerate() {
+                if let Some(s) = schema.pointer_mut(&format!("/prefixItems/{i}")) {
+                    annotate(s, ty, resolve, next);
+                }
+            }
+        }
+        TypeDefKind::Resource
+        | TypeDefKind::Handle(_)
+        | TypeDefKind::Future(_)
+        | TypeDefKind::Stream(_)
+        | TypeDefKind::Unknown => {}
+    }
+}
+
+/// Sets `description` on an object schema; an existing one is kept unless `replace`.
+fn set_description(schema: &mut Value, text: String, replace: bool) {
+    if let Some(obj) = schema.as_object_mut()
+        && (replace || !obj.contains_key("description"))
+    {
+        obj.insert("description".into(), Value::String(text));
+    }
+}
+
+/// Appends "`name`: docs" lines for enum cases or flags that have docs.
+fn append_item_docs(schema: &mut Value, items: &[(&str, Option<String>)]) {
+    let lines: Vec<String> = items
+        .iter()
+        .filter_map(|(name, d)| d.as_ref().map(|d| format!("- `{name}`: {d}")))
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    let text = match obj.get("description").and_then(Value::as_str) {
+        Some(existing) => format!("{existing}\n\n{}", lines.join("\n")),
+        None => lines.join("\n"),
+    };
+    obj.insert("description".into(), Value::String(text));
+}
+
+// ---- the package-docs custom section ----
+
+/// The name of the custom section `wit-component` stores WIT docs in.
+pub const PACKAGE_DOCS: &str = "package-docs";
+
+struct Section<'a> {
+    /// The whole section, id and size included.
+    range: std::ops::Range<usize>,
+    /// Its data after the name.
+    data: &'a [u8],
+}
+
+/// The first top-level custom section called `name` of a wasm binary.
+fn find_custom_section<'a>(bytes: &'a [u8], name: &str) -> Option<Section<'a>> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return None;
+    }
+    let mut pos = 8;
+    while pos < bytes.len() {
+        let start = pos;
+        let id = bytes[pos];
+        pos += 1;
+        let size = leb_u32(bytes, &mut pos)? as usize;
+        let end = pos.checked_add(size).filter(|e| *e <= bytes.len())?;
+        if id == 0 {
+            let mut p = pos;
+            let len = leb_u32(bytes, &mut p)? as usize;
+            let name_end = p.checked_add(len).filter(|e| *e <= end)?;
+            if &bytes[p..name_end] == name.as_bytes() {
+                return Some(Section {
+                    range: start..end,
+                    data: &bytes[name_end..end],
+                });
+            }
+        }
+        pos = end;
+    }
+    None
+}
+
+fn leb_u32(bytes: &[u8], pos: &mut usize) -> Option<u32> {
+    let mut result = 0u32;
+    for shift in (0..35).step_by(7) {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        result |= u32::from(b & 0x7f).checked_shl(shift)?;
+        if b & 0x80 == 0 {
+            return Some(result);
+        }
+    }
+    None
+}
+
+/// The parts of `wit-parser`'s `PackageMetadata` JSON this module uses;
+/// everything else is ignored.
+#[derive(Debug, Default, Deserialize)]
+struct PackageDocsJson {
+    #[serde(default)]
+    worlds: BTreeMap<String, WorldDocsJson>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WorldDocsJson {
+    #[serde(default)]
+    docs: Option<String>,
+    #[serde(default)]
+    types: BTreeMap<String, TypeDocsJson>,
+    #[serde(default)]
+    funcs: BTreeMap<String, FuncDocsJson>,
+    #[serde(default)]
+    func_exports: BTreeMap<String, FuncDocsJson>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TypeDocsJson {
+    #[serde(default)]
+    docs: Option<String>,
+    #[serde(default)]
+    items: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FuncDocsJson {
+    /// Version 0: just the text.
+    Text(Option<String>),
+    /// Version 1: an object with `docs` (and `stability`).
+    Object {
+        #[serde(default)]
+        docs: Option<String>,
+    },
+}
+
+impl FuncDocsJson {
+    fn docs(&self) -> Option<&str> {
+        match self {
+            FuncDocsJson::Text(d) | FuncDocsJson::Object { docs: d } => d.as_deref(),
+        }
+    }
+}
+
+fn parse_package_docs(data: &[u8]) -> Result<PackageDocsJson, String> {
+    match data.first() {
+        Some(0 | 1) => serde_json::from_slice(&data[1..]).map_err(|e| e.to_string()),
+        Some(v) => Err(format!("unknown version {v}")),
+        None => Err("it is empty".into()),
+    }
+}
+
+/// Puts the section's docs on the decoded world's functions and types, by name.
+fn inject(resolve: &mut Resolve, world: WorldId, docs: &WorldDocsJson) {
+    if let Some(d) = &docs.docs {
+        resolve.worlds[world].docs.contents = Some(d.clone());
+    }
+    for (key, item) in resolve.worlds[world].exports.iter_mut() {
+        let (WorldKey::Name(name), WorldItem::Function(f)) = (key, item) else {
+            continue;
+        };
+        let found = docs.func_exports.get(name).or_else(|| docs.funcs.get(name));
+        if let Some(d) = found.and_then(FuncDocsJson::docs) {
+            f.docs.contents = Some(d.to_string());
+        }
+    }
+    for (_, def) in resolve.types.iter_mut() {
+        let Some(meta) = def.name.as_ref().and_then(|n| docs.types.get(n)) else {
+            continue;
+        };
+        if def.owner != TypeOwner::World(world) {
+            continue;
+        }
+        if let Some(d) = &meta.docs {
+            def.docs.contents = Some(d.clone());
+        }
+        let item = |name: &str| meta.items.get(name).cloned();
+        match &mut def.kind {
+            TypeDefKind::Record(r) => r.fields.iter_mut().for_each(|f| {
+                if let Some(d) = item(&f.name) {
+                    f.docs.contents = Some(d);
+                }
+            }),
+            TypeDefKind::Variant(v) => v.cases.iter_mut().for_each(|c| {
+                if let Some(d) = item(&c.name) {
+                    c.docs.contents = Some(d);
+                }
+            }),
+            TypeDefKind::Enum(e) => e.cases.iter_mut().for_each(|c| {
+                if let Some(d) = item(&c.name) {
+                    c.docs.contents = Some(d);
+                }
+            }),
+            TypeDefKind::Flags(f) => f.flags.iter_mut().for_each(|c| {
+                if let Some(d) = item(&c.name) {
+                    c.docs.contents = Some(d);
+                }
+            }),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::values::tests::func_params;
+
+    /// A component importing (so no core module is needed) functions shaped
+    /// like the exports of the WIT below.
+    const WAT: &str = r#"
+    (component
+      (type $point' (record (field "x" s32) (field "y" s32)))
+      (import "point" (type $point (eq $point')))
+      (type $mode' (enum "fast" "exact"))
+      (import "mode" (type $mode (eq $mode')))
+      (type $opts' (record (field "limit" u32) (field "at" $point) (field "mode" $mode)))
+      (import "opts" (type $opts (eq $opts')))
+      (type $shape' (variant (case "circle" f64) (case "empty")))
+      (import "shape" (type $shape (eq $shape')))
+      (type $search (func (param "query" string) (param "opts" (option $opts)) (result (result $point (error string)))))
+      (import "search" (func (type $search)))
+      (type $area (func (param "s" $shape) (result f64)))
+      (import "area" (func (type $area)))
+      (type $ping (func))
+      (import "ping" (func (type $ping)))
+    )"#;
+
+    const WIT: &str = r#"
+package example:maps;
+
+/// Finds places.
+world maps {
+    include airlock:verbs/pure@0.1.0;
+
+    /// A spot on the grid.
+    record point {
+        /// Column.
+        x: s32,
+        /// Row.
+        y: s32,
+    }
+
+    /// How hard to look.
+    enum mode {
+        /// Good enough.
+        fast,
+        exact,
+    }
+
+    /// Search settings.
+    record opts {
+        /// At most this many results.
+        limit: u32,
+        at: point,
+        mode: mode,
+    }
+
+    /// A shape.
+    variant shape {
+        /// Radius.
+        circle(f64),
+        /// Nothing at all.
+        empty,
+    }
+
+    /// Find the place called `query`
+    /// near `opts.at`.
+    ///
+    /// Second paragraph.
+    export search: func(query: string, opts: option<opts>) -> result<point, string>;
+
+    /// The area of `s`.
+    export area: func(s: shape) -> f64;
+
+    export ping: func();
+}
+"#;
+
+    /// A function's name, parameters and result.
+    type Func = (String, Vec<(String, Type)>, Option<Type>);
+
+    struct Fixture {
+        funcs: Vec<Func>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let funcs = ["search", "area", "ping"]
+                .iter()
+                .map(|name| {
+                    let (params, result) = func_sig(WAT, name);
+                    (name.to_string(), params, result)
+                })
+                .collect();
+            Fixture { funcs }
+        }
+
+        fn sigs(&self) -> Vec<Signature<'_>> {
+            self.funcs
+                .iter()
+                .map(|(name, params, result)| Signature {
+                    name,
+                    params,
+                    result: result.as_ref(),
+                })
+                .collect()
+        }
+    }
+
+    /// Params and result of imported function `name` of a WAT component.
+    fn func_sig(wat: &str, name: &str) -> (Vec<(String, Type)>, Option<Type>) {
+        use wasmtime::component::types::ComponentItem;
+        let engine = wasmtime::Engine::default();
+        let component = wasmtime::component::Component::new(&engine, wat).unwrap();
+        let ty = component.component_type();
+        let item = ty.imports(&engine).find(|(n, _)| *n == name).unwrap().1;
+        let ComponentItem::ComponentFunc(f) = item.ty else {
+            panic!("{name} is not a function")
+        };
+        let params = f.params().map(|(n, t)| (n.to_string(), t)).collect();
+        (params, f.results().next())
+    }
+
+    fn wit_dir(text: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("world.wit"), text).unwrap();
+        dir
+    }
+
+    fn described(dir: &Path) -> Vec<ToolDescription> {
+        let f = Fixture::new();
+        let docs = Docs::from_wit(dir, &f.sigs()).unwrap();
+        describe("maps", &f.sigs(), Some(&docs), Some("The toolkit's words.")).unwrap()
+    }
+
+    #[test]
+    fn the_built_in_verbs_package_is_every_file_of_wit() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".wit"))
+            .collect();
+        on_disk.sort();
+        let mut built_in: Vec<String> = VERBS_WIT.iter().map(|(n, _)| n.to_string()).collect();
+        built_in.sort();
+        assert_eq!(
+            built_in, on_disk,
+            "add the new wit/ file to VERBS_WIT in describe.rs"
+        );
+        for (name, text) in VERBS_WIT {
+            assert_eq!(
+                *text,
+                std::fs::read_to_string(dir.join(name)).unwrap(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_and_descriptions_come_from_wit_docs() {
+        let dir = wit_dir(WIT);
+        let tools = described(dir.path());
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["maps.search", "maps.area", "maps.ping"]);
+        assert_eq!(
+            tools[0].description,
+            "Find the place called `query` near `opts.at`.\n\nSecond paragraph."
+        );
+        assert_eq!(tools[1].description, "The area of `s`.");
+        // No doc comment: the toolkit's description.
+        assert_eq!(tools[2].description, "The toolkit's words.");
+        assert_eq!(
+            (tools[0].tool.as_str(), tools[0].function.as_str()),
+            ("maps", "search")
+        );
+    }
+
+    #[test]
+    fn schemas_carry_type_field_and_case_docs() {
+        let dir = wit_dir(WIT);
+        let tools = described(dir.path());
+        let search = &tools[0];
+        let opts = &search.input_schema["properties"]["opts"]["anyOf"][0];
+        assert_eq!(opts["description"], "Search settings.", "{opts}");
+        assert_eq!(
+            opts["properties"]["limit"]["description"],
+            "At most this many results."
+        );
+        // A field without docs gets its type's docs.
+        assert_eq!(
+            opts["properties"]["at"]["description"],
+            "A spot on the grid."
+        );
+        assert_eq!(
+            opts["properties"]["at"]["properties"]["x"]["description"],
+            "Column."
+        );
+        assert_eq!(
+            opts["properties"]["mode"]["description"],
+            "How hard to look.\n\n- `fast`: Good enough."
+        );
+        assert_eq!(opts["properties"]["mode"]["enum"], json!(["fast", "exact"]));
+        // The output is the ok payload, a record: not wrapped, documented.
+        assert!(!search.wraps_output);
+        assert_eq!(search.output_schema["description"], "A spot on the grid.");
+        assert_eq!(
+            search.output_schema["properties"]["y"]["description"],
+            "Row."
+        );
+        assert_eq!(search.output_schema["required"], json!(["x", "y"]));
+
+        let area = &tools[1];
+        let shape = &area.input_schema["properties"]["s"];
+        assert_eq!(shape["description"], "A shape.");
+        assert_eq!(shape["oneOf"][0]["description"], "Radius.");
+        assert_eq!(
+            shape["oneOf"][1],
+            json!({"const": "empty", "description": "Nothing at all."})
+        );
+        assert!(area.wraps_output);
+        assert_eq!(
+            area.output_schema["properties"]["result"],
+            json!({"type": "number"})
+        );
+        assert_eq!(area.output_schema["required"], json!(["result"]));
+        assert_eq!(area.structured(json!(2.5)), json!({"result": 2.5}));
+        assert_eq!(
+            search.structured(json!({"x": 1, "y": 2})),
+            json!({"x": 1, "y": 2})
+        );
+    }
+
+    #[test]
+    fn without_docs_the_fallbacks_are_the_toolkit_then_the_signature() {
+        let f = Fixture::new();
+        let sigs = f.sigs();
+        let with = describe("maps", &sigs, None, Some("  Maps  \n things. ")).unwrap();
+        assert_eq!(with[0].description, "Maps things.");
+        let without = describe("maps", &sigs, None, None).unwrap();
+        assert_eq!(
+            without[0].description,
+            "maps.search(query: string, opts: option<record { limit: u32, at: record { x: s32, y: s32 }, mode: enum { fast, exact } }>) -> result<record { x: s32, y: s32 }, string>"
+        );
+        assert_eq!(without[2].description, "maps.ping()");
+        let ping = &without[2];
+        assert!(ping.wraps_output);
+        assert_eq!(
+            ping.output_schema["properties"]["result"],
+            json!({"type": "null"})
+        );
+        // The same schemas, just without descriptions inside.
+        assert_eq!(
+            without[0].input_schema,
+            schema::params_schema(sigs[0].params)
+        );
+    }
+
+    #[test]
+    fn stale_or_foreign_wit_is_an_error_naming_the_path() {
+        let f = Fixture::new();
+        let renamed = WIT.replace("func(s: shape)", "func(shape: shape)");
+        let dir = wit_dir(&renamed);
+        let e = Docs::from_wit(dir.path(), &f.sigs()).unwrap_err();
+        assert!(
+            e.contains("out of date") && e.contains("`area(shape)`") && e.contains("`area(s)`"),
+            "{e}"
+        );
+
+        let dir = wit_dir("package a:b;\nworld other { export f: func(); }\n");
+        let e = Docs::from_wit(dir.path(), &f.sigs()).unwrap_err();
+        assert!(e.contains("no world") && e.contains("`other`"), "{e}");
+
+        let dir = wit_dir("package a:b;\nworld w { export f: func(x: nope); }\n");
+        let e = Docs::from_wit(dir.path(), &f.sigs()).unwrap_err();
+        assert!(
+            e.contains("cannot read its WIT") && e.contains("nope"),
+            "{e}"
+        );
+
+        let e = Docs::from_wit(Path::new("/nonexistent/wit"), &f.sigs()).unwrap_err();
+        assert!(
+            e.contains("/nonexistent/wit") && e.contains("does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_single_wit_file_works_too() {
+        let dir = wit_dir(WIT);
+        let tools = described(&dir.path().join("world.wit"));
+        assert_eq!(tools[1].description, "The area of `s`.");
+    }
+
+    #[test]
+    fn the_guests_wit_resolves_with_the_built_in_verbs() {
+        // The real example: guests/word-count/wit includes airlock:verbs/pure.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/word-count/wit");
+        let params = vec![("text".to_string(), Type::String)];
+        let sig = Signature {
+            name: "count",
+            params: &params,
+            result: None,
+        };
+        let docs = Docs::from_wit(&dir, &[sig]).unwrap();
+        assert_eq!(
+            docs.function_docs("count").as_deref(),
+            Some("Count the words, lines, characters and bytes of `text`.")
+        );
+        assert!(docs.world_docs().unwrap().starts_with("Counts words"));
+        assert!(matches!(docs.source(), DocSource::Wit(_)));
+    }
+
+    #[test]
+    fn mcp_names_are_checked() {
+        assert!(check_mcp_name("word-count.count").is_ok());
+        assert!(check_mcp_name("a_b.c-d").is_ok());
+        let long = format!("{}.f", "t".repeat(127));
+        let e = check_mcp_name(&long).unwrap_err().to_string();
+        assert!(
+            e.contains("129 characters") && e.contains("1 to 128"),
+            "{e}"
+        );
+        let e = check_mcp_name("a b.c").unwrap_err().to_string();
+        assert!(e.contains("' '"), "{e}");
+        assert!(check_mcp_name("").is_err());
+        let params = vec![];
+        let sig = Signature {
+            name: "f",
+            params: &params,
+            result: None,
+        };
+        assert!(describe_function(&"t".repeat(127), &sig, None, None).is_err());
+    }
+
+    #[test]
+    fn formats_have_each_ecosystems_shape() {
+        let dir = wit_dir(WIT);
+        let tools = described(dir.path());
+        let mcp = render(&tools, Format::Mcp).unwrap();
+        assert_eq!(mcp["tools"][1]["name"], "maps.area");
+        assert_eq!(mcp["tools"][1]["inputSchema"], tools[1].input_schema);
+        assert_eq!(mcp["tools"][1]["outputSchema"], tools[1].output_schema);
+        assert_eq!(mcp["tools"][1]["description"], "The area of `s`.");
+
+        let openai = render(&tools, Format::OpenAi).unwrap();
+        assert_eq!(
+            openai[1],
+            json!({
+                "type": "function",
+                "function": {
+                    "name": "maps__area",
+                    "description": "The area of `s`.",
+                    "parameters": tools[1].input_schema,
+                }
+            })
+        );
+        let anthropic = render(&tools, Format::Anthropic).unwrap();
+        assert_eq!(
+            anthropic[1],
+            json!({
+                "name": "maps__area",
+                "description": "The area of `s`.",
+                "input_schema": tools[1].input_schema,
+            })
+        );
+        assert_eq!(
+            function_calling_name("sign-webhook.world-view").unwrap(),
+            "sign-webhook__world-view"
+        );
+        let e = function_calling_name(&format!("{}.f", "t".repeat(62)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1 to 64"), "{e}");
+        // Two names that collide once dots are replaced.
+        let mut twin = tools[0].clone();
+        twin.name = "maps__search".into();
+        let e = render(&[tools[0].clone(), twin], Format::OpenAi)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("both become `maps__search`"), "{e}");
+    }
+
+    /// Appends a custom section to a wasm binary.
+    fn with_custom_section(mut bytes: Vec<u8>, name: &str, data: &[u8]) -> Vec<u8> {
+        fn leb(mut n: usize, out: &mut Vec<u8>) {
+            loop {
+                let b = (n & 0x7f) as u8;
+                n >>= 7;
+                if n == 0 {
+                    out.push(b);
+                    return;
+                }
+                out.push(b | 0x80);
+            }
+        }
+        let mut payload = Vec::new();
+        leb(name.len(), &mut payload);
+        payload.extend_from_slice(name.as_bytes());
+        payload.extend_from_slice(data);
+        bytes.push(0);
+        leb(payload.len(), &mut bytes);
+        bytes.extend_from_slice(&payload);
+        bytes
+    }
+
+    #[test]
+    fn custom_sections_are_found_and_cut_out() {
+        // The smallest component: the header alone.
+        let wasm = b"\0asm\x0d\0\x01\0".to_vec();
+        assert!(find_custom_section(&wasm, PACKAGE_DOCS).is_none());
+        let with = with_custom_section(wasm.clone(), "other", b"x");
+        let with = with_custom_section(with, PACKAGE_DOCS, b"\x01{}");
+        let s = find_custom_section(&with, PACKAGE_DOCS).unwrap();
+        assert_eq!(s.data, b"\x01{}");
+        assert_eq!(s.range.end, with.len());
+        assert!(find_custom_section(b"\0asm\x0d\0\x01\0\x00\xff", "x").is_none());
+        assert!(
+            parse_package_docs(b"\x07{}")
+                .unwrap_err()
+                .contains("version 7")
+        );
+    }
+
+    #[test]
+    fn package_docs_sections_document_a_real_component() {
+        // The word-count guest with the docs `wit-component` would embed,
+        // made from its WIT with wit-parser's own PackageMetadata.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let wasm = root.join("target/wasm32-wasip2/release/word_count.wasm");
+        let Ok(bytes) = std::fs::read(&wasm) else {
+            eprintln!(
+                "skipped: {} is not built (cargo xtask build-guests)",
+                wasm.display()
+            );
+            return;
+        };
+        let (resolve, pkg) = push_with_verbs(&root.join("guests/word-count/wit")).unwrap();
+        let section = wit_parser::PackageMetadata::extract(&resolve, pkg)
+            .encode()
+            .unwrap();
+        let documented = with_custom_section(bytes.clone(), PACKAGE_DOCS, &section);
+
+        let params = vec![("text".to_string(), Type::String)];
+        let sig = Signature {
+            name: "count",
+            params: &params,
+            result: None,
+        };
+        assert!(Docs::from_package_docs(&bytes, &[sig]).unwrap().is_none());
+        let docs = Docs::from_package_docs(&documented, &[sig])
+            .unwrap()
+            .unwrap();
+        assert_eq!(docs.source(), &DocSource::PackageDocs);
+        assert_eq!(
+            docs.function_docs("count").as_deref(),
+            Some("Count the words, lines, characters and bytes of `text`.")
+        );
+        let f = docs.function("count").unwrap();
+        let ty = ok_type(f.result.as_ref().unwrap(), &docs.resolve).unwrap();
+        let record = wasmtime_record();
+        let mut schema = schema::schema_of(&record);
+        annotate(&mut schema, &ty, &docs.resolve, 0);
+        assert_eq!(
+            schema["description"], "How big a text is, measured four ways.",
+            "{schema}"
+        );
+        assert_eq!(schema["properties"]["bytes"]["description"], "UTF-8 bytes.");
+    }
+
+    /// The wasmtime type of word-count's `counts` record.
+    fn wasmtime_record() -> Type {
+        let wat = r#"(component
+            (type $c' (record (field "words" u32) (field "lines" u32) (field "chars" u32) (field "bytes" u32)))
+            (import "counts" (type $c (eq $c')))
+            (type $f (func (param "c" $c)))
+            (import "f" (func (type $f))))"#;
+        func_params(wat, "f").remove(0).1
+    }
+}

@@ -1,0 +1,369 @@
+//! The MCP server: a toolkit's tools offered to an agent over the Model
+//! Context Protocol (the official Rust SDK, `rmcp`), on stdio or streamable
+//! HTTP.
+//!
+//! [`Toolbox::load`] loads and checks the whole toolkit before anything is
+//! served: every tool goes through [`Airlock::load_tool_file`] (so a tool the
+//! world check refuses stops the server with the usual message) and is
+//! described with [`describe`]. Each exported function is one MCP tool named
+//! `TOOL.FUNCTION`.
+//!
+//! Each `tools/call` is one fresh job ([`Airlock::run`]) under that tool's
+//! grants and budget; the grants come from the toolkit and nothing an MCP
+//! client sends can change them. Calls run concurrently. Outcomes:
+//!
+//! - success: the result as JSON text, plus `structuredContent` (the value,
+//!   or `{"result": value}` when it is not a record; see
+//!   [`ToolDescription::structured`]);
+//! - arguments that do not fit the WIT types, the tool's own `err`, a budget
+//!   that ran out, a trap: a result with `isError: true` whose text is the
+//!   [`JobError`] message (which names the argument, the budget or the trap),
+//!   so the model can read it and correct itself;
+//! - an unknown tool name: a JSON-RPC `invalid params` error.
+//!
+//! Nothing is written to stdout except the protocol: the server's own log
+//! lines (startup, one per call, the tools' log lines) go to stderr.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use rmcp::handler::server::ServerHandler;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, ServiceExt};
+use serde_json::Value;
+
+use crate::config::Toolkit;
+use crate::describe::{self, DescribeError, ToolDescription};
+use crate::host::{Airlock, LoadError, Tool};
+use crate::job::JobError;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A tool could not be loaded (unreadable, refused by the world check, ...).
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A tool could not be described (a bad name, unusable WIT docs).
+    #[error(transparent)]
+    Describe(#[from] DescribeError),
+    /// The component file could not be read again for its docs.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// One MCP tool: an exported function of a loaded airlock tool.
+struct Entry {
+    description: ToolDescription,
+    tool: Arc<Tool>,
+    listed: rmcp::model::Tool,
+}
+
+/// A toolkit loaded, checked and described, ready to serve calls.
+pub struct Toolbox {
+    host: Arc<Airlock>,
+    source: String,
+    entries: Vec<Entry>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Toolbox {
+    /// Loads every tool of `kit` (failing on the first that cannot be
+    /// loaded or described) into `host`.
+    pub fn load(host: Arc<Airlock>, kit: &Toolkit) -> Result<Self, StartError> {
+        let mut entries = Vec::new();
+        for spec in kit.tools.values() {
+            let tool = host.load_tool_file(
+                &spec.name,
+                &spec.component,
+                spec.grants.clone(),
+                spec.budget,
+            )?;
+            let bytes = std::fs::read(&spec.component).map_err(|source| StartError::Io {
+                path: spec.component.display().to_string(),
+                source,
+            })?;
+            let tool = Arc::new(tool);
+            for description in describe::describe_tool(spec, &bytes, tool.exports())? {
+                entries.push(Entry {
+                    listed: mcp_tool(&description),
+                    description,
+                    tool: tool.clone(),
+                });
+            }
+        }
+        Ok(Self::from_entries(
+            host,
+            kit.path.display().to_string(),
+            entries,
+        ))
+    }
+
+    fn from_entries(host: Arc<Airlock>, source: String, mut entries: Vec<Entry>) -> Self {
+        entries.sort_by(|a, b| a.description.name.cmp(&b.description.name));
+        let by_name = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.description.name.clone(), i))
+            .collect();
+        Self {
+            host,
+            source,
+            entries,
+            by_name,
+        }
+    }
+
+    /// The tools offered, sorted by name.
+    pub fn descriptions(&self) -> impl Iterator<Item = &ToolDescription> {
+        self.entries.iter().map(|e| &e.description)
+    }
+
+    /// Runs one call of the MCP tool `name` as a fresh job.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: Option<serde_json::Map<String, Value>>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let Some(entry) = self.by_name.get(name).map(|i| &self.entries[*i]) else {
+            let known: Vec<&str> = self
+                .entries
+                .iter()
+                .map(|e| e.description.name.as_str())
+                .collect();
+            return Err(ErrorData::invalid_params(
+                format!("no tool `{name}`; this server has: {}", known.join(", ")),
+                None,
+            ));
+        };
+        let d = &entry.description;
+        let args = Value::Object(arguments.unwrap_or_default());
+        let started = Instant::now();
+        let outcome = self.host.run(&entry.tool, Some(&d.function), &args).await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match outcome {
+            Ok(out) => {
+                for line in &out.logs {
+                    eprintln!(
+                        "airlock mcp: {} job {} [{}] {}",
+                        d.name,
+                        out.job,
+                        airlock_log::level_name(line.level),
+                        line.message
+                    );
+                }
+                eprintln!("airlock mcp: {} job {}: ok in {ms:.1} ms", d.name, out.job);
+                let text = serde_json::to_string(&out.value).unwrap_or_else(|_| "null".into());
+                let mut result = CallToolResult::structured(d.structured(out.value));
+                result.content = vec![ContentBlock::text(text)];
+                Ok(result)
+            }
+            Err(e) => {
+                eprintln!(
+                    "airlock mcp: {}: {} in {ms:.1} ms: {}",
+                    d.name,
+                    e.kind(),
+                    first_line(&e)
+                );
+                Ok(CallToolResult::error(vec![ContentBlock::text(error_text(
+                    &e,
+                ))]))
+            }
+        }
+    }
+}
+
+/// The text of a failed call: the [`JobError`] message, with a tool's own
+/// string `err` shown as text rather than as a JSON string.
+pub fn error_text(e: &JobError) -> String {
+    match e {
+        JobError::ToolError(Value::String(s)) => format!("the tool returned an error: {s}"),
+        other => other.to_string(),
+    }
+}
+
+fn first_line(e: &JobError) -> String {
+    error_text(e).lines().next().unwrap_or_default().to_string()
+}
+
+fn mcp_tool(d: &ToolDescription) -> rmcp::model::Tool {
+    let object = |v: &Value| Arc::new(v.as_object().cloned().unwrap_or_default());
+    rmcp::model::Tool::new(
+        d.name.clone(),
+        d.description.clone(),
+        object(&d.input_schema),
+    )
+    .with_raw_output_schema(object(&d.output_schema))
+}
+
+/// The MCP handler: a shared [`Toolbox`].
+#[derive(Clone)]
+pub struct AirlockMcp {
+    toolbox: Arc<Toolbox>,
+}
+
+impl AirlockMcp {
+    /// A handler serving `toolbox`.
+    pub fn new(toolbox: Arc<Toolbox>) -> Self {
+        Self { toolbox }
+    }
+}
+
+impl ServerHandler for AirlockMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("airlock", env!("CARGO_PKG_VERSION")))
+            .with_instructions(format!(
+                "Tools from the airlock toolkit {}. Each call runs as a fresh sandboxed job \
+                 with its own budget; a failed call returns isError with the reason.",
+                self.toolbox.source
+            ))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(
+            self.toolbox
+                .entries
+                .iter()
+                .map(|e| e.listed.clone())
+                .collect(),
+        ))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        let i = self.toolbox.by_name.get(name)?;
+        Some(self.toolbox.entries[*i].listed.clone())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.toolbox
+            .call(&request.name, request.arguments)
+            .await
+            .map(CallToolResponse::from)
+    }
+}
+
+/// Serves `toolbox` on stdin/stdout until the client closes stdin.
+pub async fn serve_stdio(toolbox: Arc<Toolbox>) -> anyhow::Result<()> {
+    let running = AirlockMcp::new(toolbox)
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| anyhow::anyhow!("the MCP session did not start: {e}"))?;
+    running.waiting().await?;
+    Ok(())
+}
+
+/// The `Host` values a server bound to `addr` accepts: the address itself
+/// and, for loopback, `localhost`, plus `extra` names.
+pub fn allowed_hosts(addr: SocketAddr, extra: &[String]) -> Vec<String> {
+    let port = addr.port();
+    let mut hosts = vec![match addr {
+        SocketAddr::V4(a) => format!("{}:{port}", a.ip()),
+        SocketAddr::V6(a) => format!("[{}]:{port}", a.ip()),
+    }];
+    if addr.ip().is_loopback() {
+        hosts.push(format!("localhost:{port}"));
+    }
+    for name in extra {
+        hosts.push(if name.contains(':') && !name.starts_with('[') {
+            name.clone()
+        } else {
+            format!("{name}:{port}")
+        });
+    }
+    hosts
+}
+
+/// The path the streamable HTTP endpoint is served at.
+pub const HTTP_PATH: &str = "/mcp";
+
+/// Serves `toolbox` over streamable HTTP at [`HTTP_PATH`] on `listener`,
+/// accepting only requests whose `Host` is one of `allowed_hosts` (DNS
+/// rebinding protection) and whose `Origin`, if any, is `http://` one of them.
+pub async fn serve_http(
+    toolbox: Arc<Toolbox>,
+    listener: tokio::net::TcpListener,
+    allowed_hosts: Vec<String>,
+) -> anyhow::Result<()> {
+    let origins: Vec<String> = allowed_hosts
+        .iter()
+        .map(|h| format!("http://{h}"))
+        .collect();
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(allowed_hosts)
+        .with_allowed_origins(origins);
+    let service = TowerToHyperService::new(StreamableHttpService::new(
+        move || Ok(AirlockMcp::new(toolbox.clone())),
+        LocalSessionManager::default().into(),
+        config,
+    ));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                eprintln!("airlock mcp: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let route = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                let service = service.clone();
+                async move {
+                    if req.uri().path() != HTTP_PATH {
+                        let body =
+                            Full::new(Bytes::from_static(b"not found: the MCP endpoint is /mcp\n"))
+                                .map_err(|never| match never {})
+                                .boxed();
+                        let mut response = hyper::Response::new(body);
+                        *response.status_mut() = hyper::StatusCode::NOT_FOUND;
+                        return Ok(response);
+                    }
+                    hyper::service::Service::call(&service, req).await
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), route)
+                .await;
+            if let Err(e) = conn
+                && !e.is_incomplete_message()
+            {
+                eprintln!("airlock mcp: connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
+/// Loads the toolkit at `path` into `host` for serving; a convenience for
+/// embedders and benches.
+pub fn load_toolkit(host: Arc<Airlock>, path: &Path) -> anyhow::Result<Toolbox> {
+    let kit = Toolkit::load(path)?;
+    Ok(Toolbox::load(host, &kit)?)
+}

@@ -1,0 +1,53 @@
+# requires: mcp==2.3.0
+"""Drives `airlock mcp` with the official Python MCP SDK (interop check).
+
+Usage: python mcp_client.py AIRLOCK_BINARY TOOLKIT [CONFIG]
+
+Starts the server over stdio, lists its tools, calls `word-count.count` and
+a call that fails, and prints one JSON object on stdout with what it saw.
+The first line names the PyPI requirement; `cargo xtask mcp-venv` and the
+test in mcp.rs install exactly that into target/mcp-venv.
+"""
+
+import asyncio
+import json
+import sys
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+
+def texts(result):
+    return [c.text for c in result.content if getattr(c, "type", None) == "text"]
+
+
+async def main(binary, toolkit, config):
+    args = ["mcp", toolkit]
+    if config:
+        args += ["--config", config]
+    server = StdioServerParameters(command=binary, args=args)
+    async with stdio_client(server) as (read, write):
+        async with ClientSession(read, write) as session:
+            init = await session.initialize()
+            listed = await session.list_tools()
+            tools = {t.name: t for t in listed.tools}
+            ok = await session.call_tool("word-count.count", {"text": "one two three\nfour"})
+            bad = await session.call_tool("word-count.count", {"text": 7})
+            report = {
+                "server": init.server_info.name,
+                "protocol": str(init.protocol_version),
+                "tools": sorted(tools),
+                "count_description": tools["word-count.count"].description,
+                "count_input_schema": tools["word-count.count"].input_schema,
+                "ok": {
+                    "is_error": bool(ok.is_error),
+                    "structured": ok.structured_content,
+                    "text": texts(ok),
+                },
+                "bad": {"is_error": bool(bad.is_error), "text": texts(bad)},
+            }
+            print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None))
