@@ -1138,8 +1138,16 @@ pub(crate) mod tests {
             args_from_json(&params, &json!([1, 2])),
             Err(ArgError {
                 path: "$".into(),
-                message: "expected an object of named arguments, got an array".into()
+                message: "the arguments must be a JSON object keyed by parameter name, got an array"
+                    .into()
             })
+        );
+        assert!(
+            !args_from_json(&params, &json!([1]))
+                .unwrap_err()
+                .to_string()
+                .contains('$'),
+            "the arguments object itself has no path to show"
         );
 
         let none = func_params(WAT, "none");

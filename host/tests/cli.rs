@@ -124,13 +124,12 @@ fn expect(out: &Output, code: i32) -> (String, String) {
     (stdout, stderr)
 }
 
-/// Asserts the exit code, an empty stdout and `airlock: KIND: ...needle...`
-/// on stderr; returns stderr.
-fn expect_error(out: &Output, code: i32, kind: &str, needle: &str) -> String {
+/// Asserts the exit code, an empty stdout and `airlock: ...needle...` on
+/// stderr (the error's kind is checked through `--json`); returns stderr.
+fn expect_error(out: &Output, code: i32, needle: &str) -> String {
     let (stdout, stderr) = expect(out, code);
     assert!(stdout.is_empty(), "nothing belongs on stdout: {stdout}");
-    let prefix = format!("airlock: {kind}: ");
-    assert!(stderr.starts_with(&prefix), "want {prefix:?}: {stderr}");
+    assert!(stderr.starts_with("airlock: "), "want `airlock: `: {stderr}");
     assert_has(&stderr, needle);
     stderr
 }
@@ -189,7 +188,7 @@ fn sign_webhook_verify_returns_its_own_err_for_bad_hex() {
     let mut argv = vec!["run", &wasm, "--config", &config];
     argv.extend(["--grant", "sign:webhook", "--grant", "log"]);
     argv.extend(["--call", "verify", "--args", bad]);
-    expect_error(&airlock(&argv), 1, "tool-error", "not a hex signature");
+    expect_error(&airlock(&argv), 1, "not a hex signature");
     argv.push("--json");
     let err = expect_json_error(&airlock(&argv), 1, "tool-error");
     assert_has(text(&err["detail"]["err"]), "not a hex signature");
@@ -238,7 +237,7 @@ fn a_toolkit_with_an_unknown_field_is_named_in_the_error() {
     let toml = "[tools.a]\ncomponent = \"a.wasm\"\nfuel = 3\n";
     let kit = write(&dir, "kit.toml", toml);
     let out = airlock(&["run", "--toolkit", &kit, "--tool", "a"]);
-    expect_error(&out, 2, "config", &format!("{kit}: unknown field `fuel`"));
+    expect_error(&out, 2, &format!("{kit}: line 3 in [tools.a]: unknown field `fuel`"));
 }
 
 #[test]
@@ -250,7 +249,7 @@ fn an_unset_secret_variable_is_named() {
     let args = ["run", &guest("word_count"), "--config", &config];
     let out = command(&args).env_remove(VAR).output().unwrap();
     let needle = format!("the environment variable {VAR} is not set");
-    expect_error(&out, 2, "config", &needle);
+    expect_error(&out, 2, &needle);
 }
 
 #[test]
@@ -267,13 +266,13 @@ fn a_file_that_is_not_a_component_is_refused_as_invalid() {
     let bytes: Vec<u8> = (0..512).map(|_| noise()).collect();
     let out = airlock(&["run", &write(&dir, "junk.wasm", bytes)]);
     let needle = "is not a valid WebAssembly component";
-    expect_error(&out, 2, "invalid-component", needle);
+    expect_error(&out, 2, needle);
 }
 
 #[test]
 fn json_usage_errors_are_json_objects() {
     let out = airlock(&["run", "--json", "does-not-exist.wasm"]);
-    let err = expect_json_error(&out, 2, "invalid-component");
+    let err = expect_json_error(&out, 2, "usage");
     assert_has(text(&err["message"]), "does-not-exist.wasm");
 
     let out = run_guest("word_count", "--json", "{}");
@@ -292,7 +291,7 @@ fn json_is_json_even_for_flag_errors() {
 #[test]
 fn an_import_that_is_not_granted_is_refused() {
     let out = run_guest("overreach", "--grant log", "{}");
-    expect_error(&out, 3, "not-granted", "imports `airlock:verbs/sign@0.1.0`");
+    expect_error(&out, 3, "imports `airlock:verbs/sign@0.1.0`");
 
     let out = run_guest("overreach", "--json --grant log", "{}");
     let err = expect_json_error(&out, 3, "not-granted");
@@ -305,7 +304,7 @@ fn an_import_that_is_not_granted_is_refused() {
 fn sockets_are_never_linkable() {
     let args = r#"{"addr":"127.0.0.1:9"}"#;
     let out = run_guest("netcat", "", args);
-    expect_error(&out, 3, "not-granted", "imports `wasi:sockets/");
+    expect_error(&out, 3, "imports `wasi:sockets/");
 
     let err = expect_json_error(&run_guest("netcat", "--json", args), 3, "not-granted");
     assert!(!refusals(&err).is_empty(), "{err}");
@@ -327,7 +326,7 @@ fn spin_runs_out_of_fuel() {
     let out = run_guest("spin", "--json --fuel 10000000", "{}");
     expect_budget(&out, "fuel", "used all 10000000 units of fuel");
     let out = run_guest("spin", "--fuel 10000000", "{}");
-    expect_error(&out, 4, "budget", "the fuel budget ran out");
+    expect_error(&out, 4, "the fuel budget ran out");
 }
 
 #[test]
@@ -354,14 +353,14 @@ fn flood_hits_the_output_limit() {
 #[test]
 fn a_guest_panic_is_an_unreachable_trap() {
     let out = run_guest("panic", "", r#"{"message":"boom"}"#);
-    let stderr = expect_error(&out, 5, "trap", "the tool trapped (unreachable)");
+    let stderr = expect_error(&out, 5, "the tool trapped (unreachable)");
     assert_has(&stderr, "panicked at");
 }
 
 #[test]
 fn a_guest_panic_shows_its_message() {
     let out = run_guest("panic", "", r#"{"message":"boom"}"#);
-    expect_error(&out, 5, "trap", "deliberate panic: boom");
+    expect_error(&out, 5, "deliberate panic: boom");
 }
 
 #[test]
@@ -412,7 +411,8 @@ fn explain_flags_a_tool_that_would_be_refused() {
     let dir = tempfile::tempdir().unwrap();
     let component = guest("overreach");
     let toml = format!("[tools.over]\ncomponent = '{component}'\n[tools.over.grants.log]\n");
-    let (stdout, _) = expect(&airlock(&["explain", &write(&dir, "kit.toml", toml)]), 0);
+    let (stdout, stderr) = expect(&airlock(&["explain", &write(&dir, "kit.toml", toml)]), 3);
+    assert_has(&stderr, "the world check would refuse: over");
     assert_has(&stdout, "Its component would be REFUSED before starting");
     assert_has(&stdout, "imports `airlock:verbs/sign@0.1.0`");
 }

@@ -545,7 +545,7 @@ async fn a_grant_the_host_cannot_honour_is_refused_at_load() {
         ..allow(&["https://api.example.test/"])
     });
     assert!(
-        reason.contains("names secret `missing` but the host config has no such secret"),
+        reason.contains("names secret `missing`, which the host does not release to fetch"),
         "{reason}"
     );
     let reason = why(allow(&["https://*.127.0.0.1/"]));

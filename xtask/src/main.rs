@@ -194,7 +194,7 @@ fn test(root: &Path, rest: &[String]) -> Result<()> {
         eprintln!("xtask: warning: no MCP interop venv ({e:#}); the Python interop test will skip");
     }
     let mut cmd = cargo(root);
-    cmd.args(["test", "--workspace"])
+    cmd.args(["test", "--workspace", "--no-fail-fast"])
         .args(rest)
         .env(GUESTS_ENV, guests);
     run(&mut cmd, "fix the failing tests above")
@@ -244,7 +244,12 @@ fn mcp_venv(root: &Path) -> Result<PathBuf> {
         .next()
         .and_then(|l| l.strip_prefix("# requires: "))
         .map(str::trim)
-        .with_context(|| format!("{} must start with `# requires: mcp==VERSION`", script.display()))?;
+        .with_context(|| {
+            format!(
+                "{} must start with `# requires: mcp==VERSION`",
+                script.display()
+            )
+        })?;
     let venv = root.join("target/mcp-venv");
     let python = venv.join("bin/python");
     let marker = venv.join("airlock-requirement.txt");
@@ -255,9 +260,19 @@ fn mcp_venv(root: &Path) -> Result<PathBuf> {
     let python3 = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
     let mut create = Command::new(&python3);
     create.arg("-m").arg("venv").arg("--clear").arg(&venv);
-    run(&mut create, "install Python 3 with its venv module (Debian: python3-venv)")?;
+    run(
+        &mut create,
+        "install Python 3 with its venv module (Debian: python3-venv)",
+    )?;
     let mut pip = Command::new(&python);
-    pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement]);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        requirement,
+    ]);
     run(&mut pip, "pip could not install the MCP SDK from PyPI")?;
     std::fs::write(&marker, requirement)
         .with_context(|| format!("could not write {}", marker.display()))?;
