@@ -51,11 +51,13 @@ impl JsonLinesAudit {
         let mut nonce = [0u8; 32];
         getrandom::fill(&mut nonce).unwrap_or_else(|_| {
             // Without OS randomness the anchor is still unique per run.
-            nonce[..16].copy_from_slice(&std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-                .to_le_bytes());
+            nonce[..16].copy_from_slice(
+                &std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos()
+                    .to_le_bytes(),
+            );
         });
         let mut chain = Chain {
             out,
@@ -165,9 +167,15 @@ pub struct ChainBreak {
 /// Checks a trail's hash chain from its first line to its last.
 pub fn verify(text: &str) -> Result<Verified, ChainBreak> {
     let mut prev = hex::encode([0u8; 32]);
-    let mut found = Verified { records: 0, runs: 0 };
+    let mut found = Verified {
+        records: 0,
+        runs: 0,
+    };
     for (i, line) in text.lines().enumerate() {
-        let at = |reason: String| ChainBreak { line: i + 1, reason };
+        let at = |reason: String| ChainBreak {
+            line: i + 1,
+            reason,
+        };
         let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(line) else {
             return Err(at("not a JSON object".into()));
         };
@@ -240,7 +248,13 @@ mod tests {
     #[test]
     fn an_intact_trail_verifies() {
         let t = trail(3);
-        assert_eq!(verify(&t), Ok(Verified { records: 4, runs: 1 }));
+        assert_eq!(
+            verify(&t),
+            Ok(Verified {
+                records: 4,
+                runs: 1
+            })
+        );
         let first: Value = serde_json::from_str(t.lines().nth(1).unwrap()).unwrap();
         assert_eq!(first["decision"], "allow");
         assert_eq!(first["verb"], "sign");
@@ -274,7 +288,13 @@ mod tests {
             sink.record(record(1, Decision::Allow));
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(verify(&text), Ok(Verified { records: 2, runs: 2 }));
+        assert_eq!(
+            verify(&text),
+            Ok(Verified {
+                records: 2,
+                runs: 2
+            })
+        );
         let first_run_dropped: Vec<&str> = text.lines().skip(2).collect();
         assert!(verify(&first_run_dropped.join("\n")).is_err());
     }

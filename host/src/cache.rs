@@ -20,6 +20,9 @@ pub type Digest32 = [u8; 32];
 #[derive(Debug, Clone)]
 pub struct ComponentCache {
     dir: Option<PathBuf>,
+    /// The engine's compatibility hash, computed on first use: a cache
+    /// serves the one engine of its host.
+    engine_hash: std::sync::OnceLock<u64>,
 }
 
 /// What a load did, for callers that report or measure it.
@@ -43,12 +46,18 @@ impl ComponentCache {
                 directories::ProjectDirs::from("dev", "airlock", "airlock")
                     .map(|d| d.cache_dir().join("components"))
             });
-        Self { dir }
+        Self {
+            dir,
+            engine_hash: Default::default(),
+        }
     }
 
     /// A cache that never touches the disk.
     pub fn disabled() -> Self {
-        Self { dir: None }
+        Self {
+            dir: None,
+            engine_hash: Default::default(),
+        }
     }
 
     /// The cache directory, if any.
@@ -64,9 +73,13 @@ impl ComponentCache {
     ) -> wasmtime::Result<(Component, Digest32, CacheOutcome)> {
         let digest: Digest32 = Sha256::digest(bytes).into();
         let Some(dir) = &self.dir else {
-            return Ok((Component::new(engine, bytes)?, digest, CacheOutcome::Compiled));
+            return Ok((
+                Component::new(engine, bytes)?,
+                digest,
+                CacheOutcome::Compiled,
+            ));
         };
-        let stem = format!("{}-{:016x}", hex::encode(digest), engine_hash(engine));
+        let stem = format!("{}-{:016x}", hex::encode(digest), self.engine_hash(engine));
         let path = dir.join(format!("{stem}.cwasm"));
         let sum_path = dir.join(format!("{stem}.sha256"));
         let existed = path.exists();
@@ -88,18 +101,22 @@ impl ComponentCache {
     }
 }
 
-fn engine_hash(engine: &Engine) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut h);
-    h.finish()
-}
-
 /// The checksum that binds a compiled file to the component it came from.
 fn checksum(digest: &Digest32, compiled: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(digest);
     h.update(compiled);
     hex::encode(h.finalize())
+}
+
+impl ComponentCache {
+    fn engine_hash(&self, engine: &Engine) -> u64 {
+        *self.engine_hash.get_or_init(|| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            h.finish()
+        })
+    }
 }
 
 fn load_verified(

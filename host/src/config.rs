@@ -135,7 +135,8 @@ impl Toolkit {
 
     /// Parses toolkit text; `path` is used for errors and relative components.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let file: ToolkitFile = toml::from_str(text).map_err(|e| invalid(path, toml_message(&e, text)))?;
+        let file: ToolkitFile =
+            toml::from_str(text).map_err(|e| invalid(path, toml_message(&e, text)))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut tools = BTreeMap::new();
         for (name, entry) in file.tools {
@@ -162,7 +163,10 @@ impl Toolkit {
             );
         }
         if tools.is_empty() {
-            return Err(invalid(path, "the toolkit names no tools; add a [tools.NAME] table"));
+            return Err(invalid(
+                path,
+                "the toolkit names no tools; add a [tools.NAME] table",
+            ));
         }
         Ok(Self {
             path: path.to_path_buf(),
@@ -287,12 +291,16 @@ impl HostConfig {
 
     /// Parses host-config text; relative paths are resolved against `path`'s directory.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let file: HostFile = toml::from_str(text).map_err(|e| invalid(path, toml_message(&e, text)))?;
+        let file: HostFile =
+            toml::from_str(text).map_err(|e| invalid(path, toml_message(&e, text)))?;
         let base = path.parent().unwrap_or(Path::new("."));
         // Every declared secret is resolved now: a missing one fails the load.
         let mut secrets = HashMap::new();
         for (name, source) in &file.secrets {
-            secrets.insert(name.clone(), resolve(name, source, base).map_err(|m| invalid(path, m))?);
+            secrets.insert(
+                name.clone(),
+                resolve(name, source, base).map_err(|m| invalid(path, m))?,
+            );
         }
         let copy = |name: &str| -> Result<SecretSlice<u8>, String> {
             secrets
@@ -304,8 +312,12 @@ impl HostConfig {
         };
         let mut keys = Vec::new();
         for (name, spec) in &file.sign.keys {
-            let secret = copy(&spec.secret)
-                .map_err(|m| invalid(path, format!("[sign.keys.{name}] uses secret `{}`: {m}", spec.secret)))?;
+            let secret = copy(&spec.secret).map_err(|m| {
+                invalid(
+                    path,
+                    format!("[sign.keys.{name}] uses secret `{}`: {m}", spec.secret),
+                )
+            })?;
             let key = match spec.kind {
                 KeyKind::HmacSha256 => SignKey::hmac(secret),
                 KeyKind::Ed25519 => SignKey::ed25519_from_seed(&secret),
@@ -324,7 +336,10 @@ impl HostConfig {
         let mut released = HashMap::new();
         for name in &file.fetch.secrets {
             let used_elsewhere = file.sign.keys.values().any(|k| &k.secret == name)
-                || file.providers.values().any(|p| p.api_key.as_ref() == Some(name));
+                || file
+                    .providers
+                    .values()
+                    .any(|p| p.api_key.as_ref() == Some(name));
             if used_elsewhere {
                 return Err(invalid(
                     path,
@@ -334,7 +349,10 @@ impl HostConfig {
                     ),
                 ));
             }
-            released.insert(name.clone(), copy(name).map_err(|m| invalid(path, format!("[fetch] secrets: {m}")))?);
+            released.insert(
+                name.clone(),
+                copy(name).map_err(|m| invalid(path, format!("[fetch] secrets: {m}")))?,
+            );
         }
         let fetch = FetchCapability::new(released, Arc::new(SystemResolver))
             .map_err(|e| invalid(path, e.to_string()))?;
@@ -416,7 +434,12 @@ mod tests {
         assert_eq!(t.budget.fuel, Budget::default().fuel);
         assert_eq!(t.grants.sign.as_ref().unwrap().keys, vec!["webhook"]);
         assert!(t.grants.log.is_some());
-        assert!(kit.tool("nope").unwrap_err().to_string().contains("this toolkit has: signer"));
+        assert!(
+            kit.tool("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("this toolkit has: signer")
+        );
     }
 
     #[test]
@@ -429,9 +452,12 @@ mod tests {
         .to_string();
         assert!(e.starts_with("kit.toml: "), "{e}");
         assert!(e.contains("unknown field `network`"), "{e}");
-        let e = Toolkit::parse("[tools.a]\ncomponent = \"a.wasm\"\nfuel = 3\n", Path::new("k.toml"))
-            .unwrap_err()
-            .to_string();
+        let e = Toolkit::parse(
+            "[tools.a]\ncomponent = \"a.wasm\"\nfuel = 3\n",
+            Path::new("k.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("unknown field `fuel`"), "{e}");
         let e = Toolkit::parse(
             "[tools.a]\ncomponent = \"a.wasm\"\n[tools.a.budget]\nmemory = \"lots\"\n",
@@ -447,7 +473,11 @@ mod tests {
     #[test]
     fn host_config_resolves_secrets_from_env_and_file() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("seed"), "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\n").unwrap();
+        std::fs::write(
+            dir.path().join("seed"),
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\n",
+        )
+        .unwrap();
         // SAFETY-free: a variable name unique to this test.
         let var = "AIRLOCK_TEST_CONFIG_HMAC_7F3A";
         unsafe_set_env(var, "topsecret-hmac");
@@ -485,7 +515,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("secret `h`") && e.contains("AIRLOCK_TEST_SURELY_UNSET_91"), "{e}");
+        assert!(
+            e.contains("secret `h`") && e.contains("AIRLOCK_TEST_SURELY_UNSET_91"),
+            "{e}"
+        );
         let e = HostConfig::parse(
             "[secrets.h]\nfile = \"/nonexistent/airlock-key\"\n[sign.keys.k]\nkind = \"ed25519\"\nsecret = \"h\"\n",
             Path::new("airlock.toml"),
@@ -493,20 +526,30 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("/nonexistent/airlock-key"), "{e}");
-        let e = HostConfig::parse("[sign.keys.k]\nkind = \"ed25519\"\nsecret = \"nope\"\n", Path::new("a.toml"))
-            .unwrap_err()
-            .to_string();
+        let e = HostConfig::parse(
+            "[sign.keys.k]\nkind = \"ed25519\"\nsecret = \"nope\"\n",
+            Path::new("a.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("no [secrets.nope]"), "{e}");
-        let e = HostConfig::parse("[sign.keys.k]\nkind = \"rsa\"\nsecret = \"x\"\n", Path::new("a.toml"))
-            .unwrap_err()
-            .to_string();
+        let e = HostConfig::parse(
+            "[sign.keys.k]\nkind = \"rsa\"\nsecret = \"x\"\n",
+            Path::new("a.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("unknown variant `rsa`"), "{e}");
     }
 
     #[test]
     fn fetch_gets_only_released_secrets_never_keys_or_provider_keys() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, bytes) in [("k", "hmac-key-bytes"), ("t", "api-token"), ("o", "sk-provider")] {
+        for (name, bytes) in [
+            ("k", "hmac-key-bytes"),
+            ("t", "api-token"),
+            ("o", "sk-provider"),
+        ] {
             std::fs::write(dir.path().join(name), bytes).unwrap();
         }
         let base = "[secrets.k]\nfile = \"k\"\n[secrets.t]\nfile = \"t\"\n[secrets.o]\nfile = \"o\"\n\

@@ -234,9 +234,16 @@ impl Airlock {
 
     /// Compiles (or loads from cache) a component and lists its imports,
     /// classified, and its exports, without checking any grant.
-    pub fn inspect(&self, bytes: &[u8], what: &str) -> Result<(Vec<Import>, Vec<Export>), LoadError> {
+    pub fn inspect(
+        &self,
+        bytes: &[u8],
+        what: &str,
+    ) -> Result<(Vec<Import>, Vec<Export>), LoadError> {
         let (component, _, _) = self.compile(bytes, what)?;
-        Ok((world::imports(&self.engine, &component), exports(&self.engine, &component)))
+        Ok((
+            world::imports(&self.engine, &component),
+            exports(&self.engine, &component),
+        ))
     }
 
     /// Loads a tool from a file.
@@ -275,20 +282,25 @@ impl Airlock {
         grants: Grants,
         budget: Budget,
     ) -> Result<Tool, LoadError> {
-        self.caps.check(&grants).map_err(|reason| LoadError::Grant {
-            tool: name.to_string(),
-            reason,
-        })?;
+        self.caps
+            .check(&grants)
+            .map_err(|reason| LoadError::Grant {
+                tool: name.to_string(),
+                reason,
+            })?;
         let (component, digest, cache) = self.compile(bytes, what)?;
         let imports = world::imports(&self.engine, &component);
-        let used = world::check(&imports, grants.set(), name).map_err(|refusals| LoadError::World {
-            tool: name.to_string(),
-            refusals,
-        })?;
-        let pre = self.instance_pre(&component, digest, used).map_err(|e| LoadError::Link {
-            tool: name.to_string(),
-            reason: format!("{e:#}"),
-        })?;
+        let used =
+            world::check(&imports, grants.set(), name).map_err(|refusals| LoadError::World {
+                tool: name.to_string(),
+                refusals,
+            })?;
+        let pre = self
+            .instance_pre(&component, digest, used)
+            .map_err(|e| LoadError::Link {
+                tool: name.to_string(),
+                reason: format!("{e:#}"),
+            })?;
         Ok(Tool {
             name: name.into(),
             digest,
@@ -312,7 +324,11 @@ impl Airlock {
             .load(&self.engine, bytes)
             .map_err(|e| LoadError::NotAComponent {
                 what: what.to_string(),
-                reason: format!("{e}").lines().next().unwrap_or_default().to_string(),
+                reason: format!("{e}")
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
             })
     }
 
@@ -366,16 +382,12 @@ impl Airlock {
         let id = self.next_job.fetch_add(1, Ordering::Relaxed);
         let handle = Job::new(id, tool.name.clone(), deadline, self.audit.clone());
         let verbs = self.caps.states(&tool.grants, &handle);
-        let (wasi, captured) = wasi::null_ctx(budget.output);
+        let captured = wasi::Captured::new(budget.output);
         let (mut store, captured) = job::new_store(
             &self.engine,
             &budget,
             deadline,
-            JobParts {
-                wasi,
-                captured,
-                verbs,
-            },
+            JobParts { captured, verbs },
         )
         .map_err(|e| JobError::Internal(format!("{e:#}")))?;
 
@@ -406,7 +418,7 @@ impl Airlock {
         }
         let returns_result = matches!(export.result, Some(Type::Result(_)));
         let value = job::unwrap_result(results, returns_result)?;
-        let size = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = json_len(&value);
         if size > budget.output {
             return Err(JobError::Budget {
                 which: job::BudgetKind::Output,
@@ -445,4 +457,23 @@ fn exports(engine: &Engine, component: &Component) -> Vec<Export> {
             _ => None,
         })
         .collect()
+}
+
+/// The length of `value` as compact JSON, counted without building the text.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
 }

@@ -148,7 +148,8 @@ pub struct JobOutput {
 
 /// Everything one job's store holds.
 pub struct JobState {
-    wasi: WasiCtx,
+    wasi: Option<WasiCtx>,
+    captured: Captured,
     table: ResourceTable,
     limiter: JobLimiter,
     pub(crate) verbs: VerbStates,
@@ -156,9 +157,15 @@ pub struct JobState {
 
 impl WasiView for JobState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let JobState {
+            wasi,
+            captured,
+            table,
+            ..
+        } = self;
         WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
+            ctx: wasi.get_or_insert_with(|| captured.null_ctx()),
+            table,
         }
     }
 }
@@ -210,7 +217,6 @@ impl ResourceLimiter for JobLimiter {
 
 /// The pieces of a job prepared by the host before the store exists.
 pub(crate) struct JobParts {
-    pub wasi: WasiCtx,
     pub captured: Captured,
     pub verbs: VerbStates,
 }
@@ -225,7 +231,8 @@ pub(crate) fn new_store(
     let mut table = ResourceTable::new();
     table.set_max_capacity(budget.resources);
     let state = JobState {
-        wasi: parts.wasi,
+        wasi: None,
+        captured: parts.captured.clone(),
         table,
         limiter: JobLimiter {
             memory: budget.memory,
@@ -373,7 +380,11 @@ fn first_line(s: &str) -> String {
 fn stderr_tail(captured: &Captured) -> String {
     let err = captured.stderr.contents();
     let text = String::from_utf8_lossy(&err);
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let tail = match lines.iter().rposition(|l| l.contains("panicked at")) {
         Some(i) => {
             let at = lines[i].split("panicked at").nth(1).unwrap_or("").trim();
@@ -397,9 +408,14 @@ pub(crate) fn unwrap_result(results: Vec<Val>, returns_result: bool) -> Result<V
     };
     if returns_result && let Val::Result(r) = &v {
         return match r {
-            Ok(ok) => Ok(ok.as_deref().map(crate::values::to_json).unwrap_or(Value::Null)),
+            Ok(ok) => Ok(ok
+                .as_deref()
+                .map(crate::values::to_json)
+                .unwrap_or(Value::Null)),
             Err(e) => Err(JobError::ToolError(
-                e.as_deref().map(crate::values::to_json).unwrap_or(Value::Null),
+                e.as_deref()
+                    .map(crate::values::to_json)
+                    .unwrap_or(Value::Null),
             )),
         };
     }

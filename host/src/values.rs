@@ -1138,8 +1138,9 @@ pub(crate) mod tests {
             args_from_json(&params, &json!([1, 2])),
             Err(ArgError {
                 path: "$".into(),
-                message: "the arguments must be a JSON object keyed by parameter name, got an array"
-                    .into()
+                message:
+                    "the arguments must be a JSON object keyed by parameter name, got an array"
+                        .into()
             })
         );
         assert!(

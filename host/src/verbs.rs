@@ -237,7 +237,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>, set: VerbSet) -> wasm
     airlock_core::add_types_to_linker(linker)?;
     for verb in set.iter() {
         match verb {
-            Verb::Sign => SignCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.sign)?,
+            Verb::Sign => {
+                SignCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.sign)?
+            }
             Verb::Log => LogCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.log)?,
             Verb::Fetch => {
                 FetchCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.fetch)?

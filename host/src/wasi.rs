@@ -87,7 +87,8 @@ pub fn add_to_linker<T: WasiView + 'static>(l: &mut Linker<T>) -> wasmtime::Resu
     Ok(())
 }
 
-/// Captured stdout and stderr of one job.
+/// Captured stdout and stderr of one job (clones share the same buffers).
+#[derive(Clone)]
 pub struct Captured {
     /// The guest's stdout, up to the cap.
     pub stdout: MemoryOutputPipe,
@@ -104,22 +105,28 @@ impl Captured {
     }
 }
 
-/// A WASI context with nothing in it but capped stdout/stderr.
-pub fn null_ctx(output_cap: usize) -> (WasiCtx, Captured) {
-    let stdout = MemoryOutputPipe::new(output_cap.saturating_add(1));
-    let stderr = MemoryOutputPipe::new(output_cap.saturating_add(1));
-    let mut b = WasiCtxBuilder::new();
-    // Sockets are never linked; these pins keep it so even if that changed.
-    b.allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .allow_blocking_current_thread(false)
-        .stdout(stdout.clone())
-        .stderr(stderr.clone());
-    let captured = Captured {
-        stdout,
-        stderr,
-        cap: output_cap,
-    };
-    (b.build(), captured)
+impl Captured {
+    /// Empty pipes that accept `output_cap` bytes each. They hold one byte
+    /// more, so writing exactly the cap is allowed and more is detected.
+    pub fn new(output_cap: usize) -> Self {
+        Self {
+            stdout: MemoryOutputPipe::new(output_cap.saturating_add(1)),
+            stderr: MemoryOutputPipe::new(output_cap.saturating_add(1)),
+            cap: output_cap,
+        }
+    }
+
+    /// A WASI context with nothing in it but these pipes. Built lazily, on a
+    /// job's first WASI call: a tool that imports no WASI never pays for it.
+    pub fn null_ctx(&self) -> WasiCtx {
+        let mut b = WasiCtxBuilder::new();
+        // Sockets are never linked; these pins keep it so even if that changed.
+        b.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .allow_blocking_current_thread(false)
+            .stdout(self.stdout.clone())
+            .stderr(self.stderr.clone());
+        b.build()
+    }
 }

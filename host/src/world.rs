@@ -77,7 +77,11 @@ pub fn classify(name: &str, item: &ComponentItem) -> ImportKind {
             Some(v) => ImportKind::Verb(v),
             None => ImportKind::Never(format!(
                 "airlock:verbs has no `{iface}` verb in this host (it serves: {})",
-                Verb::ALL.iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")
+                Verb::ALL
+                    .iter()
+                    .map(|v| v.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         };
     }

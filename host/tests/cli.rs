@@ -129,7 +129,10 @@ fn expect(out: &Output, code: i32) -> (String, String) {
 fn expect_error(out: &Output, code: i32, needle: &str) -> String {
     let (stdout, stderr) = expect(out, code);
     assert!(stdout.is_empty(), "nothing belongs on stdout: {stdout}");
-    assert!(stderr.starts_with("airlock: "), "want `airlock: `: {stderr}");
+    assert!(
+        stderr.starts_with("airlock: "),
+        "want `airlock: `: {stderr}"
+    );
     assert_has(&stderr, needle);
     stderr
 }
@@ -237,7 +240,11 @@ fn a_toolkit_with_an_unknown_field_is_named_in_the_error() {
     let toml = "[tools.a]\ncomponent = \"a.wasm\"\nfuel = 3\n";
     let kit = write(&dir, "kit.toml", toml);
     let out = airlock(&["run", "--toolkit", &kit, "--tool", "a"]);
-    expect_error(&out, 2, &format!("{kit}: line 3 in [tools.a]: unknown field `fuel`"));
+    expect_error(
+        &out,
+        2,
+        &format!("{kit}: line 3 in [tools.a]: unknown field `fuel`"),
+    );
 }
 
 #[test]

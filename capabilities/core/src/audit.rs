@@ -61,6 +61,9 @@ impl MemoryAudit {
 
 impl AuditSink for MemoryAudit {
     fn record(&self, record: AuditRecord) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(record);
     }
 }

@@ -60,7 +60,11 @@ pub(crate) struct Shared {
 /// client configuration (built once).
 pub struct FetchCapability {
     shared: Arc<Shared>,
+    /// Grants compiled once per grant (by `Arc` identity), not once per job.
+    compiled: std::sync::Mutex<Vec<(std::sync::Weak<FetchGrant>, CompiledGrant)>>,
 }
+
+type CompiledGrant = Result<Arc<Policy>, String>;
 
 impl FetchCapability {
     /// A capability drawing credentials from `secrets` (secret name -> bytes,
@@ -79,6 +83,7 @@ impl FetchCapability {
                 roots,
                 tls,
             }),
+            compiled: Default::default(),
         })
     }
 
@@ -104,6 +109,23 @@ impl FetchCapability {
         let mut names: Vec<&str> = self.shared.secrets.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
+    }
+}
+
+impl FetchCapability {
+    /// `grant` compiled for the job path, once per grant.
+    fn policy(&self, grant: &Arc<FetchGrant>) -> CompiledGrant {
+        let mut memo = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        let found = memo
+            .iter()
+            .find(|(g, _)| g.upgrade().is_some_and(|g| Arc::ptr_eq(&g, grant)));
+        if let Some((_, policy)) = found {
+            return policy.clone();
+        }
+        let policy = grant.compile().map(Arc::new).map_err(|e| e.to_string());
+        memo.retain(|(g, _)| g.strong_count() > 0);
+        memo.push((Arc::downgrade(grant), policy.clone()));
+        policy
     }
 }
 
@@ -178,7 +200,7 @@ impl Capability for FetchCapability {
     fn state(&self, grant: Arc<FetchGrant>, job: Job) -> FetchState {
         FetchState {
             shared: self.shared.clone(),
-            policy: grant.compile().map(Arc::new).map_err(|e| e.to_string()),
+            policy: self.policy(&grant),
             job,
             requests: 0,
             scrubber: None,

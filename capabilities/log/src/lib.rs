@@ -79,7 +79,9 @@ impl Capability for LogCapability {
 
     fn check_grant(&self, grant: &LogGrant) -> Result<(), String> {
         if grant.max_message() == 0 || grant.max_total() == 0 {
-            return Err("log caps must be greater than zero; remove the grant to deny logging".into());
+            return Err(
+                "log caps must be greater than zero; remove the grant to deny logging".into(),
+            );
         }
         Ok(())
     }
@@ -177,7 +179,12 @@ mod tests {
 
     fn state(grant: LogGrant) -> (LogState, Arc<MemoryAudit>) {
         let audit = Arc::new(MemoryAudit::default());
-        let job = Job::new(1, "t".into(), Instant::now() + Duration::from_secs(1), audit.clone());
+        let job = Job::new(
+            1,
+            "t".into(),
+            Instant::now() + Duration::from_secs(1),
+            audit.clone(),
+        );
         (LogCapability.state(Arc::new(grant), job), audit)
     }
 
@@ -201,7 +208,9 @@ mod tests {
             max_message_bytes: Some(5),
             ..LogGrant::default()
         });
-        s.emit(Level::Warn, "ab\u{e9}\u{e9}\u{e9}".into()).await.unwrap();
+        s.emit(Level::Warn, "ab\u{e9}\u{e9}\u{e9}".into())
+            .await
+            .unwrap();
         let line = &s.take_lines()[0];
         assert!(line.truncated);
         assert_eq!(line.message, "ab\u{e9}");
@@ -218,7 +227,10 @@ mod tests {
         let err = s.emit(Level::Info, "more".into()).await.unwrap_err();
         assert!(matches!(err, VerbError::Guest(WitError::Exhausted(ref w)) if w == "log-bytes"));
         let lines = s.take_lines();
-        assert_eq!(lines[1].message, "ab", "second message cut to the remaining room");
+        assert_eq!(
+            lines[1].message, "ab",
+            "second message cut to the remaining room"
+        );
         assert!(matches!(audit.records()[2].decision, Decision::Deny(_)));
     }
 

@@ -204,8 +204,13 @@ impl SignState {
             Ok(_) => Decision::Allow,
             Err(e) => Decision::Deny(format!("{}: {}", e.kind(), e.reason())),
         };
-        self.job
-            .audit("sign", op, decision, started, Some(format!("key={key_name}")));
+        self.job.audit(
+            "sign",
+            op,
+            decision,
+            started,
+            Some(format!("key={key_name}")),
+        );
         result
     }
 
@@ -225,7 +230,9 @@ impl SignState {
 
 fn hmac(key: &SignKey, key_name: &str, data: &[u8]) -> Result<Hmac<Sha256>, VerbError> {
     let secret = key.hmac_secret().ok_or_else(|| {
-        VerbError::invalid(format!("key `{key_name}` is an Ed25519 key, not an HMAC key"))
+        VerbError::invalid(format!(
+            "key `{key_name}` is an Ed25519 key, not an HMAC key"
+        ))
     })?;
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
         .map_err(|_| VerbError::invalid("hmac key of unusable length"))?;
@@ -238,7 +245,9 @@ fn ed25519<'k>(
     key_name: &str,
 ) -> Result<&'k ed25519_dalek::SigningKey, VerbError> {
     key.ed25519().ok_or_else(|| {
-        VerbError::invalid(format!("key `{key_name}` is an HMAC key, not an Ed25519 key"))
+        VerbError::invalid(format!(
+            "key `{key_name}` is an HMAC key, not an Ed25519 key"
+        ))
     })
 }
 
@@ -262,7 +271,11 @@ impl sign::Host for SignState {
         self.finish("hmac-sha256-verify", &key_name, started, result)
     }
 
-    async fn ed25519_sign(&mut self, key_name: String, data: Vec<u8>) -> Result<Vec<u8>, VerbError> {
+    async fn ed25519_sign(
+        &mut self,
+        key_name: String,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, VerbError> {
         let started = Instant::now();
         let data_len = data.len();
         let msg = self.domain_separated(&key_name, data);

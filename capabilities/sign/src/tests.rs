@@ -51,45 +51,79 @@ fn guest_err<T: std::fmt::Debug>(r: Result<T, VerbError>) -> WitError {
 #[tokio::test]
 async fn hmac_matches_rfc4231_case_2() {
     let (mut s, audit) = state_with(grant(&["jefe"]));
-    let mac = sign::Host::hmac_sha256(&mut s, "jefe".into(), b"what do ya want for nothing?".to_vec())
-        .await
-        .unwrap();
+    let mac = sign::Host::hmac_sha256(
+        &mut s,
+        "jefe".into(),
+        b"what do ya want for nothing?".to_vec(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         hex::encode(&mac),
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
     );
-    let ok = sign::Host::hmac_sha256_verify(&mut s, "jefe".into(), b"what do ya want for nothing?".to_vec(), mac.clone())
-        .await
-        .unwrap();
+    let ok = sign::Host::hmac_sha256_verify(
+        &mut s,
+        "jefe".into(),
+        b"what do ya want for nothing?".to_vec(),
+        mac.clone(),
+    )
+    .await
+    .unwrap();
     assert!(ok);
     let mut bad = mac;
     bad[0] ^= 1;
-    let ok = sign::Host::hmac_sha256_verify(&mut s, "jefe".into(), b"what do ya want for nothing?".to_vec(), bad)
-        .await
-        .unwrap();
+    let ok = sign::Host::hmac_sha256_verify(
+        &mut s,
+        "jefe".into(),
+        b"what do ya want for nothing?".to_vec(),
+        bad,
+    )
+    .await
+    .unwrap();
     assert!(!ok);
     let records = audit.records();
     assert_eq!(records.len(), 3);
-    assert!(records.iter().all(|r| r.decision == Decision::Allow && r.verb == "sign"));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.decision == Decision::Allow && r.verb == "sign")
+    );
     assert_eq!(records[0].detail.as_deref(), Some("key=jefe"));
 }
 
 #[tokio::test]
 async fn ed25519_matches_rfc8032_test_1() {
     let (mut s, _) = state_with(grant(&["release"]));
-    let public = sign::Host::ed25519_public_key(&mut s, "release".into()).await.unwrap();
+    let public = sign::Host::ed25519_public_key(&mut s, "release".into())
+        .await
+        .unwrap();
     assert_eq!(
         hex::encode(&public),
         "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
     );
-    let sig = sign::Host::ed25519_sign(&mut s, "release".into(), vec![]).await.unwrap();
+    let sig = sign::Host::ed25519_sign(&mut s, "release".into(), vec![])
+        .await
+        .unwrap();
     assert_eq!(
         hex::encode(&sig),
         "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
     );
-    assert!(sign::Host::ed25519_verify(&mut s, "release".into(), vec![], sig.clone()).await.unwrap());
-    assert!(!sign::Host::ed25519_verify(&mut s, "release".into(), b"x".to_vec(), sig).await.unwrap());
-    assert!(!sign::Host::ed25519_verify(&mut s, "release".into(), vec![], vec![1, 2, 3]).await.unwrap());
+    assert!(
+        sign::Host::ed25519_verify(&mut s, "release".into(), vec![], sig.clone())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sign::Host::ed25519_verify(&mut s, "release".into(), b"x".to_vec(), sig)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sign::Host::ed25519_verify(&mut s, "release".into(), vec![], vec![1, 2, 3])
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -98,18 +132,33 @@ async fn domain_separation_changes_the_signature() {
     g.domains.insert("release".into(), "airlock-test-v1".into());
     let (mut bound, _) = state_with(g);
     let (mut plain, _) = state_with(grant(&["release"]));
-    let a = sign::Host::ed25519_sign(&mut bound, "release".into(), b"m".to_vec()).await.unwrap();
-    let b = sign::Host::ed25519_sign(&mut plain, "release".into(), b"m".to_vec()).await.unwrap();
+    let a = sign::Host::ed25519_sign(&mut bound, "release".into(), b"m".to_vec())
+        .await
+        .unwrap();
+    let b = sign::Host::ed25519_sign(&mut plain, "release".into(), b"m".to_vec())
+        .await
+        .unwrap();
     assert_ne!(a, b);
-    assert!(sign::Host::ed25519_verify(&mut bound, "release".into(), b"m".to_vec(), a.clone()).await.unwrap());
-    assert!(!sign::Host::ed25519_verify(&mut plain, "release".into(), b"m".to_vec(), a).await.unwrap());
+    assert!(
+        sign::Host::ed25519_verify(&mut bound, "release".into(), b"m".to_vec(), a.clone())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sign::Host::ed25519_verify(&mut plain, "release".into(), b"m".to_vec(), a)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
 async fn a_key_not_granted_is_denied_and_audited() {
     let (mut s, audit) = state_with(grant(&["jefe"]));
     let e = guest_err(sign::Host::hmac_sha256(&mut s, "other".into(), vec![]).await);
-    assert!(matches!(&e, WitError::Denied(r) if r.contains("`other`")), "{e:?}");
+    assert!(
+        matches!(&e, WitError::Denied(r) if r.contains("`other`")),
+        "{e:?}"
+    );
     let records = audit.records();
     assert_eq!(records.len(), 1);
     assert!(matches!(&records[0].decision, Decision::Deny(r) if r.starts_with("denied")));
@@ -119,11 +168,20 @@ async fn a_key_not_granted_is_denied_and_audited() {
 async fn an_unconfigured_or_wrong_kind_key_is_invalid() {
     let (mut s, _) = state_with(grant(&["ghost", "jefe", "release"]));
     let e = guest_err(sign::Host::hmac_sha256(&mut s, "ghost".into(), vec![]).await);
-    assert!(matches!(&e, WitError::Invalid(r) if r.contains("not configured")), "{e:?}");
+    assert!(
+        matches!(&e, WitError::Invalid(r) if r.contains("not configured")),
+        "{e:?}"
+    );
     let e = guest_err(sign::Host::ed25519_sign(&mut s, "jefe".into(), vec![]).await);
-    assert!(matches!(&e, WitError::Invalid(r) if r.contains("HMAC key")), "{e:?}");
+    assert!(
+        matches!(&e, WitError::Invalid(r) if r.contains("HMAC key")),
+        "{e:?}"
+    );
     let e = guest_err(sign::Host::hmac_sha256(&mut s, "release".into(), vec![]).await);
-    assert!(matches!(&e, WitError::Invalid(r) if r.contains("Ed25519 key")), "{e:?}");
+    assert!(
+        matches!(&e, WitError::Invalid(r) if r.contains("Ed25519 key")),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -133,11 +191,21 @@ async fn call_quota_and_size_cap_hold() {
     g.max_data_bytes = Some(8);
     let (mut s, _) = state_with(g);
     let e = guest_err(sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![0; 9]).await);
-    assert!(matches!(&e, WitError::Invalid(r) if r.contains("at most 8")), "{e:?}");
-    sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![0; 8]).await.unwrap();
-    sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![0; 8]).await.unwrap();
+    assert!(
+        matches!(&e, WitError::Invalid(r) if r.contains("at most 8")),
+        "{e:?}"
+    );
+    sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![0; 8])
+        .await
+        .unwrap();
+    sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![0; 8])
+        .await
+        .unwrap();
     let e = guest_err(sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![]).await);
-    assert!(matches!(&e, WitError::Exhausted(w) if w == "sign-calls"), "{e:?}");
+    assert!(
+        matches!(&e, WitError::Exhausted(w) if w == "sign-calls"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -154,7 +222,10 @@ fn check_grant_names_the_missing_key() {
 #[test]
 fn debug_output_never_shows_key_bytes() {
     let cap = capability();
-    let text = format!("{cap:?} {:?}", SignKey::hmac(SecretSlice::from(b"Jefe-secret-bytes".to_vec())).unwrap());
+    let text = format!(
+        "{cap:?} {:?}",
+        SignKey::hmac(SecretSlice::from(b"Jefe-secret-bytes".to_vec())).unwrap()
+    );
     assert!(!text.contains("Jefe-secret"), "{text}");
     assert!(text.contains("REDACTED"));
     assert!(text.contains("jefe") && text.contains("release"));
@@ -166,7 +237,11 @@ fn seeds_parse_from_hex_base64_and_raw() {
     let raw = hex::decode(hex_seed).unwrap();
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(&raw);
-    for form in [hex_seed.as_bytes().to_vec(), raw.clone(), format!("{b64}\n").into_bytes()] {
+    for form in [
+        hex_seed.as_bytes().to_vec(),
+        raw.clone(),
+        format!("{b64}\n").into_bytes(),
+    ] {
         let key = SignKey::ed25519_from_seed(&SecretSlice::from(form)).unwrap();
         assert_eq!(key.kind(), "ed25519");
     }
@@ -174,7 +249,10 @@ fn seeds_parse_from_hex_base64_and_raw() {
         SignKey::ed25519_from_seed(&SecretSlice::from(b"short".to_vec())).unwrap_err(),
         KeyError::BadSeed(5)
     );
-    assert_eq!(SignKey::hmac(SecretSlice::from(vec![])).unwrap_err(), KeyError::EmptyHmac);
+    assert_eq!(
+        SignKey::hmac(SecretSlice::from(vec![])).unwrap_err(),
+        KeyError::EmptyHmac
+    );
 }
 
 #[test]

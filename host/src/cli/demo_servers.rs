@@ -35,7 +35,12 @@ where
                     .get("authorization")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let body = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
                 let (status, content_type, text) = handler(method, path, auth, body);
                 let resp = Response::builder()
                     .status(status)
@@ -73,20 +78,29 @@ fn article(exfil: &str) -> String {
 
 /// Starts the web origin. `token` is the credential `/whoami` expects;
 /// `exfil` is the URL the injected text asks for.
-pub(super) async fn origin(token: &'static str, exfil: &'static str) -> std::io::Result<SocketAddr> {
-    serve(move |method, path, auth, _body| match (method.as_str(), path.as_str()) {
-        ("GET", "/article") => (200, "text/html".into(), article(exfil)),
-        ("GET", "/whoami") => {
-            let expected = format!("Bearer {token}");
-            let ok = auth.as_deref() == Some(expected.as_str());
-            let body = json!({
-                "user": if ok { "demo-user" } else { "anonymous" },
-                "authorization_you_sent": auth,
-            });
-            (if ok { 200 } else { 401 }, "application/json".into(), body.to_string())
-        }
-        _ => (404, "text/plain".into(), "not found".into()),
-    })
+pub(super) async fn origin(
+    token: &'static str,
+    exfil: &'static str,
+) -> std::io::Result<SocketAddr> {
+    serve(
+        move |method, path, auth, _body| match (method.as_str(), path.as_str()) {
+            ("GET", "/article") => (200, "text/html".into(), article(exfil)),
+            ("GET", "/whoami") => {
+                let expected = format!("Bearer {token}");
+                let ok = auth.as_deref() == Some(expected.as_str());
+                let body = json!({
+                    "user": if ok { "demo-user" } else { "anonymous" },
+                    "authorization_you_sent": auth,
+                });
+                (
+                    if ok { 200 } else { 401 },
+                    "application/json".into(),
+                    body.to_string(),
+                )
+            }
+            _ => (404, "text/plain".into(), "not found".into()),
+        },
+    )
     .await
 }
 

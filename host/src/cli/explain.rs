@@ -26,8 +26,12 @@ pub(super) fn explain(args: ExplainArgs) -> Result<(), Failure> {
         Some(name) => vec![kit.tool(name)?],
         None => kit.tools.values().collect(),
     };
-    let host = Airlock::new(HostOptions::default(), Capabilities::default(), Arc::new(NullAudit))
-        .map_err(|e| Failure::internal(format!("{e:#}")))?;
+    let host = Airlock::new(
+        HostOptions::default(),
+        Capabilities::default(),
+        Arc::new(NullAudit),
+    )
+    .map_err(|e| Failure::internal(format!("{e:#}")))?;
     let mut refused = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         if i > 0 {
@@ -85,7 +89,10 @@ pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> (String, bool) {
         "    - {} of wall time, host calls included",
         humantime::format_duration(b.timeout)
     ));
-    line(format!("    - {} units of fuel (about one per instruction)", b.fuel));
+    line(format!(
+        "    - {} units of fuel (about one per instruction)",
+        b.fuel
+    ));
     line(format!("    - {} of memory", format_size(b.memory)));
     line(format!(
         "    - {} of result, and as much for stdout and for stderr",
@@ -103,11 +110,16 @@ pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> (String, bool) {
         .map(|v| v.name())
         .collect();
     if !missing.is_empty() {
-        line(format!("    - the verbs it was not granted: {}", missing.join(", ")));
+        line(format!(
+            "    - the verbs it was not granted: {}",
+            missing.join(", ")
+        ));
     }
 
     match std::fs::read(&spec.component) {
-        Err(e) => line(format!("  Its component could not be read ({e}); build it to check its imports.")),
+        Err(e) => line(format!(
+            "  Its component could not be read ({e}); build it to check its imports."
+        )),
         Ok(bytes) => match host.inspect(&bytes, &spec.name) {
             Err(e) => line(format!("  Its component is unusable: {e}")),
             Ok((imports, _)) => match world::check(&imports, spec.grants.set(), &spec.name) {
@@ -115,7 +127,11 @@ pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> (String, bool) {
                     let used: Vec<&str> = used.iter().map(|v| v.name()).collect();
                     line(format!(
                         "  Its component passes the world check; it imports the verbs: {}",
-                        if used.is_empty() { "none".into() } else { used.join(", ") }
+                        if used.is_empty() {
+                            "none".into()
+                        } else {
+                            used.join(", ")
+                        }
                     ));
                 }
                 Err(refusals) => {

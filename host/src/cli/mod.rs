@@ -119,7 +119,12 @@ impl From<LoadError> for Failure {
             LoadError::World { refusals, .. } => (
                 exit::REFUSED,
                 "not-granted",
-                json!(refusals.iter().map(|r| json!({"import": r.import, "reason": r.reason})).collect::<Vec<_>>()),
+                json!(
+                    refusals
+                        .iter()
+                        .map(|r| json!({"import": r.import, "reason": r.reason}))
+                        .collect::<Vec<_>>()
+                ),
             ),
             LoadError::Link { .. } => (exit::REFUSED, "not-granted", json!(null)),
             LoadError::Io { .. } => (exit::USAGE, "usage", json!(null)),
@@ -146,7 +151,9 @@ impl From<JobError> for Failure {
             };
         }
         let (code, detail) = match &e {
-            JobError::NoSuchFunction(_) | JobError::InvalidArguments(_) => (exit::USAGE, json!(null)),
+            JobError::NoSuchFunction(_) | JobError::InvalidArguments(_) => {
+                (exit::USAGE, json!(null))
+            }
             JobError::Budget { which, .. } => (exit::BUDGET, json!({ "budget": which.name() })),
             JobError::Trap { code, .. } => (exit::TRAP, json!({ "trap": code })),
             JobError::ToolError(v) => (exit::TOOL_ERROR, json!({ "err": v })),
@@ -167,9 +174,14 @@ fn audit_sink(flag: Option<&PathBuf>, config: &HostConfig) -> Result<Arc<dyn Aud
     match path {
         None => Ok(Arc::new(NullAudit)),
         Some(p) if p.as_os_str() == "-" => Ok(Arc::new(JsonLinesAudit::to_stderr())),
-        Some(p) => JsonLinesAudit::to_file(&p).map(|a| Arc::new(a) as Arc<dyn AuditSink>).map_err(|e| {
-            Failure::usage(format!("cannot open audit file {}: {e}; check the path", p.display()))
-        }),
+        Some(p) => JsonLinesAudit::to_file(&p)
+            .map(|a| Arc::new(a) as Arc<dyn AuditSink>)
+            .map_err(|e| {
+                Failure::usage(format!(
+                    "cannot open audit file {}: {e}; check the path",
+                    p.display()
+                ))
+            }),
     }
 }
 
@@ -212,7 +224,11 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     let json_errors = match &cli.command {

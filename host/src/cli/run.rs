@@ -123,7 +123,11 @@ pub(super) fn parse_grants(flags: &[String]) -> Result<Grants, Failure> {
             None => {
                 return Err(Failure::usage(format!(
                     "--grant {flag}: unknown verb `{verb}`; this host serves: {}",
-                    Verb::ALL.iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")
+                    Verb::ALL
+                        .iter()
+                        .map(|v| v.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
         }
@@ -133,7 +137,8 @@ pub(super) fn parse_grants(flags: &[String]) -> Result<Grants, Failure> {
 
 fn apply_flags(args: &RunArgs, mut budget: Budget) -> Result<Budget, Failure> {
     if let Some(t) = &args.timeout {
-        budget.timeout = parse_duration(t).map_err(|e| Failure::usage(format!("--timeout: {e}")))?;
+        budget.timeout =
+            parse_duration(t).map_err(|e| Failure::usage(format!("--timeout: {e}")))?;
     }
     if let Some(m) = &args.memory {
         budget.memory = parse_size(m).map_err(|e| Failure::usage(format!("--memory: {e}")))?;
@@ -162,14 +167,24 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
             }
             let kit = Toolkit::load(kit)?;
             let spec = kit.tool(tool)?;
-            (spec.name.clone(), spec.component.clone(), spec.grants.clone(), spec.budget)
+            (
+                spec.name.clone(),
+                spec.component.clone(),
+                spec.grants.clone(),
+                spec.budget,
+            )
         }
         (None, None, Some(path)) => {
             let name = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "tool".into());
-            (name, path.clone(), parse_grants(&args.grants)?, Budget::default())
+            (
+                name,
+                path.clone(),
+                parse_grants(&args.grants)?,
+                Budget::default(),
+            )
         }
         (Some(_), _, Some(_)) => {
             return Err(Failure::usage(
@@ -200,7 +215,8 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
             let no_config = args.config.is_none() && !std::path::Path::new("airlock.toml").exists();
             let mut f = Failure::from(e);
             if no_config && f.kind == "config" {
-                f.message += " (no host config was given: pass --config FILE or create ./airlock.toml)";
+                f.message +=
+                    " (no host config was given: pass --config FILE or create ./airlock.toml)";
             }
             f
         })?;
