@@ -217,7 +217,7 @@ run does-not-exist.wasm        => cannot read component does-not-exist.wasm
 
 #[test]
 fn usage_errors_exit_2_and_say_what_is_wrong() {
-    let (wc, kit) = (guest("word_count"), example("toolkit.toml"));
+    let (wc, kit) = (guest("word_count"), example("signing.toml"));
     for line in USAGE_ERRORS.lines().filter(|l| !l.is_empty()) {
         let (args, needle) = line.split_once(" => ").unwrap();
         let args: Vec<&str> = args
@@ -405,12 +405,40 @@ fn inspect_json_shows_refused_imports_and_schemas() {
 
 #[test]
 fn explain_describes_each_tools_world() {
-    let (stdout, _) = expect(&airlock(&["explain", &example("toolkit.toml")]), 0);
+    let (stdout, _) = expect(&airlock(&["explain", &example("signing.toml")]), 0);
     let (signer, counter) = stdout.split_once("tool `word-count`").unwrap();
     assert!(signer.starts_with("tool `sign-webhook`"), "{stdout}");
     assert_has(signer, "keys: webhook");
     assert_has(signer, "the network: no sockets");
     assert_has(counter, "the verbs it was not granted: sign, log");
+}
+
+#[test]
+fn explain_shows_fetch_scopes_in_plain_words() {
+    let (stdout, _) = expect(&airlock(&["explain", &example("toolkit.toml")]), 0);
+    let (facts, counter) = stdout.split_once("tool `word-count`").unwrap();
+    assert!(facts.starts_with("tool `page-facts`"), "{stdout}");
+    assert_has(facts, "https://en.wikipedia.org/wiki/");
+    assert_has(facts, "GET");
+    assert_has(facts, "it imports the verbs: log, fetch");
+    assert_has(
+        counter,
+        "the verbs it was not granted: sign, log, fetch, complete",
+    );
+}
+
+#[test]
+fn the_example_toolkit_serves_over_mcp_without_a_host_config() {
+    // stdin at end of file: every tool loads, the server starts serving,
+    // then finds no client (the MCP tests drive real sessions).
+    let out = command(&["mcp", &example("toolkit.toml")])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_has(&stderr, "serving 2 tools from");
+    assert_has(&stderr, "page-facts.facts, word-count.count");
+    assert!(!matches!(out.status.code(), Some(2) | Some(3)), "{stderr}");
 }
 
 #[test]

@@ -677,7 +677,7 @@ fn http_checks_the_host_header_and_the_path() {
 // ---- airlock schema ----
 
 fn schema(format: &str) -> Value {
-    let kit = root().join("examples/toolkit.toml");
+    let kit = root().join("examples/signing.toml");
     let out = command(&["schema", kit.to_str().unwrap(), "--format", format])
         .output()
         .unwrap();
