@@ -3,13 +3,12 @@
 //! written for a security reviewer who does not read Rust.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
 
 use super::Failure;
 use crate::units::format_size;
-use crate::{Airlock, Capabilities, HostOptions, NullAudit, ToolSpec, Toolkit, Verb, world};
+use crate::{Airlock, ToolSpec, Toolkit, Verb, world};
 
 #[derive(Debug, Args)]
 pub(super) struct ExplainArgs {
@@ -26,12 +25,7 @@ pub(super) fn explain(args: ExplainArgs) -> Result<(), Failure> {
         Some(name) => vec![kit.tool(name)?],
         None => kit.tools.values().collect(),
     };
-    let host = Airlock::new(
-        HostOptions::default(),
-        Capabilities::default(),
-        Arc::new(NullAudit),
-    )
-    .map_err(|e| Failure::internal(format!("{e:#}")))?;
+    let host = super::bare_host()?;
     let mut refused = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         if i > 0 {

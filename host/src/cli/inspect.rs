@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::Failure;
 use crate::describe::{self, Docs, Signature};
 use crate::world::ImportKind;
-use crate::{Airlock, Capabilities, HostOptions, NullAudit, schema, values, wasi};
+use crate::{schema, values, wasi};
 
 #[derive(Debug, Args)]
 pub(super) struct InspectArgs {
@@ -28,12 +28,7 @@ pub(super) struct InspectArgs {
 pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let bytes = std::fs::read(&args.component)
         .map_err(|e| Failure::usage(format!("cannot read {}: {e}", args.component.display())))?;
-    let host = Airlock::new(
-        HostOptions::default(),
-        Capabilities::default(),
-        std::sync::Arc::new(NullAudit),
-    )
-    .map_err(|e| Failure::internal(format!("{e:#}")))?;
+    let host = super::bare_host()?;
     let what = args.component.display().to_string();
     let (imports, exports) = host.inspect(&bytes, &what)?;
     let sigs: Vec<Signature<'_>> = exports.iter().map(Signature::from).collect();

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::{Failure, audit_sink, load_config};
+use super::Failure;
+use crate::Toolkit;
 use crate::mcp::{self, StartError, Toolbox};
-use crate::{Airlock, HostOptions, Toolkit};
 
 #[derive(Debug, Args)]
 pub(super) struct McpArgs {
@@ -62,17 +62,7 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
         )));
     }
     let kit = Toolkit::load(&args.toolkit)?;
-    let config = load_config(args.config.as_ref())?;
-    let audit = audit_sink(args.audit.as_ref(), &config)?;
-    let host = Airlock::new(
-        HostOptions {
-            no_cache: args.no_cache,
-            ..HostOptions::default()
-        },
-        config.capabilities,
-        audit,
-    )
-    .map_err(|e| Failure::internal(format!("{e:#}")))?;
+    let host = super::configured_host(args.config.as_ref(), args.audit.as_ref(), args.no_cache)?;
     let toolbox = Arc::new(Toolbox::load(Arc::new(host), &kit)?);
     let names: Vec<String> = toolbox.descriptions().map(|d| d.name.clone()).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()

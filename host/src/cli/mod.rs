@@ -19,7 +19,9 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::audit::JsonLinesAudit;
-use crate::{AuditSink, ConfigError, HostConfig, JobError, LoadError, NullAudit};
+use crate::{
+    Airlock, AuditSink, ConfigError, HostConfig, HostOptions, JobError, LoadError, NullAudit,
+};
 
 /// Exit codes, one per outcome class.
 pub mod exit {
@@ -183,6 +185,37 @@ fn audit_sink(flag: Option<&PathBuf>, config: &HostConfig) -> Result<Arc<dyn Aud
                 ))
             }),
     }
+}
+
+/// A host with no secrets and no audit, for commands that only look at
+/// components (inspect, explain, schema).
+fn bare_host() -> Result<Airlock, Failure> {
+    Airlock::new(
+        HostOptions::default(),
+        crate::Capabilities::default(),
+        Arc::new(NullAudit),
+    )
+    .map_err(|e| Failure::internal(format!("{e:#}")))
+}
+
+/// A host with the operator's config (`--config` or `./airlock.toml`) and
+/// audit trail, for commands that run jobs (run, mcp).
+fn configured_host(
+    config: Option<&PathBuf>,
+    audit: Option<&PathBuf>,
+    no_cache: bool,
+) -> Result<Airlock, Failure> {
+    let config = load_config(config)?;
+    let audit = audit_sink(audit, &config)?;
+    Airlock::new(
+        HostOptions {
+            no_cache,
+            ..HostOptions::default()
+        },
+        config.capabilities,
+        audit,
+    )
+    .map_err(|e| Failure::internal(format!("{e:#}")))
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<HostConfig, Failure> {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::{Failure, audit_sink, load_config, runtime};
+use super::{Failure, runtime};
 use crate::units::{parse_duration, parse_size};
-use crate::{Airlock, Budget, Grants, HostOptions, JobOutput, Toolkit, Verb};
+use crate::{Budget, Grants, JobOutput, Toolkit, Verb};
 use airlock_complete::CompleteGrant;
 use airlock_fetch::FetchGrant;
 use airlock_log::LogGrant;
@@ -198,17 +198,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
         }
     };
     let budget = apply_flags(&args, budget)?;
-    let config = load_config(args.config.as_ref())?;
-    let audit = audit_sink(args.audit.as_ref(), &config)?;
-    let host = Airlock::new(
-        HostOptions {
-            no_cache: args.no_cache,
-            ..HostOptions::default()
-        },
-        config.capabilities,
-        audit,
-    )
-    .map_err(|e| Failure::internal(format!("{e:#}")))?;
+    let host = super::configured_host(args.config.as_ref(), args.audit.as_ref(), args.no_cache)?;
     let tool = host
         .load_tool_file(&name, &component, grants, budget)
         .map_err(|e| {

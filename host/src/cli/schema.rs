@@ -5,13 +5,12 @@
 //! written `TOOL__FUNCTION` (split at the last `__` to get it back).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
 use super::Failure;
+use crate::Toolkit;
 use crate::describe::{self, Format};
-use crate::{Airlock, Capabilities, HostOptions, NullAudit, Toolkit};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
@@ -41,12 +40,7 @@ pub(super) fn schema(args: SchemaArgs) -> Result<(), Failure> {
         Some(name) => vec![kit.tool(name)?],
         None => kit.tools.values().collect(),
     };
-    let host = Airlock::new(
-        HostOptions::default(),
-        Capabilities::default(),
-        Arc::new(NullAudit),
-    )
-    .map_err(|e| Failure::internal(format!("{e:#}")))?;
+    let host = super::bare_host()?;
     let mut tools = Vec::new();
     for spec in specs {
         let bytes = std::fs::read(&spec.component).map_err(|e| {
