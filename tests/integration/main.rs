@@ -7,13 +7,16 @@
 //! - `log`: the `log` verb's lines reach the job output, key bytes never do;
 //! - `concurrency`: many good and bad jobs at once do not disturb each other;
 //! - `source_scan`: the host's source never hands a guest ambient authority;
-//! - `cache`: the compiled-component cache is used, and never trusted blindly.
+//! - `cache`: the compiled-component cache is used, and never trusted blindly;
+//! - `fetch`, `complete`: the network and model verbs, through real guests;
+//! - `residue`: a reused pool slot holds nothing from the job before.
 
 mod cache;
 mod complete;
 mod concurrency;
 mod fetch;
 mod log;
+mod residue;
 mod sign;
 mod source_scan;
 mod walls;
