@@ -458,3 +458,16 @@ fn demo_runs_the_tour() {
     let (stdout, _) = expect(&airlock(&["demo", "--guests", &guests]), 0);
     assert_has(&stdout, "word-count again after all that -> {\"words\"");
 }
+
+#[test]
+fn arguments_nested_sixty_thousand_deep_are_a_clean_usage_error() {
+    // 60,000 levels: as deep as one command-line argument (128 KiB) can carry.
+    let deep = format!("{}{}", "[".repeat(60_000), "]".repeat(60_000));
+    let args = format!("{{\"text\": {deep}}}");
+    let out = airlock(&["run", &guest("word_count"), "--args", &args]);
+    expect_error(
+        &out,
+        2,
+        "--args is not valid JSON (recursion limit exceeded",
+    );
+}

@@ -466,3 +466,41 @@ async fn an_unknown_function_is_no_such_function() {
     );
     assert_host_still_works(&host).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_giant_message_to_a_verb_is_a_clean_error_not_a_host_allocation() {
+    let host = host(caps());
+    let signer = load_ok(
+        &host,
+        "sign-webhook",
+        signer_grants(&["webhook"]),
+        Budget::default(),
+    );
+
+    // Over the grant's 1 MiB message cap but under the hostcall limit: the
+    // verb refuses it as `invalid`, which the tool reports as its own error.
+    let body = "m".repeat(3 * MIB);
+    match host
+        .run(&signer, Some("sign"), &json!({ "body": body }))
+        .await
+    {
+        Err(JobError::ToolError(Value::String(e))) => {
+            assert!(
+                e.contains("Invalid") && e.contains("at most 1048576"),
+                "{e}"
+            )
+        }
+        other => panic!("expected the tool's own error, got {other:?}"),
+    }
+
+    // Over the 4 MiB the guest may copy to the host in one call: the copy is
+    // refused before the host allocates it, and the job ends with that budget.
+    let body = "m".repeat(8 * MIB);
+    let err = job_err(
+        host.run(&signer, Some("sign"), &json!({ "body": body }))
+            .await,
+        "an 8 MiB message to the sign verb",
+    );
+    assert_budget(&err, BudgetKind::HostcallData);
+    assert_host_still_works(&host).await;
+}
