@@ -471,3 +471,19 @@ fn arguments_nested_sixty_thousand_deep_are_a_clean_usage_error() {
         "--args is not valid JSON (recursion limit exceeded",
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    // The reading end closes before the command (which needs milliseconds to
+    // start and load) writes anything, as when piped into `head -0`.
+    let mut child = command(&["explain", &example("signing.toml")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -29,7 +29,7 @@ pub(super) fn audit(args: AuditArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
     match verify(&text) {
         Ok(v) => {
-            println!(
+            outln!(
                 "{}: intact: {} verb-call records from {} host runs",
                 file.display(),
                 v.records,

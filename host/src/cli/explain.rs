@@ -29,10 +29,10 @@ pub(super) fn explain(args: ExplainArgs) -> Result<(), Failure> {
     let mut refused = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         if i > 0 {
-            println!();
+            outln!();
         }
         let (text, ok) = describe(&host, spec);
-        print!("{text}");
+        out!("{text}");
         if !ok {
             refused.push(spec.name.as_str());
         }

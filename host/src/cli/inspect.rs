@@ -68,7 +68,7 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
         }
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "component": what,
@@ -79,14 +79,14 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    println!("{what}");
+    outln!("{what}");
     if let Some(d) = &docs {
         if let Some(world) = d.world_docs() {
-            println!("  {world}");
+            outln!("  {world}");
         }
-        println!("  (docs from {})", d.source());
+        outln!("  (docs from {})", d.source());
     }
-    println!("\nexports:");
+    outln!("\nexports:");
     for e in &exports {
         let params: Vec<String> = e
             .params
@@ -94,53 +94,53 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
             .map(|(n, t)| format!("{n}: {}", values::type_name(t)))
             .collect();
         match &e.result {
-            Some(r) => println!(
+            Some(r) => outln!(
                 "  {}({}) -> {}",
                 e.name,
                 params.join(", "),
                 values::type_name(r)
             ),
-            None => println!("  {}({})", e.name, params.join(", ")),
+            None => outln!("  {}({})", e.name, params.join(", ")),
         }
         if let Some(doc) = doc_of(&e.name) {
             for line in doc.lines() {
-                println!("      {line}");
+                outln!("      {line}");
             }
         }
     }
-    println!("\nverbs it needs granted:");
+    outln!("\nverbs it needs granted:");
     if verbs.is_empty() {
-        println!("  none");
+        outln!("  none");
     }
     for v in &verbs {
-        println!(
+        outln!(
             "  {} ({})",
             v["verb"].as_str().unwrap_or(""),
             v["import"].as_str().unwrap_or("")
         );
     }
-    println!("\nWASI it gets, empty:");
+    outln!("\nWASI it gets, empty:");
     if null_wasi.is_empty() {
-        println!("  none");
+        outln!("  none");
     }
     for w in &null_wasi {
-        println!(
+        outln!(
             "  {}: {}",
             w["import"].as_str().unwrap_or(""),
             w["gets"].as_str().unwrap_or("")
         );
     }
-    println!("\nimports airlock will refuse:");
+    outln!("\nimports airlock will refuse:");
     if refused.is_empty() {
-        println!("  none");
+        outln!("  none");
     }
     for r in &refused {
-        println!(
+        outln!(
             "  {}: {}",
             r["import"].as_str().unwrap_or(""),
             r["reason"].as_str().unwrap_or("")
         );
     }
-    println!("\n(run `airlock inspect --json` for each export's JSON Schema)");
+    outln!("\n(run `airlock inspect --json` for each export's JSON Schema)");
     Ok(())
 }

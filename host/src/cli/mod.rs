@@ -2,6 +2,27 @@
 //! `schema`. Every failure maps to one exit code and a one-line message naming
 //! cause and fix.
 
+/// `println!` for command output: when stdout is closed (piped into `head`,
+/// say) the process ends quietly instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
+/// `print!` with the same broken-pipe handling as `outln!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 mod audit;
 mod demo;
 mod demo_servers;
@@ -252,7 +273,7 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() && std::env::args().any(|a| a == "--json") => {
             let f = Failure::usage(first_clap_line(&e));
-            println!("{}", f.to_json());
+            outln!("{}", f.to_json());
             return ExitCode::from(exit::USAGE);
         }
         Err(e) => {
@@ -282,7 +303,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::from(exit::OK),
         Err(f) => {
             if json_errors {
-                println!("{}", f.to_json());
+                outln!("{}", f.to_json());
             } else {
                 eprintln!("airlock: {}", f.message);
             }

@@ -223,7 +223,7 @@ fn print_output(output: &JobOutput, as_json: bool) {
             .iter()
             .map(|l| json!({ "level": airlock_log::level_name(l.level), "message": l.message }))
             .collect();
-        println!(
+        outln!(
             "{}",
             json!({
                 "ok": true,
@@ -247,7 +247,7 @@ fn print_output(output: &JobOutput, as_json: bool) {
     for line in output.stderr.lines() {
         eprintln!("stderr | {line}");
     }
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&output.value).unwrap_or_else(|_| "null".into())
     );

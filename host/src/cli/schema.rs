@@ -62,6 +62,6 @@ pub(super) fn schema(args: SchemaArgs) -> Result<(), Failure> {
         FormatArg::Anthropic => Format::Anthropic,
     };
     let out = describe::render(&tools, format).map_err(|e| Failure::usage(e.to_string()))?;
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     Ok(())
 }
