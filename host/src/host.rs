@@ -408,13 +408,7 @@ impl Airlock {
             Ok(Ok(results)) => results,
         };
         if captured.overflowed() {
-            return Err(JobError::Budget {
-                which: job::BudgetKind::Output,
-                detail: format!(
-                    "the tool wrote more than {} to stdout or stderr",
-                    crate::units::format_size(budget.output)
-                ),
-            });
+            return Err(job::stdio_overflow(&budget));
         }
         let returns_result = matches!(export.result, Some(Type::Result(_)));
         let value = job::unwrap_result(results, returns_result)?;

@@ -308,13 +308,7 @@ pub(crate) fn classify_failure(
         }
     }
     if captured.overflowed() {
-        return JobError::Budget {
-            which: BudgetKind::Output,
-            detail: format!(
-                "the tool wrote more than {} to stdout or stderr",
-                crate::units::format_size(budget.output)
-            ),
-        };
+        return stdio_overflow(budget);
     }
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return JobError::Trap {
@@ -359,6 +353,17 @@ fn trap_code(trap: &Trap) -> String {
         _ => "trap",
     }
     .to_string()
+}
+
+/// The output budget error for stdout or stderr past the cap.
+pub(crate) fn stdio_overflow(budget: &Budget) -> JobError {
+    JobError::Budget {
+        which: BudgetKind::Output,
+        detail: format!(
+            "the tool wrote more than {} to stdout or stderr",
+            crate::units::format_size(budget.output)
+        ),
+    }
 }
 
 pub(crate) fn deadline_error(budget: &Budget) -> JobError {
