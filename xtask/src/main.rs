@@ -1,10 +1,13 @@
 //! Project automation for airlock, run as `cargo xtask <command> [args...]`.
-//! It builds the guest components, then tests, demos, benchmarks or checks the host.
+//! It builds the guest components, then tests, demos, benchmarks or checks the host,
+//! and generates WALLS.md from the test names (`cargo xtask walls`, see [`walls`]).
 
 use anyhow::{Context, Result, bail};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+mod walls;
 
 /// The target the guests are built for.
 const TARGET: &str = "wasm32-wasip2";
@@ -22,6 +25,8 @@ commands:
   bench          build-guests, then `cargo bench -p airlock [args...]`
   lint           fmt check and clippy -D warnings, for the host and the guests
   ci             lint, then test [args...]
+  walls          test, then write WALLS.md: each wall, its promise and the tests
+                 attacking it with their status (--no-run: last run's statuses)
   mcp-venv       a Python venv in target/mcp-venv with the official `mcp` SDK,
                  for the interop test in host/tests/mcp.rs";
 
@@ -71,6 +76,7 @@ fn xtask() -> Result<()> {
             Ok(())
         }
         Some("lint") => lint(&root),
+        Some("walls") => walls::walls(&root, &rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -187,6 +193,13 @@ fn build_guests(root: &Path) -> Result<PathBuf> {
 
 /// Build the guests, then run every test in the workspace against them.
 fn test(root: &Path, rest: &[String]) -> Result<()> {
+    let mut cmd = test_command(root, rest)?;
+    run(&mut cmd, "fix the failing tests above")
+}
+
+/// Build the guests and the MCP venv, and return the `cargo test` command
+/// that runs every test in the workspace against them.
+fn test_command(root: &Path, rest: &[String]) -> Result<Command> {
     let guests = build_guests(root)?;
     // The MCP interop test needs it; if it cannot be made here, that test
     // tries once more and says why it skipped.
@@ -200,7 +213,7 @@ fn test(root: &Path, rest: &[String]) -> Result<()> {
     cmd.args(["test", "--workspace", "--no-fail-fast"])
         .args(rest)
         .env(GUESTS_ENV, guests);
-    run(&mut cmd, "fix the failing tests above")
+    Ok(cmd)
 }
 
 /// What CI runs: formatting and lints for the host and the guests, then the tests.
