@@ -282,8 +282,16 @@ pub fn walls(root: &Path, rest: &[String]) -> Result<()> {
     };
     let md = render(&tests, run.as_ref());
     let out = root.join(WALLS_MD);
+    let before = parse(&std::fs::read_to_string(&out).unwrap_or_default());
+    let after = parse(&md);
     std::fs::write(&out, md).with_context(|| format!("could not write {}", out.display()))?;
     println!("wrote {} ({} wall tests)", out.display(), tests.len());
+    for (wall, path, file) in after.tests.difference(&before.tests) {
+        println!("  added: {path} ({file}), wall `{wall}`");
+    }
+    for (wall, path, file) in before.tests.difference(&after.tests) {
+        println!("  removed: {path} ({file}), wall `{wall}`");
+    }
     if let Some(run) = run
         && !run.passed
         && !no_run
