@@ -542,29 +542,35 @@ mod tests {
         assert!(e.contains("unknown variant `rsa`"), "{e}");
     }
 
-    #[test]
-    fn fetch_gets_only_released_secrets_never_keys_or_provider_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, bytes) in [
-            ("k", "hmac-key-bytes"),
-            ("t", "api-token"),
-            ("o", "sk-provider"),
-        ] {
-            std::fs::write(dir.path().join(name), bytes).unwrap();
-        }
-        let base = "[secrets.k]\nfile = \"k\"\n[secrets.t]\nfile = \"t\"\n[secrets.o]\nfile = \"o\"\n\
+    mod secrets {
+        use super::*;
+
+        #[test]
+        fn fetch_gets_only_released_secrets_never_keys_or_provider_keys() {
+            let dir = tempfile::tempdir().unwrap();
+            for (name, bytes) in [
+                ("k", "hmac-key-bytes"),
+                ("t", "api-token"),
+                ("o", "sk-provider"),
+            ] {
+                std::fs::write(dir.path().join(name), bytes).unwrap();
+            }
+            let base = "[secrets.k]\nfile = \"k\"\n[secrets.t]\nfile = \"t\"\n[secrets.o]\nfile = \"o\"\n\
                     [sign.keys.hook]\nkind = \"hmac-sha256\"\nsecret = \"k\"\n\
                     [providers.p]\nkind = \"openai\"\napi_key = \"o\"\n";
-        let path = dir.path().join("airlock.toml");
-        let cfg = HostConfig::parse(&format!("{base}[fetch]\nsecrets = [\"t\"]\n"), &path).unwrap();
-        assert_eq!(cfg.capabilities.fetch.secret_names(), vec!["t"]);
-        let none = HostConfig::parse(base, &path).unwrap();
-        assert!(none.capabilities.fetch.secret_names().is_empty());
-        for leaked in ["k", "o"] {
-            let e = HostConfig::parse(&format!("{base}[fetch]\nsecrets = [\"{leaked}\"]\n"), &path)
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains("a signing key or a provider uses"), "{e}");
+            let path = dir.path().join("airlock.toml");
+            let cfg =
+                HostConfig::parse(&format!("{base}[fetch]\nsecrets = [\"t\"]\n"), &path).unwrap();
+            assert_eq!(cfg.capabilities.fetch.secret_names(), vec!["t"]);
+            let none = HostConfig::parse(base, &path).unwrap();
+            assert!(none.capabilities.fetch.secret_names().is_empty());
+            for leaked in ["k", "o"] {
+                let e =
+                    HostConfig::parse(&format!("{base}[fetch]\nsecrets = [\"{leaked}\"]\n"), &path)
+                        .unwrap_err()
+                        .to_string();
+                assert!(e.contains("a signing key or a provider uses"), "{e}");
+            }
         }
     }
 

@@ -935,82 +935,224 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn integer_ranges_are_exact() {
-        let params = all();
-        let ok = [
-            ("u8", json!(0), Val::U8(0)),
-            ("u8", json!(255), Val::U8(255)),
-            ("u8", json!(7.0), Val::U8(7)),
-            ("s8", json!(-128), Val::S8(-128)),
-            ("s8", json!(127), Val::S8(127)),
-            ("u64", json!(u64::MAX), Val::U64(u64::MAX)),
-            ("u64", json!(0), Val::U64(0)),
-            ("s64", json!(i64::MIN), Val::S64(i64::MIN)),
-            ("s64", json!(i64::MAX), Val::S64(i64::MAX)),
-            ("s64", json!(-1e3), Val::S64(-1000)),
-            ("u16", json!(65535), Val::U16(65535)),
-            ("s32", json!(-2147483648i64), Val::S32(i32::MIN)),
-        ];
-        for (name, v, want) in ok {
-            assert_eq!(
-                from_json(&param(&params, name), &v, name),
-                Ok(want),
-                "{name} {v}"
-            );
+    mod input {
+        use super::*;
+
+        #[test]
+        fn integer_ranges_are_exact() {
+            let params = all();
+            let ok = [
+                ("u8", json!(0), Val::U8(0)),
+                ("u8", json!(255), Val::U8(255)),
+                ("u8", json!(7.0), Val::U8(7)),
+                ("s8", json!(-128), Val::S8(-128)),
+                ("s8", json!(127), Val::S8(127)),
+                ("u64", json!(u64::MAX), Val::U64(u64::MAX)),
+                ("u64", json!(0), Val::U64(0)),
+                ("s64", json!(i64::MIN), Val::S64(i64::MIN)),
+                ("s64", json!(i64::MAX), Val::S64(i64::MAX)),
+                ("s64", json!(-1e3), Val::S64(-1000)),
+                ("u16", json!(65535), Val::U16(65535)),
+                ("s32", json!(-2147483648i64), Val::S32(i32::MIN)),
+            ];
+            for (name, v, want) in ok {
+                assert_eq!(
+                    from_json(&param(&params, name), &v, name),
+                    Ok(want),
+                    "{name} {v}"
+                );
+            }
+            let bad = [
+                ("u8", json!(256), "expected u8 (0..=255), got 256"),
+                ("u8", json!(300), "expected u8 (0..=255), got 300"),
+                ("u8", json!(-1), "expected u8 (0..=255), got -1"),
+                ("u8", json!(1.5), "expected u8 (0..=255), got 1.5"),
+                (
+                    "u8",
+                    json!("5"),
+                    "expected u8 (0..=255), got the string \"5\"",
+                ),
+                ("s8", json!(-129), "expected s8 (-128..=127), got -129"),
+                ("s8", json!(128), "expected s8 (-128..=127), got 128"),
+                (
+                    "u64",
+                    json!(-1),
+                    "expected u64 (0..=18446744073709551615), got -1",
+                ),
+                (
+                    "u64",
+                    json!(18446744073709551616.0),
+                    "expected u64 (0..=18446744073709551615), got 1.8446744073709552e+19",
+                ),
+                (
+                    "s64",
+                    json!(9223372036854775808u64),
+                    "expected s64 (-9223372036854775808..=9223372036854775807), got 9223372036854775808",
+                ),
+                (
+                    "s64",
+                    json!(-9223372036854777856.0),
+                    "expected s64 (-9223372036854775808..=9223372036854775807), got -9.223372036854778e+18",
+                ),
+                (
+                    "u32",
+                    json!(1e300),
+                    "expected u32 (0..=4294967295), got 1e+300",
+                ),
+                (
+                    "u32",
+                    json!(null),
+                    "expected u32 (0..=4294967295), got null",
+                ),
+            ];
+            for (name, v, message) in bad {
+                assert_eq!(
+                    from_json(&param(&params, name), &v, name),
+                    Err(ArgError {
+                        path: name.into(),
+                        message: message.into()
+                    }),
+                    "{name} {v}"
+                );
+            }
         }
-        let bad = [
-            ("u8", json!(256), "expected u8 (0..=255), got 256"),
-            ("u8", json!(300), "expected u8 (0..=255), got 300"),
-            ("u8", json!(-1), "expected u8 (0..=255), got -1"),
-            ("u8", json!(1.5), "expected u8 (0..=255), got 1.5"),
-            (
-                "u8",
-                json!("5"),
-                "expected u8 (0..=255), got the string \"5\"",
-            ),
-            ("s8", json!(-129), "expected s8 (-128..=127), got -129"),
-            ("s8", json!(128), "expected s8 (-128..=127), got 128"),
-            (
-                "u64",
-                json!(-1),
-                "expected u64 (0..=18446744073709551615), got -1",
-            ),
-            (
-                "u64",
-                json!(18446744073709551616.0),
-                "expected u64 (0..=18446744073709551615), got 1.8446744073709552e+19",
-            ),
-            (
-                "s64",
-                json!(9223372036854775808u64),
-                "expected s64 (-9223372036854775808..=9223372036854775807), got 9223372036854775808",
-            ),
-            (
-                "s64",
-                json!(-9223372036854777856.0),
-                "expected s64 (-9223372036854775808..=9223372036854775807), got -9.223372036854778e+18",
-            ),
-            (
-                "u32",
-                json!(1e300),
-                "expected u32 (0..=4294967295), got 1e+300",
-            ),
-            (
-                "u32",
-                json!(null),
-                "expected u32 (0..=4294967295), got null",
-            ),
-        ];
-        for (name, v, message) in bad {
+
+        #[test]
+        fn missing_unknown_and_non_object_arguments() {
+            let params = all();
+            let mut args = full_args();
+            args.as_object_mut().unwrap().remove("text");
             assert_eq!(
-                from_json(&param(&params, name), &v, name),
+                args_from_json(&params, &args),
                 Err(ArgError {
-                    path: name.into(),
-                    message: message.into()
-                }),
-                "{name} {v}"
+                    path: "text".into(),
+                    message: "missing (expected string)".into()
+                })
             );
+
+            let mut args = full_args();
+            args["opts"].as_object_mut().unwrap().remove("at");
+            assert_eq!(
+                args_from_json(&params, &args),
+                Err(ArgError {
+                    path: "opts.at".into(),
+                    message: "missing (expected record { x: s32, y: s32 })".into()
+                })
+            );
+
+            let mut args = full_args();
+            args["txt"] = json!("typo");
+            let err = args_from_json(&params, &args).unwrap_err();
+            assert_eq!(err.path, "txt");
+            assert!(
+                err.message
+                    .starts_with("unknown argument (accepted: b, s8, u8, "),
+                "{}",
+                err.message
+            );
+            assert!(
+                err.message.ends_with(", shapes, nested)"),
+                "{}",
+                err.message
+            );
+
+            let mut args = full_args();
+            args[format!("{}\n", "k".repeat(100))] = json!(1);
+            let err = args_from_json(&params, &args).unwrap_err();
+            assert_eq!(
+                err.path,
+                format!("{}...", "k".repeat(64)),
+                "long keys are cut"
+            );
+            let mut args = full_args();
+            args["bad\nkey"] = json!(1);
+            let err = args_from_json(&params, &args).unwrap_err();
+            assert_eq!(err.path, "bad\\nkey", "control characters are escaped");
+
+            let mut args = full_args();
+            args["opts"]["limt"] = json!(1);
+            assert_eq!(
+                args_from_json(&params, &args),
+                Err(ArgError {
+                    path: "opts.limt".into(),
+                    message: "unknown field (expected one of: limit, query, tags, at)".into()
+                })
+            );
+
+            assert_eq!(
+                args_from_json(&params, &json!([1, 2])),
+                Err(ArgError {
+                    path: "$".into(),
+                    message:
+                        "the arguments must be a JSON object keyed by parameter name, got an array"
+                            .into()
+                })
+            );
+            assert!(
+                !args_from_json(&params, &json!([1]))
+                    .unwrap_err()
+                    .to_string()
+                    .contains('$'),
+                "the arguments object itself has no path to show"
+            );
+
+            let none = func_params(WAT, "none");
+            assert!(none.is_empty());
+            assert_eq!(args_from_json(&none, &Value::Null), Ok(vec![]));
+            assert_eq!(args_from_json(&none, &json!({})), Ok(vec![]));
+            assert_eq!(
+                args_from_json(&none, &json!({"x": 1})),
+                Err(ArgError {
+                    path: "x".into(),
+                    message: "unknown argument (this function takes no arguments)".into()
+                })
+            );
+            // `null` means "no arguments", which still leaves required ones missing.
+            assert_eq!(args_from_json(&params, &Value::Null).unwrap_err().path, "b");
+        }
+
+        #[test]
+        fn resources_cannot_be_passed() {
+            let handles = func_params(WAT, "handles");
+            for (name, ty) in &handles {
+                assert_eq!(
+                    from_json(ty, &json!(1), name),
+                    Err(ArgError {
+                        path: name.clone(),
+                        message: "resources/streams cannot be passed as JSON".into()
+                    })
+                );
+            }
+            let names: Vec<_> = handles.iter().map(|(_, t)| type_name(t)).collect();
+            assert_eq!(names, ["own<resource>", "borrow<resource>"]);
+        }
+
+        #[test]
+        fn deep_nesting_is_bounded() {
+            // Component validation caps type nesting at 100 levels, so the deepest
+            // legal type converts fine under the 128-level limit.
+            let ty = nested_lists(99);
+            let v = nested_json(99);
+            let val = from_json(&ty, &v, "deep").expect("99 levels are fine");
+            assert_eq!(to_json(&val), v);
+
+            // JSON deeper than its type fails on the type mismatch, without
+            // following the JSON any further.
+            let shallow = nested_lists(3);
+            let err = from_json(&shallow, &nested_json(1_000), "deep").unwrap_err();
+            assert_eq!(err.path, "deep[0][0][0]");
+            assert_eq!(err.message, "expected u8 (0..=255), got an array");
+
+            // The limit itself, exercised with a lower bound than MAX_DEPTH since
+            // no valid type reaches 128 levels.
+            let ty = nested_lists(20);
+            let limited = |depth| convert(&ty, &nested_json(depth), &Path::root("deep", 10));
+            let err = limited(20).unwrap_err();
+            assert_eq!(err.message, "nested deeper than 10 levels");
+            assert_eq!(err.path, format!("deep{}", "[0]".repeat(10)));
+            let ty9 = nested_lists(9);
+            assert!(convert(&ty9, &nested_json(9), &Path::root("deep", 10)).is_ok());
+            assert_eq!(MAX_DEPTH, 128);
         }
     }
 
@@ -1070,100 +1212,6 @@ pub(crate) mod tests {
                 message: "expected u32 (0..=4294967295), got -5".into()
             }
         );
-    }
-
-    #[test]
-    fn missing_unknown_and_non_object_arguments() {
-        let params = all();
-        let mut args = full_args();
-        args.as_object_mut().unwrap().remove("text");
-        assert_eq!(
-            args_from_json(&params, &args),
-            Err(ArgError {
-                path: "text".into(),
-                message: "missing (expected string)".into()
-            })
-        );
-
-        let mut args = full_args();
-        args["opts"].as_object_mut().unwrap().remove("at");
-        assert_eq!(
-            args_from_json(&params, &args),
-            Err(ArgError {
-                path: "opts.at".into(),
-                message: "missing (expected record { x: s32, y: s32 })".into()
-            })
-        );
-
-        let mut args = full_args();
-        args["txt"] = json!("typo");
-        let err = args_from_json(&params, &args).unwrap_err();
-        assert_eq!(err.path, "txt");
-        assert!(
-            err.message
-                .starts_with("unknown argument (accepted: b, s8, u8, "),
-            "{}",
-            err.message
-        );
-        assert!(
-            err.message.ends_with(", shapes, nested)"),
-            "{}",
-            err.message
-        );
-
-        let mut args = full_args();
-        args[format!("{}\n", "k".repeat(100))] = json!(1);
-        let err = args_from_json(&params, &args).unwrap_err();
-        assert_eq!(
-            err.path,
-            format!("{}...", "k".repeat(64)),
-            "long keys are cut"
-        );
-        let mut args = full_args();
-        args["bad\nkey"] = json!(1);
-        let err = args_from_json(&params, &args).unwrap_err();
-        assert_eq!(err.path, "bad\\nkey", "control characters are escaped");
-
-        let mut args = full_args();
-        args["opts"]["limt"] = json!(1);
-        assert_eq!(
-            args_from_json(&params, &args),
-            Err(ArgError {
-                path: "opts.limt".into(),
-                message: "unknown field (expected one of: limit, query, tags, at)".into()
-            })
-        );
-
-        assert_eq!(
-            args_from_json(&params, &json!([1, 2])),
-            Err(ArgError {
-                path: "$".into(),
-                message:
-                    "the arguments must be a JSON object keyed by parameter name, got an array"
-                        .into()
-            })
-        );
-        assert!(
-            !args_from_json(&params, &json!([1]))
-                .unwrap_err()
-                .to_string()
-                .contains('$'),
-            "the arguments object itself has no path to show"
-        );
-
-        let none = func_params(WAT, "none");
-        assert!(none.is_empty());
-        assert_eq!(args_from_json(&none, &Value::Null), Ok(vec![]));
-        assert_eq!(args_from_json(&none, &json!({})), Ok(vec![]));
-        assert_eq!(
-            args_from_json(&none, &json!({"x": 1})),
-            Err(ArgError {
-                path: "x".into(),
-                message: "unknown argument (this function takes no arguments)".into()
-            })
-        );
-        // `null` means "no arguments", which still leaves required ones missing.
-        assert_eq!(args_from_json(&params, &Value::Null).unwrap_err().path, "b");
     }
 
     #[test]
@@ -1239,22 +1287,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn resources_cannot_be_passed() {
-        let handles = func_params(WAT, "handles");
-        for (name, ty) in &handles {
-            assert_eq!(
-                from_json(ty, &json!(1), name),
-                Err(ArgError {
-                    path: name.clone(),
-                    message: "resources/streams cannot be passed as JSON".into()
-                })
-            );
-        }
-        let names: Vec<_> = handles.iter().map(|(_, t)| type_name(t)).collect();
-        assert_eq!(names, ["own<resource>", "borrow<resource>"]);
-    }
-
-    #[test]
     fn type_names() {
         let params = all();
         let want = [
@@ -1305,34 +1337,6 @@ pub(crate) mod tests {
 
     fn nested_json(depth: usize) -> Value {
         (0..depth).fold(json!(1), |v, _| json!([v]))
-    }
-
-    #[test]
-    fn deep_nesting_is_bounded() {
-        // Component validation caps type nesting at 100 levels, so the deepest
-        // legal type converts fine under the 128-level limit.
-        let ty = nested_lists(99);
-        let v = nested_json(99);
-        let val = from_json(&ty, &v, "deep").expect("99 levels are fine");
-        assert_eq!(to_json(&val), v);
-
-        // JSON deeper than its type fails on the type mismatch, without
-        // following the JSON any further.
-        let shallow = nested_lists(3);
-        let err = from_json(&shallow, &nested_json(1_000), "deep").unwrap_err();
-        assert_eq!(err.path, "deep[0][0][0]");
-        assert_eq!(err.message, "expected u8 (0..=255), got an array");
-
-        // The limit itself, exercised with a lower bound than MAX_DEPTH since
-        // no valid type reaches 128 levels.
-        let ty = nested_lists(20);
-        let limited = |depth| convert(&ty, &nested_json(depth), &Path::root("deep", 10));
-        let err = limited(20).unwrap_err();
-        assert_eq!(err.message, "nested deeper than 10 levels");
-        assert_eq!(err.path, format!("deep{}", "[0]".repeat(10)));
-        let ty9 = nested_lists(9);
-        assert!(convert(&ty9, &nested_json(9), &Path::root("deep", 10)).is_ok());
-        assert_eq!(MAX_DEPTH, 128);
     }
 
     #[test]

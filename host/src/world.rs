@@ -172,28 +172,32 @@ mod tests {
         assert!(!same_minor("x", "0.1.0"));
     }
 
-    #[test]
-    fn refusals_list_every_import_and_say_what_to_do() {
-        let imports = vec![
-            Import {
-                name: "airlock:verbs/sign@0.1.0".into(),
-                kind: ImportKind::Verb(Verb::Sign),
-            },
-            Import {
-                name: "wasi:sockets/tcp@0.2.6".into(),
-                kind: ImportKind::Never("airlock never links sockets".into()),
-            },
-            Import {
-                name: "wasi:cli/stdout@0.2.6".into(),
-                kind: ImportKind::NullWasi,
-            },
-        ];
-        let refusals = check(&imports, VerbSet::EMPTY.with(Verb::Log), "t").unwrap_err();
-        assert_eq!(refusals.len(), 2);
-        assert!(refusals[0].to_string().contains("[tools.t.grants.sign]"));
-        assert!(refusals[0].to_string().contains("--grant sign:KEY"));
-        assert!(refusals[1].to_string().contains("no grant can allow it"));
-        let used = check(&imports[..1], VerbSet::EMPTY.with(Verb::Sign), "t").unwrap();
-        assert!(used.contains(Verb::Sign));
+    mod imports {
+        use super::*;
+
+        #[test]
+        fn refusals_list_every_import_and_say_what_to_do() {
+            let imports = vec![
+                Import {
+                    name: "airlock:verbs/sign@0.1.0".into(),
+                    kind: ImportKind::Verb(Verb::Sign),
+                },
+                Import {
+                    name: "wasi:sockets/tcp@0.2.6".into(),
+                    kind: ImportKind::Never("airlock never links sockets".into()),
+                },
+                Import {
+                    name: "wasi:cli/stdout@0.2.6".into(),
+                    kind: ImportKind::NullWasi,
+                },
+            ];
+            let refusals = check(&imports, VerbSet::EMPTY.with(Verb::Log), "t").unwrap_err();
+            assert_eq!(refusals.len(), 2);
+            assert!(refusals[0].to_string().contains("[tools.t.grants.sign]"));
+            assert!(refusals[0].to_string().contains("--grant sign:KEY"));
+            assert!(refusals[1].to_string().contains("no grant can allow it"));
+            let used = check(&imports[..1], VerbSet::EMPTY.with(Verb::Sign), "t").unwrap();
+            assert!(used.contains(Verb::Sign));
+        }
     }
 }

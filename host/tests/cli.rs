@@ -260,23 +260,6 @@ fn an_unset_secret_variable_is_named() {
 }
 
 #[test]
-fn a_file_that_is_not_a_component_is_refused_as_invalid() {
-    let dir = tempfile::tempdir().unwrap();
-    // Deterministic noise (xorshift), so a failure is reproducible.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut noise = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x as u8
-    };
-    let bytes: Vec<u8> = (0..512).map(|_| noise()).collect();
-    let out = airlock(&["run", &write(&dir, "junk.wasm", bytes)]);
-    let needle = "is not a valid WebAssembly component";
-    expect_error(&out, 2, needle);
-}
-
-#[test]
 fn json_usage_errors_are_json_objects() {
     let out = airlock(&["run", "--json", "does-not-exist.wasm"]);
     let err = expect_json_error(&out, 2, "usage");
@@ -295,28 +278,53 @@ fn json_is_json_even_for_flag_errors() {
 
 // ---- 3: the world check refuses ----
 
-#[test]
-fn an_import_that_is_not_granted_is_refused() {
-    let out = run_guest("overreach", "--grant log", "{}");
-    expect_error(&out, 3, "imports `airlock:verbs/sign@0.1.0`");
+mod imports {
+    use super::*;
 
-    let out = run_guest("overreach", "--json --grant log", "{}");
-    let err = expect_json_error(&out, 3, "not-granted");
-    assert_eq!(refusals(&err).len(), 1, "{err}");
-    assert_eq!(refusals(&err)[0]["import"], "airlock:verbs/sign@0.1.0");
-    assert_has(text(&refusals(&err)[0]["reason"]), "not granted");
+    #[test]
+    fn a_file_that_is_not_a_component_is_refused_as_invalid() {
+        let dir = tempfile::tempdir().unwrap();
+        // Deterministic noise (xorshift), so a failure is reproducible.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut noise = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        };
+        let bytes: Vec<u8> = (0..512).map(|_| noise()).collect();
+        let out = airlock(&["run", &write(&dir, "junk.wasm", bytes)]);
+        let needle = "is not a valid WebAssembly component";
+        expect_error(&out, 2, needle);
+    }
+
+    #[test]
+    fn an_import_that_is_not_granted_is_refused() {
+        let out = run_guest("overreach", "--grant log", "{}");
+        expect_error(&out, 3, "imports `airlock:verbs/sign@0.1.0`");
+
+        let out = run_guest("overreach", "--json --grant log", "{}");
+        let err = expect_json_error(&out, 3, "not-granted");
+        assert_eq!(refusals(&err).len(), 1, "{err}");
+        assert_eq!(refusals(&err)[0]["import"], "airlock:verbs/sign@0.1.0");
+        assert_has(text(&refusals(&err)[0]["reason"]), "not granted");
+    }
 }
 
-#[test]
-fn sockets_are_never_linkable() {
-    let args = r#"{"addr":"127.0.0.1:9"}"#;
-    let out = run_guest("netcat", "", args);
-    expect_error(&out, 3, "imports `wasi:sockets/");
+mod network {
+    use super::*;
 
-    let err = expect_json_error(&run_guest("netcat", "--json", args), 3, "not-granted");
-    assert!(!refusals(&err).is_empty(), "{err}");
-    let sockets = |r: &Value| text(&r["import"]).starts_with("wasi:sockets/");
-    assert!(refusals(&err).iter().all(sockets), "{err}");
+    #[test]
+    fn sockets_are_never_linkable() {
+        let args = r#"{"addr":"127.0.0.1:9"}"#;
+        let out = run_guest("netcat", "", args);
+        expect_error(&out, 3, "imports `wasi:sockets/");
+
+        let err = expect_json_error(&run_guest("netcat", "--json", args), 3, "not-granted");
+        assert!(!refusals(&err).is_empty(), "{err}");
+        let sockets = |r: &Value| text(&r["import"]).starts_with("wasi:sockets/");
+        assert!(refusals(&err).iter().all(sockets), "{err}");
+    }
 }
 
 // ---- 4: budgets ----
@@ -328,31 +336,43 @@ fn expect_budget(out: &Output, budget: &str, needle: &str) {
     assert_has(text(&err["message"]), needle);
 }
 
-#[test]
-fn spin_runs_out_of_fuel() {
-    let out = run_guest("spin", "--json --fuel 10000000", "{}");
-    expect_budget(&out, "fuel", "used all 10000000 units of fuel");
-    let out = run_guest("spin", "--fuel 10000000", "{}");
-    expect_error(&out, 4, "the fuel budget ran out");
+mod cpu {
+    use super::*;
+
+    #[test]
+    fn spin_runs_out_of_fuel() {
+        let out = run_guest("spin", "--json --fuel 10000000", "{}");
+        expect_budget(&out, "fuel", "used all 10000000 units of fuel");
+        let out = run_guest("spin", "--fuel 10000000", "{}");
+        expect_error(&out, 4, "the fuel budget ran out");
+    }
+
+    #[test]
+    fn spin_runs_past_its_deadline() {
+        let out = run_guest("spin", "--json --timeout 200ms --fuel 100000000000", "{}");
+        expect_budget(&out, "deadline", "past its 200ms deadline");
+    }
 }
 
-#[test]
-fn spin_runs_past_its_deadline() {
-    let out = run_guest("spin", "--json --timeout 200ms --fuel 100000000000", "{}");
-    expect_budget(&out, "deadline", "past its 200ms deadline");
+mod memory {
+    use super::*;
+
+    #[test]
+    fn hog_hits_the_memory_limit() {
+        let out = run_guest("hog", "--json --memory 16MiB", r#"{"chunk-kib":256}"#);
+        expect_budget(&out, "memory", "grow its memory past 16MiB");
+    }
 }
 
-#[test]
-fn hog_hits_the_memory_limit() {
-    let out = run_guest("hog", "--json --memory 16MiB", r#"{"chunk-kib":256}"#);
-    expect_budget(&out, "memory", "grow its memory past 16MiB");
-}
+mod output {
+    use super::*;
 
-#[test]
-fn flood_hits_the_output_limit() {
-    let flags = "--json --call print --output 1MiB";
-    let out = run_guest("flood", flags, r#"{"bytes": 4000000}"#);
-    expect_budget(&out, "output", "more than 1MiB to stdout or stderr");
+    #[test]
+    fn flood_hits_the_output_limit() {
+        let flags = "--json --call print --output 1MiB";
+        let out = run_guest("flood", flags, r#"{"bytes": 4000000}"#);
+        expect_budget(&out, "output", "more than 1MiB to stdout or stderr");
+    }
 }
 
 // ---- 5: traps ----
@@ -370,16 +390,20 @@ fn a_guest_panic_shows_its_message() {
     expect_error(&out, 5, "deliberate panic: boom");
 }
 
-#[test]
-fn unbounded_recursion_is_a_trap() {
-    let err = expect_json_error(&run_guest("deep", "--json", r#"{"n":0}"#), 5, "trap");
-    assert!(!text(&err["detail"]["trap"]).is_empty(), "{err}");
-}
+mod stack {
+    use super::*;
 
-#[test]
-fn unbounded_recursion_is_reported_as_a_stack_overflow() {
-    let err = expect_json_error(&run_guest("deep", "--json", r#"{"n":0}"#), 5, "trap");
-    assert_eq!(err["detail"]["trap"], "stack overflow", "{err}");
+    #[test]
+    fn unbounded_recursion_is_a_trap() {
+        let err = expect_json_error(&run_guest("deep", "--json", r#"{"n":0}"#), 5, "trap");
+        assert!(!text(&err["detail"]["trap"]).is_empty(), "{err}");
+    }
+
+    #[test]
+    fn unbounded_recursion_is_reported_as_a_stack_overflow() {
+        let err = expect_json_error(&run_guest("deep", "--json", r#"{"n":0}"#), 5, "trap");
+        assert_eq!(err["detail"]["trap"], "stack overflow", "{err}");
+    }
 }
 
 // ---- inspect, explain, demo ----
@@ -459,17 +483,21 @@ fn demo_runs_the_tour() {
     assert_has(&stdout, "word-count again after all that -> {\"words\"");
 }
 
-#[test]
-fn arguments_nested_sixty_thousand_deep_are_a_clean_usage_error() {
-    // 60,000 levels: as deep as one command-line argument (128 KiB) can carry.
-    let deep = format!("{}{}", "[".repeat(60_000), "]".repeat(60_000));
-    let args = format!("{{\"text\": {deep}}}");
-    let out = airlock(&["run", &guest("word_count"), "--args", &args]);
-    expect_error(
-        &out,
-        2,
-        "--args is not valid JSON (recursion limit exceeded",
-    );
+mod input {
+    use super::*;
+
+    #[test]
+    fn arguments_nested_sixty_thousand_deep_are_a_clean_usage_error() {
+        // 60,000 levels: as deep as one command-line argument (128 KiB) can carry.
+        let deep = format!("{}{}", "[".repeat(60_000), "]".repeat(60_000));
+        let args = format!("{{\"text\": {deep}}}");
+        let out = airlock(&["run", &guest("word_count"), "--args", &args]);
+        expect_error(
+            &out,
+            2,
+            "--args is not valid JSON (recursion limit exceeded",
+        );
+    }
 }
 
 #[test]

@@ -362,142 +362,215 @@ async fn an_anthropic_call_has_the_protocol_shape_and_its_answer_maps_back() {
 // The grant: models and per-job budgets.
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_model_outside_the_grant_is_denied_and_never_asked() {
-    let server = Server::start(|_, _| openai_ok("never", 1, 1)).await;
-    let host = openai_host(server.port);
-    let tool = chat_probe(&host, local_models(&["gpt-small", "gpt-large"]));
-    refused(
-        chat(
+mod complete_scope {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_model_outside_the_grant_is_denied_and_never_asked() {
+        let server = Server::start(|_, _| openai_ok("never", 1, 1)).await;
+        let host = openai_host(server.port);
+        let tool = chat_probe(&host, local_models(&["gpt-small", "gpt-large"]));
+        refused(
+            chat(
+                &host,
+                &tool,
+                conversation(),
+                json!({ "model": "gpt-huge", "stop": [] }),
+            )
+            .await,
+            "denied",
+            "model `gpt-huge` is not granted to this tool; granted: gpt-small, gpt-large",
+        );
+        assert!(server.seen().is_empty());
+        let records = complete_records(&host);
+        assert_eq!(records.len(), 1);
+        assert!(
+            matches!(&records[0].decision, Decision::Deny(d) if d.starts_with("denied: model `gpt-huge`")),
+            "{records:?}"
+        );
+        // An empty conversation is the tool's mistake, not a denial.
+        refused(
+            chat(&host, &tool, json!([]), no_options()).await,
+            "invalid",
+            "the conversation is empty",
+        );
+        assert!(server.seen().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_grant_the_host_cannot_honour_is_refused_at_load() {
+        let server = Server::start(|_, _| openai_ok("never", 1, 1)).await;
+        let host = openai_host(server.port);
+        let why = |grant: CompleteGrant| match airlock_tests::load(
             &host,
-            &tool,
-            conversation(),
-            json!({ "model": "gpt-huge", "stop": [] }),
-        )
-        .await,
-        "denied",
-        "model `gpt-huge` is not granted to this tool; granted: gpt-small, gpt-large",
-    );
-    assert!(server.seen().is_empty());
-    let records = complete_records(&host);
-    assert_eq!(records.len(), 1);
-    assert!(
-        matches!(&records[0].decision, Decision::Deny(d) if d.starts_with("denied: model `gpt-huge`")),
-        "{records:?}"
-    );
-    // An empty conversation is the tool's mistake, not a denial.
-    refused(
-        chat(&host, &tool, json!([]), no_options()).await,
-        "invalid",
-        "the conversation is empty",
-    );
-    assert!(server.seen().is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_grant_the_host_cannot_honour_is_refused_at_load() {
-    let server = Server::start(|_, _| openai_ok("never", 1, 1)).await;
-    let host = openai_host(server.port);
-    let why = |grant: CompleteGrant| match airlock_tests::load(
-        &host,
-        "chat-probe",
-        chatter(grant),
-        Budget::default(),
-    ) {
-        Err(airlock::LoadError::Grant { tool, reason }) => {
-            assert_eq!(tool, "chat-probe");
-            reason
-        }
-        Err(e) => panic!("expected a grant refusal, got {e}"),
-        Ok(_) => panic!("the grant should have been refused"),
-    };
-    let reason = why(CompleteGrant::new("elsewhere", ["gpt-small"]));
-    assert!(
-        reason.contains(
-            "the complete grant names provider `elsewhere` but the host config has no such \
+            "chat-probe",
+            chatter(grant),
+            Budget::default(),
+        ) {
+            Err(airlock::LoadError::Grant { tool, reason }) => {
+                assert_eq!(tool, "chat-probe");
+                reason
+            }
+            Err(e) => panic!("expected a grant refusal, got {e}"),
+            Ok(_) => panic!("the grant should have been refused"),
+        };
+        let reason = why(CompleteGrant::new("elsewhere", ["gpt-small"]));
+        assert!(
+            reason.contains(
+                "the complete grant names provider `elsewhere` but the host config has no such \
              provider (configured: local)"
-        ),
-        "{reason}"
-    );
-    let reason = why(local_models(&[]));
-    assert!(reason.contains("names no model"), "{reason}");
-    let reason = why(CompleteGrant {
-        max_calls: 0,
-        ..local_models(&["gpt-small"])
-    });
-    assert!(reason.contains("max_calls = 0"), "{reason}");
-    assert!(server.seen().is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_call_budget_runs_out_within_one_job_and_not_across_jobs() {
-    let server = Server::start(|_, _| openai_ok("yes", 1, 1)).await;
-    let host = openai_host(server.port);
-    let tool = chat_probe(
-        &host,
-        CompleteGrant {
-            max_calls: 2,
+            ),
+            "{reason}"
+        );
+        let reason = why(local_models(&[]));
+        assert!(reason.contains("names no model"), "{reason}");
+        let reason = why(CompleteGrant {
+            max_calls: 0,
             ..local_models(&["gpt-small"])
-        },
-    );
-    let answers = chat_n(&host, &tool, 3).await;
-    assert_eq!(
-        answers,
-        vec![
-            json!({ "ok": completion("yes", 1, 1) }),
-            json!({ "ok": completion("yes", 1, 1) }),
-            json!({ "err": { "exhausted": "complete-calls" } }),
-        ]
-    );
-    assert_eq!(server.seen().len(), 2);
-    // The next job starts with a fresh budget.
-    let out = chat(&host, &tool, conversation(), no_options())
-        .await
-        .expect("a new job");
-    assert_eq!(out.value, completion("yes", 1, 1));
-    assert_eq!(server.seen().len(), 3);
-}
+        });
+        assert!(reason.contains("max_calls = 0"), "{reason}");
+        assert!(server.seen().is_empty());
+    }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_token_budget_runs_out_within_one_job() {
-    let server = Server::start(|_, _| openai_ok("ten tokens", 10, 10)).await;
-    let host = openai_host(server.port);
-    let tool = chat_probe(
-        &host,
-        CompleteGrant {
-            max_total_tokens: 30,
-            ..local_models(&["gpt-small"])
-        },
-    );
-    let answers = chat_n(&host, &tool, 3).await;
-    assert_eq!(
-        answers[0],
-        json!({ "ok": completion("ten tokens", 10, 10) })
-    );
-    assert_eq!(
-        answers[1],
-        json!({ "ok": completion("ten tokens", 10, 10) })
-    );
-    assert_eq!(
-        answers[2],
-        json!({ "err": { "exhausted": "complete-tokens" } })
-    );
-    // Each call may generate no more than the job has left.
-    let max_tokens: Vec<Value> = server
-        .seen()
-        .iter()
-        .map(|s| s.json()["max_tokens"].clone())
-        .collect();
-    assert_eq!(max_tokens, [json!(30), json!(10)]);
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_call_budget_runs_out_within_one_job_and_not_across_jobs() {
+        let server = Server::start(|_, _| openai_ok("yes", 1, 1)).await;
+        let host = openai_host(server.port);
+        let tool = chat_probe(
+            &host,
+            CompleteGrant {
+                max_calls: 2,
+                ..local_models(&["gpt-small"])
+            },
+        );
+        let answers = chat_n(&host, &tool, 3).await;
+        assert_eq!(
+            answers,
+            vec![
+                json!({ "ok": completion("yes", 1, 1) }),
+                json!({ "ok": completion("yes", 1, 1) }),
+                json!({ "err": { "exhausted": "complete-calls" } }),
+            ]
+        );
+        assert_eq!(server.seen().len(), 2);
+        // The next job starts with a fresh budget.
+        let out = chat(&host, &tool, conversation(), no_options())
+            .await
+            .expect("a new job");
+        assert_eq!(out.value, completion("yes", 1, 1));
+        assert_eq!(server.seen().len(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_token_budget_runs_out_within_one_job() {
+        let server = Server::start(|_, _| openai_ok("ten tokens", 10, 10)).await;
+        let host = openai_host(server.port);
+        let tool = chat_probe(
+            &host,
+            CompleteGrant {
+                max_total_tokens: 30,
+                ..local_models(&["gpt-small"])
+            },
+        );
+        let answers = chat_n(&host, &tool, 3).await;
+        assert_eq!(
+            answers[0],
+            json!({ "ok": completion("ten tokens", 10, 10) })
+        );
+        assert_eq!(
+            answers[1],
+            json!({ "ok": completion("ten tokens", 10, 10) })
+        );
+        assert_eq!(
+            answers[2],
+            json!({ "err": { "exhausted": "complete-tokens" } })
+        );
+        // Each call may generate no more than the job has left.
+        let max_tokens: Vec<Value> = server
+            .seen()
+            .iter()
+            .map(|s| s.json()["max_tokens"].clone())
+            .collect();
+        assert_eq!(max_tokens, [json!(30), json!(10)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_malformed_answer_is_a_malformed_response() {
+        let server = Server::start(|n, _| match n {
+            0 => respond(
+                200,
+                &[("content-type", "application/json")],
+                "{\"choices\": [ oops",
+            ),
+            1 => json_reply(200, json!({ "choices": [] })),
+            _ => respond(
+                200,
+                &[("content-type", "text/html")],
+                "<html>gateway</html>",
+            ),
+        })
+        .await;
+        let host = openai_host(server.port);
+        let tool = chat_probe(&host, local_models(&["gpt-small"]));
+        let answers = chat_n(&host, &tool, 3).await;
+        for answer in &answers {
+            assert_eq!(
+                answer,
+                &json!({ "err": { "upstream": "malformed response" } })
+            );
+        }
+        let records = complete_records(&host);
+        assert_eq!(records.len(), 3);
+        assert!(
+            records[1]
+                .detail
+                .as_deref()
+                .unwrap_or_default()
+                .contains("no choices"),
+            "{records:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_huge_answer_is_cut_off() {
+        let big = Bytes::from(vec![b' '; airlock_complete::MAX_RESPONSE_BYTES + 1]);
+        let server = Server::start(move |n, _| match n {
+            0 => Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Endless.boxed())
+                .expect("a valid response"),
+            _ => respond(200, &[("content-type", "application/json")], big.clone()),
+        })
+        .await;
+        let host = openai_host(server.port);
+        let tool = chat_probe(&host, local_models(&["gpt-small"]));
+        let started = Instant::now();
+        let answers = chat_n(&host, &tool, 2).await;
+        for answer in &answers {
+            assert_eq!(
+                answer,
+                &json!({ "err": { "upstream": "response too large" } })
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
 // Provider failures.
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_401_echoing_the_key_is_an_authentication_failure_and_the_key_goes_nowhere() {
-    let server = Server::start(|n, _| match n {
+mod secrets {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_401_echoing_the_key_is_an_authentication_failure_and_the_key_goes_nowhere() {
+        let server = Server::start(|n, _| match n {
         0 => json_reply(
             401,
             json!({ "error": {
@@ -517,46 +590,48 @@ async fn a_401_echoing_the_key_is_an_authentication_failure_and_the_key_goes_now
         ),
     })
     .await;
-    let host = openai_host(server.port);
-    let tool = chat_probe(&host, local_models(&["gpt-small"]));
+        let host = openai_host(server.port);
+        let tool = chat_probe(&host, local_models(&["gpt-small"]));
 
-    let result = chat(&host, &tool, conversation(), no_options()).await;
-    let debug = format!("{result:?}");
-    let err = tool_error(result, "a call the provider refuses");
-    assert_eq!(err, json!({ "upstream": "authentication failed" }));
-    assert_no_key("the job error", &debug);
-    // The provider did get the key, so it was there to leak.
-    assert_eq!(
-        server.seen()[0].header("authorization"),
-        Some(format!("Bearer {KEY}"))
-    );
-    assert_eq!(
-        server.seen().len(),
-        1,
-        "authentication failures are not retried"
-    );
+        let result = chat(&host, &tool, conversation(), no_options()).await;
+        let debug = format!("{result:?}");
+        let err = tool_error(result, "a call the provider refuses");
+        assert_eq!(err, json!({ "upstream": "authentication failed" }));
+        assert_no_key("the job error", &debug);
+        // The provider did get the key, so it was there to leak.
+        assert_eq!(
+            server.seen()[0].header("authorization"),
+            Some(format!("Bearer {KEY}"))
+        );
+        assert_eq!(
+            server.seen().len(),
+            1,
+            "authentication failures are not retried"
+        );
 
-    let out = chat(&host, &tool, conversation(), no_options())
-        .await
-        .expect("the echoing model answers");
-    assert_eq!(out.value["text"], "your key is [redacted]");
-    assert_no_key("the job output", &format!("{out:?}"));
+        let out = chat(&host, &tool, conversation(), no_options())
+            .await
+            .expect("the echoing model answers");
+        assert_eq!(out.value["text"], "your key is [redacted]");
+        assert_no_key("the job output", &format!("{out:?}"));
 
-    let records = complete_records(&host);
-    assert_eq!(records.len(), 2);
-    assert_eq!(
-        records[0].decision,
-        Decision::Deny("upstream: authentication failed".into())
-    );
-    let detail = records[0].detail.clone().unwrap_or_default();
-    assert!(
-        detail.contains("status 401") && detail.contains("Incorrect API key provided: [redacted]"),
-        "{detail}"
-    );
-    for r in host.audit.records() {
-        assert_no_key("an audit record", &format!("{r:?}"));
+        let records = complete_records(&host);
+        assert_eq!(records.len(), 2);
+        assert_eq!(
+            records[0].decision,
+            Decision::Deny("upstream: authentication failed".into())
+        );
+        let detail = records[0].detail.clone().unwrap_or_default();
+        assert!(
+            detail.contains("status 401")
+                && detail.contains("Incorrect API key provided: [redacted]"),
+            "{detail}"
+        );
+        for r in host.audit.records() {
+            assert_no_key("an audit record", &format!("{r:?}"));
+        }
+        assert_no_key("the capabilities", &format!("{:?}", host.capabilities()));
     }
-    assert_no_key("the capabilities", &format!("{:?}", host.capabilities()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -585,127 +660,65 @@ async fn a_rate_limit_is_waited_out_and_the_retry_answers() {
     assert!(detail.contains(" attempts=2 "), "{detail}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_provider_that_never_answers_is_cut_off_within_the_deadline() {
-    let silent = Server::silent().await;
+mod hostcall_time {
+    use super::*;
 
-    // The job's deadline is the limit: the job ends at it, on the deadline
-    // budget, and the call is audited as timed out.
-    let host = openai_host(silent.port);
-    let tool = load_ok(
-        &host,
-        "chat-probe",
-        chatter(local_models(&["gpt-small"])),
-        budget(|b| b.timeout = Duration::from_millis(500)),
-    );
-    let started = Instant::now();
-    let result = chat(&host, &tool, conversation(), no_options()).await;
-    let took = started.elapsed();
-    assert!(
-        matches!(
-            &result,
-            Err(JobError::Budget {
-                which: BudgetKind::Deadline,
-                ..
-            })
-        ),
-        "{result:?}"
-    );
-    assert!(
-        took >= Duration::from_millis(500) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
-    let records = complete_records(&host);
-    assert_eq!(records.len(), 1);
-    assert!(
-        matches!(&records[0].decision, Decision::Deny(d) if d.starts_with("timeout")),
-        "{records:?}"
-    );
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_provider_that_never_answers_is_cut_off_within_the_deadline() {
+        let silent = Server::silent().await;
 
-    // The provider's own request timeout is the limit: an upstream failure
-    // the tool sees, well within the job's deadline.
-    let mut config = provider(ProviderKind::OpenAi, silent.port);
-    config.request_timeout = Duration::from_millis(200);
-    let host = chat_host(vec![("local", config)]);
-    let tool = chat_probe(&host, local_models(&["gpt-small"]));
-    let started = Instant::now();
-    refused(
-        chat(&host, &tool, conversation(), no_options()).await,
-        "upstream",
-        "provider timed out",
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_host_still_works(&host).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_answer_is_a_malformed_response() {
-    let server = Server::start(|n, _| match n {
-        0 => respond(
-            200,
-            &[("content-type", "application/json")],
-            "{\"choices\": [ oops",
-        ),
-        1 => json_reply(200, json!({ "choices": [] })),
-        _ => respond(
-            200,
-            &[("content-type", "text/html")],
-            "<html>gateway</html>",
-        ),
-    })
-    .await;
-    let host = openai_host(server.port);
-    let tool = chat_probe(&host, local_models(&["gpt-small"]));
-    let answers = chat_n(&host, &tool, 3).await;
-    for answer in &answers {
-        assert_eq!(
-            answer,
-            &json!({ "err": { "upstream": "malformed response" } })
+        // The job's deadline is the limit: the job ends at it, on the deadline
+        // budget, and the call is audited as timed out.
+        let host = openai_host(silent.port);
+        let tool = load_ok(
+            &host,
+            "chat-probe",
+            chatter(local_models(&["gpt-small"])),
+            budget(|b| b.timeout = Duration::from_millis(500)),
         );
-    }
-    let records = complete_records(&host);
-    assert_eq!(records.len(), 3);
-    assert!(
-        records[1]
-            .detail
-            .as_deref()
-            .unwrap_or_default()
-            .contains("no choices"),
-        "{records:?}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_huge_answer_is_cut_off() {
-    let big = Bytes::from(vec![b' '; airlock_complete::MAX_RESPONSE_BYTES + 1]);
-    let server = Server::start(move |n, _| match n {
-        0 => Response::builder()
-            .status(200)
-            .header("content-type", "application/json")
-            .body(Endless.boxed())
-            .expect("a valid response"),
-        _ => respond(200, &[("content-type", "application/json")], big.clone()),
-    })
-    .await;
-    let host = openai_host(server.port);
-    let tool = chat_probe(&host, local_models(&["gpt-small"]));
-    let started = Instant::now();
-    let answers = chat_n(&host, &tool, 2).await;
-    for answer in &answers {
-        assert_eq!(
-            answer,
-            &json!({ "err": { "upstream": "response too large" } })
+        let started = Instant::now();
+        let result = chat(&host, &tool, conversation(), no_options()).await;
+        let took = started.elapsed();
+        assert!(
+            matches!(
+                &result,
+                Err(JobError::Budget {
+                    which: BudgetKind::Deadline,
+                    ..
+                })
+            ),
+            "{result:?}"
         );
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        let records = complete_records(&host);
+        assert_eq!(records.len(), 1);
+        assert!(
+            matches!(&records[0].decision, Decision::Deny(d) if d.starts_with("timeout")),
+            "{records:?}"
+        );
+
+        // The provider's own request timeout is the limit: an upstream failure
+        // the tool sees, well within the job's deadline.
+        let mut config = provider(ProviderKind::OpenAi, silent.port);
+        config.request_timeout = Duration::from_millis(200);
+        let host = chat_host(vec![("local", config)]);
+        let tool = chat_probe(&host, local_models(&["gpt-small"]));
+        let started = Instant::now();
+        refused(
+            chat(&host, &tool, conversation(), no_options()).await,
+            "upstream",
+            "provider timed out",
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_host_still_works(&host).await;
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
 }
 
 // ---------------------------------------------------------------------------

@@ -118,66 +118,70 @@ async fn one(host: &TestHost, tools: &Tools, i: usize) -> Result<(), String> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_mixed_jobs_each_get_their_own_outcome() {
-    let host = Arc::new(host(caps()));
-    let tools = Arc::new(Tools {
-        spin_fuel: load_ok(&host, "spin", no_grants(), budget(|b| b.fuel = 20_000_000)),
-        // A byte-different copy of spin: one component loaded twice in one
-        // host trips a host bug (see `cache::one_component_loaded_twice_in_one_host_runs_both_times`).
-        spin_deadline: host
-            .load_tool(
-                "spin-deadline",
-                &with_custom_section(&guest_bytes("spin"), "airlock-test", b"deadline"),
-                no_grants(),
-                budget(|b| {
-                    b.fuel = 1 << 60;
-                    b.timeout = Duration::from_millis(200);
-                }),
-            )
-            .unwrap_or_else(|e| panic!("spin with a custom section loads: {e}")),
-        hog: load_ok(&host, "hog", no_grants(), budget(|b| b.memory = 16 << 20)),
-        panic: load_ok(&host, "panic", no_grants(), Budget::default()),
-    });
+mod pool {
+    use super::*;
 
-    host.word_count(); // loaded before the jobs share it
-    let started = Instant::now();
-    let mut jobs = JoinSet::new();
-    for i in 0..JOBS {
-        let host = host.clone();
-        let tools = tools.clone();
-        jobs.spawn(async move { one(&host, &tools, i).await });
-    }
-    let mut failures = Vec::new();
-    let mut done = 0;
-    while let Some(joined) = jobs.join_next().await {
-        done += 1;
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(failure)) => failures.push(failure),
-            Err(e) => failures.push(format!("a job task panicked: {e}")),
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_hundred_mixed_jobs_each_get_their_own_outcome() {
+        let host = Arc::new(host(caps()));
+        let tools = Arc::new(Tools {
+            spin_fuel: load_ok(&host, "spin", no_grants(), budget(|b| b.fuel = 20_000_000)),
+            // A byte-different copy of spin: one component loaded twice in one
+            // host trips a host bug (see `cache::one_component_loaded_twice_in_one_host_runs_both_times`).
+            spin_deadline: host
+                .load_tool(
+                    "spin-deadline",
+                    &with_custom_section(&guest_bytes("spin"), "airlock-test", b"deadline"),
+                    no_grants(),
+                    budget(|b| {
+                        b.fuel = 1 << 60;
+                        b.timeout = Duration::from_millis(200);
+                    }),
+                )
+                .unwrap_or_else(|e| panic!("spin with a custom section loads: {e}")),
+            hog: load_ok(&host, "hog", no_grants(), budget(|b| b.memory = 16 << 20)),
+            panic: load_ok(&host, "panic", no_grants(), Budget::default()),
+        });
+
+        host.word_count(); // loaded before the jobs share it
+        let started = Instant::now();
+        let mut jobs = JoinSet::new();
+        for i in 0..JOBS {
+            let host = host.clone();
+            let tools = tools.clone();
+            jobs.spawn(async move { one(&host, &tools, i).await });
         }
-    }
-    let elapsed = started.elapsed();
-    eprintln!("{JOBS} mixed jobs took {elapsed:?}");
-    assert_eq!(done, JOBS);
-    assert!(
-        failures.is_empty(),
-        "{} of {JOBS} jobs went wrong:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+        let mut failures = Vec::new();
+        let mut done = 0;
+        while let Some(joined) = jobs.join_next().await {
+            done += 1;
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(failure)) => failures.push(failure),
+                Err(e) => failures.push(format!("a job task panicked: {e}")),
+            }
+        }
+        let elapsed = started.elapsed();
+        eprintln!("{JOBS} mixed jobs took {elapsed:?}");
+        assert_eq!(done, JOBS);
+        assert!(
+            failures.is_empty(),
+            "{} of {JOBS} jobs went wrong:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
 
-    // The host still serves, and keeps numbering jobs.
-    assert_host_still_works(&host).await;
-    let again = host
-        .run(host.word_count(), None, &json!({ "text": text_for(7) }))
-        .await
-        .expect("a good job after the storm");
-    assert_eq!(again.value, expected_counts(&text_for(7)));
-    assert!(
-        again.job > JOBS as u64,
-        "job numbers keep counting: {}",
-        again.job
-    );
+        // The host still serves, and keeps numbering jobs.
+        assert_host_still_works(&host).await;
+        let again = host
+            .run(host.word_count(), None, &json!({ "text": text_for(7) }))
+            .await
+            .expect("a good job after the storm");
+        assert_eq!(again.value, expected_counts(&text_for(7)));
+        assert!(
+            again.job > JOBS as u64,
+            "job numbers keep counting: {}",
+            again.job
+        );
+    }
 }

@@ -396,232 +396,9 @@ async fn an_allowed_get_reaches_the_server_and_its_answer_comes_back() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn case_and_one_trailing_dot_are_the_same_host_and_two_dots_are_not() {
-    let server = Server::start(|_, _| ok("same host")).await;
-    let p = server.port;
-    let host = fetch_host();
-    let tool = probe(&host, local(&[&format!("http://allowed.test:{p}/")]));
-    for url in [
-        format!("http://ALLOWED.Test:{p}/"),
-        format!("http://allowed.test.:{p}/"),
-        format!("HTTP://Allowed.TEST.:{p}/"),
-    ] {
-        let r = response(get(&host, &tool, &url).await, &url);
-        assert_eq!(r["url"], format!("http://allowed.test:{p}/"), "{url}");
-        assert_eq!(body(&r), b"same host");
-    }
-    assert!(
-        server
-            .seen()
-            .iter()
-            .all(|s| s.header("host") == Some(format!("allowed.test:{p}"))),
-        "{:?}",
-        server.seen()
-    );
-    refused(
-        get(&host, &tool, &format!("http://allowed.test..:{p}/")).await,
-        "invalid",
-        "empty label",
-    );
-    assert_eq!(server.seen().len(), 3);
-}
-
 // ---------------------------------------------------------------------------
-// Addresses.
-// ---------------------------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_spelling_of_loopback_and_unspecified_is_denied() {
-    // A live server on the port, so a request that got through would be seen.
-    let server = Server::start(|_, _| ok("reached")).await;
-    let p = server.port;
-    let host = fetch_host();
-    // The grant names each canonical host: only the address check stands in the way.
-    let tool = probe(
-        &host,
-        allow(&[
-            &format!("http://127.0.0.1:{p}/"),
-            &format!("http://0.0.0.0:{p}/"),
-            &format!("http://[::]:{p}/"),
-            &format!("http://localhost:{p}/"),
-        ]),
-    );
-    let loopback = "address 127.0.0.1 of 127.0.0.1 is loopback; a tool reaches it only if \
-                    the fetch grant lists it in private_networks";
-    let table = [
-        ("2130706433", loopback),
-        ("0x7f000001", loopback),
-        ("0177.0.0.1", loopback),
-        ("127.1", loopback),
-        ("[::ffff:127.0.0.1]", loopback),
-        ("[::ffff:7f00:1]", loopback),
-        ("[::7f00:1]", loopback),
-        ("0.0.0.0", "address 0.0.0.0 of 0.0.0.0 is unspecified"),
-        ("[::]", "address :: of [::] is unspecified"),
-        ("LOCALHOST", "address 127.0.0.1 of localhost is loopback"),
-        ("localhost.", "address 127.0.0.1 of localhost is loopback"),
-    ];
-    for (spelling, reason) in table {
-        let url = format!("http://{spelling}:{p}/");
-        refused(get(&host, &tool, &url).await, "denied", reason);
-    }
-    assert!(server.seen().is_empty(), "{:?}", server.seen());
-    let records = fetch_records(&host);
-    assert_eq!(records.len(), table.len());
-    assert!(
-        records
-            .iter()
-            .all(|(d, _)| matches!(d, Decision::Deny(r) if r.starts_with("denied: address "))),
-        "{records:?}"
-    );
-
-    // With loopback granted, a numeric spelling reaches the server under its
-    // canonical name.
-    let tool = probe(&host, local(&[&format!("http://127.0.0.1:{p}/")]));
-    for spelling in ["2130706433", "0x7f000001", "[::ffff:7f00:1]"] {
-        let r = response(
-            get(&host, &tool, &format!("http://{spelling}:{p}/")).await,
-            spelling,
-        );
-        assert_eq!(r["url"], format!("http://127.0.0.1:{p}/"), "{spelling}");
-    }
-    assert!(
-        server
-            .seen()
-            .iter()
-            .all(|s| s.header("host") == Some(format!("127.0.0.1:{p}"))),
-        "{:?}",
-        server.seen()
-    );
-    assert_eq!(server.seen().len(), 3);
-
-    // `localhost` stands for both loopback addresses: granting one is not enough.
-    let url = format!("http://localhost:{p}/");
-    let tool = probe(&host, local(&[&url]));
-    refused(
-        get(&host, &tool, &url).await,
-        "denied",
-        "address ::1 of localhost is loopback",
-    );
-    let tool = probe(
-        &host,
-        FetchGrant {
-            private_networks: vec!["127.0.0.1".into(), "::1".into()],
-            ..allow(&[&url])
-        },
-    );
-    let r = response(get(&host, &tool, &url).await, "localhost, both granted");
-    assert_eq!(body(&r), b"reached");
-    assert_eq!(
-        server.seen()[3].header("host"),
-        Some(format!("localhost:{p}"))
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_grant_the_host_cannot_honour_is_refused_at_load() {
-    let host = fetch_host();
-    let why = |grant: FetchGrant| match airlock_tests::load(
-        &host,
-        "http-probe",
-        fetcher(grant),
-        Budget::default(),
-    ) {
-        Err(airlock::LoadError::Grant { tool, reason }) => {
-            assert_eq!(tool, "http-probe");
-            reason
-        }
-        Err(e) => panic!("expected a grant refusal, got {e}"),
-        Ok(_) => panic!("the grant should have been refused"),
-    };
-    let reason = why(FetchGrant {
-        credentials: vec![Credential {
-            url: "https://api.example.test/".into(),
-            header: "authorization".into(),
-            secret: "missing".into(),
-            format: None,
-        }],
-        ..allow(&["https://api.example.test/"])
-    });
-    assert!(
-        reason.contains("names secret `missing`, which the host does not release to fetch"),
-        "{reason}"
-    );
-    let reason = why(allow(&["https://*.127.0.0.1/"]));
-    assert!(
-        reason.contains("`*.` cannot precede an IP address"),
-        "{reason}"
-    );
-    let reason = why(allow(&["api.example.test/"]));
-    assert!(
-        reason.contains("no scheme; write `https://api.example.test/`"),
-        "{reason}"
-    );
-    let reason = why(FetchGrant {
-        private_networks: vec!["0.0.0.0/0".into()],
-        ..allow(&["https://api.example.test/"])
-    });
-    assert!(reason.contains("would allow every address"), "{reason}");
-    let reason = why(FetchGrant {
-        methods: vec!["CONNECT".into()],
-        ..allow(&["https://api.example.test/"])
-    });
-    assert!(
-        reason.contains("method CONNECT cannot be granted"),
-        "{reason}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn allowed_names_resolving_to_private_or_metadata_addresses_are_denied() {
-    let host = fetch_host();
-    let tool = probe(
-        &host,
-        allow(&[
-            "http://allowed.test/",
-            "http://ten.test/",
-            "http://meta.test/",
-            "http://mixed.test/",
-        ]),
-    );
-    let table = [
-        (
-            "allowed.test",
-            "address 127.0.0.1 of allowed.test is loopback",
-        ),
-        ("ten.test", "address 10.0.0.1 of ten.test is private"),
-        (
-            "meta.test",
-            "address 169.254.169.254 of meta.test is a cloud metadata endpoint",
-        ),
-        // One private address among public ones is enough.
-        ("mixed.test", "address 192.168.1.1 of mixed.test is private"),
-    ];
-    for (name, reason) in table {
-        refused(
-            get(&host, &tool, &format!("http://{name}/latest/")).await,
-            "denied",
-            reason,
-        );
-    }
-    // Granting a network unlocks it, but never the metadata address inside it.
-    let tool = probe(
-        &host,
-        FetchGrant {
-            private_networks: vec!["169.254.0.0/16".into()],
-            ..allow(&["http://meta.test/"])
-        },
-    );
-    refused(
-        get(&host, &tool, "http://meta.test/").await,
-        "denied",
-        "only a private_networks entry naming exactly this address unlocks it",
-    );
-}
-
-// ---------------------------------------------------------------------------
-// Redirects.
+// The grant's scope: hosts, addresses, redirects, URL tricks, schemes,
+// ports, wildcards, methods, paths, sizes and headers.
 // ---------------------------------------------------------------------------
 
 /// Redirects by path: `/to` to the request's `x-to` header, `/meta` to the
@@ -637,411 +414,688 @@ async fn redirecting_server() -> Server {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redirects_are_followed_only_through_the_grant() {
-    let server = redirecting_server().await;
-    let p = server.port;
-    let host = fetch_host();
-    let tool = probe(
-        &host,
-        local(&[
-            &format!("http://allowed.test:{p}/"),
-            "http://169.254.169.254/",
-        ]),
-    );
-    let r = response(
-        get(&host, &tool, &format!("http://allowed.test:{p}/a")).await,
-        "a redirect inside the grant",
-    );
-    assert_eq!(body(&r), b"final /b");
-    assert_eq!(r["url"], format!("http://allowed.test:{p}/b"));
+mod fetch_scope {
+    use super::*;
 
-    // Another host on the very same address: not in the grant.
-    let req = with_header(
-        request("GET", &format!("http://allowed.test:{p}/to")),
-        "x-to",
-        &format!("http://evil.test:{p}/steal"),
-    );
-    refused(
-        send(&host, &tool, req).await,
-        "denied",
-        &format!(
-            "redirect from http://allowed.test:{p}/to refused: http://evil.test:{p}/steal \
-             is not in this tool's fetch grant"
-        ),
-    );
-    // The metadata address: in the grant's URLs, refused by the address check.
-    refused(
-        get(&host, &tool, &format!("http://allowed.test:{p}/meta")).await,
-        "denied",
-        "address 169.254.169.254 of 169.254.169.254 is a cloud metadata endpoint",
-    );
-    // A redirect written with a backslash trick is refused too.
-    let req = with_header(
-        request("GET", &format!("http://allowed.test:{p}/to")),
-        "x-to",
-        &format!("http://allowed.test:{p}\\@evil.test/"),
-    );
-    refused(send(&host, &tool, req).await, "denied", "backslash");
-    // Endless redirects use up the per-request redirect budget.
-    refused(
-        get(&host, &tool, &format!("http://allowed.test:{p}/loop")).await,
-        "exhausted",
-        "fetch-redirects",
-    );
-
-    let paths = server.paths();
-    assert!(!paths.iter().any(|p| p.contains("steal")), "{paths:?}");
-    // /a, /b, /to, /meta, /to, then the first and five followed /loop hops.
-    assert_eq!(
-        paths.iter().filter(|p| *p == "/loop").count(),
-        6,
-        "{paths:?}"
-    );
-    assert_eq!(paths.len(), 11, "{paths:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redirect_to_the_metadata_address_outside_the_grant_is_denied() {
-    let server = redirecting_server().await;
-    let p = server.port;
-    let host = fetch_host();
-    let tool = probe(&host, local(&[&format!("http://allowed.test:{p}/")]));
-    refused(
-        get(&host, &tool, &format!("http://allowed.test:{p}/meta")).await,
-        "denied",
-        &format!(
-            "redirect from http://allowed.test:{p}/meta refused: \
-             http://169.254.169.254/latest/meta-data/iam is not in this tool's fetch grant"
-        ),
-    );
-    assert_eq!(server.paths(), ["/meta"]);
-}
-
-// ---------------------------------------------------------------------------
-// URL tricks, schemes, ports, wildcards, methods and paths.
-// ---------------------------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn userinfo_and_backslash_tricks_are_invalid() {
-    let server = Server::start(|_, _| ok("reached")).await;
-    let p = server.port;
-    let host = fetch_host();
-    let tool = probe(
-        &host,
-        local(&[
-            &format!("http://allowed.test:{p}/"),
-            &format!("http://evil.test:{p}/"),
-        ]),
-    );
-    for (url, reason) in [
-        (
-            format!("http://allowed.test:{p}@evil.test:{p}/"),
-            "user information",
-        ),
-        (
-            format!("http://user:pw@allowed.test:{p}/"),
-            "user information",
-        ),
-        (format!("http://@allowed.test:{p}/"), "user information"),
-        (
-            format!("http://evil.test:{p}\\@allowed.test:{p}/"),
-            "backslash",
-        ),
-        (format!("http://allowed.test:{p}\\.evil.test/"), "backslash"),
-        (format!("http://allowed.test:{p}/\t"), "control character"),
-        (format!("//allowed.test:{p}/"), "not an absolute URL"),
-    ] {
-        refused(get(&host, &tool, &url).await, "invalid", reason);
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn case_and_one_trailing_dot_are_the_same_host_and_two_dots_are_not() {
+        let server = Server::start(|_, _| ok("same host")).await;
+        let p = server.port;
+        let host = fetch_host();
+        let tool = probe(&host, local(&[&format!("http://allowed.test:{p}/")]));
+        for url in [
+            format!("http://ALLOWED.Test:{p}/"),
+            format!("http://allowed.test.:{p}/"),
+            format!("HTTP://Allowed.TEST.:{p}/"),
+        ] {
+            let r = response(get(&host, &tool, &url).await, &url);
+            assert_eq!(r["url"], format!("http://allowed.test:{p}/"), "{url}");
+            assert_eq!(body(&r), b"same host");
+        }
+        assert!(
+            server
+                .seen()
+                .iter()
+                .all(|s| s.header("host") == Some(format!("allowed.test:{p}"))),
+            "{:?}",
+            server.seen()
+        );
+        refused(
+            get(&host, &tool, &format!("http://allowed.test..:{p}/")).await,
+            "invalid",
+            "empty label",
+        );
+        assert_eq!(server.seen().len(), 3);
     }
-    assert!(server.seen().is_empty(), "{:?}", server.seen());
-    // The audit never holds what the tool tried to smuggle.
-    for (_, detail) in fetch_records(&host) {
-        assert_eq!(detail, "GET (unparsable URL) redirects=0");
-    }
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_punycode_homograph_is_another_host() {
-    let host = fetch_host();
-    let tool = probe(&host, allow(&["https://apple.test/"]));
-    // A Cyrillic `а` (U+0430) in place of the Latin `a`.
-    refused(
-        get(&host, &tool, "https://\u{430}pple.test/").await,
-        "denied",
-        "https://xn--pple-43d.test/ is not in this tool's fetch grant (it allows https://apple.test/)",
-    );
-    refused(
-        get(&host, &tool, "https://xn--pple-43d.test/").await,
-        "denied",
-        "is not in this tool's fetch grant",
-    );
-}
+    // Addresses.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_scheme_or_port_is_refused() {
-    let server = Server::start(|_, _| ok("reached")).await;
-    let p = server.port;
-    let host = fetch_host();
-    let tool = probe(&host, local(&[&format!("http://allowed.test:{p}/")]));
-    for url in [
-        format!("https://allowed.test:{p}/"),
-        format!("http://allowed.test:{}/", p.wrapping_add(1).max(1)),
-        "http://allowed.test/".to_string(),
-    ] {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_spelling_of_loopback_and_unspecified_is_denied() {
+        // A live server on the port, so a request that got through would be seen.
+        let server = Server::start(|_, _| ok("reached")).await;
+        let p = server.port;
+        let host = fetch_host();
+        // The grant names each canonical host: only the address check stands in the way.
+        let tool = probe(
+            &host,
+            allow(&[
+                &format!("http://127.0.0.1:{p}/"),
+                &format!("http://0.0.0.0:{p}/"),
+                &format!("http://[::]:{p}/"),
+                &format!("http://localhost:{p}/"),
+            ]),
+        );
+        let loopback = "address 127.0.0.1 of 127.0.0.1 is loopback; a tool reaches it only if \
+                    the fetch grant lists it in private_networks";
+        let table = [
+            ("2130706433", loopback),
+            ("0x7f000001", loopback),
+            ("0177.0.0.1", loopback),
+            ("127.1", loopback),
+            ("[::ffff:127.0.0.1]", loopback),
+            ("[::ffff:7f00:1]", loopback),
+            ("[::7f00:1]", loopback),
+            ("0.0.0.0", "address 0.0.0.0 of 0.0.0.0 is unspecified"),
+            ("[::]", "address :: of [::] is unspecified"),
+            ("LOCALHOST", "address 127.0.0.1 of localhost is loopback"),
+            ("localhost.", "address 127.0.0.1 of localhost is loopback"),
+        ];
+        for (spelling, reason) in table {
+            let url = format!("http://{spelling}:{p}/");
+            refused(get(&host, &tool, &url).await, "denied", reason);
+        }
+        assert!(server.seen().is_empty(), "{:?}", server.seen());
+        let records = fetch_records(&host);
+        assert_eq!(records.len(), table.len());
+        assert!(
+            records
+                .iter()
+                .all(|(d, _)| matches!(d, Decision::Deny(r) if r.starts_with("denied: address "))),
+            "{records:?}"
+        );
+
+        // With loopback granted, a numeric spelling reaches the server under its
+        // canonical name.
+        let tool = probe(&host, local(&[&format!("http://127.0.0.1:{p}/")]));
+        for spelling in ["2130706433", "0x7f000001", "[::ffff:7f00:1]"] {
+            let r = response(
+                get(&host, &tool, &format!("http://{spelling}:{p}/")).await,
+                spelling,
+            );
+            assert_eq!(r["url"], format!("http://127.0.0.1:{p}/"), "{spelling}");
+        }
+        assert!(
+            server
+                .seen()
+                .iter()
+                .all(|s| s.header("host") == Some(format!("127.0.0.1:{p}"))),
+            "{:?}",
+            server.seen()
+        );
+        assert_eq!(server.seen().len(), 3);
+
+        // `localhost` stands for both loopback addresses: granting one is not enough.
+        let url = format!("http://localhost:{p}/");
+        let tool = probe(&host, local(&[&url]));
         refused(
             get(&host, &tool, &url).await,
             "denied",
-            &format!("is not in this tool's fetch grant (it allows http://allowed.test:{p}/)"),
+            "address ::1 of localhost is loopback",
+        );
+        let tool = probe(
+            &host,
+            FetchGrant {
+                private_networks: vec!["127.0.0.1".into(), "::1".into()],
+                ..allow(&[&url])
+            },
+        );
+        let r = response(get(&host, &tool, &url).await, "localhost, both granted");
+        assert_eq!(body(&r), b"reached");
+        assert_eq!(
+            server.seen()[3].header("host"),
+            Some(format!("localhost:{p}"))
         );
     }
-    for (url, scheme) in [
-        (format!("ftp://allowed.test:{p}/"), "ftp"),
-        ("file:///etc/passwd".to_string(), "file"),
-        (format!("gopher://allowed.test:{p}/"), "gopher"),
-        ("data:text/plain,hi".to_string(), "data"),
-    ] {
-        refused(
-            get(&host, &tool, &url).await,
-            "invalid",
-            &format!("scheme `{scheme}` cannot be fetched; only http and https URLs can"),
-        );
-    }
-    assert!(server.seen().is_empty(), "{:?}", server.seen());
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wildcard_covers_subdomains_only() {
-    let server = Server::start(|_, seen| ok(seen.header("host").unwrap_or_default())).await;
-    let p = server.port;
-    let host = fetch_host();
-    let tool = probe(&host, local(&[&format!("http://*.allowed.test:{p}/")]));
-    let r = response(
-        get(&host, &tool, &format!("http://a.allowed.test:{p}/")).await,
-        "a subdomain",
-    );
-    assert_eq!(body(&r), format!("a.allowed.test:{p}").as_bytes());
-    for name in [
-        "allowed.test",
-        "evil-allowed.test",
-        "xallowed.test",
-        "allowed.test.evil.test",
-        "127.0.0.1",
-    ] {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_grant_the_host_cannot_honour_is_refused_at_load() {
+        let host = fetch_host();
+        let why = |grant: FetchGrant| match airlock_tests::load(
+            &host,
+            "http-probe",
+            fetcher(grant),
+            Budget::default(),
+        ) {
+            Err(airlock::LoadError::Grant { tool, reason }) => {
+                assert_eq!(tool, "http-probe");
+                reason
+            }
+            Err(e) => panic!("expected a grant refusal, got {e}"),
+            Ok(_) => panic!("the grant should have been refused"),
+        };
+        let reason = why(FetchGrant {
+            credentials: vec![Credential {
+                url: "https://api.example.test/".into(),
+                header: "authorization".into(),
+                secret: "missing".into(),
+                format: None,
+            }],
+            ..allow(&["https://api.example.test/"])
+        });
+        assert!(
+            reason.contains("names secret `missing`, which the host does not release to fetch"),
+            "{reason}"
+        );
+        let reason = why(allow(&["https://*.127.0.0.1/"]));
+        assert!(
+            reason.contains("`*.` cannot precede an IP address"),
+            "{reason}"
+        );
+        let reason = why(allow(&["api.example.test/"]));
+        assert!(
+            reason.contains("no scheme; write `https://api.example.test/`"),
+            "{reason}"
+        );
+        let reason = why(FetchGrant {
+            private_networks: vec!["0.0.0.0/0".into()],
+            ..allow(&["https://api.example.test/"])
+        });
+        assert!(reason.contains("would allow every address"), "{reason}");
+        let reason = why(FetchGrant {
+            methods: vec!["CONNECT".into()],
+            ..allow(&["https://api.example.test/"])
+        });
+        assert!(
+            reason.contains("method CONNECT cannot be granted"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn allowed_names_resolving_to_private_or_metadata_addresses_are_denied() {
+        let host = fetch_host();
+        let tool = probe(
+            &host,
+            allow(&[
+                "http://allowed.test/",
+                "http://ten.test/",
+                "http://meta.test/",
+                "http://mixed.test/",
+            ]),
+        );
+        let table = [
+            (
+                "allowed.test",
+                "address 127.0.0.1 of allowed.test is loopback",
+            ),
+            ("ten.test", "address 10.0.0.1 of ten.test is private"),
+            (
+                "meta.test",
+                "address 169.254.169.254 of meta.test is a cloud metadata endpoint",
+            ),
+            // One private address among public ones is enough.
+            ("mixed.test", "address 192.168.1.1 of mixed.test is private"),
+        ];
+        for (name, reason) in table {
+            refused(
+                get(&host, &tool, &format!("http://{name}/latest/")).await,
+                "denied",
+                reason,
+            );
+        }
+        // Granting a network unlocks it, but never the metadata address inside it.
+        let tool = probe(
+            &host,
+            FetchGrant {
+                private_networks: vec!["169.254.0.0/16".into()],
+                ..allow(&["http://meta.test/"])
+            },
+        );
         refused(
-            get(&host, &tool, &format!("http://{name}:{p}/")).await,
+            get(&host, &tool, "http://meta.test/").await,
+            "denied",
+            "only a private_networks entry naming exactly this address unlocks it",
+        );
+    }
+
+    // Redirects.
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redirects_are_followed_only_through_the_grant() {
+        let server = redirecting_server().await;
+        let p = server.port;
+        let host = fetch_host();
+        let tool = probe(
+            &host,
+            local(&[
+                &format!("http://allowed.test:{p}/"),
+                "http://169.254.169.254/",
+            ]),
+        );
+        let r = response(
+            get(&host, &tool, &format!("http://allowed.test:{p}/a")).await,
+            "a redirect inside the grant",
+        );
+        assert_eq!(body(&r), b"final /b");
+        assert_eq!(r["url"], format!("http://allowed.test:{p}/b"));
+
+        // Another host on the very same address: not in the grant.
+        let req = with_header(
+            request("GET", &format!("http://allowed.test:{p}/to")),
+            "x-to",
+            &format!("http://evil.test:{p}/steal"),
+        );
+        refused(
+            send(&host, &tool, req).await,
+            "denied",
+            &format!(
+                "redirect from http://allowed.test:{p}/to refused: http://evil.test:{p}/steal \
+             is not in this tool's fetch grant"
+            ),
+        );
+        // The metadata address: in the grant's URLs, refused by the address check.
+        refused(
+            get(&host, &tool, &format!("http://allowed.test:{p}/meta")).await,
+            "denied",
+            "address 169.254.169.254 of 169.254.169.254 is a cloud metadata endpoint",
+        );
+        // A redirect written with a backslash trick is refused too.
+        let req = with_header(
+            request("GET", &format!("http://allowed.test:{p}/to")),
+            "x-to",
+            &format!("http://allowed.test:{p}\\@evil.test/"),
+        );
+        refused(send(&host, &tool, req).await, "denied", "backslash");
+        // Endless redirects use up the per-request redirect budget.
+        refused(
+            get(&host, &tool, &format!("http://allowed.test:{p}/loop")).await,
+            "exhausted",
+            "fetch-redirects",
+        );
+
+        let paths = server.paths();
+        assert!(!paths.iter().any(|p| p.contains("steal")), "{paths:?}");
+        // /a, /b, /to, /meta, /to, then the first and five followed /loop hops.
+        assert_eq!(
+            paths.iter().filter(|p| *p == "/loop").count(),
+            6,
+            "{paths:?}"
+        );
+        assert_eq!(paths.len(), 11, "{paths:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_redirect_to_the_metadata_address_outside_the_grant_is_denied() {
+        let server = redirecting_server().await;
+        let p = server.port;
+        let host = fetch_host();
+        let tool = probe(&host, local(&[&format!("http://allowed.test:{p}/")]));
+        refused(
+            get(&host, &tool, &format!("http://allowed.test:{p}/meta")).await,
+            "denied",
+            &format!(
+                "redirect from http://allowed.test:{p}/meta refused: \
+             http://169.254.169.254/latest/meta-data/iam is not in this tool's fetch grant"
+            ),
+        );
+        assert_eq!(server.paths(), ["/meta"]);
+    }
+
+    // URL tricks, schemes, ports, wildcards, methods and paths.
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn userinfo_and_backslash_tricks_are_invalid() {
+        let server = Server::start(|_, _| ok("reached")).await;
+        let p = server.port;
+        let host = fetch_host();
+        let tool = probe(
+            &host,
+            local(&[
+                &format!("http://allowed.test:{p}/"),
+                &format!("http://evil.test:{p}/"),
+            ]),
+        );
+        for (url, reason) in [
+            (
+                format!("http://allowed.test:{p}@evil.test:{p}/"),
+                "user information",
+            ),
+            (
+                format!("http://user:pw@allowed.test:{p}/"),
+                "user information",
+            ),
+            (format!("http://@allowed.test:{p}/"), "user information"),
+            (
+                format!("http://evil.test:{p}\\@allowed.test:{p}/"),
+                "backslash",
+            ),
+            (format!("http://allowed.test:{p}\\.evil.test/"), "backslash"),
+            (format!("http://allowed.test:{p}/\t"), "control character"),
+            (format!("//allowed.test:{p}/"), "not an absolute URL"),
+        ] {
+            refused(get(&host, &tool, &url).await, "invalid", reason);
+        }
+        assert!(server.seen().is_empty(), "{:?}", server.seen());
+        // The audit never holds what the tool tried to smuggle.
+        for (_, detail) in fetch_records(&host) {
+            assert_eq!(detail, "GET (unparsable URL) redirects=0");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_punycode_homograph_is_another_host() {
+        let host = fetch_host();
+        let tool = probe(&host, allow(&["https://apple.test/"]));
+        // A Cyrillic `а` (U+0430) in place of the Latin `a`.
+        refused(
+            get(&host, &tool, "https://\u{430}pple.test/").await,
+            "denied",
+            "https://xn--pple-43d.test/ is not in this tool's fetch grant (it allows https://apple.test/)",
+        );
+        refused(
+            get(&host, &tool, "https://xn--pple-43d.test/").await,
             "denied",
             "is not in this tool's fetch grant",
         );
     }
-    assert_eq!(server.seen().len(), 1);
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn methods_and_paths_stay_in_the_grants_scope() {
-    let server = Server::start(|_, seen| ok(format!("{} {}", seen.method, seen.path))).await;
-    let p = server.port;
-    let host = fetch_host();
-    let tool = probe(&host, local(&[&format!("http://allowed.test:{p}/api/")]));
-    let url = |path: &str| format!("http://allowed.test:{p}{path}");
-    let r = response(get(&host, &tool, &url("/api/x")).await, "GET in scope");
-    assert_eq!(body(&r), b"GET /api/x");
-    let r = response(
-        send(&host, &tool, request("head", &url("/api/x"))).await,
-        "HEAD in scope",
-    );
-    assert_eq!(r["status"], 200);
-    refused(
-        send(&host, &tool, request("POST", &url("/api/x"))).await,
-        "denied",
-        "method POST is not granted; this tool may use GET, HEAD",
-    );
-    refused(
-        send(&host, &tool, request("DELETE", &url("/api/x"))).await,
-        "denied",
-        "method DELETE is not granted",
-    );
-    refused(
-        get(&host, &tool, &url("/apix")).await,
-        "denied",
-        "is not in this tool's fetch grant",
-    );
-    refused(
-        get(&host, &tool, &url("/api/../admin")).await,
-        "denied",
-        &format!("http://allowed.test:{p}/admin is not in this tool's fetch grant"),
-    );
-    for path in ["/api/..%2fadmin", "/api/%2e%2e%5cadmin", "/api/..;/admin"] {
-        refused(get(&host, &tool, &url(path)).await, "invalid", "encoded");
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_scheme_or_port_is_refused() {
+        let server = Server::start(|_, _| ok("reached")).await;
+        let p = server.port;
+        let host = fetch_host();
+        let tool = probe(&host, local(&[&format!("http://allowed.test:{p}/")]));
+        for url in [
+            format!("https://allowed.test:{p}/"),
+            format!("http://allowed.test:{}/", p.wrapping_add(1).max(1)),
+            "http://allowed.test/".to_string(),
+        ] {
+            refused(
+                get(&host, &tool, &url).await,
+                "denied",
+                &format!("is not in this tool's fetch grant (it allows http://allowed.test:{p}/)"),
+            );
+        }
+        for (url, scheme) in [
+            (format!("ftp://allowed.test:{p}/"), "ftp"),
+            ("file:///etc/passwd".to_string(), "file"),
+            (format!("gopher://allowed.test:{p}/"), "gopher"),
+            ("data:text/plain,hi".to_string(), "data"),
+        ] {
+            refused(
+                get(&host, &tool, &url).await,
+                "invalid",
+                &format!("scheme `{scheme}` cannot be fetched; only http and https URLs can"),
+            );
+        }
+        assert!(server.seen().is_empty(), "{:?}", server.seen());
     }
-    refused(
-        send(&host, &tool, request("G\rT", &url("/api/x"))).await,
-        "invalid",
-        "is not an HTTP method",
-    );
-    assert_eq!(server.paths(), ["/api/x", "/api/x"]);
-}
 
-// ---------------------------------------------------------------------------
-// Sizes.
-// ---------------------------------------------------------------------------
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wildcard_covers_subdomains_only() {
+        let server = Server::start(|_, seen| ok(seen.header("host").unwrap_or_default())).await;
+        let p = server.port;
+        let host = fetch_host();
+        let tool = probe(&host, local(&[&format!("http://*.allowed.test:{p}/")]));
+        let r = response(
+            get(&host, &tool, &format!("http://a.allowed.test:{p}/")).await,
+            "a subdomain",
+        );
+        assert_eq!(body(&r), format!("a.allowed.test:{p}").as_bytes());
+        for name in [
+            "allowed.test",
+            "evil-allowed.test",
+            "xallowed.test",
+            "allowed.test.evil.test",
+            "127.0.0.1",
+        ] {
+            refused(
+                get(&host, &tool, &format!("http://{name}:{p}/")).await,
+                "denied",
+                "is not in this tool's fetch grant",
+            );
+        }
+        assert_eq!(server.seen().len(), 1);
+    }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oversized_request_body_never_leaves_the_host() {
-    let server = Server::start(|_, seen| ok(format!("got {}", seen.body.len()))).await;
-    let p = server.port;
-    let host = fetch_host();
-    let tool = probe(
-        &host,
-        FetchGrant {
-            methods: vec!["POST".into()],
-            max_request_bytes: 16,
-            ..local(&[&format!("http://allowed.test:{p}/")])
-        },
-    );
-    let url = format!("http://allowed.test:{p}/upload");
-    refused(
-        send(&host, &tool, with_body(request("POST", &url), &[b'x'; 17])).await,
-        "invalid",
-        "the request body is 17 bytes; this grant sends at most 16",
-    );
-    assert!(server.seen().is_empty());
-    let r = response(
-        send(&host, &tool, with_body(request("POST", &url), &[b'x'; 16])).await,
-        "a body at the cap",
-    );
-    assert_eq!(body(&r), b"got 16");
-    assert_eq!(server.seen()[0].body.as_ref(), [b'x'; 16].as_slice());
-}
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn methods_and_paths_stay_in_the_grants_scope() {
+        let server = Server::start(|_, seen| ok(format!("{} {}", seen.method, seen.path))).await;
+        let p = server.port;
+        let host = fetch_host();
+        let tool = probe(&host, local(&[&format!("http://allowed.test:{p}/api/")]));
+        let url = |path: &str| format!("http://allowed.test:{p}{path}");
+        let r = response(get(&host, &tool, &url("/api/x")).await, "GET in scope");
+        assert_eq!(body(&r), b"GET /api/x");
+        let r = response(
+            send(&host, &tool, request("head", &url("/api/x"))).await,
+            "HEAD in scope",
+        );
+        assert_eq!(r["status"], 200);
+        refused(
+            send(&host, &tool, request("POST", &url("/api/x"))).await,
+            "denied",
+            "method POST is not granted; this tool may use GET, HEAD",
+        );
+        refused(
+            send(&host, &tool, request("DELETE", &url("/api/x"))).await,
+            "denied",
+            "method DELETE is not granted",
+        );
+        refused(
+            get(&host, &tool, &url("/apix")).await,
+            "denied",
+            "is not in this tool's fetch grant",
+        );
+        refused(
+            get(&host, &tool, &url("/api/../admin")).await,
+            "denied",
+            &format!("http://allowed.test:{p}/admin is not in this tool's fetch grant"),
+        );
+        for path in ["/api/..%2fadmin", "/api/%2e%2e%5cadmin", "/api/..;/admin"] {
+            refused(get(&host, &tool, &url(path)).await, "invalid", "encoded");
+        }
+        refused(
+            send(&host, &tool, request("G\rT", &url("/api/x"))).await,
+            "invalid",
+            "is not an HTTP method",
+        );
+        assert_eq!(server.paths(), ["/api/x", "/api/x"]);
+    }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_responses_and_gzip_bombs_are_cut_off() {
-    const CAP: usize = 64 << 10;
-    let bomb = gzip(&vec![0u8; 10 << 20]);
-    assert!(bomb.len() < 64 << 10, "the bomb is {} bytes", bomb.len());
-    let small = gzip(b"small and fine");
-    let server = Server::start(move |_, seen| match seen.path.as_str() {
-        "/big" => ok(vec![b'a'; CAP + 1]),
-        "/exact" => ok(vec![b'a'; CAP]),
-        "/bomb" => respond(200, &[("content-encoding", "gzip")], bomb.clone()),
-        "/gzip" => respond(200, &[("content-encoding", "gzip")], small.clone()),
-        _ => respond(200, &[("content-encoding", "br")], vec![1, 2, 3]),
-    })
-    .await;
-    let p = server.port;
-    let host = fetch_host();
-    let tool = probe(
-        &host,
-        FetchGrant {
-            max_response_bytes: CAP,
-            ..local(&[&format!("http://allowed.test:{p}/")])
-        },
-    );
-    let url = |path: &str| format!("http://allowed.test:{p}{path}");
-    refused(
-        get(&host, &tool, &url("/big")).await,
-        "exhausted",
-        "fetch-response-bytes",
-    );
-    refused(
-        get(&host, &tool, &url("/bomb")).await,
-        "exhausted",
-        "fetch-response-bytes",
-    );
-    let r = response(get(&host, &tool, &url("/exact")).await, "a body at the cap");
-    assert_eq!(body(&r).len(), CAP);
-    let r = response(get(&host, &tool, &url("/gzip")).await, "a small gzip body");
-    assert_eq!(body(&r), b"small and fine");
-    assert_eq!(header(&r, "content-encoding"), None);
-    refused(
-        get(&host, &tool, &url("/br")).await,
-        "upstream",
-        "the response uses content-encoding `br`, which the host did not ask for",
-    );
-    assert_host_still_works(&host).await;
+    // Sizes.
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_oversized_request_body_never_leaves_the_host() {
+        let server = Server::start(|_, seen| ok(format!("got {}", seen.body.len()))).await;
+        let p = server.port;
+        let host = fetch_host();
+        let tool = probe(
+            &host,
+            FetchGrant {
+                methods: vec!["POST".into()],
+                max_request_bytes: 16,
+                ..local(&[&format!("http://allowed.test:{p}/")])
+            },
+        );
+        let url = format!("http://allowed.test:{p}/upload");
+        refused(
+            send(&host, &tool, with_body(request("POST", &url), &[b'x'; 17])).await,
+            "invalid",
+            "the request body is 17 bytes; this grant sends at most 16",
+        );
+        assert!(server.seen().is_empty());
+        let r = response(
+            send(&host, &tool, with_body(request("POST", &url), &[b'x'; 16])).await,
+            "a body at the cap",
+        );
+        assert_eq!(body(&r), b"got 16");
+        assert_eq!(server.seen()[0].body.as_ref(), [b'x'; 16].as_slice());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn oversized_responses_and_gzip_bombs_are_cut_off() {
+        const CAP: usize = 64 << 10;
+        let bomb = gzip(&vec![0u8; 10 << 20]);
+        assert!(bomb.len() < 64 << 10, "the bomb is {} bytes", bomb.len());
+        let small = gzip(b"small and fine");
+        let server = Server::start(move |_, seen| match seen.path.as_str() {
+            "/big" => ok(vec![b'a'; CAP + 1]),
+            "/exact" => ok(vec![b'a'; CAP]),
+            "/bomb" => respond(200, &[("content-encoding", "gzip")], bomb.clone()),
+            "/gzip" => respond(200, &[("content-encoding", "gzip")], small.clone()),
+            _ => respond(200, &[("content-encoding", "br")], vec![1, 2, 3]),
+        })
+        .await;
+        let p = server.port;
+        let host = fetch_host();
+        let tool = probe(
+            &host,
+            FetchGrant {
+                max_response_bytes: CAP,
+                ..local(&[&format!("http://allowed.test:{p}/")])
+            },
+        );
+        let url = |path: &str| format!("http://allowed.test:{p}{path}");
+        refused(
+            get(&host, &tool, &url("/big")).await,
+            "exhausted",
+            "fetch-response-bytes",
+        );
+        refused(
+            get(&host, &tool, &url("/bomb")).await,
+            "exhausted",
+            "fetch-response-bytes",
+        );
+        let r = response(get(&host, &tool, &url("/exact")).await, "a body at the cap");
+        assert_eq!(body(&r).len(), CAP);
+        let r = response(get(&host, &tool, &url("/gzip")).await, "a small gzip body");
+        assert_eq!(body(&r), b"small and fine");
+        assert_eq!(header(&r, "content-encoding"), None);
+        refused(
+            get(&host, &tool, &url("/br")).await,
+            "upstream",
+            "the response uses content-encoding `br`, which the host did not ask for",
+        );
+        assert_host_still_works(&host).await;
+    }
+
+    // Headers.
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn header_injection_and_host_only_headers_are_refused() {
+        let server = Server::start(|_, _| ok("reached")).await;
+        let p = server.port;
+        let host = fetch_host();
+        let url = format!("http://allowed.test:{p}/");
+        let tool = probe(&host, local(&[&url]));
+        for (name, value) in [
+            ("x-a", "1\r\nHost: evil.test"),
+            ("x-a", "1\nx-injected: yes"),
+            ("x-a\r\nhost", "v"),
+            ("x-a", "nul\0byte"),
+        ] {
+            refused(
+                send(&host, &tool, with_header(request("GET", &url), name, value)).await,
+                "invalid",
+                "contains CR, LF or NUL",
+            );
+        }
+        for name in [
+            "Host",
+            "authorization",
+            "Cookie",
+            "proxy-authorization",
+            "transfer-encoding",
+            "content-length",
+            "connection",
+        ] {
+            refused(
+                send(&host, &tool, with_header(request("GET", &url), name, "x")).await,
+                "denied",
+                "is set by the host, never by the tool",
+            );
+        }
+        refused(
+            send(
+                &host,
+                &tool,
+                with_header(request("GET", &url), "bad name", "v"),
+            )
+            .await,
+            "invalid",
+            "is not a valid header name",
+        );
+        assert!(server.seen().is_empty(), "{:?}", server.seen());
+    }
 }
 
 // ---------------------------------------------------------------------------
 // Upstreams that fail.
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upstream_that_never_answers_times_out_and_the_host_goes_on() {
-    let silent = Server::silent().await;
-    let s = silent.port;
-    let host = fetch_host();
-    let url = format!("http://allowed.test:{s}/");
+mod hostcall_time {
+    use super::*;
 
-    // The grant's timeout is the sooner: the verb answers `timeout` and the
-    // tool returns it as its own error.
-    let tool = probe(
-        &host,
-        FetchGrant {
-            timeout: "300ms".into(),
-            ..local(&[&url])
-        },
-    );
-    let started = Instant::now();
-    let err = tool_error(
-        get(&host, &tool, &url).await,
-        "a request to a silent server",
-    );
-    let took = started.elapsed();
-    assert_eq!(err, json!("timeout"));
-    assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
-    assert!(matches!(
-        &fetch_records(&host)[0].0,
-        Decision::Deny(d) if d == "timeout: deadline passed"
-    ));
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_upstream_that_never_answers_times_out_and_the_host_goes_on() {
+        let silent = Server::silent().await;
+        let s = silent.port;
+        let host = fetch_host();
+        let url = format!("http://allowed.test:{s}/");
 
-    // The job's deadline is the sooner: the verb's wait ends at the deadline
-    // and the job ends with the deadline budget, not the tool's answer.
-    let tool = load_ok(
-        &host,
-        "http-probe",
-        fetcher(local(&[&url])),
-        budget(|b| b.timeout = Duration::from_millis(400)),
-    );
-    let started = Instant::now();
-    let err = get(&host, &tool, &url).await;
-    let took = started.elapsed();
-    assert!(
-        matches!(
-            &err,
-            Err(JobError::Budget {
-                which: airlock::BudgetKind::Deadline,
-                ..
-            })
-        ),
-        "{err:?}"
-    );
-    assert!(
-        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
-    // The call the deadline cut short is audited all the same.
-    let records = fetch_records(&host);
-    assert_eq!(records.len(), 2, "{records:?}");
-    assert_eq!(
-        records[1].0,
-        Decision::Deny("timeout: deadline passed".into())
-    );
+        // The grant's timeout is the sooner: the verb answers `timeout` and the
+        // tool returns it as its own error.
+        let tool = probe(
+            &host,
+            FetchGrant {
+                timeout: "300ms".into(),
+                ..local(&[&url])
+            },
+        );
+        let started = Instant::now();
+        let err = tool_error(
+            get(&host, &tool, &url).await,
+            "a request to a silent server",
+        );
+        let took = started.elapsed();
+        assert_eq!(err, json!("timeout"));
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        assert!(matches!(
+            &fetch_records(&host)[0].0,
+            Decision::Deny(d) if d == "timeout: deadline passed"
+        ));
 
-    // The host keeps working: a fetch to a live server and a pure tool.
-    let live = Server::start(|_, _| ok("still here")).await;
-    let tool = probe(
-        &host,
-        local(&[&format!("http://allowed.test:{}/", live.port)]),
-    );
-    let r = response(
-        get(&host, &tool, &format!("http://allowed.test:{}/", live.port)).await,
-        "a fetch after the timeouts",
-    );
-    assert_eq!(body(&r), b"still here");
-    assert_host_still_works(&host).await;
+        // The job's deadline is the sooner: the verb's wait ends at the deadline
+        // and the job ends with the deadline budget, not the tool's answer.
+        let tool = load_ok(
+            &host,
+            "http-probe",
+            fetcher(local(&[&url])),
+            budget(|b| b.timeout = Duration::from_millis(400)),
+        );
+        let started = Instant::now();
+        let err = get(&host, &tool, &url).await;
+        let took = started.elapsed();
+        assert!(
+            matches!(
+                &err,
+                Err(JobError::Budget {
+                    which: airlock::BudgetKind::Deadline,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        assert!(
+            took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        // The call the deadline cut short is audited all the same.
+        let records = fetch_records(&host);
+        assert_eq!(records.len(), 2, "{records:?}");
+        assert_eq!(
+            records[1].0,
+            Decision::Deny("timeout: deadline passed".into())
+        );
+
+        // The host keeps working: a fetch to a live server and a pure tool.
+        let live = Server::start(|_, _| ok("still here")).await;
+        let tool = probe(
+            &host,
+            local(&[&format!("http://allowed.test:{}/", live.port)]),
+        );
+        let r = response(
+            get(&host, &tool, &format!("http://allowed.test:{}/", live.port)).await,
+            "a fetch after the timeouts",
+        );
+        assert_eq!(body(&r), b"still here");
+        assert_host_still_works(&host).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1074,53 +1128,6 @@ async fn a_closed_port_or_an_unknown_name_is_an_upstream_error() {
 // Headers and credentials.
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn header_injection_and_host_only_headers_are_refused() {
-    let server = Server::start(|_, _| ok("reached")).await;
-    let p = server.port;
-    let host = fetch_host();
-    let url = format!("http://allowed.test:{p}/");
-    let tool = probe(&host, local(&[&url]));
-    for (name, value) in [
-        ("x-a", "1\r\nHost: evil.test"),
-        ("x-a", "1\nx-injected: yes"),
-        ("x-a\r\nhost", "v"),
-        ("x-a", "nul\0byte"),
-    ] {
-        refused(
-            send(&host, &tool, with_header(request("GET", &url), name, value)).await,
-            "invalid",
-            "contains CR, LF or NUL",
-        );
-    }
-    for name in [
-        "Host",
-        "authorization",
-        "Cookie",
-        "proxy-authorization",
-        "transfer-encoding",
-        "content-length",
-        "connection",
-    ] {
-        refused(
-            send(&host, &tool, with_header(request("GET", &url), name, "x")).await,
-            "denied",
-            "is set by the host, never by the tool",
-        );
-    }
-    refused(
-        send(
-            &host,
-            &tool,
-            with_header(request("GET", &url), "bad name", "v"),
-        )
-        .await,
-        "invalid",
-        "is not a valid header name",
-    );
-    assert!(server.seen().is_empty(), "{:?}", server.seen());
-}
-
 /// A grant whose credential (`Bearer` + [`SECRET`]) is bound to
 /// `http://*.allowed.test:{p}/api/`.
 fn credential_grant(p: u16) -> FetchGrant {
@@ -1138,76 +1145,143 @@ fn credential_grant(p: u16) -> FetchGrant {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_credential_goes_only_where_bound_and_never_across_origins() {
-    let server = Server::start(|_, seen| {
-        if seen.path == "/api/hop" {
-            redirect(302, &seen.header("x-to").unwrap_or_default())
-        } else {
-            ok("ok")
+mod secrets {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_credential_goes_only_where_bound_and_never_across_origins() {
+        let server = Server::start(|_, seen| {
+            if seen.path == "/api/hop" {
+                redirect(302, &seen.header("x-to").unwrap_or_default())
+            } else {
+                ok("ok")
+            }
+        })
+        .await;
+        let p = server.port;
+        let host = fetch_host();
+        let tool = probe(&host, credential_grant(p));
+        let hop = |to: String| {
+            with_header(
+                request("GET", &format!("http://a.allowed.test:{p}/api/hop")),
+                "x-to",
+                &to,
+            )
+        };
+        let requests = [
+            request("GET", &format!("http://a.allowed.test:{p}/api/x")),
+            request("GET", &format!("http://a.allowed.test:{p}/public")),
+            request("GET", &format!("http://allowed.test:{p}/api/x")),
+            // The same origin after a redirect: the credential follows.
+            hop(format!("http://a.allowed.test:{p}/api/y")),
+            // Another origin that the credential's own pattern covers: it does not.
+            hop(format!("http://b.allowed.test:{p}/api/z")),
+        ];
+        let mut outputs = Vec::new();
+        for req in requests {
+            let out = send(&host, &tool, req).await.expect("an allowed request");
+            outputs.push(out);
         }
-    })
-    .await;
-    let p = server.port;
-    let host = fetch_host();
-    let tool = probe(&host, credential_grant(p));
-    let hop = |to: String| {
-        with_header(
-            request("GET", &format!("http://a.allowed.test:{p}/api/hop")),
-            "x-to",
-            &to,
-        )
-    };
-    let requests = [
-        request("GET", &format!("http://a.allowed.test:{p}/api/x")),
-        request("GET", &format!("http://a.allowed.test:{p}/public")),
-        request("GET", &format!("http://allowed.test:{p}/api/x")),
-        // The same origin after a redirect: the credential follows.
-        hop(format!("http://a.allowed.test:{p}/api/y")),
-        // Another origin that the credential's own pattern covers: it does not.
-        hop(format!("http://b.allowed.test:{p}/api/z")),
-    ];
-    let mut outputs = Vec::new();
-    for req in requests {
-        let out = send(&host, &tool, req).await.expect("an allowed request");
-        outputs.push(out);
+        let bearer = format!("Bearer {SECRET}");
+        let got: Vec<(String, String, Option<String>)> = server
+            .seen()
+            .into_iter()
+            .map(|s| {
+                (
+                    s.header("host").unwrap_or_default(),
+                    s.path.clone(),
+                    s.header("authorization"),
+                )
+            })
+            .collect();
+        let at = |h: &str| format!("{h}:{p}");
+        assert_eq!(
+            got,
+            vec![
+                (at("a.allowed.test"), "/api/x".into(), Some(bearer.clone())),
+                (at("a.allowed.test"), "/public".into(), None),
+                (at("allowed.test"), "/api/x".into(), None),
+                (
+                    at("a.allowed.test"),
+                    "/api/hop".into(),
+                    Some(bearer.clone())
+                ),
+                (at("a.allowed.test"), "/api/y".into(), Some(bearer.clone())),
+                (
+                    at("a.allowed.test"),
+                    "/api/hop".into(),
+                    Some(bearer.clone())
+                ),
+                (at("b.allowed.test"), "/api/z".into(), None),
+            ]
+        );
+        // The tool saw none of it.
+        for out in &outputs {
+            assert!(!format!("{out:?}").contains("T0KEN"), "{out:?}");
+        }
     }
-    let bearer = format!("Bearer {SECRET}");
-    let got: Vec<(String, String, Option<String>)> = server
-        .seen()
-        .into_iter()
-        .map(|s| {
-            (
-                s.header("host").unwrap_or_default(),
-                s.path.clone(),
-                s.header("authorization"),
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reflected_credential_is_scrubbed_from_what_the_tool_gets() {
+        let server = Server::start(|_, seen| {
+            let auth = seen.header("authorization").unwrap_or_default();
+            let body = format!(
+                "raw={auth}\nsecret={SECRET}\nb64={}\npct={}\njson={{\"a\":\"{}\"}}\n",
+                STANDARD.encode(&auth),
+                percent(SECRET),
+                auth.replace('/', "\\/"),
+            );
+            let b64 = STANDARD.encode(&auth);
+            respond(
+                200,
+                &[("x-echo", auth.as_str()), ("x-echo-b64", b64.as_str())],
+                body,
             )
         })
-        .collect();
-    let at = |h: &str| format!("{h}:{p}");
-    assert_eq!(
-        got,
-        vec![
-            (at("a.allowed.test"), "/api/x".into(), Some(bearer.clone())),
-            (at("a.allowed.test"), "/public".into(), None),
-            (at("allowed.test"), "/api/x".into(), None),
-            (
-                at("a.allowed.test"),
-                "/api/hop".into(),
-                Some(bearer.clone())
-            ),
-            (at("a.allowed.test"), "/api/y".into(), Some(bearer.clone())),
-            (
-                at("a.allowed.test"),
-                "/api/hop".into(),
-                Some(bearer.clone())
-            ),
-            (at("b.allowed.test"), "/api/z".into(), None),
-        ]
-    );
-    // The tool saw none of it.
-    for out in &outputs {
-        assert!(!format!("{out:?}").contains("T0KEN"), "{out:?}");
+        .await;
+        let p = server.port;
+        let host = fetch_host();
+        let tool = probe(&host, credential_grant(p));
+        let out = get(&host, &tool, &format!("http://a.allowed.test:{p}/api/echo"))
+            .await
+            .expect("an allowed request");
+        // The server did get the credential...
+        assert_eq!(
+            server.seen()[0].header("authorization"),
+            Some(format!("Bearer {SECRET}"))
+        );
+        // ...and the tool gets none of its spellings back.
+        let r = &out.value;
+        let text = format!(
+            "{}\n{:?}\n{out:?}",
+            String::from_utf8_lossy(&body(r)),
+            r["headers"]
+        );
+        for leak in [
+            SECRET.to_string(),
+            "T0KEN".to_string(),
+            STANDARD.encode(format!("Bearer {SECRET}")),
+            STANDARD.encode(SECRET),
+            percent(SECRET),
+        ] {
+            assert!(!text.contains(&leak), "{leak} leaked in {text}");
+        }
+        assert!(
+            String::from_utf8_lossy(&body(r)).starts_with("raw=[REDACTED]\nsecret=[REDACTED]\n"),
+            "{text}"
+        );
+        assert_eq!(header(r, "x-echo").as_deref(), Some("[REDACTED]"));
+        assert_eq!(
+            header(r, "content-length"),
+            Some(body(r).len().to_string()),
+            "the length header follows the scrubbed body"
+        );
+        let records = fetch_records(&host);
+        assert_eq!(records.len(), 1);
+        assert!(
+            records[0].1.contains("; scrubbed ") && !records[0].1.contains("T0KEN"),
+            "{records:?}"
+        );
     }
 }
 
@@ -1222,69 +1296,6 @@ fn percent(text: &str) -> String {
             }
         })
         .collect()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reflected_credential_is_scrubbed_from_what_the_tool_gets() {
-    let server = Server::start(|_, seen| {
-        let auth = seen.header("authorization").unwrap_or_default();
-        let body = format!(
-            "raw={auth}\nsecret={SECRET}\nb64={}\npct={}\njson={{\"a\":\"{}\"}}\n",
-            STANDARD.encode(&auth),
-            percent(SECRET),
-            auth.replace('/', "\\/"),
-        );
-        let b64 = STANDARD.encode(&auth);
-        respond(
-            200,
-            &[("x-echo", auth.as_str()), ("x-echo-b64", b64.as_str())],
-            body,
-        )
-    })
-    .await;
-    let p = server.port;
-    let host = fetch_host();
-    let tool = probe(&host, credential_grant(p));
-    let out = get(&host, &tool, &format!("http://a.allowed.test:{p}/api/echo"))
-        .await
-        .expect("an allowed request");
-    // The server did get the credential...
-    assert_eq!(
-        server.seen()[0].header("authorization"),
-        Some(format!("Bearer {SECRET}"))
-    );
-    // ...and the tool gets none of its spellings back.
-    let r = &out.value;
-    let text = format!(
-        "{}\n{:?}\n{out:?}",
-        String::from_utf8_lossy(&body(r)),
-        r["headers"]
-    );
-    for leak in [
-        SECRET.to_string(),
-        "T0KEN".to_string(),
-        STANDARD.encode(format!("Bearer {SECRET}")),
-        STANDARD.encode(SECRET),
-        percent(SECRET),
-    ] {
-        assert!(!text.contains(&leak), "{leak} leaked in {text}");
-    }
-    assert!(
-        String::from_utf8_lossy(&body(r)).starts_with("raw=[REDACTED]\nsecret=[REDACTED]\n"),
-        "{text}"
-    );
-    assert_eq!(header(r, "x-echo").as_deref(), Some("[REDACTED]"));
-    assert_eq!(
-        header(r, "content-length"),
-        Some(body(r).len().to_string()),
-        "the length header follows the scrubbed body"
-    );
-    let records = fetch_records(&host);
-    assert_eq!(records.len(), 1);
-    assert!(
-        records[0].1.contains("; scrubbed ") && !records[0].1.contains("T0KEN"),
-        "{records:?}"
-    );
 }
 
 // ---------------------------------------------------------------------------

@@ -68,67 +68,71 @@ fn assert_output_has_no_key(what: &str, out: &JobOutput) {
     assert_no_key(&format!("{what} output"), format!("{out:?}").as_bytes());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_key_bytes_never_leave_the_host() {
-    let host = host(caps());
-    let tool = load_ok(
-        &host,
-        "sign-webhook",
-        signer_grants(&["webhook"]),
-        Budget::default(),
-    );
-    // The body itself must not be what carries the key into the output.
-    let body = "a body that is not the key";
-    let signed = host
-        .run(&tool, Some("sign"), &json!({ "body": body }))
-        .await
-        .expect("sign runs");
-    assert_output_has_no_key("sign", &signed);
-    let header = signed.value["header"]
-        .as_str()
-        .expect("a header")
-        .to_string();
-    let verified = host
-        .run(
-            &tool,
-            Some("verify"),
-            &json!({ "body": body, "header": header }),
-        )
-        .await
-        .expect("verify runs");
-    assert_eq!(verified.value, json!(true));
-    assert_output_has_no_key("verify", &verified);
-    let view = host
-        .run(&tool, Some("world-view"), &json!({}))
-        .await
-        .expect("world-view runs");
-    assert_output_has_no_key("world-view", &view);
+mod secrets {
+    use super::*;
 
-    let overreach = load_ok(
-        &host,
-        "overreach",
-        signer_grants(&["webhook"]),
-        Budget::default(),
-    );
-    let out = host
-        .run(&overreach, None, &json!({}))
-        .await
-        .expect("overreach runs");
-    assert_output_has_no_key("overreach", &out);
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_key_bytes_never_leave_the_host() {
+        let host = host(caps());
+        let tool = load_ok(
+            &host,
+            "sign-webhook",
+            signer_grants(&["webhook"]),
+            Budget::default(),
+        );
+        // The body itself must not be what carries the key into the output.
+        let body = "a body that is not the key";
+        let signed = host
+            .run(&tool, Some("sign"), &json!({ "body": body }))
+            .await
+            .expect("sign runs");
+        assert_output_has_no_key("sign", &signed);
+        let header = signed.value["header"]
+            .as_str()
+            .expect("a header")
+            .to_string();
+        let verified = host
+            .run(
+                &tool,
+                Some("verify"),
+                &json!({ "body": body, "header": header }),
+            )
+            .await
+            .expect("verify runs");
+        assert_eq!(verified.value, json!(true));
+        assert_output_has_no_key("verify", &verified);
+        let view = host
+            .run(&tool, Some("world-view"), &json!({}))
+            .await
+            .expect("world-view runs");
+        assert_output_has_no_key("world-view", &view);
 
-    let records = host.audit.records();
-    // sign: hmac + log; verify: hmac-verify; world-view: none; overreach: log + hmac.
-    assert_eq!(records.len(), 5, "{records:#?}");
-    for r in &records {
-        assert_no_key("an audit record", format!("{r:?}").as_bytes());
+        let overreach = load_ok(
+            &host,
+            "overreach",
+            signer_grants(&["webhook"]),
+            Budget::default(),
+        );
+        let out = host
+            .run(&overreach, None, &json!({}))
+            .await
+            .expect("overreach runs");
+        assert_output_has_no_key("overreach", &out);
+
+        let records = host.audit.records();
+        // sign: hmac + log; verify: hmac-verify; world-view: none; overreach: log + hmac.
+        assert_eq!(records.len(), 5, "{records:#?}");
+        for r in &records {
+            assert_no_key("an audit record", format!("{r:?}").as_bytes());
+            assert_no_key(
+                "an audit record as JSON",
+                airlock::audit::to_json(r).to_string().as_bytes(),
+            );
+        }
+        // Nor the host's own description of its capabilities.
         assert_no_key(
-            "an audit record as JSON",
-            airlock::audit::to_json(r).to_string().as_bytes(),
+            "the capabilities",
+            format!("{:?}", host.capabilities()).as_bytes(),
         );
     }
-    // Nor the host's own description of its capabilities.
-    assert_no_key(
-        "the capabilities",
-        format!("{:?}", host.capabilities()).as_bytes(),
-    );
 }

@@ -10,6 +10,10 @@
 //! - `cache`: the compiled-component cache is used, and never trusted blindly;
 //! - `fetch`, `complete`: the network and model verbs, through real guests;
 //! - `residue`: a reused pool slot holds nothing from the job before.
+//!
+//! Inside them, a test that attacks one of the walls sits in a module named
+//! after it (`walls::cpu::spin_runs_out_of_fuel`): WALLS.md is generated from
+//! those names by `cargo xtask walls`.
 
 mod cache;
 mod complete;

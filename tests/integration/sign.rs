@@ -93,135 +93,174 @@ async fn verify_accepts_the_signature_and_rejects_a_tampered_one() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_world_view_has_no_env_no_args_and_only_a_key_name() {
-    let host = host(caps());
-    let tool = load_ok(
-        &host,
-        "sign-webhook",
-        signer_grants(&["webhook"]),
-        Budget::default(),
-    );
-    let out = host
-        .run(&tool, Some("world-view"), &json!({}))
-        .await
-        .expect("world-view runs");
-    let lines: Vec<&str> = out
-        .value
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|l| l.as_str().expect("strings"))
-        .collect();
-    assert_eq!(lines.len(), 6, "{lines:#?}");
-    assert_eq!(lines[0], "environment variables: 0");
-    assert_eq!(lines[1], "arguments: 0");
-    assert_eq!(lines[2], "stdin: 0 bytes");
-    assert!(lines[3].starts_with("files under /: none"), "{}", lines[3]);
-    assert_eq!(
-        lines[5],
-        "the webhook key: only its name, `webhook`; its bytes never enter this tool"
-    );
-    // Looking around used no verb.
-    assert!(
-        host.audit.records().is_empty(),
-        "{:?}",
-        host.audit.records()
-    );
-}
+mod environment {
+    use super::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_sign_call_is_audited_by_key_name() {
-    let host = host(caps());
-    let tool = load_ok(
-        &host,
-        "sign-webhook",
-        signer_grants(&["webhook"]),
-        Budget::default(),
-    );
-    let out = host
-        .run(&tool, Some("sign"), &json!({ "body": "hello" }))
-        .await
-        .expect("sign runs");
-    let records: Vec<_> = host
-        .audit
-        .records()
-        .into_iter()
-        .filter(|r| r.job == out.job)
-        .collect();
-    assert_eq!(
-        records.len(),
-        2,
-        "one sign and one log record: {records:#?}"
-    );
-    let sign = &records[0];
-    assert_eq!(sign.tool, "sign-webhook");
-    assert_eq!(sign.verb, "sign");
-    assert_eq!(sign.op, "hmac-sha256");
-    assert_eq!(sign.decision, Decision::Allow);
-    assert_eq!(sign.detail.as_deref(), Some("key=webhook"));
-    let log = &records[1];
-    assert_eq!((log.verb, log.op), ("log", "emit"));
-    assert_eq!(log.decision, Decision::Allow);
-    assert_eq!(
-        log.detail.as_deref(),
-        Some("info: signed 5 bytes with key webhook")
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_the_grant_does_not_name_is_denied() {
-    let host = host(caps_with_other());
-    let tool = load_ok(
-        &host,
-        "sign-webhook",
-        signer_grants(&["other"]),
-        Budget::default(),
-    );
-    let err = job_err(
-        host.run(&tool, Some("sign"), &json!({ "body": "hello" }))
-            .await,
-        "sign with an ungranted key",
-    );
-    match &err {
-        JobError::ToolError(v) => {
-            let text = v.as_str().unwrap_or_else(|| panic!("a string error: {v}"));
-            assert!(text.contains("Denied"), "{text}");
-            assert!(text.contains("webhook"), "{text}");
-        }
-        other => panic!("expected the tool's own error, got {other:?}"),
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_world_view_has_no_env_no_args_and_only_a_key_name() {
+        let host = host(caps());
+        let tool = load_ok(
+            &host,
+            "sign-webhook",
+            signer_grants(&["webhook"]),
+            Budget::default(),
+        );
+        let out = host
+            .run(&tool, Some("world-view"), &json!({}))
+            .await
+            .expect("world-view runs");
+        let lines: Vec<&str> = out
+            .value
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|l| l.as_str().expect("strings"))
+            .collect();
+        assert_eq!(lines.len(), 6, "{lines:#?}");
+        assert_eq!(lines[0], "environment variables: 0");
+        assert_eq!(lines[1], "arguments: 0");
+        assert_eq!(lines[2], "stdin: 0 bytes");
+        assert!(lines[3].starts_with("files under /: none"), "{}", lines[3]);
+        assert_eq!(
+            lines[5],
+            "the webhook key: only its name, `webhook`; its bytes never enter this tool"
+        );
+        // Looking around used no verb.
+        assert!(
+            host.audit.records().is_empty(),
+            "{:?}",
+            host.audit.records()
+        );
     }
-    let denials: Vec<_> = host
-        .audit
-        .records()
-        .into_iter()
-        .filter(|r| r.verb == "sign")
-        .collect();
-    assert_eq!(denials.len(), 1, "{denials:#?}");
-    assert_eq!(denials[0].op, "hmac-sha256");
-    assert_eq!(denials[0].detail.as_deref(), Some("key=webhook"));
-    match &denials[0].decision {
-        Decision::Deny(why) => assert!(why.starts_with("denied: "), "{why}"),
-        Decision::Allow => panic!("the call was allowed"),
-    }
-    assert_host_still_works(&host).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_grant_naming_a_key_the_host_lacks_is_refused_at_load() {
-    let host = host(caps());
-    let err = load_err(
-        &host,
-        "sign-webhook",
-        signer_grants(&["missing"]),
-        Budget::default(),
-    );
-    match &err {
-        LoadError::Grant { tool, reason } => {
-            assert_eq!(tool, "sign-webhook");
-            assert!(reason.contains("`missing`"), "{reason}");
+mod audit {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_sign_call_is_audited_by_key_name() {
+        let host = host(caps());
+        let tool = load_ok(
+            &host,
+            "sign-webhook",
+            signer_grants(&["webhook"]),
+            Budget::default(),
+        );
+        let out = host
+            .run(&tool, Some("sign"), &json!({ "body": "hello" }))
+            .await
+            .expect("sign runs");
+        let records: Vec<_> = host
+            .audit
+            .records()
+            .into_iter()
+            .filter(|r| r.job == out.job)
+            .collect();
+        assert_eq!(
+            records.len(),
+            2,
+            "one sign and one log record: {records:#?}"
+        );
+        let sign = &records[0];
+        assert_eq!(sign.tool, "sign-webhook");
+        assert_eq!(sign.verb, "sign");
+        assert_eq!(sign.op, "hmac-sha256");
+        assert_eq!(sign.decision, Decision::Allow);
+        assert_eq!(sign.detail.as_deref(), Some("key=webhook"));
+        let log = &records[1];
+        assert_eq!((log.verb, log.op), ("log", "emit"));
+        assert_eq!(log.decision, Decision::Allow);
+        assert_eq!(
+            log.detail.as_deref(),
+            Some("info: signed 5 bytes with key webhook")
+        );
+    }
+}
+
+mod sign_scope {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_the_grant_does_not_name_is_denied() {
+        let host = host(caps_with_other());
+        let tool = load_ok(
+            &host,
+            "sign-webhook",
+            signer_grants(&["other"]),
+            Budget::default(),
+        );
+        let err = job_err(
+            host.run(&tool, Some("sign"), &json!({ "body": "hello" }))
+                .await,
+            "sign with an ungranted key",
+        );
+        match &err {
+            JobError::ToolError(v) => {
+                let text = v.as_str().unwrap_or_else(|| panic!("a string error: {v}"));
+                assert!(text.contains("Denied"), "{text}");
+                assert!(text.contains("webhook"), "{text}");
+            }
+            other => panic!("expected the tool's own error, got {other:?}"),
         }
-        other => panic!("expected a grant error, got {other:?}"),
+        let denials: Vec<_> = host
+            .audit
+            .records()
+            .into_iter()
+            .filter(|r| r.verb == "sign")
+            .collect();
+        assert_eq!(denials.len(), 1, "{denials:#?}");
+        assert_eq!(denials[0].op, "hmac-sha256");
+        assert_eq!(denials[0].detail.as_deref(), Some("key=webhook"));
+        match &denials[0].decision {
+            Decision::Deny(why) => assert!(why.starts_with("denied: "), "{why}"),
+            Decision::Allow => panic!("the call was allowed"),
+        }
+        assert_host_still_works(&host).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_grant_naming_a_key_the_host_lacks_is_refused_at_load() {
+        let host = host(caps());
+        let err = load_err(
+            &host,
+            "sign-webhook",
+            signer_grants(&["missing"]),
+            Budget::default(),
+        );
+        match &err {
+            LoadError::Grant { tool, reason } => {
+                assert_eq!(tool, "sign-webhook");
+                assert!(reason.contains("`missing`"), "{reason}");
+            }
+            other => panic!("expected a grant error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sign_quotas_are_per_job() {
+        let host = airlock_tests::host(caps());
+        let tool = load_ok(&host, "sign-webhook", quota(1), Budget::default());
+        let expected = json!({ "header": expected_header("hello"), "key": "webhook" });
+        assert_eq!(sign_hello(&host, &tool).await.expect("first job"), expected);
+        assert_eq!(
+            sign_hello(&host, &tool).await.expect("second job"),
+            expected
+        );
+
+        // A quota of zero shows the quota is enforced inside a job. (Another host:
+        // see `cache::one_component_loaded_twice_in_one_host_runs_both_times`.)
+        let host = airlock_tests::host(caps());
+        let tool = load_ok(&host, "sign-webhook", quota(0), Budget::default());
+        match sign_hello(&host, &tool).await {
+            Err(JobError::ToolError(v)) => {
+                let text = v.as_str().unwrap_or_default();
+                assert!(
+                    text.contains("Exhausted") && text.contains("sign-calls"),
+                    "{v}"
+                );
+            }
+            other => panic!("expected an exhausted quota, got {other:?}"),
+        }
     }
 }
 
@@ -236,31 +275,4 @@ async fn sign_hello(host: &TestHost, tool: &airlock::Tool) -> Result<serde_json:
     host.run(tool, Some("sign"), &json!({ "body": "hello" }))
         .await
         .map(|o| o.value)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sign_quotas_are_per_job() {
-    let host = airlock_tests::host(caps());
-    let tool = load_ok(&host, "sign-webhook", quota(1), Budget::default());
-    let expected = json!({ "header": expected_header("hello"), "key": "webhook" });
-    assert_eq!(sign_hello(&host, &tool).await.expect("first job"), expected);
-    assert_eq!(
-        sign_hello(&host, &tool).await.expect("second job"),
-        expected
-    );
-
-    // A quota of zero shows the quota is enforced inside a job. (Another host:
-    // see `cache::one_component_loaded_twice_in_one_host_runs_both_times`.)
-    let host = airlock_tests::host(caps());
-    let tool = load_ok(&host, "sign-webhook", quota(0), Budget::default());
-    match sign_hello(&host, &tool).await {
-        Err(JobError::ToolError(v)) => {
-            let text = v.as_str().unwrap_or_default();
-            assert!(
-                text.contains("Exhausted") && text.contains("sign-calls"),
-                "{v}"
-            );
-        }
-        other => panic!("expected an exhausted quota, got {other:?}"),
-    }
 }

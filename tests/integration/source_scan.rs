@@ -54,59 +54,67 @@ fn scanned_files() -> Vec<PathBuf> {
     files
 }
 
-#[test]
-fn no_source_grants_ambient_authority() {
-    let files = scanned_files();
-    let root = workspace_root();
-    for must in [
-        "host/src/wasi.rs",
-        "host/src/host.rs",
-        "capabilities/sign/src/lib.rs",
-    ] {
-        assert!(
-            files.contains(&root.join(must)),
-            "{must} was not scanned: {files:?}"
-        );
-    }
-    let mut hits = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
-        for (n, line) in text.lines().enumerate() {
-            for needle in FORBIDDEN {
-                if line.contains(needle) {
-                    hits.push(format!(
-                        "{}:{}: `{needle}`: {}",
-                        file.display(),
-                        n + 1,
-                        line.trim()
-                    ));
+mod environment {
+    use super::*;
+
+    #[test]
+    fn no_source_grants_ambient_authority() {
+        let files = scanned_files();
+        let root = workspace_root();
+        for must in [
+            "host/src/wasi.rs",
+            "host/src/host.rs",
+            "capabilities/sign/src/lib.rs",
+        ] {
+            assert!(
+                files.contains(&root.join(must)),
+                "{must} was not scanned: {files:?}"
+            );
+        }
+        let mut hits = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+            for (n, line) in text.lines().enumerate() {
+                for needle in FORBIDDEN {
+                    if line.contains(needle) {
+                        hits.push(format!(
+                            "{}:{}: `{needle}`: {}",
+                            file.display(),
+                            n + 1,
+                            line.trim()
+                        ));
+                    }
                 }
             }
         }
+        assert!(
+            hits.is_empty(),
+            "forbidden authority in source:\n{}",
+            hits.join("\n")
+        );
     }
-    assert!(
-        hits.is_empty(),
-        "forbidden authority in source:\n{}",
-        hits.join("\n")
-    );
 }
 
-#[test]
-fn the_wasi_context_pins_sockets_off() {
-    let path = workspace_root().join("host/src/wasi.rs");
-    let text = std::fs::read_to_string(&path).expect("host/src/wasi.rs");
-    for pin in [
-        "allow_tcp(false)",
-        "allow_udp(false)",
-        "allow_ip_name_lookup(false)",
-        "allow_blocking_current_thread(false)",
-    ] {
-        assert!(
-            text.contains(pin),
-            "{} does not pin `{pin}`",
-            path.display()
-        );
+mod network {
+    use super::*;
+
+    #[test]
+    fn the_wasi_context_pins_sockets_off() {
+        let path = workspace_root().join("host/src/wasi.rs");
+        let text = std::fs::read_to_string(&path).expect("host/src/wasi.rs");
+        for pin in [
+            "allow_tcp(false)",
+            "allow_udp(false)",
+            "allow_ip_name_lookup(false)",
+            "allow_blocking_current_thread(false)",
+        ] {
+            assert!(
+                text.contains(pin),
+                "{} does not pin `{pin}`",
+                path.display()
+            );
+        }
     }
 }
 

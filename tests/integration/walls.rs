@@ -26,66 +26,78 @@ fn assert_budget(err: &JobError, expected: BudgetKind) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spin_runs_out_of_fuel() {
-    let host = host(caps());
-    let tool = load_ok(&host, "spin", no_grants(), budget(|b| b.fuel = 50_000_000));
-    let err = job_err(host.run(&tool, None, &json!({})).await, "spin");
-    assert_budget(&err, BudgetKind::Fuel);
-    assert!(err.to_string().contains("50000000"), "{err}");
-    assert_host_still_works(&host).await;
-}
+mod cpu {
+    use super::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spin_with_endless_fuel_hits_the_deadline_quickly() {
-    let host = host(caps());
-    let tool = load_ok(
-        &host,
-        "spin",
-        no_grants(),
-        budget(|b| {
-            b.fuel = 1 << 60;
-            b.timeout = Duration::from_millis(300);
-        }),
-    );
-    let started = Instant::now();
-    let err = job_err(host.run(&tool, None, &json!({})).await, "spin");
-    let elapsed = started.elapsed();
-    assert_budget(&err, BudgetKind::Deadline);
-    assert!(
-        elapsed >= Duration::from_millis(290),
-        "stopped too early: {elapsed:?}"
-    );
-    assert!(
-        elapsed < Duration::from_secs(2),
-        "stopped too late: {elapsed:?}"
-    );
-    assert_host_still_works(&host).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hog_hits_the_memory_limit() {
-    let host = host(caps());
-    let tool = load_ok(&host, "hog", no_grants(), budget(|b| b.memory = 16 * MIB));
-    let err = job_err(
-        host.run(&tool, None, &json!({ "chunk-kib": 256 })).await,
-        "hog",
-    );
-    assert_budget(&err, BudgetKind::Memory);
-    assert!(err.to_string().contains("16MiB"), "{err}");
-    assert_host_still_works(&host).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deep_recursion_is_a_stack_overflow_trap() {
-    let host = host(caps());
-    let tool = load_ok(&host, "deep", no_grants(), Budget::default());
-    let err = job_err(host.run(&tool, None, &json!({ "n": 0 })).await, "deep");
-    match &err {
-        JobError::Trap { code, .. } => assert_eq!(code, "stack overflow", "{err}"),
-        other => panic!("expected a stack overflow trap, got {other:?}"),
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spin_runs_out_of_fuel() {
+        let host = host(caps());
+        let tool = load_ok(&host, "spin", no_grants(), budget(|b| b.fuel = 50_000_000));
+        let err = job_err(host.run(&tool, None, &json!({})).await, "spin");
+        assert_budget(&err, BudgetKind::Fuel);
+        assert!(err.to_string().contains("50000000"), "{err}");
+        assert_host_still_works(&host).await;
     }
-    assert_host_still_works(&host).await;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spin_with_endless_fuel_hits_the_deadline_quickly() {
+        let host = host(caps());
+        let tool = load_ok(
+            &host,
+            "spin",
+            no_grants(),
+            budget(|b| {
+                b.fuel = 1 << 60;
+                b.timeout = Duration::from_millis(300);
+            }),
+        );
+        let started = Instant::now();
+        let err = job_err(host.run(&tool, None, &json!({})).await, "spin");
+        let elapsed = started.elapsed();
+        assert_budget(&err, BudgetKind::Deadline);
+        assert!(
+            elapsed >= Duration::from_millis(290),
+            "stopped too early: {elapsed:?}"
+        );
+        assert!(
+            elapsed < Duration::from_secs(2),
+            "stopped too late: {elapsed:?}"
+        );
+        assert_host_still_works(&host).await;
+    }
+}
+
+mod memory {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hog_hits_the_memory_limit() {
+        let host = host(caps());
+        let tool = load_ok(&host, "hog", no_grants(), budget(|b| b.memory = 16 * MIB));
+        let err = job_err(
+            host.run(&tool, None, &json!({ "chunk-kib": 256 })).await,
+            "hog",
+        );
+        assert_budget(&err, BudgetKind::Memory);
+        assert!(err.to_string().contains("16MiB"), "{err}");
+        assert_host_still_works(&host).await;
+    }
+}
+
+mod stack {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deep_recursion_is_a_stack_overflow_trap() {
+        let host = host(caps());
+        let tool = load_ok(&host, "deep", no_grants(), Budget::default());
+        let err = job_err(host.run(&tool, None, &json!({ "n": 0 })).await, "deep");
+        match &err {
+            JobError::Trap { code, .. } => assert_eq!(code, "stack overflow", "{err}"),
+            other => panic!("expected a stack overflow trap, got {other:?}"),
+        }
+        assert_host_still_works(&host).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,155 +118,206 @@ async fn a_guest_panic_is_an_unreachable_trap_with_the_panic_message() {
     assert_host_still_works(&host).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn printing_past_the_output_limit_is_an_output_budget_error() {
-    let host = host(caps());
-    let tool = load_ok(&host, "flood", no_grants(), budget(|b| b.output = MIB));
-    let err = job_err(
-        host.run(&tool, Some("print"), &json!({ "bytes": 4 * MIB }))
-            .await,
-        "flood.print 4MiB",
-    );
-    assert_budget(&err, BudgetKind::Output);
-    assert_host_still_works(&host).await;
+mod output {
+    use super::*;
 
-    // One byte over the limit is over.
-    let err = job_err(
-        host.run(&tool, Some("print"), &json!({ "bytes": MIB + 1 }))
-            .await,
-        "flood.print 1MiB+1",
-    );
-    assert_budget(&err, BudgetKind::Output);
-
-    // Under the limit is fine, and the output is kept.
-    let out = host
-        .run(&tool, Some("print"), &json!({ "bytes": 1000 }))
-        .await
-        .expect("a small print fits");
-    assert_eq!(out.value, json!(1000));
-    assert_eq!(out.stdout, "x".repeat(1000));
-    assert_host_still_works(&host).await;
-}
-
-/// `Budget::output` is "the largest stdout": writing exactly that many bytes
-/// is within budget, just as a result of exactly that size is.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn printing_exactly_the_output_limit_is_allowed() {
-    let host = host(caps());
-    let tool = load_ok(&host, "flood", no_grants(), budget(|b| b.output = 64 << 10));
-    let out = host
-        .run(&tool, Some("print"), &json!({ "bytes": 64 << 10 }))
-        .await
-        .expect("stdout of exactly `output` bytes is within budget");
-    assert_eq!(out.stdout.len(), 64 << 10);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_result_past_the_output_limit_is_an_output_budget_error() {
-    let host = host(caps());
-    let tool = load_ok(&host, "flood", no_grants(), budget(|b| b.output = MIB));
-    let err = job_err(
-        host.run(&tool, Some("big"), &json!({ "bytes": 2 * MIB }))
-            .await,
-        "flood.big 2MiB",
-    );
-    assert_budget(&err, BudgetKind::Output);
-    assert_host_still_works(&host).await;
-
-    // The limit applies to the result as JSON: the string plus its two quotes.
-    let out = host
-        .run(&tool, Some("big"), &json!({ "bytes": MIB - 2 }))
-        .await
-        .expect("a result of exactly `output` bytes as JSON fits");
-    assert_eq!(out.value.as_str().map(str::len), Some(MIB - 2));
-    let err = job_err(
-        host.run(&tool, Some("big"), &json!({ "bytes": MIB - 1 }))
-            .await,
-        "flood.big 1MiB-1",
-    );
-    assert_budget(&err, BudgetKind::Output);
-    assert_host_still_works(&host).await;
-}
-
-/// An 8 MiB result is more than the 4 MiB the guest may copy to the host in
-/// one call: wasmtime's hostcall fuel stops the lift before the output check.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_result_past_the_hostcall_limit_is_a_hostcall_data_error() {
-    let host = host(caps());
-    let tool = load_ok(&host, "flood", no_grants(), budget(|b| b.output = MIB));
-    assert_eq!(tool.budget().hostcall_bytes, 4 * MIB);
-    let err = job_err(
-        host.run(&tool, Some("big"), &json!({ "bytes": 8 * MIB }))
-            .await,
-        "flood.big 8MiB",
-    );
-    assert_budget(&err, BudgetKind::HostcallData);
-    assert_host_still_works(&host).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snoop_sees_no_environment_arguments_stdin_or_files() {
-    let host = host(caps());
-    let tool = load_ok(&host, "snoop", no_grants(), Budget::default());
-    let out = host.run(&tool, None, &json!({})).await.expect("snoop runs");
-    let report = &out.value;
-    let empty = json!([]);
-    assert_eq!(report["env"], empty, "{report:#}");
-    assert_eq!(report["args"], empty, "{report:#}");
-    assert_eq!(report["stdin-bytes"], json!(0), "{report:#}");
-    assert_eq!(report["readable"], empty, "{report:#}");
-    assert_eq!(report["listable"], empty, "{report:#}");
-    let attempts: Vec<&str> = report["attempts"]
-        .as_array()
-        .expect("attempts is a list")
-        .iter()
-        .map(|a| a.as_str().expect("attempts are strings"))
-        .collect();
-    // 8 paths read, 4 listed: see guests/snoop.
-    assert_eq!(attempts.len(), 12, "{attempts:#?}");
-    for line in &attempts {
-        let (what, outcome) = line
-            .split_once(": ")
-            .unwrap_or_else(|| panic!("attempt line without outcome: {line}"));
-        assert!(
-            what.starts_with("read ") || what.starts_with("list "),
-            "unexpected attempt line: {line}"
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn printing_past_the_output_limit_is_an_output_budget_error() {
+        let host = host(caps());
+        let tool = load_ok(&host, "flood", no_grants(), budget(|b| b.output = MIB));
+        let err = job_err(
+            host.run(&tool, Some("print"), &json!({ "bytes": 4 * MIB }))
+                .await,
+            "flood.print 4MiB",
         );
-        assert!(
-            !outcome.starts_with("ok") && !outcome.trim().is_empty(),
-            "an attempt succeeded or has no error: {line}"
+        assert_budget(&err, BudgetKind::Output);
+        assert_host_still_works(&host).await;
+
+        // One byte over the limit is over.
+        let err = job_err(
+            host.run(&tool, Some("print"), &json!({ "bytes": MIB + 1 }))
+                .await,
+            "flood.print 1MiB+1",
         );
+        assert_budget(&err, BudgetKind::Output);
+
+        // Under the limit is fine, and the output is kept.
+        let out = host
+            .run(&tool, Some("print"), &json!({ "bytes": 1000 }))
+            .await
+            .expect("a small print fits");
+        assert_eq!(out.value, json!(1000));
+        assert_eq!(out.stdout, "x".repeat(1000));
+        assert_host_still_works(&host).await;
     }
-    assert_eq!(out.stdout, "");
-    assert_eq!(out.stderr, "");
-    assert_host_still_works(&host).await;
+
+    /// `Budget::output` is "the largest stdout": writing exactly that many bytes
+    /// is within budget, just as a result of exactly that size is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn printing_exactly_the_output_limit_is_allowed() {
+        let host = host(caps());
+        let tool = load_ok(&host, "flood", no_grants(), budget(|b| b.output = 64 << 10));
+        let out = host
+            .run(&tool, Some("print"), &json!({ "bytes": 64 << 10 }))
+            .await
+            .expect("stdout of exactly `output` bytes is within budget");
+        assert_eq!(out.stdout.len(), 64 << 10);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_result_past_the_output_limit_is_an_output_budget_error() {
+        let host = host(caps());
+        let tool = load_ok(&host, "flood", no_grants(), budget(|b| b.output = MIB));
+        let err = job_err(
+            host.run(&tool, Some("big"), &json!({ "bytes": 2 * MIB }))
+                .await,
+            "flood.big 2MiB",
+        );
+        assert_budget(&err, BudgetKind::Output);
+        assert_host_still_works(&host).await;
+
+        // The limit applies to the result as JSON: the string plus its two quotes.
+        let out = host
+            .run(&tool, Some("big"), &json!({ "bytes": MIB - 2 }))
+            .await
+            .expect("a result of exactly `output` bytes as JSON fits");
+        assert_eq!(out.value.as_str().map(str::len), Some(MIB - 2));
+        let err = job_err(
+            host.run(&tool, Some("big"), &json!({ "bytes": MIB - 1 }))
+                .await,
+            "flood.big 1MiB-1",
+        );
+        assert_budget(&err, BudgetKind::Output);
+        assert_host_still_works(&host).await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_verb_that_is_not_granted_is_refused_at_load() {
-    let host = host(caps());
-    let err = load_err(&host, "overreach", log_only(), Budget::default());
-    match &err {
-        LoadError::World { tool, refusals } => {
-            assert_eq!(tool, "overreach");
-            assert_eq!(refusals.len(), 1, "{err}");
-            assert_eq!(refusals[0].import, "airlock:verbs/sign@0.1.0", "{err}");
-            assert!(refusals[0].reason.contains("grants.sign"), "{err}");
+mod filesystem {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn snoop_sees_no_environment_arguments_stdin_or_files() {
+        let host = host(caps());
+        let tool = load_ok(&host, "snoop", no_grants(), Budget::default());
+        let out = host.run(&tool, None, &json!({})).await.expect("snoop runs");
+        let report = &out.value;
+        let empty = json!([]);
+        assert_eq!(report["env"], empty, "{report:#}");
+        assert_eq!(report["args"], empty, "{report:#}");
+        assert_eq!(report["stdin-bytes"], json!(0), "{report:#}");
+        assert_eq!(report["readable"], empty, "{report:#}");
+        assert_eq!(report["listable"], empty, "{report:#}");
+        let attempts: Vec<&str> = report["attempts"]
+            .as_array()
+            .expect("attempts is a list")
+            .iter()
+            .map(|a| a.as_str().expect("attempts are strings"))
+            .collect();
+        // 8 paths read, 4 listed: see guests/snoop.
+        assert_eq!(attempts.len(), 12, "{attempts:#?}");
+        for line in &attempts {
+            let (what, outcome) = line
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("attempt line without outcome: {line}"));
+            assert!(
+                what.starts_with("read ") || what.starts_with("list "),
+                "unexpected attempt line: {line}"
+            );
+            assert!(
+                !outcome.starts_with("ok") && !outcome.trim().is_empty(),
+                "an attempt succeeded or has no error: {line}"
+            );
         }
-        other => panic!("expected a world refusal, got {other:?}"),
+        assert_eq!(out.stdout, "");
+        assert_eq!(out.stderr, "");
+        assert_host_still_works(&host).await;
     }
-    let text = err.to_string();
-    assert!(
-        text.contains("airlock:verbs/sign@0.1.0") && text.contains("grants.sign"),
-        "{text}"
-    );
-    // Refused before it could start: it never logged "about to sign".
-    assert!(
-        host.audit.records().is_empty(),
-        "{:?}",
-        host.audit.records()
-    );
-    assert_host_still_works(&host).await;
+}
+
+mod imports {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_verb_that_is_not_granted_is_refused_at_load() {
+        let host = host(caps());
+        let err = load_err(&host, "overreach", log_only(), Budget::default());
+        match &err {
+            LoadError::World { tool, refusals } => {
+                assert_eq!(tool, "overreach");
+                assert_eq!(refusals.len(), 1, "{err}");
+                assert_eq!(refusals[0].import, "airlock:verbs/sign@0.1.0", "{err}");
+                assert!(refusals[0].reason.contains("grants.sign"), "{err}");
+            }
+            other => panic!("expected a world refusal, got {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains("airlock:verbs/sign@0.1.0") && text.contains("grants.sign"),
+            "{text}"
+        );
+        // Refused before it could start: it never logged "about to sign".
+        assert!(
+            host.audit.records().is_empty(),
+            "{:?}",
+            host.audit.records()
+        );
+        assert_host_still_works(&host).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn malformed_components_are_not_components() {
+        let host = host(caps());
+        // Deterministic noise (xorshift), and noise behind a valid wasm header.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut headed = b"\0asm\x0d\0\x01\0".to_vec();
+        headed.extend_from_slice(&noise);
+        let core_module = b"\0asm\x01\0\0\0".to_vec();
+        for (what, bytes) in [
+            ("noise", noise),
+            ("headed", headed),
+            ("core", core_module),
+            ("empty", Vec::new()),
+        ] {
+            match host.load_tool(what, &bytes, no_grants(), Budget::default()) {
+                Err(LoadError::NotAComponent { what: w, reason }) => {
+                    assert_eq!(w, what);
+                    assert!(!reason.is_empty(), "{what}: the reason is given");
+                }
+                Err(other) => panic!("{what}: expected NotAComponent, got {other:?}"),
+                Ok(_) => panic!("{what}: loaded"),
+            }
+        }
+        // An empty file, through the file path.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let empty = dir.path().join("empty.wasm");
+        std::fs::write(&empty, b"").expect("write");
+        match host.load_tool_file("empty-file", &empty, no_grants(), Budget::default()) {
+            Err(LoadError::NotAComponent { what, .. }) => {
+                assert!(
+                    what == "empty-file" || what == empty.display().to_string(),
+                    "{what}"
+                );
+            }
+            Err(other) => panic!("expected NotAComponent, got {other:?}"),
+            Ok(_) => panic!("an empty file loaded"),
+        }
+        // A missing file is an I/O error naming it.
+        let missing = dir.path().join("missing.wasm");
+        match host.load_tool_file("missing", &missing, no_grants(), Budget::default()) {
+            Err(LoadError::Io { path, .. }) => assert_eq!(path, missing),
+            Err(other) => panic!("expected Io, got {other:?}"),
+            Ok(_) => panic!("a missing file loaded"),
+        }
+        assert_host_still_works(&host).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,96 +357,45 @@ fn refused_imports(err: &LoadError) -> &[Refusal] {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sockets_are_refused_whatever_the_grants() {
-    let host = host(caps());
-    let sockets = socket_imports_of(&host, "netcat");
-    assert!(
-        sockets.iter().any(|i| i.starts_with("wasi:sockets/tcp@")),
-        "netcat should import tcp: {sockets:?}"
-    );
-    assert!(
-        sockets
-            .iter()
-            .any(|i| i.starts_with("wasi:sockets/ip-name-lookup@")),
-        "netcat should import ip-name-lookup: {sockets:?}"
-    );
-    for grants in [no_grants(), signer_grants(&["webhook"])] {
-        let err = load_err(&host, "netcat", grants, Budget::default());
-        let refusals = refused_imports(&err);
-        let refused: BTreeSet<String> = refusals.iter().map(|r| r.import.clone()).collect();
-        assert_eq!(
-            refused, sockets,
-            "every socket import, and only those: {err}"
-        );
-        assert_eq!(refused.len(), refusals.len(), "each import once: {err}");
-        for r in refusals {
-            assert!(r.reason.contains("no grant can allow it"), "{r}");
-        }
-        let text = err.to_string();
-        for import in &sockets {
-            assert!(
-                text.contains(import.as_str()),
-                "{import} missing from: {text}"
-            );
-        }
-    }
-    assert_host_still_works(&host).await;
-}
+mod network {
+    use super::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_components_are_not_components() {
-    let host = host(caps());
-    // Deterministic noise (xorshift), and noise behind a valid wasm header.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let noise: Vec<u8> = (0..4096)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    let mut headed = b"\0asm\x0d\0\x01\0".to_vec();
-    headed.extend_from_slice(&noise);
-    let core_module = b"\0asm\x01\0\0\0".to_vec();
-    for (what, bytes) in [
-        ("noise", noise),
-        ("headed", headed),
-        ("core", core_module),
-        ("empty", Vec::new()),
-    ] {
-        match host.load_tool(what, &bytes, no_grants(), Budget::default()) {
-            Err(LoadError::NotAComponent { what: w, reason }) => {
-                assert_eq!(w, what);
-                assert!(!reason.is_empty(), "{what}: the reason is given");
-            }
-            Err(other) => panic!("{what}: expected NotAComponent, got {other:?}"),
-            Ok(_) => panic!("{what}: loaded"),
-        }
-    }
-    // An empty file, through the file path.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let empty = dir.path().join("empty.wasm");
-    std::fs::write(&empty, b"").expect("write");
-    match host.load_tool_file("empty-file", &empty, no_grants(), Budget::default()) {
-        Err(LoadError::NotAComponent { what, .. }) => {
-            assert!(
-                what == "empty-file" || what == empty.display().to_string(),
-                "{what}"
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sockets_are_refused_whatever_the_grants() {
+        let host = host(caps());
+        let sockets = socket_imports_of(&host, "netcat");
+        assert!(
+            sockets.iter().any(|i| i.starts_with("wasi:sockets/tcp@")),
+            "netcat should import tcp: {sockets:?}"
+        );
+        assert!(
+            sockets
+                .iter()
+                .any(|i| i.starts_with("wasi:sockets/ip-name-lookup@")),
+            "netcat should import ip-name-lookup: {sockets:?}"
+        );
+        for grants in [no_grants(), signer_grants(&["webhook"])] {
+            let err = load_err(&host, "netcat", grants, Budget::default());
+            let refusals = refused_imports(&err);
+            let refused: BTreeSet<String> = refusals.iter().map(|r| r.import.clone()).collect();
+            assert_eq!(
+                refused, sockets,
+                "every socket import, and only those: {err}"
             );
+            assert_eq!(refused.len(), refusals.len(), "each import once: {err}");
+            for r in refusals {
+                assert!(r.reason.contains("no grant can allow it"), "{r}");
+            }
+            let text = err.to_string();
+            for import in &sockets {
+                assert!(
+                    text.contains(import.as_str()),
+                    "{import} missing from: {text}"
+                );
+            }
         }
-        Err(other) => panic!("expected NotAComponent, got {other:?}"),
-        Ok(_) => panic!("an empty file loaded"),
+        assert_host_still_works(&host).await;
     }
-    // A missing file is an I/O error naming it.
-    let missing = dir.path().join("missing.wasm");
-    match host.load_tool_file("missing", &missing, no_grants(), Budget::default()) {
-        Err(LoadError::Io { path, .. }) => assert_eq!(path, missing),
-        Err(other) => panic!("expected Io, got {other:?}"),
-        Ok(_) => panic!("a missing file loaded"),
-    }
-    assert_host_still_works(&host).await;
 }
 
 fn assert_invalid_argument(err: &JobError, param: &str, says: &str) {
@@ -399,108 +411,132 @@ fn assert_invalid_argument(err: &JobError, param: &str, says: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_arguments_name_the_parameter() {
-    let host = host(caps());
-    let tool = host.word_count();
-    let cases: [(Value, &str, &str); 5] = [
-        (json!({}), "text", "missing"),
-        (json!(null), "text", "missing"),
-        (json!({ "text": 5 }), "text", "string"),
-        (
-            json!({ "text": "a", "txt": "b" }),
-            "txt",
-            "unknown argument",
-        ),
-        (json!(["a"]), "$", "object"),
-    ];
-    for (args, param, says) in cases {
+mod input {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_arguments_name_the_parameter() {
+        let host = host(caps());
+        let tool = host.word_count();
+        let cases: [(Value, &str, &str); 5] = [
+            (json!({}), "text", "missing"),
+            (json!(null), "text", "missing"),
+            (json!({ "text": 5 }), "text", "string"),
+            (
+                json!({ "text": "a", "txt": "b" }),
+                "txt",
+                "unknown argument",
+            ),
+            (json!(["a"]), "$", "object"),
+        ];
+        for (args, param, says) in cases {
+            let err = job_err(
+                host.run(tool, Some("count"), &args).await,
+                &args.to_string(),
+            );
+            assert_invalid_argument(&err, param, says);
+            assert_eq!(err.kind(), "invalid-arguments");
+        }
+        // The unknown-argument message lists what is accepted.
         let err = job_err(
-            host.run(tool, Some("count"), &args).await,
-            &args.to_string(),
+            host.run(tool, Some("count"), &json!({ "text": "a", "txt": "b" }))
+                .await,
+            "unknown arg",
         );
-        assert_invalid_argument(&err, param, says);
-        assert_eq!(err.kind(), "invalid-arguments");
+        assert!(err.to_string().contains("text"), "{err}");
+        assert_host_still_works(&host).await;
     }
-    // The unknown-argument message lists what is accepted.
-    let err = job_err(
-        host.run(tool, Some("count"), &json!({ "text": "a", "txt": "b" }))
-            .await,
-        "unknown arg",
-    );
-    assert!(err.to_string().contains("text"), "{err}");
-    assert_host_still_works(&host).await;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unknown_function_is_no_such_function() {
+        let host = host(caps());
+        let tool = host.word_count();
+        let err = job_err(host.run(tool, Some("nope"), &json!({})).await, "nope");
+        match &err {
+            JobError::NoSuchFunction(msg) => {
+                assert!(msg.contains("`nope`") && msg.contains("count"), "{msg}");
+            }
+            other => panic!("expected NoSuchFunction, got {other:?}"),
+        }
+        // With several exports, naming none is the same error.
+        let flood = load_ok(&host, "flood", no_grants(), Budget::default());
+        let err = job_err(
+            host.run(&flood, None, &json!({})).await,
+            "flood without a name",
+        );
+        match &err {
+            JobError::NoSuchFunction(msg) => {
+                assert!(msg.contains("print") && msg.contains("big"), "{msg}");
+            }
+            other => panic!("expected NoSuchFunction, got {other:?}"),
+        }
+        // The only export is used when none is named.
+        let out = host
+            .run(tool, None, &json!({ "text": "one two" }))
+            .await
+            .expect("the only export");
+        assert_eq!(
+            out.value,
+            json!({"words": 2, "lines": 1, "chars": 7, "bytes": 7})
+        );
+        assert_host_still_works(&host).await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_function_is_no_such_function() {
-    let host = host(caps());
-    let tool = host.word_count();
-    let err = job_err(host.run(tool, Some("nope"), &json!({})).await, "nope");
-    match &err {
-        JobError::NoSuchFunction(msg) => {
-            assert!(msg.contains("`nope`") && msg.contains("count"), "{msg}");
-        }
-        other => panic!("expected NoSuchFunction, got {other:?}"),
-    }
-    // With several exports, naming none is the same error.
-    let flood = load_ok(&host, "flood", no_grants(), Budget::default());
-    let err = job_err(
-        host.run(&flood, None, &json!({})).await,
-        "flood without a name",
-    );
-    match &err {
-        JobError::NoSuchFunction(msg) => {
-            assert!(msg.contains("print") && msg.contains("big"), "{msg}");
-        }
-        other => panic!("expected NoSuchFunction, got {other:?}"),
-    }
-    // The only export is used when none is named.
-    let out = host
-        .run(tool, None, &json!({ "text": "one two" }))
-        .await
-        .expect("the only export");
-    assert_eq!(
-        out.value,
-        json!({"words": 2, "lines": 1, "chars": 7, "bytes": 7})
-    );
-    assert_host_still_works(&host).await;
-}
+mod hostcall_data {
+    use super::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_giant_message_to_a_verb_is_a_clean_error_not_a_host_allocation() {
-    let host = host(caps());
-    let signer = load_ok(
-        &host,
-        "sign-webhook",
-        signer_grants(&["webhook"]),
-        Budget::default(),
-    );
-
-    // Over the grant's 1 MiB message cap but under the hostcall limit: the
-    // verb refuses it as `invalid`, which the tool reports as its own error.
-    let body = "m".repeat(3 * MIB);
-    match host
-        .run(&signer, Some("sign"), &json!({ "body": body }))
-        .await
-    {
-        Err(JobError::ToolError(Value::String(e))) => {
-            assert!(
-                e.contains("Invalid") && e.contains("at most 1048576"),
-                "{e}"
-            )
-        }
-        other => panic!("expected the tool's own error, got {other:?}"),
+    /// An 8 MiB result is more than the 4 MiB the guest may copy to the host in
+    /// one call: wasmtime's hostcall fuel stops the lift before the output check.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_result_past_the_hostcall_limit_is_a_hostcall_data_error() {
+        let host = host(caps());
+        let tool = load_ok(&host, "flood", no_grants(), budget(|b| b.output = MIB));
+        assert_eq!(tool.budget().hostcall_bytes, 4 * MIB);
+        let err = job_err(
+            host.run(&tool, Some("big"), &json!({ "bytes": 8 * MIB }))
+                .await,
+            "flood.big 8MiB",
+        );
+        assert_budget(&err, BudgetKind::HostcallData);
+        assert_host_still_works(&host).await;
     }
 
-    // Over the 4 MiB the guest may copy to the host in one call: the copy is
-    // refused before the host allocates it, and the job ends with that budget.
-    let body = "m".repeat(8 * MIB);
-    let err = job_err(
-        host.run(&signer, Some("sign"), &json!({ "body": body }))
-            .await,
-        "an 8 MiB message to the sign verb",
-    );
-    assert_budget(&err, BudgetKind::HostcallData);
-    assert_host_still_works(&host).await;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_giant_message_to_a_verb_is_a_clean_error_not_a_host_allocation() {
+        let host = host(caps());
+        let signer = load_ok(
+            &host,
+            "sign-webhook",
+            signer_grants(&["webhook"]),
+            Budget::default(),
+        );
+
+        // Over the grant's 1 MiB message cap but under the hostcall limit: the
+        // verb refuses it as `invalid`, which the tool reports as its own error.
+        let body = "m".repeat(3 * MIB);
+        match host
+            .run(&signer, Some("sign"), &json!({ "body": body }))
+            .await
+        {
+            Err(JobError::ToolError(Value::String(e))) => {
+                assert!(
+                    e.contains("Invalid") && e.contains("at most 1048576"),
+                    "{e}"
+                )
+            }
+            other => panic!("expected the tool's own error, got {other:?}"),
+        }
+
+        // Over the 4 MiB the guest may copy to the host in one call: the copy is
+        // refused before the host allocates it, and the job ends with that budget.
+        let body = "m".repeat(8 * MIB);
+        let err = job_err(
+            host.run(&signer, Some("sign"), &json!({ "body": body }))
+                .await,
+            "an 8 MiB message to the sign verb",
+        );
+        assert_budget(&err, BudgetKind::HostcallData);
+        assert_host_still_works(&host).await;
+    }
 }

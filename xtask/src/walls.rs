@@ -112,7 +112,7 @@ pub const WALLS: &[Wall] = &[
         title: "Host-call data",
         promise: "A guest cannot make the host copy or allocate without bound: hostcall \
                   fuel caps the bytes lifted from guest to host per call, including an \
-                  export's result, and deeply nested values are refused cleanly.",
+                  export's result, so a giant message is a clean error, not a host allocation.",
         design: "Every store is armed with hostcall fuel before instantiation.",
     },
     Wall {
@@ -126,16 +126,18 @@ pub const WALLS: &[Wall] = &[
     Wall {
         key: "tables",
         title: "Tables",
-        promise: "A guest cannot grow its tables or its resource table past their limits: \
-                  growth fails with a typed error instead of taking host memory.",
+        promise: "A guest cannot grow its tables past the budget's element limit or fill the \
+                  host's resource table without bound: growth fails and ends the job with a \
+                  typed error instead of taking host memory.",
         design: "Every store has table limits that trap on growth failure and a capped \
                  resource table.",
     },
     Wall {
         key: "pool",
         title: "Pool",
-        promise: "The pooling allocator's slots are a shared, bounded resource: when they run \
-                  out, a job waits or fails cleanly, and failures give their slot back.",
+        promise: "Jobs share a bounded pool of instance slots and nothing else: past the \
+                  pool's size a job waits for a slot, every job, good or bad, gives its slot \
+                  back, and many jobs at once each end with exactly their own outcome.",
         design: "Jobs take a pool slot before instantiating and the store (with its slot) is \
                  dropped when the job ends, whatever the outcome.",
     },
@@ -157,8 +159,8 @@ pub const WALLS: &[Wall] = &[
         key: "input",
         title: "Input",
         promise: "Arguments are converted against the export's WIT types before anything \
-                  runs: a wrong, missing or unknown argument or function is a typed error \
-                  naming the spot, and no input reaches the guest unchecked.",
+                  runs: a wrong, missing, out-of-range or too deeply nested argument, or an \
+                  unknown function, is a typed error naming the spot.",
         design: "Arguments are lifted from JSON against the WIT types of the export.",
     },
     Wall {

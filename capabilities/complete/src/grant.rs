@@ -294,133 +294,137 @@ mod tests {
         assert!(serde_json::from_str::<CompleteGrant>(r#"{"models":["a"]}"#).is_err());
     }
 
-    #[test]
-    fn validate_refuses_no_models_and_zero_limits() {
-        assert!(CompleteGrant::new("p", ["a"]).validate().is_ok());
-        let e = CompleteGrant::new("p", Vec::<String>::new())
-            .validate()
-            .unwrap_err();
-        assert!(e.contains("names no model"), "{e}");
-        assert!(CompleteGrant::new("p", [" "]).validate().is_err());
-        let mut g = CompleteGrant::new("p", ["a"]);
-        g.max_calls = 0;
-        assert!(g.validate().unwrap_err().contains("max_calls = 0"));
-        assert!(CompleteGrant::default().validate().is_err());
-    }
+    mod complete_scope {
+        use super::*;
 
-    #[test]
-    fn the_model_is_the_requested_granted_one_or_the_first() {
-        let g = CompleteGrant::new("p", ["small", "large"]);
-        assert_eq!(g.model(None).unwrap(), "small");
-        assert_eq!(g.model(Some("large")).unwrap(), "large");
-        let long = "x".repeat(10_000);
-        match g.model(Some(&long)) {
-            Err(VerbError::Guest(WitError::Denied(r))) => {
-                assert!(r.contains("granted: small, large"), "{r}");
-                assert!(
-                    r.len() < 200,
-                    "the echoed model name is clipped: {}",
-                    r.len()
-                );
+        #[test]
+        fn validate_refuses_no_models_and_zero_limits() {
+            assert!(CompleteGrant::new("p", ["a"]).validate().is_ok());
+            let e = CompleteGrant::new("p", Vec::<String>::new())
+                .validate()
+                .unwrap_err();
+            assert!(e.contains("names no model"), "{e}");
+            assert!(CompleteGrant::new("p", [" "]).validate().is_err());
+            let mut g = CompleteGrant::new("p", ["a"]);
+            g.max_calls = 0;
+            assert!(g.validate().unwrap_err().contains("max_calls = 0"));
+            assert!(CompleteGrant::default().validate().is_err());
+        }
+
+        #[test]
+        fn the_model_is_the_requested_granted_one_or_the_first() {
+            let g = CompleteGrant::new("p", ["small", "large"]);
+            assert_eq!(g.model(None).unwrap(), "small");
+            assert_eq!(g.model(Some("large")).unwrap(), "large");
+            let long = "x".repeat(10_000);
+            match g.model(Some(&long)) {
+                Err(VerbError::Guest(WitError::Denied(r))) => {
+                    assert!(r.contains("granted: small, large"), "{r}");
+                    assert!(
+                        r.len() < 200,
+                        "the echoed model name is clipped: {}",
+                        r.len()
+                    );
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
+            assert!(matches!(
+                CompleteGrant::default().model(None),
+                Err(VerbError::Guest(WitError::Denied(_)))
+            ));
         }
-        assert!(matches!(
-            CompleteGrant::default().model(None),
-            Err(VerbError::Guest(WitError::Denied(_)))
-        ));
-    }
 
-    #[test]
-    fn max_tokens_is_capped_by_the_grant_and_the_budget_left() {
-        let mut g = CompleteGrant::new("p", ["m"]);
-        g.max_tokens = 100;
-        g.max_total_tokens = 150;
-        let mut u = Usage::default();
-        let a = u.admit(&g, &[user("hi")], &opts(None, Some(5000))).unwrap();
-        assert_eq!(
-            (a.model.as_str(), a.max_tokens, a.prompt_bytes),
-            ("m", 100, 2)
-        );
-        assert_eq!(
-            u.admit(&g, &[user("hi")], &opts(None, Some(7)))
-                .unwrap()
-                .max_tokens,
-            7
-        );
-        u.charge(60, 40);
-        assert_eq!(
-            u.admit(&g, &[user("hi")], &opts(None, None))
-                .unwrap()
-                .max_tokens,
-            50
-        );
-        assert_eq!(u.calls, 0, "admitting does not count; begin does");
-        assert!(matches!(
-            err(u.admit(&g, &[user("hi")], &opts(None, Some(0)))),
-            WitError::Invalid(_)
-        ));
-    }
-
-    #[test]
-    fn budgets_run_out_by_calls_and_by_tokens() {
-        let mut g = CompleteGrant::new("p", ["m"]);
-        g.max_calls = 2;
-        let mut u = Usage::default();
-        for _ in 0..2 {
-            u.admit(&g, &[user("a")], &opts(None, None)).unwrap();
-            u.begin();
+        #[test]
+        fn max_tokens_is_capped_by_the_grant_and_the_budget_left() {
+            let mut g = CompleteGrant::new("p", ["m"]);
+            g.max_tokens = 100;
+            g.max_total_tokens = 150;
+            let mut u = Usage::default();
+            let a = u.admit(&g, &[user("hi")], &opts(None, Some(5000))).unwrap();
+            assert_eq!(
+                (a.model.as_str(), a.max_tokens, a.prompt_bytes),
+                ("m", 100, 2)
+            );
+            assert_eq!(
+                u.admit(&g, &[user("hi")], &opts(None, Some(7)))
+                    .unwrap()
+                    .max_tokens,
+                7
+            );
+            u.charge(60, 40);
+            assert_eq!(
+                u.admit(&g, &[user("hi")], &opts(None, None))
+                    .unwrap()
+                    .max_tokens,
+                50
+            );
+            assert_eq!(u.calls, 0, "admitting does not count; begin does");
+            assert!(matches!(
+                err(u.admit(&g, &[user("hi")], &opts(None, Some(0)))),
+                WitError::Invalid(_)
+            ));
         }
-        assert_eq!(
-            exhausted(err(u.admit(&g, &[user("a")], &opts(None, None)))),
-            "complete-calls"
-        );
-        assert_eq!(u.calls, 2);
 
-        let mut g = CompleteGrant::new("p", ["m"]);
-        g.max_total_tokens = 10;
-        let mut u = Usage::default();
-        assert_eq!(
-            u.admit(&g, &[user("a")], &opts(None, None))
-                .unwrap()
-                .max_tokens,
-            10
-        );
-        u.charge(8, 7);
-        assert_eq!(
-            exhausted(err(u.admit(&g, &[user("a")], &opts(None, None)))),
-            "complete-tokens"
-        );
-    }
+        #[test]
+        fn budgets_run_out_by_calls_and_by_tokens() {
+            let mut g = CompleteGrant::new("p", ["m"]);
+            g.max_calls = 2;
+            let mut u = Usage::default();
+            for _ in 0..2 {
+                u.admit(&g, &[user("a")], &opts(None, None)).unwrap();
+                u.begin();
+            }
+            assert_eq!(
+                exhausted(err(u.admit(&g, &[user("a")], &opts(None, None)))),
+                "complete-calls"
+            );
+            assert_eq!(u.calls, 2);
 
-    #[test]
-    fn bad_requests_are_invalid_and_unknown_models_denied() {
-        let mut g = CompleteGrant::new("p", ["m"]);
-        g.max_prompt_bytes = 10;
-        let u = Usage::default();
-        assert!(
-            matches!(err(u.admit(&g, &[], &opts(None, None))), WitError::Invalid(r) if r.contains("empty"))
-        );
-        assert!(matches!(
-            err(u.admit(&g, &[user("01234567890")], &opts(None, None))),
-            WitError::Invalid(r) if r.contains("11 bytes")
-        ));
-        let mut o = opts(None, None);
-        o.stop = vec!["0123456789".into()];
-        assert!(matches!(
-            err(u.admit(&g, &[user("a")], &o)),
-            WitError::Invalid(_)
-        ));
-        let mut o = opts(None, None);
-        o.temperature = Some(f32::NAN);
-        assert!(matches!(
-            err(u.admit(&g, &[user("a")], &o)),
-            WitError::Invalid(_)
-        ));
-        assert!(matches!(
-            err(u.admit(&g, &[user("a")], &opts(Some("other"), None))),
-            WitError::Denied(_)
-        ));
+            let mut g = CompleteGrant::new("p", ["m"]);
+            g.max_total_tokens = 10;
+            let mut u = Usage::default();
+            assert_eq!(
+                u.admit(&g, &[user("a")], &opts(None, None))
+                    .unwrap()
+                    .max_tokens,
+                10
+            );
+            u.charge(8, 7);
+            assert_eq!(
+                exhausted(err(u.admit(&g, &[user("a")], &opts(None, None)))),
+                "complete-tokens"
+            );
+        }
+
+        #[test]
+        fn bad_requests_are_invalid_and_unknown_models_denied() {
+            let mut g = CompleteGrant::new("p", ["m"]);
+            g.max_prompt_bytes = 10;
+            let u = Usage::default();
+            assert!(
+                matches!(err(u.admit(&g, &[], &opts(None, None))), WitError::Invalid(r) if r.contains("empty"))
+            );
+            assert!(matches!(
+                err(u.admit(&g, &[user("01234567890")], &opts(None, None))),
+                WitError::Invalid(r) if r.contains("11 bytes")
+            ));
+            let mut o = opts(None, None);
+            o.stop = vec!["0123456789".into()];
+            assert!(matches!(
+                err(u.admit(&g, &[user("a")], &o)),
+                WitError::Invalid(_)
+            ));
+            let mut o = opts(None, None);
+            o.temperature = Some(f32::NAN);
+            assert!(matches!(
+                err(u.admit(&g, &[user("a")], &o)),
+                WitError::Invalid(_)
+            ));
+            assert!(matches!(
+                err(u.admit(&g, &[user("a")], &opts(Some("other"), None))),
+                WitError::Denied(_)
+            ));
+        }
     }
 
     #[test]

@@ -385,13 +385,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn keys_are_trimmed_and_checked_without_being_shown() {
-        let k = check_key("p", SecretSlice::from(b"  sk-abc\n".to_vec())).unwrap();
-        assert_eq!(k.expose_secret(), b"sk-abc");
-        let e = check_key("p", SecretSlice::from(b"sk-\x01zqxv".to_vec())).unwrap_err();
-        assert!(!e.to_string().contains("zqxv"), "{e}");
-        assert!(check_key("p", SecretSlice::from(b" \n".to_vec())).is_err());
+    mod secrets {
+        use super::*;
+
+        #[test]
+        fn keys_are_trimmed_and_checked_without_being_shown() {
+            let k = check_key("p", SecretSlice::from(b"  sk-abc\n".to_vec())).unwrap();
+            assert_eq!(k.expose_secret(), b"sk-abc");
+            let e = check_key("p", SecretSlice::from(b"sk-\x01zqxv".to_vec())).unwrap_err();
+            assert!(!e.to_string().contains("zqxv"), "{e}");
+            assert!(check_key("p", SecretSlice::from(b" \n".to_vec())).is_err());
+        }
     }
 
     #[test]

@@ -202,46 +202,54 @@ mod tests {
         assert_eq!(records[1].decision, Decision::Allow);
     }
 
-    #[tokio::test]
-    async fn long_messages_are_truncated_on_a_char_boundary() {
-        let (mut s, _) = state(LogGrant {
-            max_message_bytes: Some(5),
-            ..LogGrant::default()
-        });
-        s.emit(Level::Warn, "ab\u{e9}\u{e9}\u{e9}".into())
-            .await
-            .unwrap();
-        let line = &s.take_lines()[0];
-        assert!(line.truncated);
-        assert_eq!(line.message, "ab\u{e9}");
-    }
+    mod log_scope {
+        use super::*;
 
-    #[tokio::test]
-    async fn the_job_budget_runs_out_with_exhausted() {
-        let (mut s, audit) = state(LogGrant {
-            max_total_bytes: Some(10),
-            ..LogGrant::default()
-        });
-        s.emit(Level::Info, "12345678".into()).await.unwrap();
-        s.emit(Level::Info, "abcdef".into()).await.unwrap();
-        let err = s.emit(Level::Info, "more".into()).await.unwrap_err();
-        assert!(matches!(err, VerbError::Guest(WitError::Exhausted(ref w)) if w == "log-bytes"));
-        let lines = s.take_lines();
-        assert_eq!(
-            lines[1].message, "ab",
-            "second message cut to the remaining room"
-        );
-        assert!(matches!(audit.records()[2].decision, Decision::Deny(_)));
-    }
+        #[tokio::test]
+        async fn long_messages_are_truncated_on_a_char_boundary() {
+            let (mut s, _) = state(LogGrant {
+                max_message_bytes: Some(5),
+                ..LogGrant::default()
+            });
+            s.emit(Level::Warn, "ab\u{e9}\u{e9}\u{e9}".into())
+                .await
+                .unwrap();
+            let line = &s.take_lines()[0];
+            assert!(line.truncated);
+            assert_eq!(line.message, "ab\u{e9}");
+        }
 
-    #[test]
-    fn zero_caps_are_refused_at_load() {
-        let g = LogGrant {
-            max_total_bytes: Some(0),
-            ..LogGrant::default()
-        };
-        assert!(LogCapability.check_grant(&g).is_err());
-        assert!(LogCapability.check_grant(&LogGrant::default()).is_ok());
-        assert!(LogCapability::describe(&LogGrant::default())[0].contains("65536 bytes per job"));
+        #[tokio::test]
+        async fn the_job_budget_runs_out_with_exhausted() {
+            let (mut s, audit) = state(LogGrant {
+                max_total_bytes: Some(10),
+                ..LogGrant::default()
+            });
+            s.emit(Level::Info, "12345678".into()).await.unwrap();
+            s.emit(Level::Info, "abcdef".into()).await.unwrap();
+            let err = s.emit(Level::Info, "more".into()).await.unwrap_err();
+            assert!(
+                matches!(err, VerbError::Guest(WitError::Exhausted(ref w)) if w == "log-bytes")
+            );
+            let lines = s.take_lines();
+            assert_eq!(
+                lines[1].message, "ab",
+                "second message cut to the remaining room"
+            );
+            assert!(matches!(audit.records()[2].decision, Decision::Deny(_)));
+        }
+
+        #[test]
+        fn zero_caps_are_refused_at_load() {
+            let g = LogGrant {
+                max_total_bytes: Some(0),
+                ..LogGrant::default()
+            };
+            assert!(LogCapability.check_grant(&g).is_err());
+            assert!(LogCapability.check_grant(&LogGrant::default()).is_ok());
+            assert!(
+                LogCapability::describe(&LogGrant::default())[0].contains("65536 bytes per job")
+            );
+        }
     }
 }

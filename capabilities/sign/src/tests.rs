@@ -126,109 +126,117 @@ async fn ed25519_matches_rfc8032_test_1() {
     );
 }
 
-#[tokio::test]
-async fn domain_separation_changes_the_signature() {
-    let mut g = grant(&["release"]);
-    g.domains.insert("release".into(), "airlock-test-v1".into());
-    let (mut bound, _) = state_with(g);
-    let (mut plain, _) = state_with(grant(&["release"]));
-    let a = sign::Host::ed25519_sign(&mut bound, "release".into(), b"m".to_vec())
-        .await
-        .unwrap();
-    let b = sign::Host::ed25519_sign(&mut plain, "release".into(), b"m".to_vec())
-        .await
-        .unwrap();
-    assert_ne!(a, b);
-    assert!(
-        sign::Host::ed25519_verify(&mut bound, "release".into(), b"m".to_vec(), a.clone())
+mod sign_scope {
+    use super::*;
+
+    #[tokio::test]
+    async fn domain_separation_changes_the_signature() {
+        let mut g = grant(&["release"]);
+        g.domains.insert("release".into(), "airlock-test-v1".into());
+        let (mut bound, _) = state_with(g);
+        let (mut plain, _) = state_with(grant(&["release"]));
+        let a = sign::Host::ed25519_sign(&mut bound, "release".into(), b"m".to_vec())
             .await
-            .unwrap()
-    );
-    assert!(
-        !sign::Host::ed25519_verify(&mut plain, "release".into(), b"m".to_vec(), a)
+            .unwrap();
+        let b = sign::Host::ed25519_sign(&mut plain, "release".into(), b"m".to_vec())
             .await
-            .unwrap()
-    );
+            .unwrap();
+        assert_ne!(a, b);
+        assert!(
+            sign::Host::ed25519_verify(&mut bound, "release".into(), b"m".to_vec(), a.clone())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !sign::Host::ed25519_verify(&mut plain, "release".into(), b"m".to_vec(), a)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_not_granted_is_denied_and_audited() {
+        let (mut s, audit) = state_with(grant(&["jefe"]));
+        let e = guest_err(sign::Host::hmac_sha256(&mut s, "other".into(), vec![]).await);
+        assert!(
+            matches!(&e, WitError::Denied(r) if r.contains("`other`")),
+            "{e:?}"
+        );
+        let records = audit.records();
+        assert_eq!(records.len(), 1);
+        assert!(matches!(&records[0].decision, Decision::Deny(r) if r.starts_with("denied")));
+    }
+
+    #[tokio::test]
+    async fn an_unconfigured_or_wrong_kind_key_is_invalid() {
+        let (mut s, _) = state_with(grant(&["ghost", "jefe", "release"]));
+        let e = guest_err(sign::Host::hmac_sha256(&mut s, "ghost".into(), vec![]).await);
+        assert!(
+            matches!(&e, WitError::Invalid(r) if r.contains("not configured")),
+            "{e:?}"
+        );
+        let e = guest_err(sign::Host::ed25519_sign(&mut s, "jefe".into(), vec![]).await);
+        assert!(
+            matches!(&e, WitError::Invalid(r) if r.contains("HMAC key")),
+            "{e:?}"
+        );
+        let e = guest_err(sign::Host::hmac_sha256(&mut s, "release".into(), vec![]).await);
+        assert!(
+            matches!(&e, WitError::Invalid(r) if r.contains("Ed25519 key")),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn call_quota_and_size_cap_hold() {
+        let mut g = grant(&["jefe"]);
+        g.max_calls = Some(2);
+        g.max_data_bytes = Some(8);
+        let (mut s, _) = state_with(g);
+        let e = guest_err(sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![0; 9]).await);
+        assert!(
+            matches!(&e, WitError::Invalid(r) if r.contains("at most 8")),
+            "{e:?}"
+        );
+        sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![0; 8])
+            .await
+            .unwrap();
+        sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![0; 8])
+            .await
+            .unwrap();
+        let e = guest_err(sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![]).await);
+        assert!(
+            matches!(&e, WitError::Exhausted(w) if w == "sign-calls"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn check_grant_names_the_missing_key() {
+        let cap = capability();
+        assert!(cap.check_grant(&grant(&["jefe", "release"])).is_ok());
+        let e = cap.check_grant(&grant(&["nope"])).unwrap_err();
+        assert!(e.contains("[sign.keys.nope]"), "{e}");
+        let mut g = grant(&["jefe"]);
+        g.domains.insert("release".into(), "d".into());
+        assert!(cap.check_grant(&g).unwrap_err().contains("does not grant"));
+    }
 }
 
-#[tokio::test]
-async fn a_key_not_granted_is_denied_and_audited() {
-    let (mut s, audit) = state_with(grant(&["jefe"]));
-    let e = guest_err(sign::Host::hmac_sha256(&mut s, "other".into(), vec![]).await);
-    assert!(
-        matches!(&e, WitError::Denied(r) if r.contains("`other`")),
-        "{e:?}"
-    );
-    let records = audit.records();
-    assert_eq!(records.len(), 1);
-    assert!(matches!(&records[0].decision, Decision::Deny(r) if r.starts_with("denied")));
-}
+mod secrets {
+    use super::*;
 
-#[tokio::test]
-async fn an_unconfigured_or_wrong_kind_key_is_invalid() {
-    let (mut s, _) = state_with(grant(&["ghost", "jefe", "release"]));
-    let e = guest_err(sign::Host::hmac_sha256(&mut s, "ghost".into(), vec![]).await);
-    assert!(
-        matches!(&e, WitError::Invalid(r) if r.contains("not configured")),
-        "{e:?}"
-    );
-    let e = guest_err(sign::Host::ed25519_sign(&mut s, "jefe".into(), vec![]).await);
-    assert!(
-        matches!(&e, WitError::Invalid(r) if r.contains("HMAC key")),
-        "{e:?}"
-    );
-    let e = guest_err(sign::Host::hmac_sha256(&mut s, "release".into(), vec![]).await);
-    assert!(
-        matches!(&e, WitError::Invalid(r) if r.contains("Ed25519 key")),
-        "{e:?}"
-    );
-}
-
-#[tokio::test]
-async fn call_quota_and_size_cap_hold() {
-    let mut g = grant(&["jefe"]);
-    g.max_calls = Some(2);
-    g.max_data_bytes = Some(8);
-    let (mut s, _) = state_with(g);
-    let e = guest_err(sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![0; 9]).await);
-    assert!(
-        matches!(&e, WitError::Invalid(r) if r.contains("at most 8")),
-        "{e:?}"
-    );
-    sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![0; 8])
-        .await
-        .unwrap();
-    sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![0; 8])
-        .await
-        .unwrap();
-    let e = guest_err(sign::Host::hmac_sha256(&mut s, "jefe".into(), vec![]).await);
-    assert!(
-        matches!(&e, WitError::Exhausted(w) if w == "sign-calls"),
-        "{e:?}"
-    );
-}
-
-#[test]
-fn check_grant_names_the_missing_key() {
-    let cap = capability();
-    assert!(cap.check_grant(&grant(&["jefe", "release"])).is_ok());
-    let e = cap.check_grant(&grant(&["nope"])).unwrap_err();
-    assert!(e.contains("[sign.keys.nope]"), "{e}");
-    let mut g = grant(&["jefe"]);
-    g.domains.insert("release".into(), "d".into());
-    assert!(cap.check_grant(&g).unwrap_err().contains("does not grant"));
-}
-
-#[test]
-fn debug_output_never_shows_key_bytes() {
-    let cap = capability();
-    let text = format!(
-        "{cap:?} {:?}",
-        SignKey::hmac(SecretSlice::from(b"Jefe-secret-bytes".to_vec())).unwrap()
-    );
-    assert!(!text.contains("Jefe-secret"), "{text}");
-    assert!(text.contains("REDACTED"));
-    assert!(text.contains("jefe") && text.contains("release"));
+    #[test]
+    fn debug_output_never_shows_key_bytes() {
+        let cap = capability();
+        let text = format!(
+            "{cap:?} {:?}",
+            SignKey::hmac(SecretSlice::from(b"Jefe-secret-bytes".to_vec())).unwrap()
+        );
+        assert!(!text.contains("Jefe-secret"), "{text}");
+        assert!(text.contains("REDACTED"));
+        assert!(text.contains("jefe") && text.contains("release"));
+    }
 }
 
 #[test]

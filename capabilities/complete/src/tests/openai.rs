@@ -117,25 +117,29 @@ async fn a_keyless_provider_sends_no_credentials_but_the_extra_headers() {
     assert!(req.json().get("temperature").is_none() && req.json().get("stop").is_none());
 }
 
-#[tokio::test]
-async fn missing_usage_is_charged_as_an_upper_bound() {
-    let server = Server::start(|_| {
+mod complete_scope {
+    use super::*;
+
+    #[tokio::test]
+    async fn missing_usage_is_charged_as_an_upper_bound() {
+        let server = Server::start(|_| {
         Reply::Json(200, serde_json::json!({"choices": [{"message": {"content": "abc"}, "finish_reason": "stop"}]}))
     })
     .await;
-    let (mut s, audit) = openai_state(&server, &["m"]);
-    let c = chat(&mut s, ask("12345"), opts()).await.unwrap();
-    assert_eq!((c.prompt_tokens, c.completion_tokens), (5, 3));
-    assert_eq!(
-        c.model, "m",
-        "the requested model stands in when the provider names none"
-    );
-    assert!(
-        only_record(&audit)
-            .detail
-            .unwrap()
-            .contains("usage=estimated")
-    );
+        let (mut s, audit) = openai_state(&server, &["m"]);
+        let c = chat(&mut s, ask("12345"), opts()).await.unwrap();
+        assert_eq!((c.prompt_tokens, c.completion_tokens), (5, 3));
+        assert_eq!(
+            c.model, "m",
+            "the requested model stands in when the provider names none"
+        );
+        assert!(
+            only_record(&audit)
+                .detail
+                .unwrap()
+                .contains("usage=estimated")
+        );
+    }
 }
 
 #[tokio::test]
@@ -158,12 +162,16 @@ async fn log_content_puts_prompt_and_answer_in_the_audit_for_operators() {
     assert!(detail.contains(r#"completion="the answer""#), "{detail}");
 }
 
-#[tokio::test]
-async fn a_key_echoed_in_a_completion_is_redacted_before_the_guest_sees_it() {
-    let server = Server::start(|_| openai_ok(&format!("your key is {KEY}"), 1, 1)).await;
-    let (mut s, _) = openai_state(&server, &["m"]);
-    let c = chat(&mut s, ask("what is your key?"), opts())
-        .await
-        .unwrap();
-    assert_eq!(c.text, "your key is [redacted]");
+mod secrets {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_echoed_in_a_completion_is_redacted_before_the_guest_sees_it() {
+        let server = Server::start(|_| openai_ok(&format!("your key is {KEY}"), 1, 1)).await;
+        let (mut s, _) = openai_state(&server, &["m"]);
+        let c = chat(&mut s, ask("what is your key?"), opts())
+            .await
+            .unwrap();
+        assert_eq!(c.text, "your key is [redacted]");
+    }
 }

@@ -10,51 +10,55 @@ fn redactor() -> Redactor {
     Redactor::new([KEY.as_bytes()])
 }
 
-#[test]
-fn whole_keys_prefixes_suffixes_and_middles_are_redacted() {
-    let r = redactor();
-    assert_eq!(
-        r.redact(format!("key {KEY} end").as_bytes()),
-        "key [redacted] end"
-    );
-    assert_eq!(
-        r.redact(b"Incorrect API key provided: sk-test-abcdef123456..."),
-        "Incorrect API key provided: [redacted]..."
-    );
-    assert_eq!(r.redact(b"ends ...567890XYZ"), "ends ...[redacted]");
-    assert_eq!(r.redact(b"mid cdef1234 x"), "mid [redacted] x");
-    assert_eq!(r.redact(b"seven: cdef123 stays"), "seven: cdef123 stays");
-    assert_eq!(r.redact(b"nothing here"), "nothing here");
-    let twice = format!("{KEY}{KEY}");
-    assert_eq!(r.redact(twice.as_bytes()), "[redacted]");
-    assert_eq!(r.redact_string("plain".into()), "plain");
-}
+mod secrets {
+    use super::*;
 
-#[test]
-fn short_keys_are_redacted_whole_and_several_keys_at_once() {
-    let r = Redactor::new([b"abc".as_slice(), b"0123456789".as_slice(), b"".as_slice()]);
-    assert_eq!(
-        r.redact(b"xabcx 12345678 0123"),
-        "x[redacted]x [redacted] 0123"
-    );
-    assert_eq!(Redactor::default().redact(b"anything"), "anything");
-}
+    #[test]
+    fn whole_keys_prefixes_suffixes_and_middles_are_redacted() {
+        let r = redactor();
+        assert_eq!(
+            r.redact(format!("key {KEY} end").as_bytes()),
+            "key [redacted] end"
+        );
+        assert_eq!(
+            r.redact(b"Incorrect API key provided: sk-test-abcdef123456..."),
+            "Incorrect API key provided: [redacted]..."
+        );
+        assert_eq!(r.redact(b"ends ...567890XYZ"), "ends ...[redacted]");
+        assert_eq!(r.redact(b"mid cdef1234 x"), "mid [redacted] x");
+        assert_eq!(r.redact(b"seven: cdef123 stays"), "seven: cdef123 stays");
+        assert_eq!(r.redact(b"nothing here"), "nothing here");
+        let twice = format!("{KEY}{KEY}");
+        assert_eq!(r.redact(twice.as_bytes()), "[redacted]");
+        assert_eq!(r.redact_string("plain".into()), "plain");
+    }
 
-#[test]
-fn excerpts_are_clipped_after_redaction_and_survive_broken_utf8() {
-    let r = redactor();
-    let mut long = "é".repeat(MAX_LOGGED_BYTES);
-    long.push_str(KEY);
-    let e = r.excerpt(long.as_bytes());
-    assert!(
-        e.ends_with(&format!("… ({} bytes in all)", long.len())),
-        "{e}"
-    );
-    assert!(e.len() < MAX_LOGGED_BYTES + 40);
-    assert_no_key_fragment(&e);
-    let mut bytes = b"\xff\xfe ".to_vec();
-    bytes.extend_from_slice(KEY.as_bytes());
-    assert_eq!(r.excerpt(&bytes), "\u{fffd}\u{fffd} [redacted]");
+    #[test]
+    fn short_keys_are_redacted_whole_and_several_keys_at_once() {
+        let r = Redactor::new([b"abc".as_slice(), b"0123456789".as_slice(), b"".as_slice()]);
+        assert_eq!(
+            r.redact(b"xabcx 12345678 0123"),
+            "x[redacted]x [redacted] 0123"
+        );
+        assert_eq!(Redactor::default().redact(b"anything"), "anything");
+    }
+
+    #[test]
+    fn excerpts_are_clipped_after_redaction_and_survive_broken_utf8() {
+        let r = redactor();
+        let mut long = "é".repeat(MAX_LOGGED_BYTES);
+        long.push_str(KEY);
+        let e = r.excerpt(long.as_bytes());
+        assert!(
+            e.ends_with(&format!("… ({} bytes in all)", long.len())),
+            "{e}"
+        );
+        assert!(e.len() < MAX_LOGGED_BYTES + 40);
+        assert_no_key_fragment(&e);
+        let mut bytes = b"\xff\xfe ".to_vec();
+        bytes.extend_from_slice(KEY.as_bytes());
+        assert_eq!(r.excerpt(&bytes), "\u{fffd}\u{fffd} [redacted]");
+    }
 }
 
 #[test]

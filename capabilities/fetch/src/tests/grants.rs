@@ -77,49 +77,53 @@ fn bad_patterns_say_what_to_write() {
     refused("https:///path", "host is missing");
 }
 
-#[test]
-fn wildcards_cover_subdomains_only() {
-    let p = "https://*.example.com/";
-    assert!(covers(p, "https://a.example.com/"));
-    assert!(covers(p, "https://a.b.example.com/x"));
-    assert!(covers(p, "https://A.EXAMPLE.COM./"));
-    assert!(!covers(p, "https://example.com/"));
-    assert!(!covers(p, "https://evil-example.com/"));
-    assert!(!covers(p, "https://example.com.evil.com/"));
-    assert!(!covers(p, "https://aexample.com/"));
-    assert!(!covers(p, "http://a.example.com/"));
-    assert!(!covers(p, "https://a.example.com:8443/"));
-}
+mod fetch_scope {
+    use super::*;
 
-#[test]
-fn paths_match_by_segment_unless_starred() {
-    assert!(covers("https://e.com/api/", "https://e.com/api/x"));
-    assert!(!covers("https://e.com/api/", "https://e.com/apix"));
-    assert!(!covers("https://e.com/api/", "https://e.com/api"));
-    assert!(covers("https://e.com/api", "https://e.com/api"));
-    assert!(covers("https://e.com/api", "https://e.com/api/x?y=1"));
-    assert!(!covers("https://e.com/api", "https://e.com/apix"));
-    assert!(covers("https://e.com/api*", "https://e.com/apix"));
-    assert!(covers("https://e.com/api/*", "https://e.com/api/x/y"));
-    assert!(!covers("https://e.com/api/", "https://e.com/API/x"));
-    // Dot segments are resolved before matching: no escape from the prefix.
-    assert!(!covers("https://e.com/api/", "https://e.com/api/../admin"));
-    assert!(!covers(
-        "https://e.com/api/",
-        "https://e.com/api/%2e%2e/admin"
-    ));
-    assert!(covers("https://e.com/\u{fc}/", "https://e.com/%C3%BC/c"));
-    assert!(covers("https://e.com/%C3%BC/", "https://e.com/\u{fc}/c"));
-}
+    #[test]
+    fn wildcards_cover_subdomains_only() {
+        let p = "https://*.example.com/";
+        assert!(covers(p, "https://a.example.com/"));
+        assert!(covers(p, "https://a.b.example.com/x"));
+        assert!(covers(p, "https://A.EXAMPLE.COM./"));
+        assert!(!covers(p, "https://example.com/"));
+        assert!(!covers(p, "https://evil-example.com/"));
+        assert!(!covers(p, "https://example.com.evil.com/"));
+        assert!(!covers(p, "https://aexample.com/"));
+        assert!(!covers(p, "http://a.example.com/"));
+        assert!(!covers(p, "https://a.example.com:8443/"));
+    }
 
-#[test]
-fn ports_default_per_scheme() {
-    assert!(covers("https://e.com/", "https://e.com:443/"));
-    assert!(covers("http://e.com/", "http://e.com:80/"));
-    assert!(!covers("https://e.com/", "https://e.com:444/"));
-    assert!(!covers("https://e.com/", "http://e.com:443/"));
-    assert!(covers("http://e.com:8080/", "http://e.com:8080/"));
-    assert!(!covers("http://e.com:8080/", "http://e.com/"));
+    #[test]
+    fn paths_match_by_segment_unless_starred() {
+        assert!(covers("https://e.com/api/", "https://e.com/api/x"));
+        assert!(!covers("https://e.com/api/", "https://e.com/apix"));
+        assert!(!covers("https://e.com/api/", "https://e.com/api"));
+        assert!(covers("https://e.com/api", "https://e.com/api"));
+        assert!(covers("https://e.com/api", "https://e.com/api/x?y=1"));
+        assert!(!covers("https://e.com/api", "https://e.com/apix"));
+        assert!(covers("https://e.com/api*", "https://e.com/apix"));
+        assert!(covers("https://e.com/api/*", "https://e.com/api/x/y"));
+        assert!(!covers("https://e.com/api/", "https://e.com/API/x"));
+        // Dot segments are resolved before matching: no escape from the prefix.
+        assert!(!covers("https://e.com/api/", "https://e.com/api/../admin"));
+        assert!(!covers(
+            "https://e.com/api/",
+            "https://e.com/api/%2e%2e/admin"
+        ));
+        assert!(covers("https://e.com/\u{fc}/", "https://e.com/%C3%BC/c"));
+        assert!(covers("https://e.com/%C3%BC/", "https://e.com/\u{fc}/c"));
+    }
+
+    #[test]
+    fn ports_default_per_scheme() {
+        assert!(covers("https://e.com/", "https://e.com:443/"));
+        assert!(covers("http://e.com/", "http://e.com:80/"));
+        assert!(!covers("https://e.com/", "https://e.com:444/"));
+        assert!(!covers("https://e.com/", "http://e.com:443/"));
+        assert!(covers("http://e.com:8080/", "http://e.com:8080/"));
+        assert!(!covers("http://e.com:8080/", "http://e.com/"));
+    }
 }
 
 #[test]
@@ -172,60 +176,76 @@ fn cred(url: &str, header: &str, secret: &str, format: Option<&str>) -> Credenti
     }
 }
 
-#[test]
-fn credentials_must_name_configured_secrets_and_sane_headers() {
-    let cap = capability();
-    let with = |c: Credential| FetchGrant {
-        credentials: vec![c],
-        ..grant(&["https://api.example.com/"])
-    };
-    assert!(
-        cap.check_grant(&with(cred(
-            "https://api.example.com/",
-            "authorization",
-            "token",
-            Some("Bearer {}")
-        )))
-        .is_ok()
-    );
-    let e = cap
-        .check_grant(&with(cred(
-            "https://api.example.com/",
-            "authorization",
-            "nope",
-            None,
-        )))
-        .unwrap_err();
-    assert!(e.contains("[secrets.nope]"), "{e}");
-    let e = cap
-        .check_grant(&with(cred(
-            "https://api.example.com/",
-            "connection",
-            "token",
-            None,
-        )))
-        .unwrap_err();
-    assert!(e.contains("managed by the host"), "{e}");
-    let e = cap
-        .check_grant(&with(cred(
-            "https://api.example.com/",
-            "x-key",
-            "token",
-            Some("Bearer"),
-        )))
-        .unwrap_err();
-    assert!(e.contains("exactly once"), "{e}");
-    let e = cap
-        .check_grant(&with(cred("api.example.com", "x-key", "token", None)))
-        .unwrap_err();
-    assert!(e.contains("no scheme"), "{e}");
-    // A secret with a trailing newline cannot become a header value.
-    let secrets = HashMap::from([("nl".to_string(), SecretSlice::from(b"abc\n".to_vec()))]);
-    let cap = FetchCapability::new(secrets, Arc::new(resolver())).unwrap();
-    let e = cap
-        .check_grant(&with(cred("https://api.example.com/", "x-key", "nl", None)))
-        .unwrap_err();
-    assert!(e.contains("line break") && !e.contains("abc"), "{e}");
+mod secrets {
+    use super::*;
+
+    #[test]
+    fn credentials_must_name_configured_secrets_and_sane_headers() {
+        let cap = capability();
+        let with = |c: Credential| FetchGrant {
+            credentials: vec![c],
+            ..grant(&["https://api.example.com/"])
+        };
+        assert!(
+            cap.check_grant(&with(cred(
+                "https://api.example.com/",
+                "authorization",
+                "token",
+                Some("Bearer {}")
+            )))
+            .is_ok()
+        );
+        let e = cap
+            .check_grant(&with(cred(
+                "https://api.example.com/",
+                "authorization",
+                "nope",
+                None,
+            )))
+            .unwrap_err();
+        assert!(e.contains("[secrets.nope]"), "{e}");
+        let e = cap
+            .check_grant(&with(cred(
+                "https://api.example.com/",
+                "connection",
+                "token",
+                None,
+            )))
+            .unwrap_err();
+        assert!(e.contains("managed by the host"), "{e}");
+        let e = cap
+            .check_grant(&with(cred(
+                "https://api.example.com/",
+                "x-key",
+                "token",
+                Some("Bearer"),
+            )))
+            .unwrap_err();
+        assert!(e.contains("exactly once"), "{e}");
+        let e = cap
+            .check_grant(&with(cred("api.example.com", "x-key", "token", None)))
+            .unwrap_err();
+        assert!(e.contains("no scheme"), "{e}");
+        // A secret with a trailing newline cannot become a header value.
+        let secrets = HashMap::from([("nl".to_string(), SecretSlice::from(b"abc\n".to_vec()))]);
+        let cap = FetchCapability::new(secrets, Arc::new(resolver())).unwrap();
+        let e = cap
+            .check_grant(&with(cred("https://api.example.com/", "x-key", "nl", None)))
+            .unwrap_err();
+        assert!(e.contains("line break") && !e.contains("abc"), "{e}");
+    }
+
+    #[test]
+    fn debug_never_shows_secret_values() {
+        let cap = capability();
+        let (s, _) = state(grant(&[]));
+        let text = format!("{cap:?} {s:?}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(
+            text.contains("token") && text.contains("REDACTED"),
+            "{text}"
+        );
+    }
 }
 
 #[test]
@@ -288,16 +308,4 @@ fn toolkit_form_has_defaults_and_refuses_unknown_fields() {
     assert!(capability().check_grant(&g).is_ok());
     let e = toml::from_str::<FetchGrant>("allow = []\nproxy = \"x\"").unwrap_err();
     assert!(e.to_string().contains("unknown field"), "{e}");
-}
-
-#[test]
-fn debug_never_shows_secret_values() {
-    let cap = capability();
-    let (s, _) = state(grant(&[]));
-    let text = format!("{cap:?} {s:?}");
-    assert!(!text.contains("s3cr3t"), "{text}");
-    assert!(
-        text.contains("token") && text.contains("REDACTED"),
-        "{text}"
-    );
 }

@@ -27,50 +27,54 @@ fn path() -> impl Strategy<Value = String> {
         .prop_map(|segs| format!("/{}", segs.join("/")))
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+mod fetch_scope {
+    use super::*;
 
-    #[test]
-    fn canonical_view_equals_what_url_reports(
-        scheme in prop::sample::select(vec!["http", "https", "HTTP", "Https"]),
-        host in host(),
-        port in prop::option::of(1u16..),
-        path in path(),
-        query in prop::option::of("[a-z0-9=&]{0,8}"),
-    ) {
-        let port_text = port.map(|p| format!(":{p}")).unwrap_or_default();
-        let query_text = query.map(|q| format!("?{q}")).unwrap_or_default();
-        let raw = format!("{scheme}://{host}{port_text}{path}{query_text}");
-        let url = url::Url::parse(&raw).unwrap();
-        let t = Target::parse(None, &raw).unwrap();
-        prop_assert_eq!(t.scheme, url.scheme());
-        let expected = url.host_str().unwrap();
-        let expected = expected.strip_suffix('.').unwrap_or(expected);
-        prop_assert_eq!(&t.host, &CanonHost::Domain(expected.to_string()));
-        prop_assert_eq!(Some(t.port), url.port_or_known_default());
-        prop_assert_eq!(t.path(), url.path());
-        prop_assert_eq!(t.url.query(), url.query());
-    }
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
 
-    #[test]
-    fn every_numeric_ipv4_spelling_is_one_address(n in any::<u32>(), form in 0..5usize) {
-        let [a, b, c, d] = n.to_be_bytes();
-        let text = match form {
-            0 => n.to_string(),
-            1 => format!("{n:#x}"),
-            2 => format!("0{a:o}.0{b:o}.0{c:o}.0{d:o}"),
-            3 => format!("{a}.{}", u32::from_be_bytes([0, b, c, d])),
-            _ => format!("[::ffff:{:x}:{:x}]", n >> 16, n & 0xffff),
-        };
-        let t = Target::parse(None, &format!("http://{text}/")).unwrap();
-        prop_assert_eq!(t.host, CanonHost::Ip(IpAddr::V4(Ipv4Addr::from(n))));
-    }
+        #[test]
+        fn canonical_view_equals_what_url_reports(
+            scheme in prop::sample::select(vec!["http", "https", "HTTP", "Https"]),
+            host in host(),
+            port in prop::option::of(1u16..),
+            path in path(),
+            query in prop::option::of("[a-z0-9=&]{0,8}"),
+        ) {
+            let port_text = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let query_text = query.map(|q| format!("?{q}")).unwrap_or_default();
+            let raw = format!("{scheme}://{host}{port_text}{path}{query_text}");
+            let url = url::Url::parse(&raw).unwrap();
+            let t = Target::parse(None, &raw).unwrap();
+            prop_assert_eq!(t.scheme, url.scheme());
+            let expected = url.host_str().unwrap();
+            let expected = expected.strip_suffix('.').unwrap_or(expected);
+            prop_assert_eq!(&t.host, &CanonHost::Domain(expected.to_string()));
+            prop_assert_eq!(Some(t.port), url.port_or_known_default());
+            prop_assert_eq!(t.path(), url.path());
+            prop_assert_eq!(t.url.query(), url.query());
+        }
 
-    #[test]
-    fn matcher_agrees_with_a_reference(p in pattern_spec(), u in url_spec()) {
-        let pattern = UrlPattern::parse(&p.text()).unwrap();
-        let target = Target::parse(None, &u.text()).unwrap();
-        prop_assert_eq!(pattern.matches(&target), reference(&p, &u), "{} vs {}", p.text(), u.text());
+        #[test]
+        fn every_numeric_ipv4_spelling_is_one_address(n in any::<u32>(), form in 0..5usize) {
+            let [a, b, c, d] = n.to_be_bytes();
+            let text = match form {
+                0 => n.to_string(),
+                1 => format!("{n:#x}"),
+                2 => format!("0{a:o}.0{b:o}.0{c:o}.0{d:o}"),
+                3 => format!("{a}.{}", u32::from_be_bytes([0, b, c, d])),
+                _ => format!("[::ffff:{:x}:{:x}]", n >> 16, n & 0xffff),
+            };
+            let t = Target::parse(None, &format!("http://{text}/")).unwrap();
+            prop_assert_eq!(t.host, CanonHost::Ip(IpAddr::V4(Ipv4Addr::from(n))));
+        }
+
+        #[test]
+        fn matcher_agrees_with_a_reference(p in pattern_spec(), u in url_spec()) {
+            let pattern = UrlPattern::parse(&p.text()).unwrap();
+            let target = Target::parse(None, &u.text()).unwrap();
+            prop_assert_eq!(pattern.matches(&target), reference(&p, &u), "{} vs {}", p.text(), u.text());
+        }
     }
 }
 
