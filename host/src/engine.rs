@@ -34,6 +34,21 @@ impl Default for PoolSize {
 /// exceptions, stack switching and component-model async are not even
 /// compiled in (cargo features).
 pub fn build_engine(pool: PoolSize) -> wasmtime::Result<Engine> {
+    Engine::new(&config(pool))
+}
+
+/// [`build_engine`] with wasmtime's guest debugging on, so that a
+/// [`crate::probe::MemoryProbe`] can read every linear memory of a job. For
+/// wall tests only: debug instrumentation slows every guest down.
+#[cfg(feature = "guest-debug")]
+pub fn build_debug_engine(pool: PoolSize) -> wasmtime::Result<Engine> {
+    let mut config = config(pool);
+    config.guest_debug(true);
+    Engine::new(&config)
+}
+
+/// The settings [`build_engine`] uses.
+fn config(pool: PoolSize) -> Config {
     let mut config = Config::new();
     config
         .strategy(wasmtime::Strategy::Cranelift)
@@ -63,7 +78,7 @@ pub fn build_engine(pool: PoolSize) -> wasmtime::Result<Engine> {
         .table_keep_resident(16 << 10)
         .pagemap_scan(Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    Engine::new(&config)
+    config
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.

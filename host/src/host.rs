@@ -180,6 +180,10 @@ pub struct HostOptions {
     pub cache_dir: Option<PathBuf>,
     /// Never touch the disk cache.
     pub no_cache: bool,
+    /// Test-only: shows every job's guest memories to this probe (and builds
+    /// the engine with guest debugging on). See [`crate::probe`].
+    #[cfg(feature = "guest-debug")]
+    pub memory_probe: Option<Arc<dyn crate::probe::MemoryProbe>>,
 }
 
 /// The airlock host.
@@ -193,6 +197,8 @@ pub struct Airlock {
     pres: Mutex<HashMap<(Digest32, VerbSet), InstancePre<JobState>>>,
     slots: tokio::sync::Semaphore,
     next_job: AtomicU64,
+    #[cfg(feature = "guest-debug")]
+    probe: Option<Arc<dyn crate::probe::MemoryProbe>>,
 }
 
 impl Airlock {
@@ -202,6 +208,12 @@ impl Airlock {
         caps: Capabilities,
         audit: Arc<dyn AuditSink>,
     ) -> anyhow::Result<Self> {
+        #[cfg(feature = "guest-debug")]
+        let engine = match options.memory_probe {
+            Some(_) => crate::engine::build_debug_engine(options.pool)?,
+            None => build_engine(options.pool)?,
+        };
+        #[cfg(not(feature = "guest-debug"))]
         let engine = build_engine(options.pool)?;
         let ticker = EpochTicker::start(&engine);
         let cache = if options.no_cache {
@@ -219,6 +231,8 @@ impl Airlock {
             pres: Mutex::default(),
             slots: tokio::sync::Semaphore::new(options.pool.max_jobs as usize),
             next_job: AtomicU64::new(1),
+            #[cfg(feature = "guest-debug")]
+            probe: options.memory_probe,
         })
     }
 
@@ -390,6 +404,10 @@ impl Airlock {
             JobParts { captured, verbs },
         )
         .map_err(|e| JobError::Internal(format!("{e:#}")))?;
+        #[cfg(feature = "guest-debug")]
+        if let Some(probe) = &self.probe {
+            crate::probe::watch(&mut store, probe.clone());
+        }
 
         let n_results = usize::from(export.result.is_some());
         let call = async {
@@ -402,6 +420,10 @@ impl Airlock {
             wasmtime::Result::<Vec<Val>>::Ok(results)
         };
         let outcome = tokio::time::timeout(budget.timeout, call).await;
+        #[cfg(feature = "guest-debug")]
+        if let Some(probe) = &self.probe {
+            crate::probe::inspect(&mut store, crate::probe::ProbePoint::JobEnd, &**probe);
+        }
         let results = match outcome {
             Err(_elapsed) => return Err(job::deadline_error(&budget)),
             Ok(Err(e)) => return Err(job::classify_failure(e, &store, &captured, &budget)),

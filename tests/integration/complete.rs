@@ -125,7 +125,7 @@ fn json_reply(status: u16, body: Value) -> Response<Body> {
 }
 
 /// An OpenAI chat-completions success body.
-fn openai_ok(text: &str, prompt: u64, completion: u64) -> Response<Body> {
+pub(crate) fn openai_ok(text: &str, prompt: u64, completion: u64) -> Response<Body> {
     json_reply(
         200,
         json!({

@@ -9,9 +9,11 @@
 //! - `source_scan`: the host's source never hands a guest ambient authority;
 //! - `cache`: the compiled-component cache is used, and never trusted blindly;
 //! - `fetch`, `complete`: the network and model verbs, through real guests;
-//! - `residue`: a reused pool slot holds nothing from the job before.
+//! - `residue`: a reused pool slot holds nothing from the job before;
+//! - `canary`: no secret reaches guest memory, job output or the audit.
 
 mod cache;
+mod canary;
 mod complete;
 mod concurrency;
 mod fetch;
