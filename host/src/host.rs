@@ -44,6 +44,18 @@ pub enum LoadError {
         /// The parser's or compiler's first line.
         reason: String,
     },
+    /// The component is valid but needs more than one job may have (core
+    /// instances, memories or tables); it could never run on this host.
+    #[error(
+        "{what} needs more than a job may have: {reason}; split the tool or build it with \
+         fewer modules"
+    )]
+    OverLimits {
+        /// What was loaded (a path or a tool name).
+        what: String,
+        /// wasmtime's count and limit.
+        reason: String,
+    },
     /// A grant names something the host does not have.
     #[error("tool `{tool}`: {reason}")]
     Grant {
@@ -196,6 +208,7 @@ pub struct Airlock {
     linkers: Mutex<HashMap<VerbSet, Arc<Linker<JobState>>>>,
     pres: Mutex<HashMap<(Digest32, VerbSet), InstancePre<JobState>>>,
     slots: tokio::sync::Semaphore,
+    max_jobs: u32,
     next_job: AtomicU64,
     #[cfg(feature = "guest-debug")]
     probe: Option<Arc<dyn crate::probe::MemoryProbe>>,
@@ -230,6 +243,7 @@ impl Airlock {
             linkers: Mutex::default(),
             pres: Mutex::default(),
             slots: tokio::sync::Semaphore::new(options.pool.max_jobs as usize),
+            max_jobs: options.pool.max_jobs,
             next_job: AtomicU64::new(1),
             #[cfg(feature = "guest-debug")]
             probe: options.memory_probe,
@@ -334,16 +348,21 @@ impl Airlock {
         bytes: &[u8],
         what: &str,
     ) -> Result<(Component, Digest32, CacheOutcome), LoadError> {
-        self.cache
-            .load(&self.engine, bytes)
-            .map_err(|e| LoadError::NotAComponent {
-                what: what.to_string(),
-                reason: format!("{e}")
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            })
+        self.cache.load(&self.engine, bytes).map_err(|e| {
+            let what = what.to_string();
+            let reason = format!("{e}")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            // The pooling allocator checks a component against the per-job
+            // limits when it compiles (engine.rs sets them).
+            if reason.contains("in the pooling allocator") {
+                LoadError::OverLimits { what, reason }
+            } else {
+                LoadError::NotAComponent { what, reason }
+            }
+        })
     }
 
     fn instance_pre(
@@ -385,11 +404,18 @@ impl Airlock {
     ) -> Result<JobOutput, JobError> {
         let export = tool.export(function)?;
         let params = values::args_from_json(&export.params, args)?;
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|e| JobError::Internal(e.to_string()))?;
+        // Admission: a job waits for a slot at most its own timeout. The pool
+        // is sized so that an admitted job always finds room (engine.rs).
+        let waited = tool.budget.timeout;
+        let _slot = match tokio::time::timeout(waited, self.slots.acquire()).await {
+            Ok(slot) => slot.map_err(|e| JobError::Internal(e.to_string()))?,
+            Err(_) => {
+                return Err(JobError::Busy {
+                    slots: self.max_jobs,
+                    waited,
+                });
+            }
+        };
         let started = Instant::now();
         let budget = tool.budget;
         let deadline = started + budget.timeout;

@@ -10,7 +10,8 @@
 //! - `cache`: the compiled-component cache is used, and never trusted blindly;
 //! - `fetch`, `complete`: the network and model verbs, through real guests;
 //! - `residue`: a reused pool slot holds nothing from the job before;
-//! - `canary`: no secret reaches guest memory, job output or the audit.
+//! - `canary`: no secret reaches guest memory, job output or the audit;
+//! - `pool`: more jobs than slots, instance-heavy tools and handle floods.
 
 mod cache;
 mod canary;
@@ -18,6 +19,7 @@ mod complete;
 mod concurrency;
 mod fetch;
 mod log;
+mod pool;
 mod residue;
 mod sign;
 mod source_scan;
