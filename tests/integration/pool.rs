@@ -1,6 +1,7 @@
-//! The job pool and the handle table under pressure: more jobs than slots,
-//! tools that use every core instance a job may have, a tool past that limit,
-//! and a guest that grabs host resource handles without end. Each ends with an
+//! The job pool, the handle table and the hostcall limit under pressure: more
+//! jobs than slots, tools that use every core instance a job may have, a tool
+//! past that limit, a guest that grabs host resource handles without end, and
+//! a 1 GiB message to a verb. Each ends with an
 //! exact typed error or every job done, and the host serves the next job.
 
 use std::sync::Arc;
@@ -199,6 +200,55 @@ mod tables {
                 "{detail}"
             ),
             other => panic!("expected the resources budget, got {other:?}"),
+        }
+        assert_host_still_works(&host).await;
+    }
+}
+
+mod hostcall_data {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_one_gib_message_to_a_verb_ends_at_the_hostcall_limit_before_any_copy() {
+        // Room for a 1 GiB guest buffer: a pool slot and a budget of 1.5 GiB.
+        let host = host_with(
+            HostOptions {
+                pool: PoolSize {
+                    max_jobs: 2,
+                    max_memory_bytes: 3 << 29,
+                },
+                cache_dir: Some(cache_dir().to_path_buf()),
+                ..HostOptions::default()
+            },
+            caps(),
+        );
+        let tool = load_ok(
+            &host,
+            "key-user",
+            airlock_tests::signer_grants(&["webhook"]),
+            budget(|b| b.memory = 3 << 29),
+        );
+        let out = host
+            .run(&tool, Some("hmac-zeros"), &json!({ "key": "webhook", "mib": 1 }))
+            .await
+            .expect("one MiB is signed");
+        let mac: Vec<u8> = serde_json::from_value(out.value).expect("a list of bytes");
+        assert_eq!(
+            hex::encode(mac),
+            airlock_tests::hmac_hex(airlock_tests::WEBHOOK_KEY, &vec![0u8; 1 << 20])
+        );
+
+        let err = job_err(
+            host.run(&tool, Some("hmac-zeros"), &json!({ "key": "webhook", "mib": 1024 }))
+                .await,
+            "a 1 GiB message to the sign verb",
+        );
+        match &err {
+            JobError::Budget {
+                which: BudgetKind::HostcallData,
+                detail,
+            } => assert!(detail.contains("more than 4MiB"), "{detail}"),
+            other => panic!("expected the hostcall-data budget, got {other:?}"),
         }
         assert_host_still_works(&host).await;
     }
