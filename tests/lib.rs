@@ -5,6 +5,8 @@
 //! The guests are real `wasm32-wasip2` components built from `guests/`; run
 //! `cargo xtask build-guests` (or `cargo xtask test`) before these tests.
 
+pub mod mixed;
+
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

@@ -229,7 +229,11 @@ mod hostcall_data {
             budget(|b| b.memory = 3 << 29),
         );
         let out = host
-            .run(&tool, Some("hmac-zeros"), &json!({ "key": "webhook", "mib": 1 }))
+            .run(
+                &tool,
+                Some("hmac-zeros"),
+                &json!({ "key": "webhook", "mib": 1 }),
+            )
             .await
             .expect("one MiB is signed");
         let mac: Vec<u8> = serde_json::from_value(out.value).expect("a list of bytes");
@@ -239,8 +243,12 @@ mod hostcall_data {
         );
 
         let err = job_err(
-            host.run(&tool, Some("hmac-zeros"), &json!({ "key": "webhook", "mib": 1024 }))
-                .await,
+            host.run(
+                &tool,
+                Some("hmac-zeros"),
+                &json!({ "key": "webhook", "mib": 1024 }),
+            )
+            .await,
             "a 1 GiB message to the sign verb",
         );
         match &err {
