@@ -292,6 +292,7 @@ pub fn main() -> ExitCode {
     let json_errors = match &cli.command {
         Command::Run(a) => a.json,
         Command::Inspect(a) => a.json,
+        Command::Audit(a) => a.json(),
         _ => false,
     };
     let result = match cli.command {
