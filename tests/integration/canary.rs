@@ -18,87 +18,19 @@ use airlock_core::VerbError;
 use airlock_core::bindings::airlock::verbs::{log as wit_log, sign as wit_sign};
 use airlock_fetch::{Credential, FetchCapability, FetchGrant, StaticResolver};
 use airlock_sign::{SignCapability, SignKey};
+use airlock_tests::canaries::{
+    CANARY_ED_SEED as ED_SEED, CANARY_FETCH_SECRET as FETCH_SECRET, CANARY_HMAC_KEY as HMAC_KEY,
+    CANARY_LLM_KEY as LLM_KEY, assert_no_secret, canaries,
+};
 use airlock_tests::{TestHost, cache_dir, grants, guest_bytes, host_with, load_ok};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretSlice;
 use serde_json::json;
 use wasmtime::component::{Component, HasSelf, Linker, Val};
 
 use crate::complete::openai_ok;
 use crate::fetch::{Server, ok};
-
-/// The HMAC key the host holds as `mac`.
-const HMAC_KEY: &[u8] = b"canary-hmac-Qx7vZ2mK9pL4wR8tY1nB";
-/// The Ed25519 seed the host holds as `ed`.
-const ED_SEED: [u8; 32] = [
-    0xc3, 0x5a, 0x91, 0x0e, 0x7f, 0x22, 0xd4, 0x68, 0xb1, 0x3c, 0x05, 0xee, 0x49, 0x86, 0x1d, 0xa7,
-    0x5b, 0xf0, 0x32, 0x9c, 0x64, 0x0b, 0xd8, 0x17, 0xae, 0x53, 0xc9, 0x2e, 0x81, 0x76, 0x3f, 0xe5,
-];
-/// The API key of the LLM provider `local`.
-const LLM_KEY: &str = "sk-canary-llm-Hq3Jv8Rw2Zt6Yp1Ls9Kd";
-/// The secret the fetch credential `token` releases.
-const FETCH_SECRET: &str = "canary-fetch-Mb4Xn7Qc1Wv5Te8Ra2Uj/+=";
-
-/// Every spelling of `secret` a careless verb could leave behind: raw, hex in
-/// both cases, percent-encoded in both cases, and base64/base64url as it
-/// would appear inside a longer encoded text at each of the three byte
-/// alignments (the characters that depend on neighbouring bytes are cut off).
-fn spellings(name: &str, secret: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut out = vec![
-        (format!("{name} raw"), secret.to_vec()),
-        (format!("{name} hex"), hex::encode(secret).into_bytes()),
-        (
-            format!("{name} HEX"),
-            hex::encode_upper(secret).into_bytes(),
-        ),
-        (format!("{name} percent"), percent(secret, false)),
-        (format!("{name} PERCENT"), percent(secret, true)),
-    ];
-    for shift in 0..3 {
-        let mut shifted = vec![0u8; shift];
-        shifted.extend_from_slice(secret);
-        for (label, text) in [
-            ("base64", STANDARD.encode(&shifted)),
-            ("base64url", URL_SAFE_NO_PAD.encode(&shifted)),
-        ] {
-            // The first characters mix in the zero prefix, the last four the
-            // end of the input (and padding): keep only the stable middle.
-            let skip = (shift * 4).div_ceil(3);
-            let core = &text.as_bytes()[skip..text.len() - 4];
-            out.push((format!("{name} {label}+{shift}"), core.to_vec()));
-        }
-    }
-    out.sort_by(|a, b| a.1.cmp(&b.1));
-    out.dedup_by(|a, b| a.1 == b.1);
-    out
-}
-
-/// Percent-encoding of everything but RFC 3986's unreserved characters.
-fn percent(bytes: &[u8], upper: bool) -> Vec<u8> {
-    let mut out = String::new();
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else if upper {
-            out.push_str(&format!("%{b:02X}"));
-        } else {
-            out.push_str(&format!("%{b:02x}"));
-        }
-    }
-    out.into_bytes()
-}
-
-/// Every spelling of every canary.
-fn all_canaries() -> Vec<(String, Vec<u8>)> {
-    [
-        spellings("hmac key", HMAC_KEY),
-        spellings("ed25519 seed", &ED_SEED),
-        spellings("llm key", LLM_KEY.as_bytes()),
-        spellings("fetch secret", FETCH_SECRET.as_bytes()),
-    ]
-    .concat()
-}
 
 /// A [`MemoryProbe`] that counts the memories it saw at each point and
 /// records every canary spelling it found.
@@ -121,7 +53,7 @@ struct Seen {
 
 impl CanaryScan {
     fn new() -> Arc<Self> {
-        let (names, patterns): (Vec<String>, Vec<Vec<u8>>) = all_canaries().into_iter().unzip();
+        let (names, patterns): (Vec<String>, Vec<Vec<u8>>) = canaries().into_iter().unzip();
         Arc::new(Self {
             names,
             matcher: AhoCorasick::new(patterns).expect("the spellings build a matcher"),
@@ -195,17 +127,6 @@ fn output_text(out: &JobOutput) -> String {
     )
 }
 
-/// Asserts that no spelling of any canary occurs in `text` (`what` says where).
-#[track_caller]
-fn assert_clean(what: &str, text: &str) {
-    for (name, pattern) in all_canaries() {
-        assert!(
-            memchr::memmem::find(text.as_bytes(), &pattern).is_none(),
-            "the {name} spelling of a canary is in {what}: {text}"
-        );
-    }
-}
-
 mod secrets {
     use super::*;
 
@@ -232,7 +153,10 @@ mod secrets {
             Budget::default(),
         );
         let args = json!({ "hmac-key": "mac", "ed-key": "ed", "data": [1, 2, 3] });
-        let out = host.run(&keys, None, &args).await.expect("key-user runs");
+        let out = host
+            .run(&keys, Some("exercise"), &args)
+            .await
+            .expect("key-user runs");
         let lines = out.value.as_array().expect("a list of lines");
         assert_eq!(lines.len(), 5, "{}", out.value);
         assert_eq!(lines[1], "hmac-sha256-verify true");
@@ -304,11 +228,11 @@ mod secrets {
             seen.scans
         );
         for (i, text) in outputs.iter().enumerate() {
-            assert_clean(&format!("the output of job {i}"), text);
+            assert_no_secret(&format!("the output of job {i}"), text);
         }
         let audit = format!("{:?}", host.audit.records());
         assert!(audit.contains("ed25519-sign"), "{audit}");
-        assert_clean("the audit records", &audit);
+        assert_no_secret("the audit records", &audit);
     }
 
     /// A `sign` implementation that hands the guest its key instead of a MAC:
@@ -406,30 +330,6 @@ mod secrets {
             "ed25519 seed hex (returning from host)",
         ] {
             assert!(hits.contains(leak), "{leak} was not seen: {hits:?}");
-        }
-    }
-}
-
-/// The spellings really are what an encoder produces around a secret.
-#[test]
-fn every_spelling_occurs_in_a_real_encoding_of_a_text_holding_the_secret() {
-    for prefix in [&b""[..], b"a", b"ab", b"abc"] {
-        let mut text = prefix.to_vec();
-        text.extend_from_slice(HMAC_KEY);
-        text.extend_from_slice(b"tail");
-        let encoded = [STANDARD.encode(&text), URL_SAFE_NO_PAD.encode(&text)];
-        let shift = prefix.len() % 3;
-        for (name, pattern) in spellings("k", HMAC_KEY) {
-            if let Some(rest) = name.strip_prefix("k base64") {
-                if rest.ends_with(&format!("+{shift}")) {
-                    assert!(
-                        encoded
-                            .iter()
-                            .any(|e| memchr::memmem::find(e.as_bytes(), &pattern).is_some()),
-                        "{name} not found in {encoded:?}"
-                    );
-                }
-            }
         }
     }
 }
