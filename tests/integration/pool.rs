@@ -261,3 +261,85 @@ mod hostcall_data {
         assert_host_still_works(&host).await;
     }
 }
+
+mod input {
+    use super::*;
+    use airlock::{Capabilities, Grants};
+    use airlock_complete::{CompleteCapability, CompleteGrant, ProviderConfig, ProviderKind};
+    use airlock_fetch::FetchGrant;
+    use serde_json::Value;
+
+    /// 8 MiB: twice what a job may hand the host in one call.
+    const GIANT: usize = 8 << 20;
+
+    /// `grants` as given plus `log`.
+    fn with_log(mut grants: Grants) -> Grants {
+        grants.log = airlock_tests::grants(json!({ "log": {} })).log;
+        grants
+    }
+
+    #[tokio::test]
+    async fn a_giant_string_to_each_verb_ends_at_the_hostcall_limit() {
+        let provider = ProviderConfig::new(ProviderKind::OpenAi, "http://127.0.0.1:9/v1");
+        let host = host(Capabilities {
+            complete: CompleteCapability::new(vec![("local".into(), provider)])
+                .expect("a valid provider"),
+            ..caps()
+        });
+        let giant = "g".repeat(GIANT);
+        let mut fetch = no_grants();
+        fetch.fetch = Some(Arc::new(FetchGrant {
+            allow: vec!["http://allowed.test/".into()],
+            ..FetchGrant::default()
+        }));
+        let mut complete = no_grants();
+        complete.complete = Some(Arc::new(CompleteGrant::new("local", ["m"])));
+        let cases: [(&str, &str, Grants, &str, Value); 4] = [
+            (
+                "sign",
+                "key-user",
+                airlock_tests::signer_grants(&["webhook"]),
+                "exercise",
+                json!({ "hmac-key": giant, "ed-key": "e", "data": [] }),
+            ),
+            (
+                "log",
+                "key-user",
+                airlock_tests::signer_grants(&["webhook"]),
+                "note",
+                json!({ "message": giant }),
+            ),
+            (
+                "fetch",
+                "http-probe",
+                with_log(fetch),
+                "send",
+                json!({ "req": { "method": "GET", "url": format!("http://allowed.test/{giant}"),
+                                 "headers": [], "body": null } }),
+            ),
+            (
+                "complete",
+                "chat-probe",
+                with_log(complete),
+                "chat",
+                json!({ "messages": [{ "role": "user", "content": giant }],
+                        "options": { "stop": [] } }),
+            ),
+        ];
+        for (verb, guest, grants, function, args) in cases {
+            let tool = load_ok(&host, guest, grants, Budget::default());
+            let err = job_err(
+                host.run(&tool, Some(function), &args).await,
+                &format!("an 8 MiB string to {verb}"),
+            );
+            match &err {
+                JobError::Budget {
+                    which: BudgetKind::HostcallData,
+                    ..
+                } => {}
+                other => panic!("{verb}: expected the hostcall-data budget, got {other:?}"),
+            }
+        }
+        assert_host_still_works(&host).await;
+    }
+}

@@ -40,6 +40,10 @@ impl Guest for KeyUser {
         let zeros = vec![0u8; mib as usize * 1024 * 1024];
         sign::hmac_sha256(&key, &zeros).map_err(|e| format!("hmac-sha256 failed: {e:?}"))
     }
+
+    fn note(message: String) -> Result<(), String> {
+        log::emit(Level::Info, &message).map_err(|e| format!("log failed: {e:?}"))
+    }
 }
 
 /// Lowercase hex.
