@@ -11,7 +11,8 @@
 //! - `fetch`, `complete`: the network and model verbs, through real guests;
 //! - `residue`: a reused pool slot holds nothing from the job before;
 //! - `canary`: no secret reaches guest memory, job output or the audit;
-//! - `pool`: more jobs than slots, instance-heavy tools and handle floods.
+//! - `pressure`: more jobs than slots, instance-heavy tools, handle floods
+//!   and giant messages to every verb.
 
 mod cache;
 mod canary;
@@ -19,7 +20,7 @@ mod complete;
 mod concurrency;
 mod fetch;
 mod log;
-mod pool;
+mod pressure;
 mod residue;
 mod sign;
 mod source_scan;
