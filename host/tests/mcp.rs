@@ -877,3 +877,30 @@ fn the_python_sdk_drives_the_server_over_stdio() {
         "{report}"
     );
 }
+
+// ---- a hostile client ----
+
+mod mcp {
+    use super::*;
+
+    #[test]
+    fn http_turns_away_json_nested_a_hundred_thousand_deep_and_keeps_serving() {
+        let server = http_server();
+        let host = format!("Host: {}", server.addr);
+        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+
+        // JSON nested 100,000 deep in the params of an initialize request.
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let (status, all) = raw_http(&server.addr, "POST", "/mcp", &host, &deep);
+        // rmcp answers a body it cannot parse with 415 and the parser's reason.
+        assert!(status.contains(" 415 "), "deep JSON: {all}");
+        assert!(all.contains("recursion limit exceeded"), "{all}");
+
+        let (status, all) = raw_http(&server.addr, "POST", "/mcp", &host, init);
+        assert!(status.contains(" 200 "), "the next client is served: {all}");
+    }
+}
