@@ -394,6 +394,25 @@ impl Airlock {
         Ok(linker)
     }
 
+    /// Takes a job slot, waiting at most `patience` (the job's own timeout).
+    /// The pool is sized so that an admitted job always finds room (engine.rs).
+    async fn admit(
+        &self,
+        patience: std::time::Duration,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, JobError> {
+        // The common case, a free slot, arms no timer.
+        if let Ok(permit) = self.slots.try_acquire() {
+            return Ok(permit);
+        }
+        match tokio::time::timeout(patience, self.slots.acquire()).await {
+            Ok(permit) => permit.map_err(|e| JobError::Internal(e.to_string())),
+            Err(_) => Err(JobError::Busy {
+                slots: self.max_jobs,
+                waited: patience,
+            }),
+        }
+    }
+
     /// Runs one job: `function` of `tool` (the only export when `None`) with
     /// `args`, a JSON object keyed by parameter names.
     pub async fn run(
@@ -404,18 +423,7 @@ impl Airlock {
     ) -> Result<JobOutput, JobError> {
         let export = tool.export(function)?;
         let params = values::args_from_json(&export.params, args)?;
-        // Admission: a job waits for a slot at most its own timeout. The pool
-        // is sized so that an admitted job always finds room (engine.rs).
-        let waited = tool.budget.timeout;
-        let _slot = match tokio::time::timeout(waited, self.slots.acquire()).await {
-            Ok(slot) => slot.map_err(|e| JobError::Internal(e.to_string()))?,
-            Err(_) => {
-                return Err(JobError::Busy {
-                    slots: self.max_jobs,
-                    waited,
-                });
-            }
-        };
+        let _slot = self.admit(tool.budget.timeout).await?;
         let started = Instant::now();
         let budget = tool.budget;
         let deadline = started + budget.timeout;
