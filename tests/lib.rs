@@ -5,6 +5,9 @@
 //! The guests are real `wasm32-wasip2` components built from `guests/`; run
 //! `cargo xtask build-guests` (or `cargo xtask test`) before these tests.
 
+pub mod canaries;
+pub mod mixed;
+
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -144,6 +147,16 @@ impl TestHost {
     pub fn word_count(&self) -> &Tool {
         self.word_count
             .get_or_init(|| load_ok(&self.airlock, "word-count", no_grants(), Budget::default()))
+    }
+}
+
+/// Every test that drops a host has its audit trail checked for secrets.
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let trail = format!("{:?}", self.audit.records());
+            canaries::assert_no_secret("the audit trail", &trail);
+        }
     }
 }
 

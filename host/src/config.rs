@@ -65,6 +65,8 @@ pub struct BudgetSpec {
     pub memory: Option<Size>,
     /// Output limit, e.g. `"1MiB"`.
     pub output: Option<Size>,
+    /// Resource handles held at once (streams, pollables).
+    pub resources: Option<usize>,
 }
 
 impl BudgetSpec {
@@ -75,6 +77,7 @@ impl BudgetSpec {
             fuel: self.fuel.unwrap_or(base.fuel),
             memory: self.memory.map_or(base.memory, |s| s.0),
             output: self.output.map_or(base.output, |s| s.0),
+            resources: self.resources.unwrap_or(base.resources),
             ..base
         }
     }

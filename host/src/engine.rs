@@ -11,6 +11,13 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 /// How often the epoch advances: the granularity of CPU deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Core module instances one job may create (a Rust tool needs 3 or 4).
+pub const CORE_INSTANCES_PER_JOB: u32 = 16;
+/// Linear memories one job may create.
+pub const MEMORIES_PER_JOB: u32 = 2;
+/// Tables one job may create.
+pub const TABLES_PER_JOB: u32 = 8;
+
 /// Limits of the pooling allocator, sized for `max_jobs` concurrent jobs.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSize {
@@ -34,6 +41,21 @@ impl Default for PoolSize {
 /// exceptions, stack switching and component-model async are not even
 /// compiled in (cargo features).
 pub fn build_engine(pool: PoolSize) -> wasmtime::Result<Engine> {
+    Engine::new(&config(pool))
+}
+
+/// [`build_engine`] with wasmtime's guest debugging on, so that a
+/// [`crate::probe::MemoryProbe`] can read every linear memory of a job. For
+/// wall tests only: debug instrumentation slows every guest down.
+#[cfg(feature = "guest-debug")]
+pub fn build_debug_engine(pool: PoolSize) -> wasmtime::Result<Engine> {
+    let mut config = config(pool);
+    config.guest_debug(true);
+    Engine::new(&config)
+}
+
+/// The settings [`build_engine`] uses.
+fn config(pool: PoolSize) -> Config {
     let mut config = Config::new();
     config
         .strategy(wasmtime::Strategy::Cranelift)
@@ -43,19 +65,22 @@ pub fn build_engine(pool: PoolSize) -> wasmtime::Result<Engine> {
         .max_wasm_stack(512 << 10)
         .async_stack_zeroing(true);
 
+    // Every total is the per-job limit times the job slots: a job admitted by
+    // the host's semaphore always finds room, so the pool is never exhausted
+    // by concurrency, only a tool over the per-job limits fails (at once).
     let j = pool.max_jobs;
     let mut pooling = PoolingAllocationConfig::new();
     pooling
         .total_component_instances(j)
-        .total_core_instances(4 * j)
-        .total_memories(2 * j)
-        .total_tables(4 * j)
+        .total_core_instances(CORE_INSTANCES_PER_JOB * j)
+        .total_memories(MEMORIES_PER_JOB * j)
+        .total_tables(TABLES_PER_JOB * j)
         .total_stacks(j)
         .max_memory_size(pool.max_memory_bytes)
         .table_elements(10_000)
-        .max_core_instances_per_component(16)
-        .max_memories_per_component(2)
-        .max_tables_per_component(8)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_JOB)
+        .max_memories_per_component(MEMORIES_PER_JOB)
+        .max_tables_per_component(TABLES_PER_JOB)
         .linear_memory_keep_resident(64 << 10)
         // Zero the top of a reused fiber stack instead of decommitting it:
         // measured -25% on a trivial job (bench job_cold).
@@ -63,7 +88,7 @@ pub fn build_engine(pool: PoolSize) -> wasmtime::Result<Engine> {
         .table_keep_resident(16 << 10)
         .pagemap_scan(Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    Engine::new(&config)
+    config
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.

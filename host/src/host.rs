@@ -44,6 +44,18 @@ pub enum LoadError {
         /// The parser's or compiler's first line.
         reason: String,
     },
+    /// The component is valid but needs more than one job may have (core
+    /// instances, memories or tables); it could never run on this host.
+    #[error(
+        "{what} needs more than a job may have: {reason}; split the tool or build it with \
+         fewer modules"
+    )]
+    OverLimits {
+        /// What was loaded (a path or a tool name).
+        what: String,
+        /// wasmtime's count and limit.
+        reason: String,
+    },
     /// A grant names something the host does not have.
     #[error("tool `{tool}`: {reason}")]
     Grant {
@@ -180,6 +192,10 @@ pub struct HostOptions {
     pub cache_dir: Option<PathBuf>,
     /// Never touch the disk cache.
     pub no_cache: bool,
+    /// Test-only: shows every job's guest memories to this probe (and builds
+    /// the engine with guest debugging on). See [`crate::probe`].
+    #[cfg(feature = "guest-debug")]
+    pub memory_probe: Option<Arc<dyn crate::probe::MemoryProbe>>,
 }
 
 /// The airlock host.
@@ -192,7 +208,10 @@ pub struct Airlock {
     linkers: Mutex<HashMap<VerbSet, Arc<Linker<JobState>>>>,
     pres: Mutex<HashMap<(Digest32, VerbSet), InstancePre<JobState>>>,
     slots: tokio::sync::Semaphore,
+    max_jobs: u32,
     next_job: AtomicU64,
+    #[cfg(feature = "guest-debug")]
+    probe: Option<Arc<dyn crate::probe::MemoryProbe>>,
 }
 
 impl Airlock {
@@ -202,6 +221,12 @@ impl Airlock {
         caps: Capabilities,
         audit: Arc<dyn AuditSink>,
     ) -> anyhow::Result<Self> {
+        #[cfg(feature = "guest-debug")]
+        let engine = match options.memory_probe {
+            Some(_) => crate::engine::build_debug_engine(options.pool)?,
+            None => build_engine(options.pool)?,
+        };
+        #[cfg(not(feature = "guest-debug"))]
         let engine = build_engine(options.pool)?;
         let ticker = EpochTicker::start(&engine);
         let cache = if options.no_cache {
@@ -218,7 +243,10 @@ impl Airlock {
             linkers: Mutex::default(),
             pres: Mutex::default(),
             slots: tokio::sync::Semaphore::new(options.pool.max_jobs as usize),
+            max_jobs: options.pool.max_jobs,
             next_job: AtomicU64::new(1),
+            #[cfg(feature = "guest-debug")]
+            probe: options.memory_probe,
         })
     }
 
@@ -320,16 +348,21 @@ impl Airlock {
         bytes: &[u8],
         what: &str,
     ) -> Result<(Component, Digest32, CacheOutcome), LoadError> {
-        self.cache
-            .load(&self.engine, bytes)
-            .map_err(|e| LoadError::NotAComponent {
-                what: what.to_string(),
-                reason: format!("{e}")
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            })
+        self.cache.load(&self.engine, bytes).map_err(|e| {
+            let what = what.to_string();
+            let reason = format!("{e}")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            // The pooling allocator checks a component against the per-job
+            // limits when it compiles (engine.rs sets them).
+            if reason.contains("in the pooling allocator") {
+                LoadError::OverLimits { what, reason }
+            } else {
+                LoadError::NotAComponent { what, reason }
+            }
+        })
     }
 
     fn instance_pre(
@@ -361,6 +394,25 @@ impl Airlock {
         Ok(linker)
     }
 
+    /// Takes a job slot, waiting at most `patience` (the job's own timeout).
+    /// The pool is sized so that an admitted job always finds room (engine.rs).
+    async fn admit(
+        &self,
+        patience: std::time::Duration,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, JobError> {
+        // The common case, a free slot, arms no timer.
+        if let Ok(permit) = self.slots.try_acquire() {
+            return Ok(permit);
+        }
+        match tokio::time::timeout(patience, self.slots.acquire()).await {
+            Ok(permit) => permit.map_err(|e| JobError::Internal(e.to_string())),
+            Err(_) => Err(JobError::Busy {
+                slots: self.max_jobs,
+                waited: patience,
+            }),
+        }
+    }
+
     /// Runs one job: `function` of `tool` (the only export when `None`) with
     /// `args`, a JSON object keyed by parameter names.
     pub async fn run(
@@ -371,11 +423,7 @@ impl Airlock {
     ) -> Result<JobOutput, JobError> {
         let export = tool.export(function)?;
         let params = values::args_from_json(&export.params, args)?;
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|e| JobError::Internal(e.to_string()))?;
+        let _slot = self.admit(tool.budget.timeout).await?;
         let started = Instant::now();
         let budget = tool.budget;
         let deadline = started + budget.timeout;
@@ -390,6 +438,10 @@ impl Airlock {
             JobParts { captured, verbs },
         )
         .map_err(|e| JobError::Internal(format!("{e:#}")))?;
+        #[cfg(feature = "guest-debug")]
+        if let Some(probe) = &self.probe {
+            crate::probe::watch(&mut store, probe.clone());
+        }
 
         let n_results = usize::from(export.result.is_some());
         let call = async {
@@ -402,6 +454,10 @@ impl Airlock {
             wasmtime::Result::<Vec<Val>>::Ok(results)
         };
         let outcome = tokio::time::timeout(budget.timeout, call).await;
+        #[cfg(feature = "guest-debug")]
+        if let Some(probe) = &self.probe {
+            crate::probe::inspect(&mut store, crate::probe::ProbePoint::JobEnd, &**probe);
+        }
         let results = match outcome {
             Err(_elapsed) => return Err(job::deadline_error(&budget)),
             Ok(Err(e)) => return Err(job::classify_failure(e, &store, &captured, &budget)),

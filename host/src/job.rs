@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use airlock_log::LogLine;
 use serde_json::Value;
-use wasmtime::component::{ResourceTable, Val};
+use wasmtime::component::{ResourceTable, ResourceTableError, Val};
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -60,6 +60,8 @@ pub enum BudgetKind {
     Output,
     /// The guest tried to copy more bytes to the host in one call than allowed.
     HostcallData,
+    /// The guest tried to hold more resource handles at once than allowed.
+    Resources,
 }
 
 impl BudgetKind {
@@ -71,6 +73,7 @@ impl BudgetKind {
             BudgetKind::Memory => "memory",
             BudgetKind::Output => "output",
             BudgetKind::HostcallData => "hostcall-data",
+            BudgetKind::Resources => "resources",
         }
     }
 }
@@ -109,6 +112,18 @@ pub enum JobError {
     /// The export returned its own `err` value.
     #[error("the tool returned an error: {0}")]
     ToolError(Value),
+    /// Every job slot of the host stayed taken for the job's whole timeout, so
+    /// the job never started. Nothing of the tool ran; retrying later is safe.
+    #[error(
+        "all {slots} job slots stayed busy for {}; the job did not start: retry later, or raise the host's `max_jobs`",
+        humantime::format_duration(*.waited)
+    )]
+    Busy {
+        /// The host's job slots (its `max_jobs`).
+        slots: u32,
+        /// How long the job waited for one.
+        waited: Duration,
+    },
     /// A host failure that is not the guest's doing.
     #[error("internal error: {0}")]
     Internal(String),
@@ -122,6 +137,7 @@ impl JobError {
             JobError::Budget { .. } => "budget",
             JobError::Trap { .. } => "trap",
             JobError::ToolError(_) => "tool-error",
+            JobError::Busy { .. } => "busy",
             JobError::Internal(_) => "internal",
         }
     }
@@ -205,13 +221,13 @@ impl ResourceLimiter for JobLimiter {
     }
 
     fn instances(&self) -> usize {
-        16
+        crate::engine::CORE_INSTANCES_PER_JOB as usize
     }
     fn tables(&self) -> usize {
-        8
+        crate::engine::TABLES_PER_JOB as usize
     }
     fn memories(&self) -> usize {
-        2
+        crate::engine::MEMORIES_PER_JOB as usize
     }
 }
 
@@ -315,6 +331,18 @@ pub(crate) fn classify_failure(
             code: format!("exit({})", exit.0),
             message: format!("the tool called exit with status {}", exit.0)
                 + &stderr_tail(captured),
+        };
+    }
+    if err
+        .chain()
+        .any(|e| matches!(e.downcast_ref(), Some(ResourceTableError::Full)))
+    {
+        return JobError::Budget {
+            which: BudgetKind::Resources,
+            detail: format!(
+                "the tool tried to hold more than {} resource handles at once; drop handles it no longer needs, or raise `resources` in the tool's budget",
+                budget.resources
+            ),
         };
     }
     let text = format!("{err:#}");

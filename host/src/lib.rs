@@ -12,6 +12,8 @@ pub mod engine;
 pub mod host;
 pub mod job;
 pub mod mcp;
+#[cfg(feature = "guest-debug")]
+pub mod probe;
 pub mod schema;
 pub mod units;
 pub mod values;

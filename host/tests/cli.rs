@@ -515,3 +515,76 @@ fn a_closed_stdout_ends_the_command_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+// ---- the audit trail ----
+
+mod audit {
+    use super::*;
+
+    #[test]
+    fn audit_verify_passes_an_intact_trail_and_names_the_first_broken_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir, "key", "cli-test-hmac-key\n");
+        let toml = format!("[secrets.w]\nfile = \"key\"\n{WEBHOOK_KEY}");
+        let config = write(&dir, "airlock.toml", toml);
+        let trail = dir
+            .path()
+            .join("audit.jsonl")
+            .to_string_lossy()
+            .into_owned();
+        let wasm = guest("sign_webhook");
+        for body in ["first", "second"] {
+            let args = format!(r#"{{"body":"{body}"}}"#);
+            let mut argv = vec!["run", &wasm, "--config", &config, "--audit", &trail];
+            argv.extend(["--grant", "sign:webhook", "--grant", "log"]);
+            argv.extend(["--call", "sign", "--args", &args]);
+            expect(&airlock(&argv), 0);
+        }
+        let text = std::fs::read_to_string(&trail).unwrap();
+        assert!(
+            !text.contains("cli-test-hmac-key"),
+            "the key is in the trail:\n{text}"
+        );
+        assert_has(&text, "hmac-sha256");
+
+        let v = expect_json(&airlock(&["audit", "verify", &trail, "--json"]), 0);
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["runs"], 2, "{v}");
+        assert!(v["records"].as_u64().is_some_and(|n| n >= 2), "{v}");
+        let (stdout, _) = expect(&airlock(&["audit", "verify", &trail]), 0);
+        assert_has(&stdout, "intact: ");
+        assert_has(&stdout, "from 2 host runs");
+
+        // An edited decision: that line no longer matches its own hash.
+        let lines: Vec<&str> = text.lines().collect();
+        let signed = lines
+            .iter()
+            .position(|l| l.contains("hmac-sha256"))
+            .unwrap();
+        let mut edited = lines.clone();
+        let forged = lines[signed].replace("\"allow\"", "\"deny\"");
+        assert_ne!(forged, lines[signed], "the sign record holds a decision");
+        edited[signed] = &forged;
+        std::fs::write(&trail, edited.join("\n") + "\n").unwrap();
+        let line = (signed + 1).to_string();
+        let err = expect_error(&airlock(&["audit", "verify", &trail]), 1, "modified");
+        assert_has(&err, &format!("line {line}"));
+        let err = expect_json_error(
+            &airlock(&["audit", "verify", &trail, "--json"]),
+            1,
+            "audit-broken",
+        );
+        assert_eq!(err["detail"]["line"], signed + 1, "{err}");
+
+        // A removed line: the next one no longer chains to the one before.
+        let mut cut = lines.clone();
+        cut.remove(signed);
+        std::fs::write(&trail, cut.join("\n") + "\n").unwrap();
+        let err = expect_error(
+            &airlock(&["audit", "verify", &trail]),
+            1,
+            "removed, inserted or reordered",
+        );
+        assert_has(&err, &format!("line {line}"));
+    }
+}

@@ -337,132 +337,6 @@ async fn stdio_calls_succeed_with_text_and_structured_content() {
     assert!(log.contains("word-count.count job"), "{log}");
 }
 
-mod mcp {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_failure_class_is_an_is_error_result() {
-        let (client, _) = stdio_client("errors").await;
-        let peer = client.peer();
-        // The tool's own `err`.
-        let r = call(
-            peer,
-            "sign-webhook.verify",
-            json!({"body": "x", "header": "sha256=zz"}),
-        )
-        .await;
-        expect_error(&r, &["the tool returned an error: ", "not a hex signature"]);
-        // A budget: a spin loop with a million units of fuel.
-        let r = call(peer, "spin-fuel.run", json!({})).await;
-        expect_error(&r, &["the fuel budget ran out", "1000000 units of fuel"]);
-        // A trap: the guest panics.
-        let r = call(peer, "panic.run", json!({"message": "boom"})).await;
-        expect_error(&r, &["the tool trapped", "deliberate panic: boom"]);
-        // Arguments, with the field named.
-        let r = call(peer, "word-count.count", json!({})).await;
-        expect_error(
-            &r,
-            &[
-                "invalid arguments",
-                "argument `text`",
-                "missing (expected string)",
-            ],
-        );
-        let r = call(peer, "word-count.count", json!({"text": 42})).await;
-        expect_error(&r, &["argument `text`", "expected string, got 42"]);
-        let r = call(peer, "word-count.count", json!({"text": "a", "extra": 1})).await;
-        expect_error(
-            &r,
-            &["argument `extra`", "unknown argument (accepted: text)"],
-        );
-        // An unknown tool is a protocol error naming the tools there are.
-        let mut params = args(json!({}));
-        params.name = "nope.run".into();
-        let e = peer.call_tool(params).await.unwrap_err().to_string();
-        assert!(
-            e.contains("no tool `nope.run`") && e.contains("word-count.count"),
-            "{e}"
-        );
-        // The server is still fine.
-        expect_ok(&call(peer, "word-count.count", json!({"text": "still here"})).await);
-        client.cancel().await.unwrap();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_tool_that_loops_forever_does_not_block_the_others() {
-        let (client, _) = stdio_client("spin").await;
-        let started = Instant::now();
-        let peer = client.peer().clone();
-        let spin = tokio::spawn(async move { call(&peer, "spin.run", json!({})).await });
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        for i in 0..20 {
-            let r = call(client.peer(), "word-count.count", json!({"text": "x y"})).await;
-            assert_eq!(expect_ok(&r)["words"], 2, "call {i}");
-        }
-        assert!(
-            !spin.is_finished(),
-            "20 calls should finish well inside the spin's 2 s deadline ({:?} elapsed)",
-            started.elapsed()
-        );
-        let r = spin.await.unwrap();
-        expect_error(&r, &["the deadline budget ran out", "2s deadline"]);
-        assert!(started.elapsed() >= Duration::from_secs(2));
-        client.cancel().await.unwrap();
-    }
-
-    #[test]
-    fn a_world_refusal_stops_startup() {
-        let dir = tempfile::tempdir().unwrap();
-        let kit = dir.path().join("kit.toml");
-        let toolkit = format!(
-            "[tools.word-count]\ncomponent = '{}'\n[tools.over]\ncomponent = '{}'\n[tools.over.grants.log]\n",
-            guest("word_count"),
-            guest("overreach")
-        );
-        std::fs::write(&kit, toolkit).unwrap();
-        let out = command(&["mcp", kit.to_str().unwrap()])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let (stdout, stderr) = expect_exit(&out, 3);
-        assert!(stdout.is_empty(), "stdout is the protocol: {stdout}");
-        assert!(
-            stderr.contains("tool `over` was refused before it could start"),
-            "{stderr}"
-        );
-        assert!(stderr.contains("airlock:verbs/sign@0.1.0"), "{stderr}");
-    }
-
-    #[test]
-    fn http_checks_the_host_header_and_the_path() {
-        let server = http_server();
-        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
-        let port = server.addr.rsplit(':').next().unwrap();
-        let host = |h: &str| format!("Host: {h}");
-        // DNS rebinding: a page on evil.example resolved to 127.0.0.1.
-        let evil = host(&format!("evil.example:{port}"));
-        let (status, all) = raw_http(&server.addr, "POST", "/mcp", &evil, init);
-        assert!(status.contains(" 403 "), "{all}");
-        // The right name on another port: refused too.
-        let (status, _) = raw_http(&server.addr, "POST", "/mcp", &host("127.0.0.1:1"), init);
-        assert!(status.contains(" 403 "), "{status}");
-        // A page of another origin posting to the right host.
-        let cross = format!("{}\r\nOrigin: http://evil.example", host(&server.addr));
-        let (status, all) = raw_http(&server.addr, "POST", "/mcp", &cross, init);
-        assert!(status.contains(" 403 "), "{all}");
-        for h in [server.addr.clone(), format!("localhost:{port}")] {
-            let (status, all) = raw_http(&server.addr, "POST", "/mcp", &host(&h), init);
-            assert!(status.contains(" 200 "), "Host {h}: {all}");
-        }
-        let same = format!("{}\r\nOrigin: http://{}", host(&server.addr), server.addr);
-        let (status, all) = raw_http(&server.addr, "POST", "/mcp", &same, init);
-        assert!(status.contains(" 200 "), "{all}");
-        let (status, all) = raw_http(&server.addr, "POST", "/other", &host(&server.addr), init);
-        assert!(status.contains(" 404 "), "{all}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_calls_all_succeed() {
     let (client, _) = stdio_client("concurrent").await;
@@ -880,4 +754,153 @@ fn the_python_sdk_drives_the_server_over_stdio() {
             .contains("argument `text`: expected string, got 7"),
         "{report}"
     );
+}
+
+// ---- walls: hostile clients and tools ----
+
+mod mcp {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_failure_class_is_an_is_error_result() {
+        let (client, _) = stdio_client("errors").await;
+        let peer = client.peer();
+        // The tool's own `err`.
+        let r = call(
+            peer,
+            "sign-webhook.verify",
+            json!({"body": "x", "header": "sha256=zz"}),
+        )
+        .await;
+        expect_error(&r, &["the tool returned an error: ", "not a hex signature"]);
+        // A budget: a spin loop with a million units of fuel.
+        let r = call(peer, "spin-fuel.run", json!({})).await;
+        expect_error(&r, &["the fuel budget ran out", "1000000 units of fuel"]);
+        // A trap: the guest panics.
+        let r = call(peer, "panic.run", json!({"message": "boom"})).await;
+        expect_error(&r, &["the tool trapped", "deliberate panic: boom"]);
+        // Arguments, with the field named.
+        let r = call(peer, "word-count.count", json!({})).await;
+        expect_error(
+            &r,
+            &[
+                "invalid arguments",
+                "argument `text`",
+                "missing (expected string)",
+            ],
+        );
+        let r = call(peer, "word-count.count", json!({"text": 42})).await;
+        expect_error(&r, &["argument `text`", "expected string, got 42"]);
+        let r = call(peer, "word-count.count", json!({"text": "a", "extra": 1})).await;
+        expect_error(
+            &r,
+            &["argument `extra`", "unknown argument (accepted: text)"],
+        );
+        // An unknown tool is a protocol error naming the tools there are.
+        let mut params = args(json!({}));
+        params.name = "nope.run".into();
+        let e = peer.call_tool(params).await.unwrap_err().to_string();
+        assert!(
+            e.contains("no tool `nope.run`") && e.contains("word-count.count"),
+            "{e}"
+        );
+        // The server is still fine.
+        expect_ok(&call(peer, "word-count.count", json!({"text": "still here"})).await);
+        client.cancel().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tool_that_loops_forever_does_not_block_the_others() {
+        let (client, _) = stdio_client("spin").await;
+        let started = Instant::now();
+        let peer = client.peer().clone();
+        let spin = tokio::spawn(async move { call(&peer, "spin.run", json!({})).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for i in 0..20 {
+            let r = call(client.peer(), "word-count.count", json!({"text": "x y"})).await;
+            assert_eq!(expect_ok(&r)["words"], 2, "call {i}");
+        }
+        assert!(
+            !spin.is_finished(),
+            "20 calls should finish well inside the spin's 2 s deadline ({:?} elapsed)",
+            started.elapsed()
+        );
+        let r = spin.await.unwrap();
+        expect_error(&r, &["the deadline budget ran out", "2s deadline"]);
+        assert!(started.elapsed() >= Duration::from_secs(2));
+        client.cancel().await.unwrap();
+    }
+
+    #[test]
+    fn a_world_refusal_stops_startup() {
+        let dir = tempfile::tempdir().unwrap();
+        let kit = dir.path().join("kit.toml");
+        let toolkit = format!(
+            "[tools.word-count]\ncomponent = '{}'\n[tools.over]\ncomponent = '{}'\n[tools.over.grants.log]\n",
+            guest("word_count"),
+            guest("overreach")
+        );
+        std::fs::write(&kit, toolkit).unwrap();
+        let out = command(&["mcp", kit.to_str().unwrap()])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (stdout, stderr) = expect_exit(&out, 3);
+        assert!(stdout.is_empty(), "stdout is the protocol: {stdout}");
+        assert!(
+            stderr.contains("tool `over` was refused before it could start"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("airlock:verbs/sign@0.1.0"), "{stderr}");
+    }
+
+    #[test]
+    fn http_checks_the_host_header_and_the_path() {
+        let server = http_server();
+        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+        let port = server.addr.rsplit(':').next().unwrap();
+        let host = |h: &str| format!("Host: {h}");
+        // DNS rebinding: a page on evil.example resolved to 127.0.0.1.
+        let evil = host(&format!("evil.example:{port}"));
+        let (status, all) = raw_http(&server.addr, "POST", "/mcp", &evil, init);
+        assert!(status.contains(" 403 "), "{all}");
+        // The right name on another port: refused too.
+        let (status, _) = raw_http(&server.addr, "POST", "/mcp", &host("127.0.0.1:1"), init);
+        assert!(status.contains(" 403 "), "{status}");
+        // A page of another origin posting to the right host.
+        let cross = format!("{}\r\nOrigin: http://evil.example", host(&server.addr));
+        let (status, all) = raw_http(&server.addr, "POST", "/mcp", &cross, init);
+        assert!(status.contains(" 403 "), "{all}");
+        for h in [server.addr.clone(), format!("localhost:{port}")] {
+            let (status, all) = raw_http(&server.addr, "POST", "/mcp", &host(&h), init);
+            assert!(status.contains(" 200 "), "Host {h}: {all}");
+        }
+        let same = format!("{}\r\nOrigin: http://{}", host(&server.addr), server.addr);
+        let (status, all) = raw_http(&server.addr, "POST", "/mcp", &same, init);
+        assert!(status.contains(" 200 "), "{all}");
+        let (status, all) = raw_http(&server.addr, "POST", "/other", &host(&server.addr), init);
+        assert!(status.contains(" 404 "), "{all}");
+    }
+
+    #[test]
+    fn http_turns_away_json_nested_a_hundred_thousand_deep_and_keeps_serving() {
+        let server = http_server();
+        let host = format!("Host: {}", server.addr);
+        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+
+        // JSON nested 100,000 deep in the params of an initialize request.
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let (status, all) = raw_http(&server.addr, "POST", "/mcp", &host, &deep);
+        // rmcp answers a body it cannot parse with 415 and the parser's reason.
+        assert!(status.contains(" 415 "), "deep JSON: {all}");
+        assert!(all.contains("recursion limit exceeded"), "{all}");
+
+        let (status, all) = raw_http(&server.addr, "POST", "/mcp", &host, init);
+        assert!(status.contains(" 200 "), "the next client is served: {all}");
+    }
 }

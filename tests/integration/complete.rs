@@ -28,8 +28,7 @@ use serde_json::{Value, json};
 
 use crate::fetch::{Body, Server, respond};
 
-/// The API key every provider of these tests is configured with.
-const KEY: &str = "sk-test-abcdef1234567890XYZ";
+use airlock_tests::canaries::LLM_KEY as KEY;
 
 /// A provider of `kind` on the loopback server at `port`, keyed with [`KEY`].
 fn provider(kind: ProviderKind, port: u16) -> ProviderConfig {
@@ -125,7 +124,7 @@ fn json_reply(status: u16, body: Value) -> Response<Body> {
 }
 
 /// An OpenAI chat-completions success body.
-fn openai_ok(text: &str, prompt: u64, completion: u64) -> Response<Body> {
+pub(crate) fn openai_ok(text: &str, prompt: u64, completion: u64) -> Response<Body> {
     json_reply(
         200,
         json!({

@@ -194,9 +194,7 @@ fn redirect(status: u16, location: &str) -> Response<Body> {
 // The host, the grants and the probe.
 // ---------------------------------------------------------------------------
 
-/// The secret the fetch tests' host holds as `token`; its characters change
-/// under every encoding, so each spelling of a reflection is distinct.
-const SECRET: &str = "s3cr3t/T0KEN+with=chars&more";
+use airlock_tests::canaries::FETCH_SECRET as SECRET;
 
 /// The resolver every fetch test host uses: the names of the tests and the
 /// addresses they stand for. Nothing resolves through real DNS.

@@ -9,17 +9,22 @@
 //! - `source_scan`: the host's source never hands a guest ambient authority;
 //! - `cache`: the compiled-component cache is used, and never trusted blindly;
 //! - `fetch`, `complete`: the network and model verbs, through real guests;
-//! - `residue`: a reused pool slot holds nothing from the job before.
+//! - `residue`: a reused pool slot holds nothing from the job before;
+//! - `canary`: no secret reaches guest memory, job output or the audit;
+//! - `pressure`: more jobs than slots, instance-heavy tools, handle floods
+//!   and giant messages to every verb.
 //!
 //! Inside them, a test that attacks one of the walls sits in a module named
 //! after it (`walls::cpu::spin_runs_out_of_fuel`): WALLS.md is generated from
 //! those names by `cargo xtask walls`.
 
 mod cache;
+mod canary;
 mod complete;
 mod concurrency;
 mod fetch;
 mod log;
+mod pressure;
 mod residue;
 mod sign;
 mod source_scan;

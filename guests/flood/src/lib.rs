@@ -1,5 +1,6 @@
 //! Flood: a misbehaving guest for tests.
-//! It writes huge amounts to stdout or returns a huge string.
+//! It writes huge amounts to stdout, returns a huge string, or holds host
+//! resource handles without end.
 
 wit_bindgen::generate!({
     world: "airlock-guest:flood/flood",
@@ -31,6 +32,16 @@ impl Guest for Flood {
 
     fn big(bytes: u64) -> String {
         "y".repeat(usize::try_from(bytes).expect("size must fit in memory"))
+    }
+
+    fn handles(count: u32) -> u32 {
+        let mut held = Vec::new();
+        for _ in 0..count {
+            held.push(wasip2::clocks::monotonic_clock::subscribe_duration(
+                1_000_000_000,
+            ));
+        }
+        held.len() as u32
     }
 }
 

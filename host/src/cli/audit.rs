@@ -20,14 +20,30 @@ enum AuditCommand {
     Verify {
         /// The audit trail (JSON lines).
         file: PathBuf,
+        /// Print the verdict as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 
+impl AuditArgs {
+    /// Whether the verdict (and any error) is wanted as JSON.
+    pub(super) fn json(&self) -> bool {
+        let AuditCommand::Verify { json, .. } = self.command;
+        json
+    }
+}
+
 pub(super) fn audit(args: AuditArgs) -> Result<(), Failure> {
-    let AuditCommand::Verify { file } = args.command;
+    let AuditCommand::Verify { file, json } = args.command;
     let text = std::fs::read_to_string(&file)
         .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
     match verify(&text) {
+        Ok(v) if json => {
+            let verdict = serde_json::json!({ "ok": true, "records": v.records, "runs": v.runs });
+            outln!("{verdict}");
+            Ok(())
+        }
         Ok(v) => {
             outln!(
                 "{}: intact: {} verb-call records from {} host runs",

@@ -60,6 +60,8 @@ pub mod exit {
     pub const TRAP: u8 = 5;
     /// A host failure.
     pub const INTERNAL: u8 = 6;
+    /// No job slot freed within the job's timeout; nothing ran.
+    pub const BUSY: u8 = 7;
 }
 
 #[derive(Debug, Parser)]
@@ -152,6 +154,7 @@ impl From<LoadError> for Failure {
             LoadError::Link { .. } => (exit::REFUSED, "not-granted", json!(null)),
             LoadError::Io { .. } => (exit::USAGE, "usage", json!(null)),
             LoadError::NotAComponent { .. } => (exit::USAGE, "invalid-component", json!(null)),
+            LoadError::OverLimits { .. } => (exit::REFUSED, "over-limits", json!(null)),
             LoadError::Grant { .. } => (exit::USAGE, "config", json!(null)),
         };
         Self {
@@ -180,6 +183,7 @@ impl From<JobError> for Failure {
             JobError::Budget { which, .. } => (exit::BUDGET, json!({ "budget": which.name() })),
             JobError::Trap { code, .. } => (exit::TRAP, json!({ "trap": code })),
             JobError::ToolError(v) => (exit::TOOL_ERROR, json!({ "err": v })),
+            JobError::Busy { slots, .. } => (exit::BUSY, json!({ "slots": slots })),
             JobError::Internal(_) => (exit::INTERNAL, json!(null)),
         };
         Self {
@@ -288,6 +292,7 @@ pub fn main() -> ExitCode {
     let json_errors = match &cli.command {
         Command::Run(a) => a.json,
         Command::Inspect(a) => a.json,
+        Command::Audit(a) => a.json(),
         _ => false,
     };
     let result = match cli.command {
