@@ -207,6 +207,10 @@ mod tables {
 
 mod hostcall_data {
     use super::*;
+    use airlock::{Capabilities, Grants};
+    use airlock_complete::{CompleteCapability, CompleteGrant, ProviderConfig, ProviderKind};
+    use airlock_fetch::FetchGrant;
+    use serde_json::Value;
 
     #[tokio::test]
     async fn a_one_gib_message_to_a_verb_ends_at_the_hostcall_limit_before_any_copy() {
@@ -260,14 +264,6 @@ mod hostcall_data {
         }
         assert_host_still_works(&host).await;
     }
-}
-
-mod input {
-    use super::*;
-    use airlock::{Capabilities, Grants};
-    use airlock_complete::{CompleteCapability, CompleteGrant, ProviderConfig, ProviderKind};
-    use airlock_fetch::FetchGrant;
-    use serde_json::Value;
 
     /// 8 MiB: twice what a job may hand the host in one call.
     const GIANT: usize = 8 << 20;
