@@ -541,9 +541,15 @@ fn status_key(binary: &Binary, path: &str) -> String {
     format!("{} {path}", binary.key())
 }
 
+/// The test that fails when WALLS.md no longer matches the sources.
+const STALENESS_TEST: &str = "walls_md_lists_exactly_the_wall_tests_in_the_sources";
+
 /// Run the suite as `cargo xtask test` does, teeing its output, and read the statuses.
 fn run_suite(root: &Path) -> Result<Run> {
-    let mut cmd = crate::test_command(root, &[])?;
+    // The staleness test compares the sources with the WALLS.md this command
+    // is about to rewrite: skip it here, it runs in every other test run.
+    let skip = ["--", "--skip", STALENESS_TEST].map(String::from);
+    let mut cmd = crate::test_command(root, &skip)?;
     let (reader, writer) = std::io::pipe().context("could not make a pipe")?;
     cmd.stdout(writer.try_clone()?).stderr(writer);
     eprintln!("xtask: running `cargo test --workspace --no-fail-fast` (output teed)");
