@@ -110,8 +110,10 @@ pub fn fuzz(root: &Path, args: &[String]) -> Result<()> {
     report(&results, seconds)
 }
 
-/// `cargo +nightly` in `root`, with the variables the outer cargo set for
-/// xtask removed so the nightly toolchain is used throughout.
+/// `cargo +nightly` in `root`, with the variables the outer `cargo run` set
+/// for xtask removed: the nightly toolchain is used throughout, and build
+/// scripts that watch `CARGO_PKG_*` (ring does) do not rebuild everything
+/// whenever the targets were last built from a plain shell.
 fn nightly_cargo(root: &Path) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.arg("+nightly").current_dir(root);
@@ -123,6 +125,18 @@ fn nightly_cargo(root: &Path) -> Command {
         "CARGO_TARGET_DIR",
     ] {
         cmd.env_remove(var);
+    }
+    for (var, _) in std::env::vars_os() {
+        let name = var.to_string_lossy();
+        let set_by_cargo_run = name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                name.as_ref(),
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+            );
+        if set_by_cargo_run {
+            cmd.env_remove(&var);
+        }
     }
     cmd
 }
