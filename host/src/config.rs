@@ -387,7 +387,7 @@ fn resolve(name: &str, source: &SecretSource, base: &Path) -> Result<SecretSlice
         },
         SecretSource::File(file) => {
             let full = base.join(file);
-            match std::fs::read(&full) {
+            match read_secret_file(&full) {
                 Ok(mut bytes) => {
                     let secret = SecretSlice::from(trim_newline(&bytes).to_vec());
                     bytes.zeroize();
@@ -400,6 +400,33 @@ fn resolve(name: &str, source: &SecretSource, base: &Path) -> Result<SecretSlice
             }
         }
     }
+}
+
+/// Largest secret file read: a key or a token, never a stream.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 << 10;
+
+/// Reads a secret file: only a regular file (not a device, FIFO or
+/// directory, which could block the load or never end), and at most
+/// [`MAX_SECRET_FILE_BYTES`].
+fn read_secret_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, Read};
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(Error::other(
+            "not a regular file; point it at a file that holds only the secret",
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        bytes.zeroize();
+        return Err(Error::other(format!(
+            "larger than {} KiB; a secret file holds one key or token",
+            MAX_SECRET_FILE_BYTES >> 10
+        )));
+    }
+    Ok(bytes)
 }
 
 fn trim_newline(b: &[u8]) -> &[u8] {
@@ -574,6 +601,26 @@ mod tests {
                         .to_string();
                 assert!(e.contains("a signing key or a provider uses"), "{e}");
             }
+        }
+    }
+
+    #[test]
+    fn a_secret_file_must_be_a_small_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'k'; MAX_SECRET_FILE_BYTES as usize + 1]).unwrap();
+        for (file, expected) in [
+            ("big", "larger than 64 KiB"),
+            (".", "not a regular file"),
+            ("/dev/zero", "not a regular file"),
+        ] {
+            let text = format!(
+                "[secrets.s]\nfile = \"{file}\"\n[sign.keys.k]\nkind = \"hmac-sha256\"\nsecret = \"s\"\n"
+            );
+            let e = HostConfig::parse(&text, &dir.path().join("airlock.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("secret `s`") && e.contains(expected), "{e}");
         }
     }
 

@@ -9,6 +9,9 @@ pub mod cli;
 pub mod config;
 pub mod describe;
 pub mod engine;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host;
 pub mod job;
 pub mod mcp;

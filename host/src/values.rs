@@ -618,9 +618,13 @@ fn brief_name(ty: &Type) -> String {
 }
 
 /// A name taken from the input, made safe to print: control characters are
-/// escaped and anything past 64 characters is cut.
+/// escaped, anything past 64 characters is cut, and the empty name is shown
+/// as `""` (an error must never point at an empty spot).
 fn shown(name: &str) -> String {
     const LIMIT: usize = 64;
+    if name.is_empty() {
+        return "\"\"".into();
+    }
     let mut out: String = name
         .chars()
         .take(LIMIT)
@@ -1106,6 +1110,14 @@ pub(crate) mod tests {
                     path: "x".into(),
                     message: "unknown argument (this function takes no arguments)".into()
                 })
+            );
+            // Found by fuzzing (json_to_wit): an empty key once gave an empty path.
+            let e = args_from_json(&none, &json!({"": 1})).unwrap_err();
+            assert_eq!(e.path, "\"\"");
+            assert!(
+                e.to_string()
+                    .starts_with("argument `\"\"`: unknown argument"),
+                "{e}"
             );
             // `null` means "no arguments", which still leaves required ones missing.
             assert_eq!(args_from_json(&params, &Value::Null).unwrap_err().path, "b");

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod walls;
+mod fuzz;
 
 /// The target the guests are built for.
 const TARGET: &str = "wasm32-wasip2";
@@ -23,10 +24,13 @@ commands:
   test           build-guests and mcp-venv, then `cargo test --workspace [args...]`
   demo           build-guests, then `cargo run --release -p airlock -- demo [args...]`
   bench          build-guests, then `cargo bench -p airlock [args...]`
-  lint           fmt check and clippy -D warnings, for the host and the guests
+  lint           fmt check and clippy -D warnings, for the host and the guests;
+                 fmt check for fuzz/
   ci             lint, then test [args...]
   walls          test, then write WALLS.md: each wall, its promise and the tests
                  attacking it with their status (--no-run: last run's statuses)
+  fuzz           [--seconds N] [TARGET...]: run the cargo-fuzz targets in fuzz/
+                 for N seconds each (nightly; see fuzz/README.md)
   mcp-venv       a Python venv in target/mcp-venv with the official `mcp` SDK,
                  for the interop test in host/tests/mcp.rs";
 
@@ -77,6 +81,7 @@ fn xtask() -> Result<()> {
         }
         Some("lint") => lint(&root),
         Some("walls") => walls::walls(&root, &rest),
+        Some("fuzz") => fuzz::fuzz(&root, &rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -222,14 +227,18 @@ fn ci(root: &Path, rest: &[String]) -> Result<()> {
     test(root, rest)
 }
 
-/// Formatting and clippy (warnings denied) for the host workspace and the guests.
+/// Formatting and clippy (warnings denied) for the host workspace and the
+/// guests, and formatting for the fuzz crate.
 fn lint(root: &Path) -> Result<()> {
     const CHECK: [&str; 4] = ["fmt", "--all", "--", "--check"];
     const DENY: [&str; 3] = ["--", "-D", "warnings"];
     let guests = root.join("guests");
-    let fix_fmt = "run `cargo fmt --all` (here and in guests/) to fix the formatting";
+    let fix_fmt = "run `cargo fmt --all` (here, in guests/ and in fuzz/) to fix the formatting";
     run(cargo(root).args(CHECK), fix_fmt)?;
     run(cargo(&guests).args(CHECK), fix_fmt)?;
+    // The fuzz crate is its own workspace; its code is thin wrappers around
+    // `airlock::fuzzing`, which clippy checks with the host's tests.
+    run(cargo(&root.join("fuzz")).args(CHECK), fix_fmt)?;
 
     let mut clippy = cargo(root);
     clippy

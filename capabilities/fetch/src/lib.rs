@@ -12,6 +12,9 @@
 mod canon;
 mod client;
 mod flow;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod grant;
 mod resolve;
 mod scrub;
