@@ -12,6 +12,8 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Limits of the pooling allocator, sized for `max_jobs` concurrent jobs.
+/// Up to about 4,000 jobs every memory gets a 4 GiB slot (no bounds checks
+/// in compiled code); a larger pool gets slots of `max_memory_bytes`.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSize {
     /// Jobs that may hold an instance at the same time.
@@ -44,6 +46,12 @@ pub fn build_engine(pool: PoolSize) -> wasmtime::Result<Engine> {
         .async_stack_zeroing(true);
 
     let j = pool.max_jobs;
+    if pool_address_space(j) > MAX_POOL_ADDRESS_SPACE {
+        // Too many 4 GiB slots for the address space: give each memory a
+        // slot of its largest size (plus the guard). Compiled code then
+        // checks bounds explicitly instead of relying on the reservation.
+        config.memory_reservation(pool.max_memory_bytes as u64);
+    }
     let mut pooling = PoolingAllocationConfig::new();
     pooling
         .total_component_instances(j)
@@ -64,6 +72,17 @@ pub fn build_engine(pool: PoolSize) -> wasmtime::Result<Engine> {
         .pagemap_scan(Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     Engine::new(&config)
+}
+
+/// Address space the pool may reserve for linear memories with the default
+/// 4 GiB slots before [`build_engine`] shrinks the slots: a quarter of the
+/// 128 TiB a 64-bit Linux process has.
+const MAX_POOL_ADDRESS_SPACE: u64 = 32 << 40;
+
+/// Address space of the memory slots of a pool for `max_jobs` with wasmtime's
+/// default reservation (4 GiB) and guard (32 MiB): two memories per job.
+fn pool_address_space(max_jobs: u32) -> u64 {
+    2 * u64::from(max_jobs) * ((4 << 30) + (32 << 20))
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
@@ -103,5 +122,18 @@ impl Drop for EpochTicker {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_pools_keep_4_gib_slots_and_large_pools_shrink_them() {
+        assert!(pool_address_space(PoolSize::default().max_jobs) <= MAX_POOL_ADDRESS_SPACE);
+        assert!(pool_address_space(4_000) <= MAX_POOL_ADDRESS_SPACE);
+        assert!(pool_address_space(4_100) > MAX_POOL_ADDRESS_SPACE);
+        assert!(pool_address_space(20_480) > MAX_POOL_ADDRESS_SPACE);
     }
 }

@@ -9,8 +9,10 @@
 //! - `source_scan`: the host's source never hands a guest ambient authority;
 //! - `cache`: the compiled-component cache is used, and never trusted blindly;
 //! - `fetch`, `complete`: the network and model verbs, through real guests;
-//! - `residue`: a reused pool slot holds nothing from the job before.
+//! - `residue`: a reused pool slot holds nothing from the job before;
+//! - `bench_guests`: the benchmark guests do what the benches assume.
 
+mod bench_guests;
 mod cache;
 mod complete;
 mod concurrency;

@@ -1,6 +1,8 @@
 //! Project automation for airlock, run as `cargo xtask <command> [args...]`.
 //! It builds the guest components, then tests, demos, benchmarks or checks the host.
 
+mod bench;
+
 use anyhow::{Context, Result, bail};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,8 @@ commands:
   build-guests   build every guest in guests/ for wasm32-wasip2 into target/
   test           build-guests and mcp-venv, then `cargo test --workspace [args...]`
   demo           build-guests, then `cargo run --release -p airlock -- demo [args...]`
-  bench          build-guests, then `cargo bench -p airlock [args...]`
+  bench          build-guests, run the benchmark suite and write BENCHMARKS.md
+                 (--quick: shorter runs); `cargo bench -p airlock` runs every bench
   lint           fmt check and clippy -D warnings, for the host and the guests
   ci             lint, then test [args...]
   mcp-venv       a Python venv in target/mcp-venv with the official `mcp` SDK,
@@ -57,9 +60,7 @@ fn xtask() -> Result<()> {
         }
         Some("bench") => {
             let guests = build_guests(&root)?;
-            let mut cmd = cargo(&root);
-            cmd.args(["bench", "-p", "airlock"]).args(&rest);
-            run(cmd.env(GUESTS_ENV, guests), "the benchmarks failed")
+            bench::bench(&root, &guests, &rest)
         }
         Some("ci") => ci(&root, &rest),
         Some("mcp-venv") => {
