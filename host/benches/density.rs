@@ -9,7 +9,8 @@
 //! keeping every one alive, until [`TARGET`] instances live or the first one
 //! fails, whose typed error is reported. Resident memory is read from
 //! `/proc/self/statm` before and after; the difference divided by the count
-//! is the memory one idle trivial job holds. Results go to
+//! is the memory one idle trivial job holds. It also counts memory mappings
+//! (`/proc/self/maps`), which the kernel caps at `vm.max_map_count`. Results go to
 //! `$CRITERION_HOME/density/results.json` for `cargo xtask bench`.
 
 mod common;
@@ -23,6 +24,21 @@ use anyhow::{Context, Result};
 
 /// Live instances the issue asks for.
 const TARGET: usize = 20_000;
+
+/// Memory mappings of this process (the kernel caps them at `vm.max_map_count`).
+fn maps() -> Result<usize> {
+    let maps = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
+    Ok(maps.lines().count())
+}
+
+/// `vm.max_map_count`, if readable.
+fn max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
 
 /// Resident set size of this process, in KiB.
 fn rss_kib() -> Result<u64> {
@@ -43,9 +59,7 @@ const PAGE_KIB: u64 = 4;
 fn results_path() -> PathBuf {
     let home = std::env::var_os("CRITERION_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/criterion")
-        });
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/criterion"));
     home.join("density/results.json")
 }
 
@@ -64,9 +78,13 @@ fn main() -> Result<()> {
     );
     let tool = common::load(&host, "word_count", Grants::default(), Budget::default());
     // Touch the path once so lazily built state is not counted per instance.
-    drop(rt.block_on(host.idle(&tool)).context("the first idle instance")?);
+    drop(
+        rt.block_on(host.idle(&tool))
+            .context("the first idle instance")?,
+    );
 
     let before = rss_kib()?;
+    let maps_before = maps()?;
     let started = Instant::now();
     let mut live: Vec<IdleInstance> = Vec::with_capacity(TARGET);
     let mut failure: Option<JobError> = None;
@@ -81,15 +99,19 @@ fn main() -> Result<()> {
     }
     let elapsed = started.elapsed();
     let after = rss_kib()?;
+    let maps_after = maps()?;
     let count = live.len();
+    let maps_per_instance = (maps_after.saturating_sub(maps_before)) as f64 / count.max(1) as f64;
     let per_instance = (after.saturating_sub(before)) as f64 / count.max(1) as f64;
     drop(live);
 
-    let failure_text = failure.as_ref().map(|e| format!("{} error: {e}", e.kind()));
+    let failure_text = failure.as_ref().map(|e| format!("{} ({e})", e.kind()));
     println!(
         "density: {count} live idle word_count instances (target {TARGET}) in {:.2} s; \
-         RSS {before} KiB -> {after} KiB = {per_instance:.1} KiB per instance{}",
+         RSS {before} KiB -> {after} KiB = {per_instance:.1} KiB per instance; \
+         {maps_per_instance:.1} memory mappings per instance (vm.max_map_count {}){}",
         elapsed.as_secs_f64(),
+        max_map_count().map_or("unknown".into(), |n| n.to_string()),
         failure_text
             .as_deref()
             .map(|f| format!("; stopped by: {f}"))
@@ -102,6 +124,8 @@ fn main() -> Result<()> {
         "rss_after_kib": after,
         "kib_per_instance": per_instance,
         "seconds": elapsed.as_secs_f64(),
+        "maps_per_instance": maps_per_instance,
+        "max_map_count": max_map_count(),
         "failure": failure_text,
     });
     let path = results_path();

@@ -16,8 +16,10 @@
 //!
 //! * `deadline_kill`: the time from a job's deadline to the moment
 //!   `Airlock::run` returns the deadline error, for the `spin` guest (which
-//!   never returns) with a 20 ms timeout. Each sample is one job; the epoch
-//!   ticker advances every 10 ms, so the target is one tick + 100 µs.
+//!   never returns) with a 20 ms timeout, started at a random phase of the
+//!   epoch tick. Each sample is one job; the epoch ticker advances every
+//!   10 ms and the deadline is noticed at the first tick after it, so the
+//!   target is one tick + 100 µs.
 
 mod common;
 
@@ -72,7 +74,9 @@ impl Loops {
         if self.fuel {
             self.store.set_fuel(u64::MAX).expect("fuel is on");
         }
-        f.call(&mut self.store, (black_box(N),)).expect("the loop runs").0
+        f.call(&mut self.store, (black_box(N),))
+            .expect("the loop runs")
+            .0
     }
 }
 
@@ -107,6 +111,8 @@ fn deadline_kill(group: &mut BenchmarkGroup<'_, WallTime>) {
     let tool = common::load(&host, "spin", Grants::default(), budget);
     let args = serde_json::json!({});
     let kill = || {
+        // Start at a random phase of the epoch tick, as real jobs do.
+        std::thread::sleep(Duration::from_micros(rand::random::<u64>() % 10_000));
         let started = Instant::now();
         let out = rt.block_on(host.run(&tool, Some("run"), &args));
         let late = started.elapsed().saturating_sub(TIMEOUT);

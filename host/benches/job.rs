@@ -164,7 +164,11 @@ fn load_cached(c: &mut Criterion) {
             b.iter(|| {
                 let (component, _, outcome) =
                     cache.load(&engine, black_box(&bytes)).expect("a cache hit");
-                assert_eq!(outcome, airlock::cache::CacheOutcome::Hit, "compiled on the job path");
+                assert_eq!(
+                    outcome,
+                    airlock::cache::CacheOutcome::Hit,
+                    "compiled on the job path"
+                );
                 black_box(component)
             })
         });

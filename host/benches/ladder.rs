@@ -64,7 +64,10 @@ fn ladder(c: &mut Criterion) {
             b.iter(|| assert!(runs("node", &["-e", "0"]), "node -e 0 failed"))
         });
     } else {
-        absent.insert("node_e0", "`node -e 0` does not run (node not on PATH)".to_string());
+        absent.insert(
+            "node_e0",
+            "`node -e 0` does not run (node not on PATH)".to_string(),
+        );
     }
     match docker_image() {
         Ok(image) => {

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use airlock::engine::{PoolSize, build_engine};
 use airlock::{Budget, Capabilities, Grants, HostOptions};
 use criterion::{Criterion, criterion_group, criterion_main};
-use wasmtime::component::{Component, Linker, Val};
 use wasmtime::Store;
+use wasmtime::component::{Component, Linker, Val};
 
 /// The text every job counts: 16 bytes.
 const TEXT: &str = "hello wasm world";

@@ -47,15 +47,18 @@ struct RawLog {
 fn raw_linker(engine: &Engine) -> wasmtime::Result<Linker<RawLog>> {
     let mut linker = Linker::new(engine);
     linker.instance("airlock:verbs/types@0.1.0")?;
-    linker.instance("airlock:verbs/log@0.1.0")?.func_wrap_async(
-        "emit",
-        |mut store: wasmtime::StoreContextMut<'_, RawLog>, (level, message): (Level, String)| {
-            Box::new(async move {
-                store.data_mut().lines.push((level, message));
-                Ok((Ok::<(), WitError>(()),))
-            })
-        },
-    )?;
+    linker
+        .instance("airlock:verbs/log@0.1.0")?
+        .func_wrap_async(
+            "emit",
+            |mut store: wasmtime::StoreContextMut<'_, RawLog>,
+             (level, message): (Level, String)| {
+                Box::new(async move {
+                    store.data_mut().lines.push((level, message));
+                    Ok((Ok::<(), WitError>(()),))
+                })
+            },
+        )?;
     Ok(linker)
 }
 

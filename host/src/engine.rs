@@ -100,8 +100,18 @@ impl EpochTicker {
         let handle = std::thread::Builder::new()
             .name("airlock-epoch".into())
             .spawn(move || {
+                // Ticks at fixed instants, not a fixed sleep after each tick,
+                // so wake-up delays do not add up: a deadline is seen at most
+                // one tick (plus one wake-up) after it passes.
+                let mut next = std::time::Instant::now();
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
+                    next += EPOCH_TICK;
+                    let now = std::time::Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    } else {
+                        next = now;
+                    }
                     match engine.upgrade() {
                         Some(engine) => engine.increment_epoch(),
                         None => break,

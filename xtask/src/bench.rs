@@ -4,7 +4,9 @@
 //! baseline measured in the same run, their ratio, the target and whether it
 //! is met — which it also writes to `BENCHMARKS.md` with a description of the
 //! machine. A `## Notes` section already in `BENCHMARKS.md` (hand-written
-//! analysis) is kept as it is.
+//! analysis) is kept as it is. The rows that have a target, and the
+//! cold-start ladder, are also quoted in `README.md` between
+//! `<!-- bench:start -->` and `<!-- bench:end -->`.
 //!
 //! Medians and p99s are over criterion's samples, each sample's time divided
 //! by its iteration count (the per-iteration mean of that sample), so a p99
@@ -104,6 +106,41 @@ pub fn bench(root: &Path, guests: &Path, args: &[String]) -> Result<()> {
     );
     std::fs::write(&path, doc).with_context(|| format!("could not write {}", path.display()))?;
     println!("wrote {}", path.display());
+    quote_in_readme(root, &rows, &ladder)
+}
+
+/// The markers around the generated part of the README's Performance section.
+const README_START: &str = "<!-- bench:start -->";
+const README_END: &str = "<!-- bench:end -->";
+
+/// Replaces the README's text between [`README_START`] and [`README_END`]
+/// with the rows that have a target and the ladder, from the same run.
+fn quote_in_readme(
+    root: &Path,
+    rows: &[Row],
+    ladder: &[(String, Result<Stats, String>)],
+) -> Result<()> {
+    let path = root.join("README.md");
+    let readme = std::fs::read_to_string(&path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    let (Some(start), Some(end)) = (readme.find(README_START), readme.find(README_END)) else {
+        println!("README.md has no {README_START} ... {README_END} block; not quoted");
+        return Ok(());
+    };
+    let headline: Vec<Row> = rows.iter().filter(|r| r.met.is_some()).cloned().collect();
+    let block = format!(
+        "{README_START}\n{}\nCold starts, as multiples of one airlock job:\n\n{}{README_END}",
+        render_table(&headline),
+        render_ladder(ladder),
+    );
+    let updated = format!(
+        "{}{block}{}",
+        &readme[..start],
+        &readme[end + README_END.len()..]
+    );
+    std::fs::write(&path, updated)
+        .with_context(|| format!("could not write {}", path.display()))?;
+    println!("quoted the headline rows in {}", path.display());
     Ok(())
 }
 
@@ -175,6 +212,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// One line of the table.
+#[derive(Clone)]
 struct Row {
     bench: &'static str,
     case: String,
@@ -365,7 +403,9 @@ fn rows(r: &Results) -> Result<Vec<Row>> {
 
     // 6. density
     let d = r.json("density", "results.json")?;
-    let kib = d["kib_per_instance"].as_f64().context("density: kib_per_instance")?;
+    let kib = d["kib_per_instance"]
+        .as_f64()
+        .context("density: kib_per_instance")?;
     let count = d["instances"].as_u64().context("density: instances")?;
     let failure = d["failure"].as_str().map(str::to_string);
     rows.push(Row {
@@ -380,9 +420,16 @@ fn rows(r: &Results) -> Result<Vec<Row>> {
     });
     rows.push(Row {
         bench: "density",
-        case: match &failure {
-            Some(f) => format!("live instances (stopped by: {f})"),
-            None => "live instances (stopped at the target)".into(),
+        case: {
+            let maps = d["maps_per_instance"].as_f64().unwrap_or(f64::NAN);
+            let limit = d["max_map_count"]
+                .as_u64()
+                .map_or("unknown".into(), |n| n.to_string());
+            let why = match &failure {
+                Some(f) => format!("stopped by: {f}"),
+                None => "stopped at the target".into(),
+            };
+            format!("live instances ({why}; {maps:.1} mappings each, vm.max_map_count {limit})")
         },
         median: count.to_string(),
         p99: "—".into(),
@@ -428,7 +475,11 @@ fn rows(r: &Results) -> Result<Vec<Row>> {
     let air = r.need("job_cold", "airlock")?;
     for (case, rung) in ladder(r)?.into_iter().skip(1) {
         let (median, p99, ratio) = match rung {
-            Ok(s) => (time(s.median), time(s.p99), format!("{:.1}", s.median / air.median)),
+            Ok(s) => (
+                time(s.median),
+                time(s.p99),
+                format!("{:.1}", s.median / air.median),
+            ),
             Err(why) => ("absent".into(), "—".into(), why),
         };
         rows.push(Row {
@@ -465,10 +516,7 @@ fn ladder(r: &Results) -> Result<Vec<(String, Result<Stats, String>)>> {
     for (case, label) in [("node_e0", "node -e 0"), ("docker_run", "docker run")] {
         let rung = match r.stats("ladder", case)? {
             Some(s) => Ok(s),
-            None => Err(absent[case]
-                .as_str()
-                .unwrap_or("did not run")
-                .to_string()),
+            None => Err(absent[case].as_str().unwrap_or("did not run").to_string()),
         };
         rungs.push((label.into(), rung));
     }
@@ -498,7 +546,10 @@ fn render_table(rows: &[Row]) -> String {
 
 /// The ladder table in Markdown.
 fn render_ladder(rungs: &[(String, Result<Stats, String>)]) -> String {
-    let air = rungs.first().and_then(|(_, s)| s.as_ref().ok()).map(|s| s.median);
+    let air = rungs
+        .first()
+        .and_then(|(_, s)| s.as_ref().ok())
+        .map(|s| s.median);
     let mut out = String::from("| start | median | p99 | × airlock job |\n|---|---|---|---|\n");
     for (name, rung) in rungs {
         let _ = match (rung, air) {
@@ -551,15 +602,10 @@ fn proc_field(path: &str, key: &str) -> Option<String> {
 /// The pinned wasmtime version, from `Cargo.lock`.
 fn wasmtime_version(root: &Path) -> String {
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
-    let mut lines = lock.lines();
-    while let Some(line) = lines.next() {
-        if line == "name = \"wasmtime\"" {
-            if let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = ")) {
-                return v.trim_matches('"').to_string();
-            }
-        }
-    }
-    "unknown".into()
+    lock.split("[[package]]")
+        .find(|block| block.lines().any(|l| l == "name = \"wasmtime\""))
+        .and_then(|block| block.lines().find_map(|l| l.strip_prefix("version = ")))
+        .map_or_else(|| "unknown".into(), |v| v.trim_matches('"').to_string())
 }
 
 /// The machine section of `BENCHMARKS.md`.
@@ -568,7 +614,9 @@ fn machine(root: &Path, load_before: &str, load_after: &str, quick: bool) -> Str
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let ram = proc_field("/proc/meminfo", "MemTotal")
         .and_then(|v| v.trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or("unknown".into(), |kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0));
+        .map_or("unknown".into(), |kb| {
+            format!("{:.1} GiB", kb / 1024.0 / 1024.0)
+        });
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_or("unknown".into(), |k| k.trim().to_string());
     let settings = if quick {
