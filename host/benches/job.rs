@@ -38,55 +38,30 @@
 //! * `raw_deserialize_file`: `Component::deserialize_file` on the very same
 //!   compiled bytes written to a file, with the same engine: wasmtime's
 //!   unverified fast path (it maps the file), the floor for any cache.
+//! * `airlock_5mb` / `raw_deserialize_file_5mb`: the same pair for
+//!   `bench_bulky.wasm`, a 5 MB component (a 5 MiB data segment), the size
+//!   the target names. Every load asserts it was a cache hit: compile
+//!   never happens on these paths.
+//! * `sha256_input_5mb`: only the sha256 of the 5 MB component's bytes, the
+//!   digest that names it in the cache (the floor of a content-keyed cache).
+
+mod common;
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::time::Duration;
 
 use airlock::cache::ComponentCache;
 use airlock::engine::{PoolSize, build_engine};
-use airlock::{Airlock, Budget, Capabilities, Grants, HostOptions, NullAudit};
+use airlock::{Budget, Capabilities, Grants, HostOptions};
+use common::{guest, runtime, true_binary};
 use criterion::{Criterion, criterion_group, criterion_main};
+use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store};
 
 /// The text every job counts: 16 bytes.
 const TEXT: &str = "hello wasm world";
-
-fn guests_dir() -> PathBuf {
-    std::env::var_os("AIRLOCK_GUESTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release")
-        })
-}
-
-fn guest(name: &str) -> PathBuf {
-    let path = guests_dir().join(format!("{name}.wasm"));
-    assert!(
-        path.exists(),
-        "guest {} is missing; build the guests or set AIRLOCK_GUESTS",
-        path.display()
-    );
-    path
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread tokio runtime")
-}
-
-fn true_binary() -> &'static str {
-    if Path::new("/bin/true").exists() {
-        "/bin/true"
-    } else {
-        "true"
-    }
-}
 
 /// One job on plain wasmtime: exactly what the engine configuration requires.
 async fn raw_job(
@@ -112,22 +87,11 @@ async fn raw_job(
 fn job_cold(c: &mut Criterion) {
     assert_eq!(TEXT.len(), 16);
     let rt = runtime();
-    let cache = tempfile::tempdir().expect("a temporary cache directory");
     let wasm = guest("word_count");
 
     // airlock: a host, a loaded tool, one job per iteration.
-    let host = Airlock::new(
-        HostOptions {
-            cache_dir: Some(cache.path().to_path_buf()),
-            ..HostOptions::default()
-        },
-        Capabilities::default(),
-        Arc::new(NullAudit),
-    )
-    .expect("the host starts");
-    let tool = host
-        .load_tool_file("word_count", &wasm, Grants::default(), Budget::default())
-        .expect("word_count loads");
+    let (host, _cache) = common::host(Capabilities::default(), HostOptions::default());
+    let tool = common::load(&host, "word_count", Grants::default(), Budget::default());
     let args = serde_json::json!({ "text": TEXT });
     let out = rt
         .block_on(host.run(&tool, Some("count"), &args))
@@ -177,51 +141,63 @@ fn job_cold(c: &mut Criterion) {
 
 fn load_cached(c: &mut Criterion) {
     let engine = build_engine(PoolSize::default()).expect("the engine builds");
-    let bytes = std::fs::read(guest("sign_webhook")).expect("reading sign_webhook.wasm");
     let dir = tempfile::tempdir().expect("a temporary cache directory");
-
-    // Warm the airlock cache: the first load compiles and stores.
-    let cache = ComponentCache::new(Some(dir.path().join("cache")));
-    cache.load(&engine, &bytes).expect("sign_webhook compiles");
-    let (_, _, outcome) = cache.load(&engine, &bytes).expect("sign_webhook loads");
-    assert_eq!(outcome, airlock::cache::CacheOutcome::Hit);
-
-    // The same compiled bytes, as a plain file.
-    let compiled = engine
-        .precompile_component(&bytes)
-        .expect("sign_webhook compiles");
-    let cwasm = dir.path().join("sign_webhook.cwasm");
-    std::fs::write(&cwasm, &compiled).expect("writing the compiled file");
-    let deserialize = |engine: &Engine, path: &Path| {
-        // SAFETY: the file holds what `precompile_component` of this very
-        // engine produced a moment ago, and nothing else writes it.
-        #[allow(unsafe_code)]
-        unsafe {
-            Component::deserialize_file(engine, path)
-        }
-    };
-    deserialize(&engine, &cwasm).expect("the compiled file loads");
-
     let mut group = c.benchmark_group("load_cached");
-    group.bench_function("airlock", |b| {
-        b.iter(|| black_box(cache.load(&engine, black_box(&bytes)).expect("a cache hit")))
-    });
-    group.bench_function("raw_deserialize_file", |b| {
-        b.iter(|| black_box(deserialize(&engine, &cwasm).expect("the compiled file loads")))
-    });
+    for (name, suffix) in [("sign_webhook", ""), ("bench_bulky", "_5mb")] {
+        let bytes = std::fs::read(guest(name)).expect("reading the guest");
+
+        // Warm the airlock cache: the first load compiles and stores.
+        let cache = ComponentCache::new(Some(dir.path().join("cache")));
+        cache.load(&engine, &bytes).expect("the guest compiles");
+        let (_, _, outcome) = cache.load(&engine, &bytes).expect("the guest loads");
+        assert_eq!(outcome, airlock::cache::CacheOutcome::Hit);
+
+        // The same compiled bytes, as a plain file.
+        let compiled = engine
+            .precompile_component(&bytes)
+            .expect("the guest compiles");
+        let cwasm = dir.path().join(format!("{name}.cwasm"));
+        std::fs::write(&cwasm, &compiled).expect("writing the compiled file");
+        deserialize(&engine, &cwasm).expect("the compiled file loads");
+
+        group.bench_function(format!("airlock{suffix}"), |b| {
+            b.iter(|| {
+                let (component, _, outcome) =
+                    cache.load(&engine, black_box(&bytes)).expect("a cache hit");
+                assert_eq!(
+                    outcome,
+                    airlock::cache::CacheOutcome::Hit,
+                    "compiled on the job path"
+                );
+                black_box(component)
+            })
+        });
+        group.bench_function(format!("raw_deserialize_file{suffix}"), |b| {
+            b.iter(|| black_box(deserialize(&engine, &cwasm).expect("the compiled file loads")))
+        });
+        if !suffix.is_empty() {
+            // What naming the component by its content costs by itself.
+            group.bench_function(format!("sha256_input{suffix}"), |b| {
+                b.iter(|| black_box(Sha256::digest(black_box(&bytes))))
+            });
+        }
+    }
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(50)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
+/// wasmtime's unverified fast path: map a compiled file.
+fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: the file holds what `precompile_component` of this very engine
+    // produced a moment ago, and nothing else writes it.
+    #[allow(unsafe_code)]
+    unsafe {
+        Component::deserialize_file(engine, path)
+    }
 }
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = job_cold, load_cached
 }
 criterion_main!(benches);

@@ -19,6 +19,8 @@ pub const MEMORIES_PER_JOB: u32 = 2;
 pub const TABLES_PER_JOB: u32 = 8;
 
 /// Limits of the pooling allocator, sized for `max_jobs` concurrent jobs.
+/// Up to about 4,000 jobs every memory gets a 4 GiB slot (no bounds checks
+/// in compiled code); a larger pool gets slots of `max_memory_bytes`.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSize {
     /// Jobs that may hold an instance at the same time.
@@ -69,6 +71,12 @@ fn config(pool: PoolSize) -> Config {
     // the host's semaphore always finds room, so the pool is never exhausted
     // by concurrency, only a tool over the per-job limits fails (at once).
     let j = pool.max_jobs;
+    if pool_address_space(j) > MAX_POOL_ADDRESS_SPACE {
+        // Too many 4 GiB slots for the address space: give each memory a
+        // slot of its largest size (plus the guard). Compiled code then
+        // checks bounds explicitly instead of relying on the reservation.
+        config.memory_reservation(pool.max_memory_bytes as u64);
+    }
     let mut pooling = PoolingAllocationConfig::new();
     pooling
         .total_component_instances(j)
@@ -91,6 +99,17 @@ fn config(pool: PoolSize) -> Config {
     config
 }
 
+/// Address space the pool may reserve for linear memories with the default
+/// 4 GiB slots before [`build_engine`] shrinks the slots: a quarter of the
+/// 128 TiB a 64-bit Linux process has.
+const MAX_POOL_ADDRESS_SPACE: u64 = 32 << 40;
+
+/// Address space of the memory slots of a pool for `max_jobs` with wasmtime's
+/// default reservation (4 GiB) and guard (32 MiB): two memories per job.
+fn pool_address_space(max_jobs: u32) -> u64 {
+    2 * u64::from(max_jobs) * ((4 << 30) + (32 << 20))
+}
+
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
 pub struct EpochTicker {
     stop: Arc<AtomicBool>,
@@ -106,8 +125,18 @@ impl EpochTicker {
         let handle = std::thread::Builder::new()
             .name("airlock-epoch".into())
             .spawn(move || {
+                // Ticks at fixed instants, not a fixed sleep after each tick,
+                // so wake-up delays do not add up: a deadline is seen at most
+                // one tick (plus one wake-up) after it passes.
+                let mut next = std::time::Instant::now();
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
+                    next += EPOCH_TICK;
+                    let now = std::time::Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    } else {
+                        next = now;
+                    }
                     match engine.upgrade() {
                         Some(engine) => engine.increment_epoch(),
                         None => break,
@@ -128,5 +157,18 @@ impl Drop for EpochTicker {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_pools_keep_4_gib_slots_and_large_pools_shrink_them() {
+        assert!(pool_address_space(PoolSize::default().max_jobs) <= MAX_POOL_ADDRESS_SPACE);
+        assert!(pool_address_space(4_000) <= MAX_POOL_ADDRESS_SPACE);
+        assert!(pool_address_space(4_100) > MAX_POOL_ADDRESS_SPACE);
+        assert!(pool_address_space(20_480) > MAX_POOL_ADDRESS_SPACE);
     }
 }

@@ -207,11 +207,19 @@ pub struct Airlock {
     audit: Arc<dyn AuditSink>,
     linkers: Mutex<HashMap<VerbSet, Arc<Linker<JobState>>>>,
     pres: Mutex<HashMap<(Digest32, VerbSet), InstancePre<JobState>>>,
-    slots: tokio::sync::Semaphore,
+    slots: Arc<tokio::sync::Semaphore>,
     max_jobs: u32,
     next_job: AtomicU64,
     #[cfg(feature = "guest-debug")]
     probe: Option<Arc<dyn crate::probe::MemoryProbe>>,
+}
+
+/// A tool instantiated in its own job store and not called: what a job
+/// holds while it waits. Dropping it ends that job (the store is dropped and
+/// its slot freed). Benchmarks use it to measure memory per live instance.
+pub struct IdleInstance {
+    _store: wasmtime::Store<JobState>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Airlock {
@@ -242,7 +250,7 @@ impl Airlock {
             audit,
             linkers: Mutex::default(),
             pres: Mutex::default(),
-            slots: tokio::sync::Semaphore::new(options.pool.max_jobs as usize),
+            slots: Arc::new(tokio::sync::Semaphore::new(options.pool.max_jobs as usize)),
             max_jobs: options.pool.max_jobs,
             next_job: AtomicU64::new(1),
             #[cfg(feature = "guest-debug")]
@@ -413,6 +421,55 @@ impl Airlock {
         }
     }
 
+    /// A fresh store for one job of `tool` starting at `started`, with every
+    /// limit armed: the job's number, the store and its captured stdio.
+    fn job_store(
+        &self,
+        tool: &Tool,
+        started: Instant,
+    ) -> Result<(u64, wasmtime::Store<JobState>, wasi::Captured), JobError> {
+        let budget = tool.budget;
+        let deadline = started + budget.timeout;
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        let handle = Job::new(id, tool.name.clone(), deadline, self.audit.clone());
+        let verbs = self.caps.states(&tool.grants, &handle);
+        let captured = wasi::Captured::new(budget.output);
+        #[allow(unused_mut, reason = "mutated only with the guest-debug probe")]
+        let (mut store, captured) = job::new_store(
+            &self.engine,
+            &budget,
+            deadline,
+            JobParts { captured, verbs },
+        )
+        .map_err(|e| JobError::Internal(format!("{e:#}")))?;
+        #[cfg(feature = "guest-debug")]
+        if let Some(probe) = &self.probe {
+            crate::probe::watch(&mut store, probe.clone());
+        }
+        Ok((id, store, captured))
+    }
+
+    /// Instantiates `tool` in a new job store without calling it, taking a
+    /// job slot (or failing at once when every slot is taken). The instance
+    /// lives until the returned value is dropped.
+    pub async fn idle(&self, tool: &Tool) -> Result<IdleInstance, JobError> {
+        let slot = self.slots.clone().try_acquire_owned().map_err(|_| {
+            JobError::Internal(format!(
+                "every job slot is taken ({}); raise the pool's max_jobs",
+                self.max_jobs
+            ))
+        })?;
+        let (_, mut store, _) = self.job_store(tool, Instant::now())?;
+        tool.pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| JobError::Internal(format!("{e:#}")))?;
+        Ok(IdleInstance {
+            _store: store,
+            _slot: slot,
+        })
+    }
+
     /// Runs one job: `function` of `tool` (the only export when `None`) with
     /// `args`, a JSON object keyed by parameter names.
     pub async fn run(
@@ -426,22 +483,7 @@ impl Airlock {
         let _slot = self.admit(tool.budget.timeout).await?;
         let started = Instant::now();
         let budget = tool.budget;
-        let deadline = started + budget.timeout;
-        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
-        let handle = Job::new(id, tool.name.clone(), deadline, self.audit.clone());
-        let verbs = self.caps.states(&tool.grants, &handle);
-        let captured = wasi::Captured::new(budget.output);
-        let (mut store, captured) = job::new_store(
-            &self.engine,
-            &budget,
-            deadline,
-            JobParts { captured, verbs },
-        )
-        .map_err(|e| JobError::Internal(format!("{e:#}")))?;
-        #[cfg(feature = "guest-debug")]
-        if let Some(probe) = &self.probe {
-            crate::probe::watch(&mut store, probe.clone());
-        }
+        let (id, mut store, captured) = self.job_store(tool, started)?;
 
         let n_results = usize::from(export.result.is_some());
         let call = async {

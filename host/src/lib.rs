@@ -26,6 +26,6 @@ pub mod world;
 
 pub use airlock_core::{AuditSink, MemoryAudit, NullAudit};
 pub use config::{ConfigError, HostConfig, ToolSpec, Toolkit};
-pub use host::{Airlock, Export, HostOptions, LoadError, Tool};
+pub use host::{Airlock, Export, HostOptions, IdleInstance, LoadError, Tool};
 pub use job::{Budget, BudgetKind, JobError, JobOutput};
 pub use verbs::{Capabilities, Grants, Verb, VerbSet};

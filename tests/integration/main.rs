@@ -12,12 +12,14 @@
 //! - `residue`: a reused pool slot holds nothing from the job before;
 //! - `canary`: no secret reaches guest memory, job output or the audit;
 //! - `pressure`: more jobs than slots, instance-heavy tools, handle floods
-//!   and giant messages to every verb.
+//!   and giant messages to every verb;
+//! - `bench_guests`: the benchmark guests do what the benches assume.
 //!
 //! Inside them, a test that attacks one of the walls sits in a module named
 //! after it (`walls::cpu::spin_runs_out_of_fuel`): WALLS.md is generated from
 //! those names by `cargo xtask walls`.
 
+mod bench_guests;
 mod cache;
 mod canary;
 mod complete;

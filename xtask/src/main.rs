@@ -2,13 +2,15 @@
 //! It builds the guest components, then tests, demos, benchmarks or checks the host,
 //! and generates WALLS.md from the test names (`cargo xtask walls`, see [`walls`]).
 
+mod bench;
+
 use anyhow::{Context, Result, bail};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-mod walls;
 mod fuzz;
+mod walls;
 
 /// The target the guests are built for.
 const TARGET: &str = "wasm32-wasip2";
@@ -23,7 +25,8 @@ commands:
   build-guests   build every guest in guests/ for wasm32-wasip2 into target/
   test           build-guests and mcp-venv, then `cargo test --workspace [args...]`
   demo           build-guests, then `cargo run --release -p airlock -- demo [args...]`
-  bench          build-guests, then `cargo bench -p airlock [args...]`
+  bench          build-guests, run the benchmark suite and write BENCHMARKS.md
+                 (--quick: shorter runs); `cargo bench -p airlock` runs every bench
   lint           fmt check and clippy -D warnings, for the host and the guests;
                  fmt check for fuzz/
   ci             lint, then test [args...]
@@ -66,9 +69,7 @@ fn xtask() -> Result<()> {
         }
         Some("bench") => {
             let guests = build_guests(&root)?;
-            let mut cmd = cargo(&root);
-            cmd.args(["bench", "-p", "airlock"]).args(&rest);
-            run(cmd.env(GUESTS_ENV, guests), "the benchmarks failed")
+            bench::bench(&root, &guests, &rest)
         }
         Some("ci") => ci(&root, &rest),
         Some("mcp-venv") => {

@@ -38,6 +38,13 @@ pub struct AuditRecord {
 pub trait AuditSink: Send + Sync + 'static {
     /// Stores one record.
     fn record(&self, record: AuditRecord);
+
+    /// Whether records are kept at all. A sink that discards everything
+    /// says `false`, and verbs then skip building records (clock reads,
+    /// allocations) on the job path.
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 /// Discards every record (unit tests and benchmarks).
@@ -46,6 +53,10 @@ pub struct NullAudit;
 
 impl AuditSink for NullAudit {
     fn record(&self, _record: AuditRecord) {}
+
+    fn enabled(&self) -> bool {
+        false
+    }
 }
 
 /// Keeps records in memory (tests, and callers that inspect a job's trail).

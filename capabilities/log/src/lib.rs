@@ -152,15 +152,16 @@ impl log::Host for LogState {
         }
         let truncated = truncate(&mut message, self.grant.max_message().min(room));
         self.used += message.len();
-        let mut excerpt = message.clone();
-        truncate(&mut excerpt, AUDIT_EXCERPT_BYTES);
-        self.job.audit(
-            "log",
-            "emit",
-            Decision::Allow,
-            started,
-            Some(format!("{}: {excerpt}", level_name(level))),
-        );
+        if self.job.audits() {
+            let excerpt = &message[..message.floor_char_boundary(AUDIT_EXCERPT_BYTES)];
+            self.job.audit(
+                "log",
+                "emit",
+                Decision::Allow,
+                started,
+                Some(format!("{}: {excerpt}", level_name(level))),
+            );
+        }
         self.lines.push(LogLine {
             level,
             message,
