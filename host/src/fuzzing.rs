@@ -234,6 +234,7 @@ fn options() -> HostOptions {
         },
         cache_dir: None,
         no_cache: true,
+        ..HostOptions::default()
     }
 }
 

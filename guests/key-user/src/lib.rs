@@ -35,7 +35,6 @@ impl Guest for KeyUser {
         ])
     }
 
-
     fn hmac_zeros(key: String, mib: u32) -> Result<Vec<u8>, String> {
         let zeros = vec![0u8; mib as usize * 1024 * 1024];
         sign::hmac_sha256(&key, &zeros).map_err(|e| format!("hmac-sha256 failed: {e:?}"))
