@@ -68,8 +68,8 @@ pub fn bench(root: &Path, guests: &Path, args: &[String]) -> Result<()> {
     }
 
     let load_before = load_average();
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(root).args(["bench", "-p", "airlock"]);
+    let mut cmd = crate::cargo(root);
+    cmd.args(["bench", "-p", "airlock"]);
     for b in BENCHES {
         cmd.args(["--bench", b]);
     }

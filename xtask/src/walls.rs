@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// One wall: its module key, a title, the promise it keeps, and what the
 /// promise rests on when no test attacks it.
@@ -340,9 +339,8 @@ pub fn scan(root: &Path) -> Result<Vec<WallTest>> {
 
 /// The workspace's test targets: (package directory, root source, target name).
 fn test_targets(root: &Path) -> Result<Vec<(PathBuf, PathBuf, String)>> {
-    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let out = crate::cargo(root)
         .args(["metadata", "--no-deps", "--format-version", "1"])
-        .current_dir(root)
         .output()
         .context("could not run `cargo metadata`")?;
     if !out.status.success() {
