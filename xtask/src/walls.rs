@@ -905,7 +905,7 @@ mod tests {
     #[test]
     fn proptest_style_tests_are_found_in_macro_tokens() {
         let tokens: proc_macro2::TokenStream =
-            "#![proptest_config(x)] #[test] fn a(x in 0..1u8) {} #[test] #[ignore] fn b() {}"
+            "#![proptest_config(x)] #[test] fn a(x in 0..1u8) {} #[test] #[should_panic] fn b() {}"
                 .parse()
                 .expect("tokens");
         assert_eq!(tests_in_tokens(tokens), ["a", "b"]);
