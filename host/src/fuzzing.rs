@@ -91,60 +91,9 @@ fn default_capabilities() -> &'static Capabilities {
     CAPS.get_or_init(Capabilities::default)
 }
 
-/// The export types `json_to_wit` draws from: every kind of WIT type, in the
-/// shapes tools use (the `values` unit tests use the same kinds).
-const TYPES_WAT: &str = r#"
-(component
-  (type $inner' (record (field "x" s32) (field "y" s32)))
-  (import "inner" (type $inner (eq $inner')))
-  (type $opts' (record
-    (field "limit" u32)
-    (field "query" (option string))
-    (field "tags" (list string))
-    (field "at" $inner)))
-  (import "opts" (type $opts (eq $opts')))
-  (type $shape' (variant
-    (case "circle" f64)
-    (case "rect" (tuple u32 u32))
-    (case "empty")))
-  (import "shape" (type $shape (eq $shape')))
-  (type $color' (enum "red" "green" "blue"))
-  (import "color" (type $color (eq $color')))
-  (type $perms' (flags "read" "write" "exec"))
-  (import "perms" (type $perms (eq $perms')))
-  (type $all (func
-    (param "b" bool)
-    (param "s8" s8) (param "u8" u8) (param "s16" s16) (param "u16" u16)
-    (param "s32" s32) (param "u32" u32) (param "s64" s64) (param "u64" u64)
-    (param "f32" f32) (param "f64" f64)
-    (param "c" char) (param "text" string)
-    (param "items" (list u32)) (param "bytes" (list u8))
-    (param "pair" (tuple u8 string))
-    (param "opts" $opts) (param "shape" $shape) (param "color" $color)
-    (param "perms" $perms)
-    (param "maybe" (option u32))
-    (param "outcome" (result u32 (error string)))
-    (param "done" (result))
-    (param "failed" (result (error string)))
-    (param "shapes" (list $shape))
-    (param "nested" (option (list (option $opts))))))
-  (import "all" (func (type $all)))
-  (type $count (func (param "text" string)))
-  (import "count" (func (type $count)))
-  (type $sign (func (param "body" string) (param "key" (option string))))
-  (import "sign" (func (type $sign)))
-  (type $odd (func
-    (param "twice" (option (option u32)))
-    (param "floats" (list f32))
-    (param "chars" (list char))
-    (param "holes" (list (option string)))
-    (param "wide" (tuple s64 u64 f64 f32 char))
-    (param "either" (result $opts (error $shape)))
-    (param "grid" (list (list (tuple $color $perms))))))
-  (import "odd" (func (type $odd)))
-  (type $none (func))
-  (import "none" (func (type $none)))
-)"#;
+/// The types `json_to_wit` draws from: every kind of WIT type, in the shapes
+/// tools use; the same file the `values` and `schema` unit tests read.
+const TYPES_WAT: &str = include_str!("values_types.wat");
 
 /// The functions of [`TYPES_WAT`], as `(name, params)`, read once.
 fn signatures() -> &'static [Vec<(String, Type)>] {

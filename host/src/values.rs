@@ -657,51 +657,8 @@ pub(crate) mod tests {
     use wasmtime::component::types::ComponentItem;
     use wasmtime::{Config, Engine};
 
-    /// Named types (records, variants, enums, flags) must be imported before a
-    /// function signature may use them; the function is imported too, which
-    /// needs no core module at all.
-    pub(crate) const WAT: &str = r#"
-    (component
-      (type $inner' (record (field "x" s32) (field "y" s32)))
-      (import "inner" (type $inner (eq $inner')))
-      (type $opts' (record
-        (field "limit" u32)
-        (field "query" (option string))
-        (field "tags" (list string))
-        (field "at" $inner)))
-      (import "opts" (type $opts (eq $opts')))
-      (type $shape' (variant
-        (case "circle" f64)
-        (case "rect" (tuple u32 u32))
-        (case "empty")))
-      (import "shape" (type $shape (eq $shape')))
-      (type $color' (enum "red" "green" "blue"))
-      (import "color" (type $color (eq $color')))
-      (type $perms' (flags "read" "write" "exec"))
-      (import "perms" (type $perms (eq $perms')))
-      (import "res" (type $res (sub resource)))
-      (type $all (func
-        (param "b" bool)
-        (param "s8" s8) (param "u8" u8) (param "s16" s16) (param "u16" u16)
-        (param "s32" s32) (param "u32" u32) (param "s64" s64) (param "u64" u64)
-        (param "f32" f32) (param "f64" f64)
-        (param "c" char) (param "text" string)
-        (param "items" (list u32)) (param "bytes" (list u8))
-        (param "pair" (tuple u8 string))
-        (param "opts" $opts) (param "shape" $shape) (param "color" $color)
-        (param "perms" $perms)
-        (param "maybe" (option u32))
-        (param "outcome" (result u32 (error string)))
-        (param "done" (result))
-        (param "failed" (result (error string)))
-        (param "shapes" (list $shape))
-        (param "nested" (option (list (option $opts))))))
-      (import "all" (func (type $all)))
-      (type $handles (func (param "owned" (own $res)) (param "lent" (borrow $res))))
-      (import "handles" (func (type $handles)))
-      (type $none (func))
-      (import "none" (func (type $none)))
-    )"#;
+    /// Every kind of WIT type, shared with the `json_to_wit` fuzz target.
+    pub(crate) const WAT: &str = include_str!("values_types.wat");
 
     pub(crate) fn func_params(wat: &str, func: &str) -> Vec<(String, Type)> {
         let engine = Engine::new(&Config::new()).expect("engine");
