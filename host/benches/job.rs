@@ -54,40 +54,15 @@ use std::process::Command;
 use airlock::cache::ComponentCache;
 use airlock::engine::{PoolSize, build_engine};
 use airlock::{Budget, Capabilities, Grants, HostOptions};
-use common::{guest, runtime, true_binary};
+use common::{RawWordCount, TEXT, guest, runtime, true_binary};
 use criterion::{Criterion, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
-use wasmtime::{Engine, Store};
-
-/// The text every job counts: 16 bytes.
-const TEXT: &str = "hello wasm world";
-
-/// One job on plain wasmtime: exactly what the engine configuration requires.
-async fn raw_job(
-    engine: &Engine,
-    pre: &InstancePre<()>,
-    count: ComponentExportIndex,
-    fuel: u64,
-) -> wasmtime::Result<Val> {
-    let mut store = Store::new(engine, ());
-    store.set_fuel(fuel)?;
-    store.set_epoch_deadline(1);
-    let instance = pre.instantiate_async(&mut store).await?;
-    let func = instance
-        .get_func(&mut store, count)
-        .ok_or_else(|| wasmtime::format_err!("no export `count`"))?;
-    let mut results = [Val::Bool(false)];
-    func.call_async(&mut store, &[Val::String(TEXT.into())], &mut results)
-        .await?;
-    let [result] = results;
-    Ok(result)
-}
+use wasmtime::Engine;
+use wasmtime::component::{Component, Val};
 
 fn job_cold(c: &mut Criterion) {
     assert_eq!(TEXT.len(), 16);
     let rt = runtime();
-    let wasm = guest("word_count");
 
     // airlock: a host, a loaded tool, one job per iteration.
     let (host, _cache) = common::host(Capabilities::default(), HostOptions::default());
@@ -99,16 +74,8 @@ fn job_cold(c: &mut Criterion) {
     assert_eq!(out.value["bytes"], 16, "unexpected result: {}", out.value);
 
     // raw wasmtime: same engine configuration, nothing linked.
-    let engine = build_engine(PoolSize::default()).expect("the engine builds");
-    let budget = Budget::default();
-    let component = Component::from_file(&engine, &wasm).expect("word_count compiles");
-    let pre = Linker::<()>::new(&engine)
-        .instantiate_pre(&component)
-        .expect("word_count imports nothing");
-    let count = component
-        .get_export_index(None, "count")
-        .expect("word_count exports count");
-    let raw_job = || raw_job(&engine, &pre, count, budget.fuel);
+    let raw = RawWordCount::new();
+    let raw_job = || raw.job();
     let val = rt.block_on(raw_job()).expect("the raw call runs");
     assert!(matches!(val, Val::Record(_)), "unexpected result: {val:?}");
 

@@ -20,14 +20,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use airlock::engine::{PoolSize, build_engine};
 use airlock::{Budget, Capabilities, Grants, HostOptions};
+use common::{RawWordCount, TEXT};
 use criterion::{Criterion, criterion_group, criterion_main};
-use wasmtime::Store;
-use wasmtime::component::{Component, Linker, Val};
-
-/// The text every job counts: 16 bytes.
-const TEXT: &str = "hello wasm world";
 
 /// The workers the target is stated for.
 const WORKERS: u64 = 2;
@@ -73,17 +68,7 @@ fn job_throughput(c: &mut Criterion) {
     ));
     let args = Arc::new(serde_json::json!({ "text": TEXT }));
 
-    let engine = build_engine(PoolSize::default()).expect("the engine builds");
-    let component =
-        Component::from_file(&engine, common::guest("word_count")).expect("word_count compiles");
-    let pre = Linker::<()>::new(&engine)
-        .instantiate_pre(&component)
-        .expect("word_count imports nothing");
-    let count = component
-        .get_export_index(None, "count")
-        .expect("word_count exports count");
-    let fuel = Budget::default().fuel;
-    let raw = Arc::new((engine, pre));
+    let raw = Arc::new(RawWordCount::new());
 
     let mut group = c.benchmark_group("job_throughput");
     group.bench_function("airlock_2w", |b| {
@@ -104,21 +89,8 @@ fn job_throughput(c: &mut Criterion) {
             split(&rt, iters, |n| {
                 let raw = raw.clone();
                 async move {
-                    let (engine, pre) = &*raw;
                     for _ in 0..n {
-                        let mut store = Store::new(engine, ());
-                        store.set_fuel(fuel).expect("fuel is on");
-                        store.set_epoch_deadline(1);
-                        let instance = pre
-                            .instantiate_async(&mut store)
-                            .await
-                            .expect("instantiates");
-                        let func = instance.get_func(&mut store, count).expect("count");
-                        let mut results = [Val::Bool(false)];
-                        func.call_async(&mut store, &[Val::String(TEXT.into())], &mut results)
-                            .await
-                            .expect("the raw call runs");
-                        black_box(results);
+                        black_box(raw.job().await.expect("the raw call runs"));
                     }
                 }
             })

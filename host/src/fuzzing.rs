@@ -181,7 +181,6 @@ fn options() -> HostOptions {
             max_jobs: 2,
             max_memory_bytes: 1 << 20,
         },
-        cache_dir: None,
         no_cache: true,
         ..HostOptions::default()
     }

@@ -1,15 +1,71 @@
 //! Helpers shared by the benches: where the guests are, the criterion
 //! settings (short, so `cargo xtask bench` stays under ~10 minutes on two
-//! cores; `AIRLOCK_BENCH_QUICK=1` shortens them further), runtimes, and a
-//! host with one loaded tool.
+//! cores; `AIRLOCK_BENCH_QUICK=1` shortens them further), runtimes, a host
+//! with one loaded tool, and the raw-wasmtime `word_count` job baseline.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use airlock::engine::{PoolSize, build_engine};
 use airlock::{Airlock, Budget, Capabilities, Grants, HostOptions, NullAudit, Tool};
 use criterion::Criterion;
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
+use wasmtime::{Engine, Store};
+
+/// The text every `word_count` job of the benches counts: 16 bytes.
+pub const TEXT: &str = "hello wasm world";
+
+/// `word_count` on plain wasmtime, the floor of a job: an engine built by the
+/// same `build_engine` (pooling, fuel, epochs, stack zeroing match), an empty
+/// `Linker<()>` pre-instantiated once, the export index resolved once.
+pub struct RawWordCount {
+    engine: Engine,
+    pre: InstancePre<()>,
+    count: ComponentExportIndex,
+    fuel: u64,
+}
+
+impl RawWordCount {
+    /// Compiles `word_count` and pre-instantiates it.
+    pub fn new() -> Self {
+        let engine = build_engine(PoolSize::default()).expect("the engine builds");
+        let component =
+            Component::from_file(&engine, guest("word_count")).expect("word_count compiles");
+        let pre = Linker::<()>::new(&engine)
+            .instantiate_pre(&component)
+            .expect("word_count imports nothing");
+        let count = component
+            .get_export_index(None, "count")
+            .expect("word_count exports count");
+        let fuel = Budget::default().fuel;
+        Self {
+            engine,
+            pre,
+            count,
+            fuel,
+        }
+    }
+
+    /// One job with only what wasmtime requires of this configuration: a
+    /// store, fuel and an epoch deadline, instantiate, call `count` on
+    /// [`TEXT`], drop.
+    pub async fn job(&self) -> wasmtime::Result<Val> {
+        let mut store = Store::new(&self.engine, ());
+        store.set_fuel(self.fuel)?;
+        store.set_epoch_deadline(1);
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        let func = instance
+            .get_func(&mut store, self.count)
+            .ok_or_else(|| wasmtime::format_err!("no export `count`"))?;
+        let mut results = [Val::Bool(false)];
+        func.call_async(&mut store, &[Val::String(TEXT.into())], &mut results)
+            .await?;
+        let [result] = results;
+        Ok(result)
+    }
+}
 
 /// Where the guest components are: `$AIRLOCK_GUESTS`, else this workspace's
 /// `target/wasm32-wasip2/release`.
