@@ -372,55 +372,47 @@ fn expect_exit(out: &Output, code: i32) -> (String, String) {
     (stdout, stderr)
 }
 
-#[test]
-fn startup_errors_name_the_cause() {
+/// `airlock mcp` on a toolkit of `toolkit` text, run in a directory of its
+/// own (so no ./airlock.toml is picked up); returns stderr of the refusal.
+fn refused_at_startup(toolkit: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let kit = dir.path().join("kit.toml");
-    // A key the host config does not have.
-    let toolkit = format!(
-        "[tools.signer]\ncomponent = '{}'\n[tools.signer.grants.sign]\nkeys = ['webhook']\n",
-        guest("sign_webhook")
-    );
     std::fs::write(&kit, toolkit).unwrap();
-    // In its own directory: no ./airlock.toml with the key is picked up.
     let out = command(&["mcp", kit.to_str().unwrap()])
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let (_, stderr) = expect_exit(&out, 2);
+    expect_exit(&out, 2).1
+}
+
+#[test]
+fn startup_errors_name_the_cause() {
+    // A key the host config does not have.
+    let stderr = refused_at_startup(&format!(
+        "[tools.signer]\ncomponent = '{}'\n[tools.signer.grants.sign]\nkeys = ['webhook']\n",
+        guest("sign_webhook")
+    ));
     assert!(
         stderr.contains("tool `signer`") && stderr.contains("webhook"),
         "{stderr}"
     );
     // WIT that does not describe the component.
-    let toolkit = format!(
+    let stderr = refused_at_startup(&format!(
         "[tools.wc]\ncomponent = '{}'\nwit = '{}'\n",
         guest("word_count"),
         wit("spin")
-    );
-    std::fs::write(&kit, toolkit).unwrap();
-    // In its own directory: no ./airlock.toml with the key is picked up.
-    let out = command(&["mcp", kit.to_str().unwrap()])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let (_, stderr) = expect_exit(&out, 2);
+    ));
     assert!(
         stderr.contains("tool `wc`") && stderr.contains("no world"),
         "{stderr}"
     );
     // A tool name too long for MCP once the function is appended.
     let long = "t".repeat(125);
-    let toolkit = format!("[tools.{long}]\ncomponent = '{}'\n", guest("word_count"));
-    std::fs::write(&kit, toolkit).unwrap();
-    let out = command(&["mcp", kit.to_str().unwrap()])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let (_, stderr) = expect_exit(&out, 2);
+    let stderr = refused_at_startup(&format!(
+        "[tools.{long}]\ncomponent = '{}'\n",
+        guest("word_count")
+    ));
     assert!(
         stderr.contains(&format!("`{long}.count` is 131 characters")),
         "{stderr}"
