@@ -1,6 +1,7 @@
 //! Every secret the test hosts hold, and every spelling of one that a careless
-//! host could leave behind: raw, hex in both cases, percent-encoded in both
-//! cases, and base64/base64url at each of the three byte alignments. Every
+//! host could leave behind: raw, hex in both cases, and the spellings the fetch
+//! scrubber removes from reflections (`airlock_fetch::spellings`: base64 and
+//! base64url whole and at each byte alignment, percent-encoded, JSON). Every
 //! [`crate::TestHost`] greps its whole audit trail for all of them when it is
 //! dropped, so each test that runs jobs also checks that the audit holds no
 //! secret.
@@ -41,41 +42,15 @@ pub fn spellings(name: &str, secret: &[u8]) -> Vec<(String, Vec<u8>)> {
             format!("{name} HEX"),
             hex::encode_upper(secret).into_bytes(),
         ),
-        (format!("{name} percent"), percent(secret, false)),
-        (format!("{name} PERCENT"), percent(secret, true)),
     ];
-    for shift in 0..3 {
-        let mut shifted = vec![0u8; shift];
-        shifted.extend_from_slice(secret);
-        for (label, text) in [
-            ("base64", STANDARD.encode(&shifted)),
-            ("base64url", URL_SAFE_NO_PAD.encode(&shifted)),
-        ] {
-            // The first characters mix in the zero prefix, the last four the
-            // end of the input (and padding): keep only the stable middle.
-            let skip = (shift * 4).div_ceil(3);
-            let core = &text.as_bytes()[skip..text.len() - 4];
-            out.push((format!("{name} {label}+{shift}"), core.to_vec()));
-        }
-    }
+    out.extend(
+        airlock_fetch::spellings(secret)
+            .into_iter()
+            .map(|(label, bytes)| (format!("{name} {label}"), bytes)),
+    );
     out.sort_by(|a, b| a.1.cmp(&b.1));
     out.dedup_by(|a, b| a.1 == b.1);
     out
-}
-
-/// Percent-encoding of everything but RFC 3986's unreserved characters.
-fn percent(bytes: &[u8], upper: bool) -> Vec<u8> {
-    let mut out = String::new();
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else if upper {
-            out.push_str(&format!("%{b:02X}"));
-        } else {
-            out.push_str(&format!("%{b:02x}"));
-        }
-    }
-    out.into_bytes()
 }
 
 /// Every spelling of the canary scan's four secrets.

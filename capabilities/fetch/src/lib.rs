@@ -26,6 +26,7 @@ pub use grant::{
 };
 pub use resolve::{Resolve, ResolveFuture, StaticResolver, SystemResolver};
 pub use rustls::pki_types::CertificateDer;
+pub use scrub::spellings;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -54,11 +54,7 @@ impl Scrubber {
         let mut needles: Vec<Vec<u8>> = Vec::new();
         for v in values.into_iter().filter(|v| !v.is_empty()) {
             needles.push(v.to_vec());
-            let mut derived = Vec::new();
-            base64_forms(v, &mut derived);
-            percent_forms(v, &mut derived);
-            derived.push(json_escaped(v));
-            for mut n in derived {
+            for (_, mut n) in spellings(v) {
                 if n.len() >= MIN_DERIVED {
                     needles.push(n);
                 } else {
@@ -109,12 +105,31 @@ impl Scrubber {
     }
 }
 
+/// Every derived spelling of `v` (all but the raw bytes), each with a label
+/// saying which: standard and URL-safe base64, whole (`base64`, `base64url`)
+/// and as embedded at each byte offset in a longer text (`base64+1`, ...);
+/// percent-encoded (`percent`, `percent-lower`, `percent-plus`, and the same
+/// with `-component` for `encodeURIComponent`'s set); JSON-escaped (`json`).
+/// The scrubber removes these from what a tool gets back; the wall tests
+/// search guest memory for them.
+pub fn spellings(v: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = Vec::new();
+    base64_forms(v, &mut out);
+    percent_forms(v, &mut out);
+    out.push(("json", json_escaped(v)));
+    out
+}
+
 /// Whole-value encodings, and for values embedded in a longer encoded text,
 /// the characters that depend only on the value at each of the three
 /// possible byte offsets.
-fn base64_forms(v: &[u8], out: &mut Vec<Vec<u8>>) {
-    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-        out.push(engine.encode(v).into_bytes());
+fn base64_forms(v: &[u8], out: &mut Vec<(&'static str, Vec<u8>)>) {
+    const LABELS: [[&str; 4]; 2] = [
+        ["base64", "base64+0", "base64+1", "base64+2"],
+        ["base64url", "base64url+0", "base64url+1", "base64url+2"],
+    ];
+    for (engine, labels) in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD].into_iter().zip(LABELS) {
+        out.push((labels[0], engine.encode(v).into_bytes()));
         for shift in 0..3usize {
             let mut shifted = Zeroizing::new(vec![0u8; shift]);
             shifted.extend_from_slice(v);
@@ -123,14 +138,25 @@ fn base64_forms(v: &[u8], out: &mut Vec<Vec<u8>>) {
             let skip = [0, 2, 3][shift];
             let cut_tail = usize::from(shifted.len() % 3 != 0);
             if encoded.len() > skip + cut_tail {
-                out.push(encoded[skip..encoded.len() - cut_tail].to_vec());
+                out.push((
+                    labels[shift + 1],
+                    encoded[skip..encoded.len() - cut_tail].to_vec(),
+                ));
             }
         }
     }
 }
 
-fn percent_forms(v: &[u8], out: &mut Vec<Vec<u8>>) {
-    for set in [NON_ALPHANUMERIC, COMPONENT] {
+fn percent_forms(v: &[u8], out: &mut Vec<(&'static str, Vec<u8>)>) {
+    const LABELS: [[&str; 3]; 2] = [
+        ["percent", "percent-lower", "percent-plus"],
+        [
+            "percent-component",
+            "percent-component-lower",
+            "percent-component-plus",
+        ],
+    ];
+    for (set, [upper_l, lower_l, plus_l]) in [NON_ALPHANUMERIC, COMPONENT].into_iter().zip(LABELS) {
         let upper = percent_encode(v, set).to_string().into_bytes();
         let mut lower = upper.clone();
         let mut i = 0;
@@ -147,7 +173,7 @@ fn percent_forms(v: &[u8], out: &mut Vec<Vec<u8>>) {
         let plus = String::from_utf8_lossy(&upper)
             .replace("%20", "+")
             .into_bytes();
-        out.extend([upper, lower, plus]);
+        out.extend([(upper_l, upper), (lower_l, lower), (plus_l, plus)]);
     }
 }
 
