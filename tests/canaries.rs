@@ -6,9 +6,6 @@
 //! dropped, so each test that runs jobs also checks that the audit holds no
 //! secret.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-
 use crate::{OTHER_KEY, WEBHOOK_KEY};
 
 /// The secret the fetch test hosts release as `token`; its characters change
@@ -91,6 +88,8 @@ pub fn assert_no_secret(what: &str, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
     /// The base64 spellings really occur in an encoding of a text that holds
     /// the secret, whatever its offset.
