@@ -16,24 +16,35 @@
 //!
 //! # Descriptions
 //!
-//! WIT doc comments do not reach a component built with the usual tools, so
-//! the docs are read, in this order, from:
+//! What a model reads decides what it does, so descriptions come only from
+//! the operator: the toolkit and the WIT the toolkit points at.
 //!
-//! 1. the tool's WIT sources, the toolkit's `wit = "path"` (a directory or a
-//!    file), parsed with `wit-parser`. The host's own package
-//!    `airlock:verbs@0.1.0` is built in, so a tool's WIT may
-//!    `include airlock:verbs/signer@0.1.0;` without a `deps/` folder. The world
-//!    used is the one whose exported functions cover the component's exports;
-//!    parameter names are checked against the component so stale WIT is an
-//!    error rather than wrong docs;
-//! 2. a `package-docs` custom section in the component, when one is present
-//!    (the format `wit-component` writes into encoded WIT packages);
-//! 3. the toolkit's `description` of the tool;
-//! 4. the signature, `TOOL.FUNCTION(params) -> result`.
+//! 1. The toolkit's `description` of the tool comes first, for every
+//!    function of the tool; nothing replaces it.
+//! 2. The tool's WIT sources, the toolkit's `wit = "path"` (a directory or a
+//!    file), parsed with `wit-parser`, add each function's doc comment after
+//!    it, and the docs of records and their fields, variants and their
+//!    cases, enums and flags become `description`s inside the schemas. The
+//!    host's own package `airlock:verbs@0.1.0` is built in, so a tool's WIT
+//!    may `include airlock:verbs/signer@0.1.0;` without a `deps/` folder. The
+//!    world used is the one whose exported functions cover the component's
+//!    exports; parameter names are checked against the component so stale
+//!    WIT is an error rather than wrong docs. WIT has no doc comments on
+//!    parameters.
+//! 3. With neither, the signature, `TOOL.FUNCTION(params) -> result`.
 //!
-//! Function docs become the tool's description; docs of records and their
-//! fields, variants and their cases, enums and flags become `description`s
-//! inside the schemas. WIT has no doc comments on parameters.
+//! A component's own `package-docs` custom section (the format
+//! `wit-component` writes into encoded WIT packages) is text its author
+//! wrote and nobody reviewed: it never reaches an agent. [`Docs::load`]
+//! reads it for `airlock inspect` alone, which labels it as such.
+//!
+//! Every description is cleaned by [`crate::agent_text`]: control and
+//! invisible characters (bidi overrides, zero-width and tag characters, ...)
+//! are removed and each text is capped at
+//! [`agent_text::MAX_DESCRIPTION_CHARS`] characters. A described function
+//! whose schemas and description together pass [`MAX_SCHEMA_BYTES`] as JSON
+//! is an error ([`DescribeError::TooLarge`]); the types themselves were
+//! already bounded when the component was loaded ([`crate::type_size`]).
 //!
 //! # Names
 //!
@@ -53,12 +64,15 @@ use wit_parser::{Resolve, TypeDefKind, TypeOwner, WorldId, WorldItem, WorldKey};
 
 use crate::config::ToolSpec;
 use crate::host::Export;
-use crate::{schema, values};
+use crate::{agent_text, schema, values};
 
 /// Longest MCP tool name.
 pub const MCP_NAME_MAX: usize = 128;
 /// Longest OpenAI or Anthropic function name.
 pub const FUNCTION_CALLING_NAME_MAX: usize = 64;
+/// Most bytes one described function may take as JSON: its input and output
+/// schemas and its description together.
+pub const MAX_SCHEMA_BYTES: usize = 1 << 20;
 
 /// One tool as an agent sees it: one exported function of one airlock tool.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +83,8 @@ pub struct ToolDescription {
     pub tool: String,
     /// The exported function.
     pub function: String,
-    /// What it does, from the WIT docs or the fallbacks (see the module docs).
+    /// What it does: the toolkit's description, then the WIT docs, or the
+    /// signature (see the module docs).
     pub description: String,
     /// JSON Schema of the arguments object.
     pub input_schema: Value,
@@ -235,6 +250,19 @@ pub enum DescribeError {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// A function's schemas and description are too big to hand an agent.
+    #[error(
+        "tool `{name}` would be described in {bytes} bytes of JSON, over the {limit}-byte \
+         limit per function; simplify its types or shorten its docs"
+    )]
+    TooLarge {
+        /// `TOOL.FUNCTION`.
+        name: String,
+        /// Its size as JSON.
+        bytes: usize,
+        /// [`MAX_SCHEMA_BYTES`].
+        limit: usize,
+    },
 }
 
 /// What describing a function needs: its name and its WIT types.
@@ -258,20 +286,22 @@ impl<'a> From<&'a Export> for Signature<'a> {
     }
 }
 
-/// Describes every export of the tool `spec` (whose component bytes and
-/// exports are given), reading docs as the module docs say.
+/// Describes every export of the tool `spec`, with docs from the WIT the
+/// toolkit points at, if any, and never from the component itself.
 pub fn describe_tool(
     spec: &ToolSpec,
-    component: &[u8],
     exports: &[Export],
 ) -> Result<Vec<ToolDescription>, DescribeError> {
     let sigs: Vec<Signature<'_>> = exports.iter().map(Signature::from).collect();
-    let docs = Docs::load(spec.wit.as_deref(), component, &sigs).map_err(|reason| {
-        DescribeError::Docs {
-            tool: spec.name.clone(),
-            reason,
-        }
-    })?;
+    let docs = match spec.wit.as_deref() {
+        Some(path) => Some(
+            Docs::from_wit(path, &sigs).map_err(|reason| DescribeError::Docs {
+                tool: spec.name.clone(),
+                reason,
+            })?,
+        ),
+        None => None,
+    };
     describe(
         &spec.name,
         &sigs,
@@ -280,16 +310,16 @@ pub fn describe_tool(
     )
 }
 
-/// Describes the functions `sigs` of tool `tool`, with docs from `docs` and
-/// `fallback` (the toolkit's description) for functions that have none.
+/// Describes the functions `sigs` of tool `tool`, with `operator` (the
+/// toolkit's description) first and docs from `docs` after it.
 pub fn describe(
     tool: &str,
     sigs: &[Signature<'_>],
     docs: Option<&Docs>,
-    fallback: Option<&str>,
+    operator: Option<&str>,
 ) -> Result<Vec<ToolDescription>, DescribeError> {
     sigs.iter()
-        .map(|s| describe_function(tool, s, docs, fallback))
+        .map(|s| describe_function(tool, s, docs, operator))
         .collect()
 }
 
@@ -298,7 +328,7 @@ pub fn describe_function(
     tool: &str,
     sig: &Signature<'_>,
     docs: Option<&Docs>,
-    fallback: Option<&str>,
+    operator: Option<&str>,
 ) -> Result<ToolDescription, DescribeError> {
     let name = format!("{tool}.{}", sig.name);
     check_mcp_name(&name)?;
@@ -327,10 +357,31 @@ pub fn describe_function(
             }
         }
     }
-    let description = wit
-        .and_then(|(_, f)| clean_docs(f.docs.contents.as_deref()))
-        .or_else(|| clean_docs(fallback))
-        .unwrap_or_else(|| signature_text(&name, sig));
+    let texts: Vec<String> = [
+        clean_docs(operator),
+        wit.and_then(|(_, f)| clean_docs(f.docs.contents.as_deref())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let description = if texts.is_empty() {
+        agent_text::cap(
+            agent_text::sanitize(&signature_text(&name, sig)),
+            agent_text::MAX_DESCRIPTION_CHARS,
+        )
+    } else {
+        agent_text::cap(texts.join("\n\n"), agent_text::MAX_DESCRIPTION_CHARS)
+    };
+    let bytes = crate::host::json_len(&input_schema)
+        + crate::host::json_len(&output_schema)
+        + description.len();
+    if bytes > MAX_SCHEMA_BYTES {
+        return Err(DescribeError::TooLarge {
+            name,
+            bytes,
+            limit: MAX_SCHEMA_BYTES,
+        });
+    }
     Ok(ToolDescription {
         name,
         tool: tool.to_string(),
@@ -381,9 +432,10 @@ fn output_schema(result: Option<&Type>) -> (Value, bool) {
     }
 }
 
-/// Doc comment text as one paragraph per blank-line-separated block.
+/// Doc comment text as one paragraph per blank-line-separated block, with
+/// hidden characters removed and the length capped ([`agent_text`]).
 fn clean_docs(docs: Option<&str>) -> Option<String> {
-    let docs = docs?;
+    let docs = agent_text::sanitize(docs?);
     let mut paragraphs: Vec<String> = Vec::new();
     let mut current = String::new();
     for line in docs.lines().map(str::trim) {
@@ -402,7 +454,7 @@ fn clean_docs(docs: Option<&str>) -> Option<String> {
         paragraphs.push(current);
     }
     let text = paragraphs.join("\n\n");
-    (!text.is_empty()).then_some(text)
+    (!text.is_empty()).then(|| agent_text::cap(text, agent_text::MAX_DESCRIPTION_CHARS))
 }
 
 // ---- docs ----
@@ -423,7 +475,8 @@ const VERBS_WIT: &[(&str, &str)] = &[
 pub enum DocSource {
     /// WIT sources at this path.
     Wit(PathBuf),
-    /// The component's `package-docs` custom section.
+    /// The component's `package-docs` custom section: text its author wrote
+    /// and nobody reviewed, shown by `airlock inspect` and never to agents.
     PackageDocs,
 }
 
@@ -431,7 +484,10 @@ impl std::fmt::Display for DocSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DocSource::Wit(p) => write!(f, "WIT at {}", p.display()),
-            DocSource::PackageDocs => f.write_str("the component's package-docs section"),
+            DocSource::PackageDocs => f.write_str(
+                "the component's own package-docs section (unreviewed text from the component's \
+                 author; never shown to agents)",
+            ),
         }
     }
 }
@@ -445,9 +501,10 @@ pub struct Docs {
 }
 
 impl Docs {
-    /// Docs for a component whose exports are `sigs`: from the WIT at `wit`
-    /// if given (errors if it cannot be read or does not match), else from a
-    /// `package-docs` section of `component` if there is one, else none.
+    /// Docs for a component whose exports are `sigs`, for `airlock inspect`:
+    /// from the WIT at `wit` if given (errors if it cannot be read or does
+    /// not match), else from a `package-docs` section of `component` if there
+    /// is one (unreviewed: see [`DocSource::PackageDocs`]), else none.
     pub fn load(
         wit: Option<&Path>,
         component: &[u8],
@@ -785,6 +842,7 @@ fn append_item_docs(schema: &mut Value, items: &[(&str, Option<String>)]) {
         Some(existing) => format!("{existing}\n\n{}", lines.join("\n")),
         None => lines.join("\n"),
     };
+    let text = agent_text::cap(text, agent_text::MAX_DESCRIPTION_CHARS);
     obj.insert("description".into(), Value::String(text));
 }
 
@@ -1078,7 +1136,7 @@ world maps {
     fn described(dir: &Path) -> Vec<ToolDescription> {
         let f = Fixture::new();
         let docs = Docs::from_wit(dir, &f.sigs()).unwrap();
-        describe("maps", &f.sigs(), Some(&docs), Some("The toolkit's words.")).unwrap()
+        describe("maps", &f.sigs(), Some(&docs), None).unwrap()
     }
 
     #[test]
@@ -1116,12 +1174,29 @@ world maps {
             "Find the place called `query` near `opts.at`.\n\nSecond paragraph."
         );
         assert_eq!(tools[1].description, "The area of `s`.");
-        // No doc comment: the toolkit's description.
-        assert_eq!(tools[2].description, "The toolkit's words.");
+        // No doc comment and no toolkit description: the signature.
+        assert_eq!(tools[2].description, "maps.ping()");
         assert_eq!(
             (tools[0].tool.as_str(), tools[0].function.as_str()),
             ("maps", "search")
         );
+    }
+
+    #[test]
+    fn the_toolkits_description_comes_first_then_the_wit_docs() {
+        let dir = wit_dir(WIT);
+        let f = Fixture::new();
+        let docs = Docs::from_wit(dir.path(), &f.sigs()).unwrap();
+        let tools = describe("maps", &f.sigs(), Some(&docs), Some("The toolkit's words.")).unwrap();
+        assert_eq!(
+            tools[0].description,
+            "The toolkit's words.\n\nFind the place called `query` near `opts.at`.\n\nSecond paragraph."
+        );
+        assert_eq!(
+            tools[1].description,
+            "The toolkit's words.\n\nThe area of `s`."
+        );
+        assert_eq!(tools[2].description, "The toolkit's words.");
     }
 
     #[test]
@@ -1424,5 +1499,100 @@ world maps {
             (type $f (func (param "c" $c)))
             (import "f" (func (type $f))))"#;
         func_params(wat, "f").remove(0).1
+    }
+
+    /// Tool poisoning: text a component or its docs carry must not steer
+    /// the model past what the operator wrote and reviewed.
+    mod descriptions {
+        use super::*;
+
+        /// A WIT world documented with hidden characters: zero-width and
+        /// tag characters (WIT itself refuses bidi overrides and C0/C1
+        /// controls), tabs and a bare carriage return.
+        const HIDDEN_WIT: &str = "package example:maps;\n\
+            world maps {\n\
+            /// A spot\u{200B}\u{200D} on the\u{E0020}\u{E0049}\u{E0047}\u{E004E} grid.\n\
+            record point { /// Col\u{FEFF}umn.\tLeft\rto right.\n x: s32, y: s32 }\n\
+            enum mode { /// Good\u{2060} enough.\n fast, exact }\n\
+            record opts { limit: u32, at: point, mode: mode }\n\
+            variant shape { circle(f64), empty }\n\
+            /// Find\u{200B} places.\u{E0001}\n\
+            export search: func(query: string, opts: option<opts>) -> result<point, string>;\n\
+            export area: func(s: shape) -> f64;\n\
+            export ping: func();\n\
+            }\n";
+
+        #[test]
+        fn hidden_characters_never_reach_a_schema() {
+            let dir = wit_dir(HIDDEN_WIT);
+            let f = Fixture::new();
+            let docs = Docs::from_wit(dir.path(), &f.sigs()).unwrap();
+            let operator = "Counts\u{1b}]0;owned\u{7} words\u{202E}exe.txt\u{202C}\u{9b}2J \
+                            \u{2066}quietly\u{2069}\u{200F}.\u{E0041}";
+            let tools = describe("maps", &f.sigs(), Some(&docs), Some(operator)).unwrap();
+            assert_eq!(
+                tools[0].description,
+                "Counts]0;owned wordsexe.txt2J quietly.\n\nFind places."
+            );
+            let point = &tools[0].output_schema;
+            assert_eq!(point["description"], "A spot on the grid.");
+            assert_eq!(
+                point["properties"]["x"]["description"],
+                "Column. Left to right."
+            );
+            let mode =
+                &tools[0].input_schema["properties"]["opts"]["anyOf"][0]["properties"]["mode"];
+            assert_eq!(mode["description"], "- `fast`: Good enough.");
+            // Nothing hidden anywhere in what an agent is given.
+            // (serde_json writes control characters as `\u00XX` escapes.)
+            let all = render(&tools, Format::Mcp).unwrap().to_string();
+            assert!(!all.chars().any(agent_text::is_hidden), "{all}");
+            assert!(!all.contains("\\u00"), "{all}");
+        }
+
+        #[test]
+        fn descriptions_are_capped() {
+            let f = Fixture::new();
+            let long = "word ".repeat(10_000);
+            let tools = describe("maps", &f.sigs(), None, Some(&long)).unwrap();
+            let d = &tools[0].description;
+            assert_eq!(d.chars().count(), agent_text::MAX_DESCRIPTION_CHARS);
+            assert!(d.starts_with("word word ") && d.ends_with('…'), "{d}");
+        }
+
+        #[test]
+        fn a_function_over_the_schema_limit_is_refused() {
+            // Within the type caps, but every field documented at length.
+            let docs: String = (0..600)
+                .map(|i| format!("/// {}\nfield{i}: u8,\n", "x".repeat(2000)))
+                .collect();
+            let wat_fields: String = (0..600)
+                .map(|i| format!("(field \"field{i}\" u8)"))
+                .collect();
+            let wat = format!(
+                "(component (type $r' (record {wat_fields})) (import \"r\" (type $r (eq $r'))) \
+                 (type $f (func (param \"r\" $r))) (import \"f\" (func (type $f))))"
+            );
+            let (params, _) = func_sig(&wat, "f");
+            let sig = Signature {
+                name: "f",
+                params: &params,
+                result: None,
+            };
+            let plain = describe_function("big", &sig, None, None).unwrap();
+            assert!(crate::host::json_len(&plain.input_schema) < 100_000);
+            let dir = wit_dir(&format!(
+                "package a:b;\nworld w {{\nrecord r {{\n{docs}}}\nexport f: func(r: r);\n}}\n"
+            ));
+            let docs = Docs::from_wit(dir.path(), &[sig]).unwrap();
+            match describe_function("big", &sig, Some(&docs), None) {
+                Err(DescribeError::TooLarge { name, bytes, limit }) => {
+                    assert_eq!(name, "big.f");
+                    assert_eq!(limit, MAX_SCHEMA_BYTES);
+                    assert!(bytes > MAX_SCHEMA_BYTES, "{bytes}");
+                }
+                other => panic!("expected TooLarge, got {other:?}"),
+            }
+        }
     }
 }

@@ -17,6 +17,7 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, 
 use crate::cache::{CacheOutcome, ComponentCache, Digest32};
 use crate::engine::{EpochTicker, PoolSize, build_engine};
 use crate::job::{self, Budget, JobError, JobOutput, JobParts, JobState};
+use crate::type_size::TypeCap;
 use crate::verbs::{Capabilities, Grants, VerbSet};
 use crate::world::{self, Import, Refusal};
 use crate::{values, wasi};
@@ -55,6 +56,23 @@ pub enum LoadError {
         what: String,
         /// wasmtime's count and limit.
         reason: String,
+    },
+    /// An export's types are too big to describe or convert in bounded
+    /// time (a type that doubles at every level, say); see [`crate::type_size`].
+    #[error(
+        "{what}: {part} of function `{function}` has a type of more than {cap}; airlock \
+         refuses types it cannot describe to an agent in bounded time: simplify the type or \
+         split the function"
+    )]
+    TypeTooLarge {
+        /// What was loaded (a path or a tool name).
+        what: String,
+        /// The exported function.
+        function: String,
+        /// `parameter `NAME``, `the result` or `its signature`.
+        part: String,
+        /// The cap it went over.
+        cap: TypeCap,
     },
     /// A grant names something the host does not have.
     #[error("tool `{tool}`: {reason}")]
@@ -276,10 +294,9 @@ impl Airlock {
         what: &str,
     ) -> Result<(Vec<Import>, Vec<Export>), LoadError> {
         let (component, _, _) = self.compile(bytes, what)?;
-        Ok((
-            world::imports(&self.engine, &component),
-            exports(&self.engine, &component),
-        ))
+        let exports = exports(&self.engine, &component);
+        check_type_sizes(&exports, what)?;
+        Ok((world::imports(&self.engine, &component), exports))
     }
 
     /// Loads a tool from a file.
@@ -325,6 +342,7 @@ impl Airlock {
                 reason,
             })?;
         let (component, digest, cache) = self.compile(bytes, what)?;
+        check_type_sizes(&exports(&self.engine, &component), what)?;
         let imports = world::imports(&self.engine, &component);
         let used =
             world::check(&imports, grants.set(), name).map_err(|refusals| LoadError::World {
@@ -551,8 +569,24 @@ fn exports(engine: &Engine, component: &Component) -> Vec<Export> {
         .collect()
 }
 
+/// Refuses a component whose exports' types are too big to write out
+/// (schemas, type names): the count stops at the first cap reached.
+fn check_type_sizes(exports: &[Export], what: &str) -> Result<(), LoadError> {
+    crate::type_size::check(
+        exports
+            .iter()
+            .map(|e| (e.name.as_str(), e.params.as_slice(), e.result.as_ref())),
+    )
+    .map_err(|o| LoadError::TypeTooLarge {
+        what: what.to_string(),
+        function: o.function,
+        part: o.part,
+        cap: o.cap,
+    })
+}
+
 /// The length of `value` as compact JSON, counted without building the text.
-fn json_len(value: &Value) -> usize {
+pub(crate) fn json_len(value: &Value) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {

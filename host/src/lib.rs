@@ -3,6 +3,7 @@
 //! never the secrets, sockets or files behind them.
 #![deny(missing_docs)]
 
+pub mod agent_text;
 pub mod audit;
 pub mod cache;
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod mcp;
 #[cfg(feature = "guest-debug")]
 pub mod probe;
 pub mod schema;
+pub mod type_size;
 pub mod units;
 pub mod values;
 pub mod verbs;

@@ -60,14 +60,6 @@ pub enum StartError {
     /// A tool could not be described (a bad name, unusable WIT docs).
     #[error(transparent)]
     Describe(#[from] DescribeError),
-    /// The component file could not be read again for its docs.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
 }
 
 /// One MCP tool: an exported function of a loaded airlock tool.
@@ -97,12 +89,8 @@ impl Toolbox {
                 spec.grants.clone(),
                 spec.budget,
             )?;
-            let bytes = std::fs::read(&spec.component).map_err(|source| StartError::Io {
-                path: spec.component.display().to_string(),
-                source,
-            })?;
             let tool = Arc::new(tool);
-            for description in describe::describe_tool(spec, &bytes, tool.exports())? {
+            for description in describe::describe_tool(spec, tool.exports())? {
                 entries.push(Entry {
                     listed: mcp_tool(&description),
                     description,

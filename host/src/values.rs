@@ -138,11 +138,16 @@ pub fn args_from_json(params: &[(String, Type)], args: &Value) -> Result<Vec<Val
 /// always spelled out; fixed-length lists print as `list<u8, 4>`, maps as `map<k, v>`.
 pub fn type_name(ty: &Type) -> String {
     let mut out = String::new();
-    write_type_name(&mut out, ty);
+    write_type_name(&mut out, ty, usize::MAX);
     out
 }
 
-fn write_type_name(out: &mut String, ty: &Type) {
+/// Writes the name of `ty`, stopping soon after `out` reaches `max` bytes
+/// (so a huge type costs no more than `max` to name).
+fn write_type_name(out: &mut String, ty: &Type, max: usize) {
+    if out.len() >= max {
+        return;
+    }
     match ty {
         Type::Bool => out.push_str("bool"),
         Type::S8 => out.push_str("s8"),
@@ -160,40 +165,46 @@ fn write_type_name(out: &mut String, ty: &Type) {
         Type::Own(_) => out.push_str("own<resource>"),
         Type::Borrow(_) => out.push_str("borrow<resource>"),
         Type::ErrorContext => out.push_str("error-context"),
-        Type::List(l) => write_generic(out, "list", &[l.ty()], None),
-        Type::FixedLengthList(l) => write_generic(out, "list", &[l.ty()], Some(l.len())),
-        Type::Map(m) => write_generic(out, "map", &[m.key(), m.value()], None),
-        Type::Option(o) => write_generic(out, "option", &[o.ty()], None),
-        Type::Tuple(t) => write_generic(out, "tuple", &t.types().collect::<Vec<_>>(), None),
-        Type::Future(f) => write_generic(out, "future", f.ty().as_slice(), None),
-        Type::Stream(s) => write_generic(out, "stream", s.ty().as_slice(), None),
+        Type::List(l) => write_generic(out, "list", &[l.ty()], None, max),
+        Type::FixedLengthList(l) => write_generic(out, "list", &[l.ty()], Some(l.len()), max),
+        Type::Map(m) => write_generic(out, "map", &[m.key(), m.value()], None, max),
+        Type::Option(o) => write_generic(out, "option", &[o.ty()], None, max),
+        Type::Tuple(t) => write_generic(out, "tuple", &t.types().collect::<Vec<_>>(), None, max),
+        Type::Future(f) => write_generic(out, "future", f.ty().as_slice(), None, max),
+        Type::Stream(s) => write_generic(out, "stream", s.ty().as_slice(), None, max),
         Type::Result(r) => match (r.ok(), r.err()) {
-            (ok, None) => write_generic(out, "result", ok.as_slice(), None),
-            (Some(ok), Some(err)) => write_generic(out, "result", &[ok, err], None),
+            (ok, None) => write_generic(out, "result", ok.as_slice(), None, max),
+            (Some(ok), Some(err)) => write_generic(out, "result", &[ok, err], None, max),
             (None, Some(err)) => {
                 out.push_str("result<_, ");
-                write_type_name(out, &err);
+                write_type_name(out, &err, max);
                 out.push('>');
             }
         },
         Type::Record(r) => {
             out.push_str("record {");
             for (i, field) in r.fields().enumerate() {
+                if out.len() >= max {
+                    break;
+                }
                 out.push_str(if i > 0 { ", " } else { " " });
                 out.push_str(field.name);
                 out.push_str(": ");
-                write_type_name(out, &field.ty);
+                write_type_name(out, &field.ty, max);
             }
             out.push_str(" }");
         }
         Type::Variant(v) => {
             out.push_str("variant {");
             for (i, case) in v.cases().enumerate() {
+                if out.len() >= max {
+                    break;
+                }
                 out.push_str(if i > 0 { ", " } else { " " });
                 out.push_str(case.name);
                 if let Some(ty) = &case.ty {
                     out.push('(');
-                    write_type_name(out, ty);
+                    write_type_name(out, ty, max);
                     out.push(')');
                 }
             }
@@ -209,17 +220,20 @@ fn write_type_name(out: &mut String, ty: &Type) {
 }
 
 /// `name<a, b>` (or just `name` without arguments), with an optional trailing length.
-fn write_generic(out: &mut String, name: &str, args: &[Type], len: Option<u32>) {
+fn write_generic(out: &mut String, name: &str, args: &[Type], len: Option<u32>, max: usize) {
     out.push_str(name);
     if args.is_empty() {
         return;
     }
     out.push('<');
     for (i, ty) in args.iter().enumerate() {
+        if out.len() >= max {
+            break;
+        }
         if i > 0 {
             out.push_str(", ");
         }
-        write_type_name(out, ty);
+        write_type_name(out, ty, max);
     }
     if let Some(len) = len {
         let _ = write!(out, ", {len}");
@@ -605,7 +619,8 @@ fn join_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
 /// The type's name, shortened so one error message stays readable.
 fn brief_name(ty: &Type) -> String {
     const LIMIT: usize = 120;
-    let mut name = type_name(ty);
+    let mut name = String::new();
+    write_type_name(&mut name, ty, LIMIT + 1);
     if name.len() > LIMIT {
         let mut cut = LIMIT;
         while !name.is_char_boundary(cut) {

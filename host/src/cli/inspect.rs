@@ -1,7 +1,8 @@
 //! `airlock inspect`: what a component offers (exports with types and JSON
 //! Schema) and what it asks for (imports sorted into verbs, null WASI and
 //! imports airlock will refuse). With `--wit` (or a `package-docs` section in
-//! the component) each export also shows its WIT doc comment.
+//! the component) each export also shows its WIT doc comment; docs from the
+//! component itself are labelled unreviewed, since agents never see them.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::Failure;
-use crate::describe::{self, Docs, Signature};
+use crate::describe::{self, DocSource, Docs, Signature};
 use crate::world::ImportKind;
 use crate::{schema, values, wasi};
 
@@ -72,7 +73,11 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
             "{}",
             json!({
                 "component": what,
-                "docs": docs.as_ref().map(|d| json!({"from": d.source().to_string(), "world": d.world_docs()})),
+                "docs": docs.as_ref().map(|d| json!({
+                    "from": d.source().to_string(),
+                    "reviewed": !matches!(d.source(), DocSource::PackageDocs),
+                    "world": d.world_docs(),
+                })),
                 "exports": exports_json,
                 "imports": { "verbs": verbs, "null_wasi": null_wasi, "refused": refused },
             })

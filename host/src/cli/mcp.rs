@@ -44,8 +44,7 @@ impl From<StartError> for Failure {
     fn from(e: StartError) -> Self {
         match e {
             StartError::Load(e) => e.into(),
-            StartError::Describe(e) => Failure::usage(e.to_string()),
-            e @ StartError::Io { .. } => Failure::usage(e.to_string()),
+            StartError::Describe(e) => e.into(),
         }
     }
 }

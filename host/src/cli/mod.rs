@@ -155,6 +155,16 @@ impl From<LoadError> for Failure {
             LoadError::Io { .. } => (exit::USAGE, "usage", json!(null)),
             LoadError::NotAComponent { .. } => (exit::USAGE, "invalid-component", json!(null)),
             LoadError::OverLimits { .. } => (exit::REFUSED, "over-limits", json!(null)),
+            LoadError::TypeTooLarge {
+                function,
+                part,
+                cap,
+                ..
+            } => (
+                exit::REFUSED,
+                "over-limits",
+                json!({"function": function, "part": part, "limit": cap.limit()}),
+            ),
             LoadError::Grant { .. } => (exit::USAGE, "config", json!(null)),
         };
         Self {
@@ -162,6 +172,23 @@ impl From<LoadError> for Failure {
             kind,
             message: e.to_string(),
             detail,
+        }
+    }
+}
+
+impl From<crate::describe::DescribeError> for Failure {
+    fn from(e: crate::describe::DescribeError) -> Self {
+        use crate::describe::DescribeError;
+        match &e {
+            DescribeError::TooLarge { name, limit, .. } => Self {
+                code: exit::REFUSED,
+                kind: "over-limits",
+                message: e.to_string(),
+                detail: json!({"tool": name, "limit": limit}),
+            },
+            DescribeError::Name { .. } | DescribeError::Docs { .. } => {
+                Failure::usage(e.to_string())
+            }
         }
     }
 }

@@ -51,10 +51,7 @@ pub(super) fn schema(args: SchemaArgs) -> Result<(), Failure> {
             ))
         })?;
         let (_, exports) = host.inspect(&bytes, &spec.component.display().to_string())?;
-        tools.extend(
-            describe::describe_tool(spec, &bytes, &exports)
-                .map_err(|e| Failure::usage(e.to_string()))?,
-        );
+        tools.extend(describe::describe_tool(spec, &exports)?);
     }
     let format = match args.format {
         FormatArg::Mcp => Format::Mcp,
