@@ -13,7 +13,8 @@
 //! - `canary`: no secret reaches guest memory, job output or the audit;
 //! - `pressure`: more jobs than slots, instance-heavy tools, handle floods
 //!   and giant messages to every verb;
-//! - `bench_guests`: the benchmark guests do what the benches assume.
+//! - `bench_guests`: the benchmark guests do what the benches assume;
+//! - `describe`: export types too big to describe are refused at load.
 //!
 //! Inside them, a test that attacks one of the walls sits in a module named
 //! after it (`walls::cpu::spin_runs_out_of_fuel`): WALLS.md is generated from
@@ -24,6 +25,7 @@ mod cache;
 mod canary;
 mod complete;
 mod concurrency;
+mod describe;
 mod fetch;
 mod log;
 mod pressure;

@@ -163,6 +163,17 @@ pub const WALLS: &[Wall] = &[
         design: "Arguments are lifted from JSON against the WIT types of the export.",
     },
     Wall {
+        key: "descriptions",
+        title: "Descriptions",
+        promise: "What an agent reads about a tool comes from the operator: the toolkit's \
+                  description leads, a component's own docs never reach an MCP, OpenAI or \
+                  Anthropic schema, every description is stripped of control and invisible \
+                  characters and capped, and a component whose export types are too big to \
+                  describe is refused at load, in bounded time.",
+        design: "Docs are read only from the toolkit and the WIT it points at; export types \
+                 are counted with a budget when a component is loaded.",
+    },
+    Wall {
         key: "cache",
         title: "Compiled-component cache",
         promise: "A compiled component is loaded from the cache only after its checksum \
