@@ -580,7 +580,8 @@ fn schema_prints_each_ecosystems_shape() {
             "type": "function",
             "function": {
                 "name": "word-count__count",
-                "description": "Count the words, lines, characters and bytes of `text`.",
+                // The toolkit's description first, then the reviewed WIT's.
+                "description": "Counts words, lines and characters of a text.\n\nCount the words, lines, characters and bytes of `text`.",
                 "parameters": count["inputSchema"],
             }
         })
@@ -592,7 +593,7 @@ fn schema_prints_each_ecosystems_shape() {
         anthropic[0],
         json!({
             "name": "sign-webhook__sign",
-            "description": "Sign `body` with the key `webhook` and log that it did.",
+            "description": "Signs webhook bodies with the host's `webhook` HMAC key.\n\nSign `body` with the key `webhook` and log that it did.",
             "input_schema": tools[0]["inputSchema"],
         })
     );

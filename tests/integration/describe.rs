@@ -109,7 +109,10 @@ fn every_guest_fits_the_type_caps_with_room() {
             }
         }
     }
-    eprintln!("largest guest function: {} ({} parts)", largest.1, largest.0);
+    eprintln!(
+        "largest guest function: {} ({} parts)",
+        largest.1, largest.0
+    );
     assert!(
         largest.0 * 100 <= MAX_FUNCTION_PARTS,
         "{} has {} parts",
@@ -167,13 +170,18 @@ mod descriptions {
             // `inspect` (behind `airlock inspect` and `airlock schema`)
             // refuses it the same way.
             let started = Instant::now();
-            let err = host.inspect(&bytes, "pairs.wasm").err().expect("refused");
+            let err = host.inspect(&bytes, "pairs.wasm").expect_err("refused");
             assert!(started.elapsed() < Duration::from_secs(2));
             assert_refused(err, "pairs.wasm");
         }
         // Past wasmparser's own limit the bytes are not a valid component.
         let err = host
-            .load_tool("pairs", &doubling_component(30), no_grants(), Budget::default())
+            .load_tool(
+                "pairs",
+                &doubling_component(30),
+                no_grants(),
+                Budget::default(),
+            )
             .err()
             .expect("refused");
         assert!(matches!(&err, LoadError::NotAComponent { .. }), "{err:?}");
