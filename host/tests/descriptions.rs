@@ -284,6 +284,7 @@ mod descriptions {
         let started = Instant::now();
         let out = command(args).output().unwrap();
         let took = started.elapsed();
+        eprintln!("{args:?}: refused after {took:?}");
         let (stdout, stderr) = expect_exit(&out, 3);
         assert!(took < Duration::from_secs(10), "{args:?} took {took:?}");
         let text = format!("{stdout}{stderr}");
