@@ -3,6 +3,7 @@
 //! never the secrets, sockets or files behind them.
 #![deny(missing_docs)]
 
+pub mod annotations;
 pub mod audit;
 pub mod cache;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod fuzzing;
 pub mod host;
 pub mod job;
 pub mod mcp;
+pub mod names;
 #[cfg(feature = "guest-debug")]
 pub mod probe;
 pub mod schema;
