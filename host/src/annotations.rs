@@ -114,7 +114,11 @@ pub fn classify(grants: &Grants) -> Classification {
     }
     let list = |v: &[String]| v.join(", ");
     let read_only_why = if changes.is_empty() {
-        "none of its verbs changes anything outside airlock".to_string()
+        if grants.fetch.is_some() {
+            "fetch may only read (GET, HEAD); no other verb changes anything".to_string()
+        } else {
+            "none of its verbs changes anything outside airlock".to_string()
+        }
     } else {
         hints.read_only = false;
         hints.idempotent = false;

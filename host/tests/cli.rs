@@ -447,7 +447,7 @@ fn explain_says_what_mcp_clients_are_told_and_why() {
     );
     assert_has(
         facts,
-        "- read-only: yes: none of its verbs changes anything outside airlock",
+        "- read-only: yes: fetch may only read (GET, HEAD); no other verb changes anything",
     );
     assert_has(
         facts,
