@@ -14,7 +14,9 @@ use secrecy::{ExposeSecret, SecretSlice};
 use serde::Deserialize;
 use zeroize::Zeroize;
 
+use crate::annotations::HintOverrides;
 use crate::job::Budget;
+use crate::names::FunctionSpec;
 use crate::units::{Size, Span};
 use crate::verbs::{Capabilities, Grants};
 
@@ -101,6 +103,10 @@ struct ToolEntry {
     budget: BudgetSpec,
     #[serde(default)]
     grants: Grants,
+    #[serde(default)]
+    functions: BTreeMap<String, FunctionSpec>,
+    #[serde(default)]
+    annotations: HintOverrides,
 }
 
 /// One tool of a toolkit, resolved.
@@ -119,6 +125,10 @@ pub struct ToolSpec {
     pub budget: Budget,
     /// The verbs granted and their scopes.
     pub grants: Grants,
+    /// What the toolkit says about each function (`[tools.NAME.functions.FUNC]`).
+    pub functions: BTreeMap<String, FunctionSpec>,
+    /// MCP hints the toolkit makes more cautious (`[tools.NAME.annotations]`).
+    pub annotations: HintOverrides,
 }
 
 /// A toolkit file: the tools an agent is given for a task.
@@ -153,6 +163,7 @@ impl Toolkit {
                     format!("tool name `{name}` may use only letters, digits, `-` and `_`"),
                 ));
             }
+            check_names_and_hints(&name, &entry).map_err(|m| invalid(path, m))?;
             tools.insert(
                 name.clone(),
                 ToolSpec {
@@ -161,6 +172,8 @@ impl Toolkit {
                     wit: entry.wit.map(|w| base.join(w)),
                     budget: entry.budget.apply(Budget::default()),
                     grants: entry.grants,
+                    functions: entry.functions,
+                    annotations: entry.annotations,
                     name,
                 },
             );
@@ -189,6 +202,20 @@ impl Toolkit {
             )
         })
     }
+}
+
+/// A function name the toolkit chose must be portable; its hints may only
+/// be more cautious than its grants.
+fn check_names_and_hints(tool: &str, entry: &ToolEntry) -> Result<(), String> {
+    for (function, spec) in &entry.functions {
+        if let Some(name) = &spec.name {
+            crate::names::check(name).map_err(|why| {
+                format!("[tools.{tool}.functions.{function}] name = {name:?} {why}")
+            })?;
+        }
+    }
+    crate::annotations::check(&entry.grants, &entry.annotations)
+        .map_err(|why| format!("[tools.{tool}.annotations] {why}"))
 }
 
 /// toml's message with the line (and table) it is about.

@@ -1,5 +1,5 @@
 //! Tool descriptions for agents: every exported function of every tool of a
-//! toolkit becomes one tool named `TOOL.FUNCTION`, with a description, a JSON
+//! toolkit becomes one tool titled `TOOL.FUNCTION`, with a description, a JSON
 //! Schema of its arguments and one of its result. One model,
 //! [`ToolDescription`], serves the MCP server (`airlock mcp`), `airlock schema`
 //! (MCP, OpenAI and Anthropic shapes) and `airlock inspect`.
@@ -48,11 +48,10 @@
 //!
 //! # Names
 //!
-//! MCP tool names must match `[A-Za-z0-9_.-]{1,128}`; a name that does not is
-//! an error when the toolkit is described. OpenAI and Anthropic function names
-//! must match `^[a-zA-Z0-9_-]{1,64}$` (no dots), so [`function_calling_name`]
-//! writes `TOOL.FUNCTION` as `TOOL__FUNCTION`. WIT function names never contain
-//! `_`, so the original is recovered by splitting at the *last* `__`.
+//! A tool's `title` is `TOOL.FUNCTION`; its `name`, the same in MCP, OpenAI
+//! and Anthropic shapes, is portable (`^[a-zA-Z0-9_]{1,64}$`): see
+//! [`crate::names`]. Its MCP annotations come from its grants: see
+//! [`crate::annotations`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,14 +61,11 @@ use serde_json::{Value, json};
 use wasmtime::component::types::Type;
 use wit_parser::{Resolve, TypeDefKind, TypeOwner, WorldId, WorldItem, WorldKey};
 
+use crate::annotations::{self, Hints};
 use crate::config::ToolSpec;
 use crate::host::Export;
-use crate::{agent_text, schema, values};
+use crate::{agent_text, names, schema, values};
 
-/// Longest MCP tool name.
-pub const MCP_NAME_MAX: usize = 128;
-/// Longest OpenAI or Anthropic function name.
-pub const FUNCTION_CALLING_NAME_MAX: usize = 64;
 /// Most bytes one described function may take as JSON: its input and output
 /// schemas and its description together.
 pub const MAX_SCHEMA_BYTES: usize = 1 << 20;
@@ -77,8 +73,11 @@ pub const MAX_SCHEMA_BYTES: usize = 1 << 20;
 /// One tool as an agent sees it: one exported function of one airlock tool.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolDescription {
-    /// `TOOL.FUNCTION`, e.g. `word-count.count`.
+    /// The portable name agents call it by, e.g. `word_count__count`
+    /// (see [`crate::names`]).
     pub name: String,
+    /// `TOOL.FUNCTION` as people write it, e.g. `word-count.count`.
+    pub title: String,
     /// The airlock tool (the toolkit's `[tools.NAME]`).
     pub tool: String,
     /// The exported function.
@@ -92,6 +91,9 @@ pub struct ToolDescription {
     pub output_schema: Value,
     /// Whether the structured result is the value wrapped as `{"result": value}`.
     pub wraps_output: bool,
+    /// MCP hints computed from the tool's grants; `None` when described
+    /// without a toolkit (no grants known).
+    pub annotations: Option<Hints>,
 }
 
 impl ToolDescription {
@@ -107,33 +109,44 @@ impl ToolDescription {
 
     /// The MCP `Tool` object of `tools/list`.
     pub fn to_mcp(&self) -> Value {
-        json!({
+        let mut tool = json!({
             "name": self.name,
+            "title": self.title,
             "description": self.description,
             "inputSchema": self.input_schema,
             "outputSchema": self.output_schema,
-        })
+        });
+        if let Some(h) = self.annotations {
+            tool["annotations"] = json!({
+                "title": self.title,
+                "readOnlyHint": h.read_only,
+                "destructiveHint": h.destructive,
+                "idempotentHint": h.idempotent,
+                "openWorldHint": h.open_world,
+            });
+        }
+        tool
     }
 
     /// An OpenAI `tools` entry (`{"type": "function", "function": {...}}`).
-    pub fn to_openai(&self) -> Result<Value, DescribeError> {
-        Ok(json!({
+    pub fn to_openai(&self) -> Value {
+        json!({
             "type": "function",
             "function": {
-                "name": function_calling_name(&self.name)?,
+                "name": self.name,
                 "description": self.description,
                 "parameters": self.input_schema,
             },
-        }))
+        })
     }
 
     /// An Anthropic Messages API `tools` entry.
-    pub fn to_anthropic(&self) -> Result<Value, DescribeError> {
-        Ok(json!({
-            "name": function_calling_name(&self.name)?,
+    pub fn to_anthropic(&self) -> Value {
+        json!({
+            "name": self.name,
             "description": self.description,
             "input_schema": self.input_schema,
-        }))
+        })
     }
 }
 
@@ -148,93 +161,29 @@ pub enum Format {
     Anthropic,
 }
 
-/// Tool definitions in `format`. Errors if two function-calling names collide
-/// or one is too long.
+/// Tool definitions in `format`. Errors if two tools share a name or a name
+/// is not portable (see [`crate::names`]).
 pub fn render(tools: &[ToolDescription], format: Format) -> Result<Value, DescribeError> {
-    let entries = match format {
-        Format::Mcp => {
-            return Ok(
-                json!({ "tools": tools.iter().map(ToolDescription::to_mcp).collect::<Vec<_>>() }),
-            );
-        }
-        Format::OpenAi => tools
-            .iter()
-            .map(ToolDescription::to_openai)
-            .collect::<Result<Vec<_>, _>>()?,
-        Format::Anthropic => tools
-            .iter()
-            .map(ToolDescription::to_anthropic)
-            .collect::<Result<Vec<_>, _>>()?,
-    };
-    let mut seen = BTreeMap::new();
     for t in tools {
-        let fc = function_calling_name(&t.name)?;
-        if let Some(other) = seen.insert(fc.clone(), &t.name) {
-            return Err(DescribeError::Name {
-                name: t.name.clone(),
-                reason: format!(
-                    "and `{other}` both become `{fc}` as function-calling names; rename a tool"
-                ),
-            });
+        names::check(&t.name).map_err(|reason| DescribeError::Name {
+            name: t.title.clone(),
+            reason: format!("is offered as `{}`, which {reason}", t.name),
+        })?;
+    }
+    names::check_unique(tools)?;
+    Ok(match format {
+        Format::Mcp => {
+            json!({ "tools": tools.iter().map(ToolDescription::to_mcp).collect::<Vec<_>>() })
         }
-    }
-    Ok(Value::Array(entries))
-}
-
-/// `TOOL.FUNCTION` as an OpenAI or Anthropic function name: every `.` becomes
-/// `__`, and the result must match `^[a-zA-Z0-9_-]{1,64}$`.
-pub fn function_calling_name(name: &str) -> Result<String, DescribeError> {
-    let out = name.replace('.', "__");
-    if out.is_empty() || out.len() > FUNCTION_CALLING_NAME_MAX {
-        return Err(DescribeError::Name {
-            name: name.to_string(),
-            reason: format!(
-                "is {} characters as a function-calling name (`{out}`); OpenAI and Anthropic allow 1 to {FUNCTION_CALLING_NAME_MAX}: shorten the tool's name",
-                out.len()
-            ),
-        });
-    }
-    if let Some(c) = out
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-    {
-        return Err(DescribeError::Name {
-            name: name.to_string(),
-            reason: format!("contains {c:?}, which function-calling names do not allow"),
-        });
-    }
-    Ok(out)
-}
-
-/// Checks an MCP tool name: `[A-Za-z0-9_.-]{1,128}`.
-pub fn check_mcp_name(name: &str) -> Result<(), DescribeError> {
-    if name.is_empty() || name.len() > MCP_NAME_MAX {
-        return Err(DescribeError::Name {
-            name: name.to_string(),
-            reason: format!(
-                "is {} characters long; MCP tool names have 1 to {MCP_NAME_MAX}: shorten the tool's name",
-                name.len()
-            ),
-        });
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
-        return Err(DescribeError::Name {
-            name: name.escape_debug().to_string(),
-            reason: format!(
-                "contains {c:?}; MCP tool names may use only letters, digits, `_`, `.` and `-`"
-            ),
-        });
-    }
-    Ok(())
+        Format::OpenAi => tools.iter().map(ToolDescription::to_openai).collect(),
+        Format::Anthropic => tools.iter().map(ToolDescription::to_anthropic).collect(),
+    })
 }
 
 /// Why a tool could not be described.
 #[derive(Debug, thiserror::Error)]
 pub enum DescribeError {
-    /// A name breaks MCP's or function calling's rules.
+    /// A name is not portable, or two functions share one.
     #[error("tool name `{name}` {reason}")]
     Name {
         /// The offending name.
@@ -302,12 +251,18 @@ pub fn describe_tool(
         ),
         None => None,
     };
-    describe(
+    let mut described = describe(
         &spec.name,
         &sigs,
         docs.as_ref(),
         spec.description.as_deref(),
-    )
+    )?;
+    names::assign(spec, &mut described)?;
+    let hints = annotations::hints(&spec.grants, &spec.annotations);
+    for d in &mut described {
+        d.annotations = Some(hints);
+    }
+    Ok(described)
 }
 
 /// Describes the functions `sigs` of tool `tool`, with `operator` (the
@@ -330,8 +285,7 @@ pub fn describe_function(
     docs: Option<&Docs>,
     operator: Option<&str>,
 ) -> Result<ToolDescription, DescribeError> {
-    let name = format!("{tool}.{}", sig.name);
-    check_mcp_name(&name)?;
+    let title = format!("{tool}.{}", sig.name);
     let mut input_schema = schema::params_schema(sig.params);
     let (mut output_schema, wraps_output) = output_schema(sig.result);
     let wit = docs.and_then(|d| d.function(sig.name).map(|f| (d, f)));
@@ -366,7 +320,7 @@ pub fn describe_function(
     .collect();
     let description = if texts.is_empty() {
         agent_text::cap(
-            agent_text::sanitize(&signature_text(&name, sig)),
+            agent_text::sanitize(&signature_text(&title, sig)),
             agent_text::MAX_DESCRIPTION_CHARS,
         )
     } else {
@@ -377,19 +331,21 @@ pub fn describe_function(
         + description.len();
     if bytes > MAX_SCHEMA_BYTES {
         return Err(DescribeError::TooLarge {
-            name,
+            name: title,
             bytes,
             limit: MAX_SCHEMA_BYTES,
         });
     }
     Ok(ToolDescription {
-        name,
+        name: names::portable(tool, sig.name),
+        title,
         tool: tool.to_string(),
         function: sig.name.to_string(),
         description,
         input_schema,
         output_schema,
         wraps_output,
+        annotations: None,
     })
 }
 
@@ -1168,7 +1124,9 @@ world maps {
         let dir = wit_dir(WIT);
         let tools = described(dir.path());
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["maps.search", "maps.area", "maps.ping"]);
+        assert_eq!(names, ["maps__search", "maps__area", "maps__ping"]);
+        let titles: Vec<&str> = tools.iter().map(|t| t.title.as_str()).collect();
+        assert_eq!(titles, ["maps.search", "maps.area", "maps.ping"]);
         assert_eq!(
             tools[0].description,
             "Find the place called `query` near `opts.at`.\n\nSecond paragraph."
@@ -1335,33 +1293,27 @@ world maps {
     }
 
     #[test]
-    fn mcp_names_are_checked() {
-        assert!(check_mcp_name("word-count.count").is_ok());
-        assert!(check_mcp_name("a_b.c-d").is_ok());
-        let long = format!("{}.f", "t".repeat(127));
-        let e = check_mcp_name(&long).unwrap_err().to_string();
-        assert!(
-            e.contains("129 characters") && e.contains("1 to 128"),
-            "{e}"
-        );
-        let e = check_mcp_name("a b.c").unwrap_err().to_string();
-        assert!(e.contains("' '"), "{e}");
-        assert!(check_mcp_name("").is_err());
-        let params = vec![];
-        let sig = Signature {
-            name: "f",
-            params: &params,
-            result: None,
-        };
-        assert!(describe_function(&"t".repeat(127), &sig, None, None).is_err());
-    }
-
-    #[test]
     fn formats_have_each_ecosystems_shape() {
         let dir = wit_dir(WIT);
         let tools = described(dir.path());
         let mcp = render(&tools, Format::Mcp).unwrap();
-        assert_eq!(mcp["tools"][1]["name"], "maps.area");
+        assert_eq!(mcp["tools"][1]["name"], "maps__area");
+        assert_eq!(mcp["tools"][1]["title"], "maps.area");
+        // Described without a toolkit: no grants, so no annotations.
+        assert!(mcp["tools"][1].get("annotations").is_none());
+        let mut annotated = tools.clone();
+        annotated[1].annotations = Some(crate::annotations::Hints::PURE);
+        let mcp_annotated = render(&annotated, Format::Mcp).unwrap();
+        assert_eq!(
+            mcp_annotated["tools"][1]["annotations"],
+            json!({
+                "title": "maps.area",
+                "readOnlyHint": true,
+                "destructiveHint": false,
+                "idempotentHint": true,
+                "openWorldHint": false,
+            })
+        );
         assert_eq!(mcp["tools"][1]["inputSchema"], tools[1].input_schema);
         assert_eq!(mcp["tools"][1]["outputSchema"], tools[1].output_schema);
         assert_eq!(mcp["tools"][1]["description"], "The area of `s`.");
@@ -1387,21 +1339,18 @@ world maps {
                 "input_schema": tools[1].input_schema,
             })
         );
-        assert_eq!(
-            function_calling_name("sign-webhook.world-view").unwrap(),
-            "sign-webhook__world-view"
-        );
-        let e = function_calling_name(&format!("{}.f", "t".repeat(62)))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("1 to 64"), "{e}");
-        // Two names that collide once dots are replaced.
+        // A name over the limit, or not portable, is refused.
+        let mut long = tools[0].clone();
+        long.name = "m".repeat(65);
+        let e = render(&[long], Format::OpenAi).unwrap_err().to_string();
+        assert!(e.contains("at most 64"), "{e}");
+        // Two functions under one name.
         let mut twin = tools[0].clone();
         twin.name = "maps__search".into();
         let e = render(&[tools[0].clone(), twin], Format::OpenAi)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("both become `maps__search`"), "{e}");
+        assert!(e.contains("would both be offered as `maps__search`"), "{e}");
     }
 
     /// Appends a custom section to a wasm binary.

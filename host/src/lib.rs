@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod agent_text;
+pub mod annotations;
 pub mod audit;
 pub mod cache;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod fuzzing;
 pub mod host;
 pub mod job;
 pub mod mcp;
+pub mod names;
 #[cfg(feature = "guest-debug")]
 pub mod probe;
 pub mod schema;

@@ -5,8 +5,11 @@
 //! [`Toolbox::load`] loads and checks the whole toolkit before anything is
 //! served: every tool goes through [`Airlock::load_tool_file`] (so a tool the
 //! world check refuses stops the server with the usual message) and is
-//! described with [`describe`]. Each exported function is one MCP tool named
-//! `TOOL.FUNCTION`.
+//! described with [`describe`]. Each exported function is one MCP tool with a
+//! portable name (`word_count__count`, see [`crate::names`]; two functions
+//! under one name stop the server), the title `TOOL.FUNCTION`, and
+//! annotations computed from the tool's grants ([`crate::annotations`]).
+//! `tools/call` also accepts the title, for people who type it.
 //!
 //! Each `tools/call` is one fresh job ([`Airlock::run`]) under that tool's
 //! grants and budget; the grants come from the toolkit and nothing an MCP
@@ -98,6 +101,9 @@ impl Toolbox {
                 });
             }
         }
+        let described: Vec<ToolDescription> =
+            entries.iter().map(|e| e.description.clone()).collect();
+        crate::names::check_unique(&described)?;
         Ok(Self::from_entries(
             host,
             kit.path.display().to_string(),
@@ -110,7 +116,13 @@ impl Toolbox {
         let by_name = entries
             .iter()
             .enumerate()
-            .map(|(i, e)| (e.description.name.clone(), i))
+            .flat_map(|(i, e)| {
+                // The title too: it has a `.`, which no portable name has.
+                [
+                    (e.description.name.clone(), i),
+                    (e.description.title.clone(), i),
+                ]
+            })
             .collect();
         Self {
             host,
@@ -194,12 +206,23 @@ fn first_line(e: &JobError) -> String {
 
 fn mcp_tool(d: &ToolDescription) -> rmcp::model::Tool {
     let object = |v: &Value| Arc::new(v.as_object().cloned().unwrap_or_default());
-    rmcp::model::Tool::new(
+    let mut tool = rmcp::model::Tool::new(
         d.name.clone(),
         d.description.clone(),
         object(&d.input_schema),
     )
-    .with_raw_output_schema(object(&d.output_schema))
+    .with_title(d.title.clone())
+    .with_raw_output_schema(object(&d.output_schema));
+    if let Some(h) = d.annotations {
+        tool = tool.with_annotations(
+            rmcp::model::ToolAnnotations::with_title(d.title.clone())
+                .read_only(h.read_only)
+                .destructive(h.destructive)
+                .idempotent(h.idempotent)
+                .open_world(h.open_world),
+        );
+    }
+    tool
 }
 
 /// The MCP handler: a shared [`Toolbox`].

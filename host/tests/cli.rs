@@ -438,6 +438,82 @@ fn explain_describes_each_tools_world() {
 }
 
 #[test]
+fn explain_says_what_mcp_clients_are_told_and_why() {
+    let (stdout, _) = expect(&airlock(&["explain", &example("toolkit.toml")]), 0);
+    let (facts, counter) = stdout.split_once("tool `word-count`").unwrap();
+    assert_has(
+        facts,
+        "What MCP clients are told (computed from its grants):",
+    );
+    assert_has(
+        facts,
+        "- read-only: yes: fetch may only read (GET, HEAD); no other verb changes anything",
+    );
+    assert_has(
+        facts,
+        "- open world: yes: fetch reaches https://en.wikipedia.org/wiki/",
+    );
+    assert_has(
+        facts,
+        "Agents call its functions as: page_facts__facts (page-facts.facts)",
+    );
+    assert_has(counter, "- destructive: no: it changes nothing");
+    assert_has(
+        counter,
+        "- open world: no: it reaches nothing outside the host",
+    );
+    assert_has(
+        counter,
+        "Agents call its functions as: word_count__count (word-count.count)",
+    );
+    // A fetch grant that may DELETE, and a toolkit that is more cautious still.
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[tools.remover]\ncomponent = '{}'\n[tools.remover.grants.fetch]\n\
+         allow = ['https://api.example.com/']\nmethods = ['GET', 'DELETE']\n\
+         [tools.remover.functions.send]\nname = 'remove'\n\
+         [tools.remover.annotations]\nidempotent = false\n",
+        guest("http_probe")
+    );
+    let (stdout, _) = expect(&airlock(&["explain", &write(&dir, "kit.toml", toml)]), 0);
+    assert_has(&stdout, "- read-only: no: fetch may send DELETE");
+    assert_has(&stdout, "- destructive: yes: fetch may send DELETE");
+    assert_has(
+        &stdout,
+        "Agents call its functions as: remove (remover.send)",
+    );
+}
+
+#[test]
+fn run_takes_the_name_an_agent_sees_as_the_tool() {
+    let run = |tool: &str, extra: &[&str]| {
+        let kit = example("toolkit.toml");
+        let mut args = vec!["run", "--toolkit", &kit, "--tool", tool];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--args", r#"{"text": "a b c"}"#]);
+        airlock(&args)
+    };
+    for (tool, extra) in [
+        ("word-count", &[][..]),
+        ("word_count__count", &[][..]),
+        ("word_count__count", &["--call", "count"][..]),
+    ] {
+        let (stdout, _) = expect(&run(tool, extra), 0);
+        assert_has(&stdout, "\"words\": 3");
+    }
+    let (_, stderr) = expect(&run("word_count__count", &["--call", "other"]), 2);
+    assert_has(
+        &stderr,
+        "--tool word_count__count is function `count` of tool `word-count`",
+    );
+    let (_, stderr) = expect(&run("nope__count", &[]), 2);
+    assert_has(
+        &stderr,
+        "no tool `nope__count`; this toolkit has: page-facts, word-count",
+    );
+}
+
+#[test]
 fn explain_shows_fetch_scopes_in_plain_words() {
     let (stdout, _) = expect(&airlock(&["explain", &example("toolkit.toml")]), 0);
     let (facts, counter) = stdout.split_once("tool `word-count`").unwrap();
@@ -461,7 +537,7 @@ fn the_example_toolkit_serves_over_mcp_without_a_host_config() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_has(&stderr, "serving 2 tools from");
-    assert_has(&stderr, "page-facts.facts, word-count.count");
+    assert_has(&stderr, "page_facts__facts, word_count__count");
     assert!(!matches!(out.status.code(), Some(2) | Some(3)), "{stderr}");
 }
 

@@ -199,15 +199,33 @@ fn expect_error(result: &CallToolResult, needles: &[&str]) -> String {
     t
 }
 
+/// The names `tools/list` offers for the shared kit, sorted: portable
+/// (`^[a-zA-Z0-9_]{1,64}$`), each the title's tool and function joined by `__`.
 const TOOL_NAMES: [&str; 7] = [
+    "panic__run",
+    "sign_webhook__sign",
+    "sign_webhook__verify",
+    "sign_webhook__world_view",
+    "spin__run",
+    "spin_fuel__run",
+    "word_count__count",
+];
+
+/// The titles of [`TOOL_NAMES`], in the same order.
+const TOOL_TITLES: [&str; 7] = [
     "panic.run",
     "sign-webhook.sign",
     "sign-webhook.verify",
     "sign-webhook.world-view",
-    "spin-fuel.run",
     "spin.run",
+    "spin-fuel.run",
     "word-count.count",
 ];
+
+/// Whether `name` matches `^[a-zA-Z0-9_]{1,64}$`, the pattern every client accepts.
+fn portable(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
 fn counts_schema() -> Value {
     let u32s = |d: &str| json!({"type": "integer", "minimum": 0, "maximum": 4294967295u32, "description": d});
@@ -239,9 +257,28 @@ async fn stdio_lists_every_function_with_its_schemas() {
     let tools = client.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     assert_eq!(names, TOOL_NAMES);
+    assert!(names.iter().all(|n| portable(n)), "{names:?}");
+    let titles: Vec<&str> = tools.iter().map(|t| t.title.as_deref().unwrap()).collect();
+    assert_eq!(titles, TOOL_TITLES);
     let tool = |name: &str| tools.iter().find(|t| t.name == name).unwrap();
+    // No verbs, sign and log: read-only, idempotent, closed-world.
+    for t in &tools {
+        let a = t.annotations.as_ref().expect("annotations");
+        assert_eq!(a.title.as_deref(), t.title.as_deref());
+        assert_eq!(
+            (
+                a.read_only_hint,
+                a.destructive_hint,
+                a.idempotent_hint,
+                a.open_world_hint
+            ),
+            (Some(true), Some(false), Some(true), Some(false)),
+            "{}",
+            t.name
+        );
+    }
 
-    let count = tool("word-count.count");
+    let count = tool("word_count__count");
     assert_eq!(
         count.description.as_deref(),
         Some("Count the words, lines, characters and bytes of `text`.")
@@ -260,14 +297,14 @@ async fn stdio_lists_every_function_with_its_schemas() {
         counts_schema()
     );
 
-    let sign = tool("sign-webhook.sign");
+    let sign = tool("sign_webhook__sign");
     assert_eq!(
         sign.description.as_deref(),
         Some("Sign `body` with the key `webhook` and log that it did.")
     );
     let out = Value::Object((*sign.output_schema.clone().unwrap()).clone());
     assert_eq!(out["required"], json!(["header", "key"]), "{out}");
-    let verify = tool("sign-webhook.verify");
+    let verify = tool("sign_webhook__verify");
     let out = Value::Object((*verify.output_schema.clone().unwrap()).clone());
     assert_eq!(
         out["properties"]["result"],
@@ -276,11 +313,11 @@ async fn stdio_lists_every_function_with_its_schemas() {
     );
     // No WIT given: the toolkit's description, then the signature.
     assert_eq!(
-        tool("spin.run").description.as_deref(),
+        tool("spin__run").description.as_deref(),
         Some("Loops until its 2 s deadline.")
     );
     assert_eq!(
-        tool("spin-fuel.run").description.as_deref(),
+        tool("spin_fuel__run").description.as_deref(),
         Some("spin-fuel.run() -> u64")
     );
     client.cancel().await.unwrap();
@@ -292,7 +329,7 @@ async fn stdio_calls_succeed_with_text_and_structured_content() {
     let peer = client.peer();
     let r = call(
         peer,
-        "word-count.count",
+        "word_count__count",
         json!({"text": "one two three\nfour"}),
     )
     .await;
@@ -301,10 +338,18 @@ async fn stdio_calls_succeed_with_text_and_structured_content() {
         counts,
         json!({"words": 4, "lines": 2, "chars": 18, "bytes": 18})
     );
+    // The title, as people type it, names the same tool.
+    let by_title = call(
+        peer,
+        "word-count.count",
+        json!({"text": "one two three\nfour"}),
+    )
+    .await;
+    assert_eq!(expect_ok(&by_title), counts);
     let as_text: Value = serde_json::from_str(&text(&r)).unwrap();
     assert_eq!(as_text, counts);
 
-    let signed = expect_ok(&call(peer, "sign-webhook.sign", json!({"body": "hello"})).await);
+    let signed = expect_ok(&call(peer, "sign_webhook__sign", json!({"body": "hello"})).await);
     let header = signed["header"].as_str().unwrap();
     assert!(
         header.starts_with("sha256=") && header.len() == 7 + 64,
@@ -314,7 +359,7 @@ async fn stdio_calls_succeed_with_text_and_structured_content() {
     // Not a record: wrapped as {"result": ...}, the text is the bare value.
     let r = call(
         peer,
-        "sign-webhook.verify",
+        "sign_webhook__verify",
         json!({"body": "hello", "header": header}),
     )
     .await;
@@ -322,19 +367,19 @@ async fn stdio_calls_succeed_with_text_and_structured_content() {
     assert_eq!(text(&r), "true");
     let r = call(
         peer,
-        "sign-webhook.verify",
+        "sign_webhook__verify",
         json!({"body": "other", "header": header}),
     )
     .await;
     assert_eq!(expect_ok(&r), json!({"result": false}));
     // The tool sees no environment, arguments or files, only its key's name.
-    let seen = expect_ok(&call(peer, "sign-webhook.world-view", json!({})).await);
+    let seen = expect_ok(&call(peer, "sign_webhook__world_view", json!({})).await);
     assert!(seen["result"].is_array(), "{seen}");
     client.cancel().await.unwrap();
     // The tool's log line and a line per call went to stderr.
     let log = std::fs::read_to_string(stderr).unwrap();
-    assert!(log.contains("sign-webhook.sign job"), "{log}");
-    assert!(log.contains("word-count.count job"), "{log}");
+    assert!(log.contains("sign_webhook__sign job"), "{log}");
+    assert!(log.contains("word_count__count job"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,7 +390,7 @@ async fn fifty_concurrent_calls_all_succeed() {
         let peer = client.peer().clone();
         set.spawn(async move {
             let text = "w ".repeat(i + 1);
-            let r = call(&peer, "word-count.count", json!({ "text": text })).await;
+            let r = call(&peer, "word_count__count", json!({ "text": text })).await;
             (i, expect_ok(&r))
         });
     }
@@ -407,14 +452,17 @@ fn startup_errors_name_the_cause() {
         stderr.contains("tool `wc`") && stderr.contains("no world"),
         "{stderr}"
     );
-    // A tool name too long for MCP once the function is appended.
-    let long = "t".repeat(125);
+    // A tool name too long for clients once the function is appended.
+    let long = "t".repeat(60);
     let stderr = refused_at_startup(&format!(
         "[tools.{long}]\ncomponent = '{}'\n",
         guest("word_count")
     ));
     assert!(
-        stderr.contains(&format!("`{long}.count` is 131 characters")),
+        stderr.contains(&format!(
+            "`{long}.count` is offered as `{long}__count`, which is 67 characters long; \
+             clients accept at most 64"
+        )) && stderr.contains(&format!("[tools.{long}.functions.count] name = ")),
         "{stderr}"
     );
     // A non-loopback bind without --allow-remote, refused before binding.
@@ -526,17 +574,17 @@ async fn http_serves_the_same_tools_to_the_rust_sdk() {
     assert_eq!(names, TOOL_NAMES);
     let r = call(
         client.peer(),
-        "word-count.count",
+        "word_count__count",
         json!({"text": "over http"}),
     )
     .await;
     assert_eq!(expect_ok(&r)["words"], 2);
-    let r = call(client.peer(), "panic.run", json!({"message": "http"})).await;
+    let r = call(client.peer(), "panic__run", json!({"message": "http"})).await;
     expect_error(&r, &["the tool trapped", "deliberate panic: http"]);
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..10 {
         let peer = client.peer().clone();
-        set.spawn(async move { call(&peer, "word-count.count", json!({"text": "a b c"})).await });
+        set.spawn(async move { call(&peer, "word_count__count", json!({"text": "a b c"})).await });
     }
     while let Some(r) = set.join_next().await {
         assert_eq!(expect_ok(&r.unwrap())["words"], 3);
@@ -563,15 +611,26 @@ fn schema_prints_each_ecosystems_shape() {
     assert_eq!(
         names,
         [
-            "sign-webhook.sign",
-            "sign-webhook.verify",
-            "sign-webhook.world-view",
-            "word-count.count"
+            "sign_webhook__sign",
+            "sign_webhook__verify",
+            "sign_webhook__world_view",
+            "word_count__count"
         ]
     );
     let count = &tools[3];
+    assert_eq!(count["title"], "word-count.count");
     assert_eq!(count["outputSchema"], counts_schema());
     assert_eq!(count["inputSchema"]["required"], json!(["text"]));
+    assert_eq!(
+        count["annotations"],
+        json!({
+            "title": "word-count.count",
+            "readOnlyHint": true,
+            "destructiveHint": false,
+            "idempotentHint": true,
+            "openWorldHint": false,
+        })
+    );
 
     let openai = schema("openai");
     assert_eq!(
@@ -579,26 +638,161 @@ fn schema_prints_each_ecosystems_shape() {
         json!({
             "type": "function",
             "function": {
-                "name": "word-count__count",
+                "name": "word_count__count",
                 // The toolkit's description first, then the reviewed WIT's.
                 "description": "Counts words, lines and characters of a text.\n\nCount the words, lines, characters and bytes of `text`.",
                 "parameters": count["inputSchema"],
             }
         })
     );
-    assert_eq!(openai[2]["function"]["name"], "sign-webhook__world-view");
+    assert_eq!(openai[2]["function"]["name"], "sign_webhook__world_view");
 
     let anthropic = schema("anthropic");
     assert_eq!(
         anthropic[0],
         json!({
-            "name": "sign-webhook__sign",
+            "name": "sign_webhook__sign",
             "description": "Signs webhook bodies with the host's `webhook` HMAC key.\n\nSign `body` with the key `webhook` and log that it did.",
             "input_schema": tools[0]["inputSchema"],
         })
     );
     let out = command(&["schema", "nope.toml"]).output().unwrap();
     expect_exit(&out, 2);
+}
+
+/// MCP hints: (read-only, destructive, idempotent, open-world).
+type Hints = (bool, bool, bool, bool);
+
+/// The annotations every example tool must carry, from its grants.
+const EXAMPLE_HINTS: [(&str, Hints); 5] = [
+    ("page_facts__facts", (true, false, true, true)),
+    ("sign_webhook__sign", (true, false, true, false)),
+    ("sign_webhook__verify", (true, false, true, false)),
+    ("sign_webhook__world_view", (true, false, true, false)),
+    ("word_count__count", (true, false, true, false)),
+];
+
+fn hints_of(t: &rmcp::model::Tool) -> Hints {
+    let a = t.annotations.as_ref().expect("annotations");
+    (
+        a.read_only_hint.unwrap(),
+        a.destructive_hint.unwrap(),
+        a.idempotent_hint.unwrap(),
+        a.open_world_hint.unwrap(),
+    )
+}
+
+/// An rmcp client of `airlock mcp TOOLKIT --config CONFIG` over stdio.
+async fn stdio_client_of(toolkit: &str, config: &str, label: &str) -> (Client, PathBuf) {
+    let cmd = command(&["mcp", toolkit, "--config", config]);
+    let (stderr, path) = stderr_file(label);
+    let (transport, _) = TokioChildProcess::builder(tokio::process::Command::from(cmd))
+        .stderr(stderr)
+        .spawn()
+        .expect("cannot start airlock mcp");
+    let client = ().serve(transport).await.unwrap_or_else(|e| {
+        panic!(
+            "the MCP session did not start: {e}\n--- server stderr:\n{}",
+            std::fs::read_to_string(&path).unwrap_or_default()
+        )
+    });
+    (client, path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_tool_is_listed_with_a_portable_name_and_its_grants_hints() {
+    let (_, config) = kit();
+    let mut seen = Vec::new();
+    let mut examples: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter(|p| std::fs::read_to_string(p).unwrap().contains("[tools."))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 2, "{examples:?}");
+    for example in examples {
+        let (client, _) = stdio_client_of(example.to_str().unwrap(), config, "example").await;
+        for t in client.list_all_tools().await.unwrap() {
+            assert!(portable(&t.name), "{}", t.name);
+            // The name maps back to the title: split at `__`, `_` was `-`.
+            let title = t.title.as_deref().unwrap();
+            let (tool, function) = title.split_once('.').unwrap();
+            let fold = |s: &str| s.replace('-', "_");
+            assert_eq!(t.name, format!("{}__{}", fold(tool), fold(function)));
+            let expected = EXAMPLE_HINTS
+                .iter()
+                .find(|(n, _)| *n == t.name)
+                .unwrap_or_else(|| panic!("{}: add it to EXAMPLE_HINTS", t.name))
+                .1;
+            assert_eq!(
+                hints_of(&t),
+                expected,
+                "{} in {}",
+                t.name,
+                example.display()
+            );
+            seen.push(t.name.to_string());
+        }
+        client.cancel().await.unwrap();
+    }
+    seen.sort();
+    seen.dedup();
+    let all: Vec<&str> = EXAMPLE_HINTS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(seen, all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_toolkit_names_functions_and_makes_hints_more_cautious() {
+    let (_, config) = kit();
+    let dir = tempfile::tempdir().unwrap();
+    let toolkit = dir.path().join("kit.toml");
+    std::fs::write(
+        &toolkit,
+        format!(
+            "[tools.word-count]\ncomponent = '{wc}'\n\
+             [tools.word-count.functions.count]\nname = 'count_words'\n\
+             [tools.word-count.annotations]\nread_only = false\ndestructive = true\n\
+             [tools.poster]\ncomponent = '{probe}'\n\
+             [tools.poster.grants.fetch]\nallow = ['https://api.example.com/']\n\
+             methods = ['GET', 'POST']\n\
+             [tools.remover]\ncomponent = '{probe}'\n\
+             [tools.remover.grants.fetch]\nallow = ['https://api.example.com/']\n\
+             methods = ['delete']\n",
+            wc = guest("word_count"),
+            probe = guest("http_probe"),
+        ),
+    )
+    .unwrap();
+    let (client, _) = stdio_client_of(toolkit.to_str().unwrap(), config, "named").await;
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, ["count_words", "poster__send", "remover__send"]);
+    let hints: Vec<_> = tools.iter().map(hints_of).collect();
+    assert_eq!(
+        hints,
+        [
+            (false, true, true, false),
+            (false, false, false, true),
+            (false, true, false, true),
+        ]
+    );
+    assert_eq!(tools[0].title.as_deref(), Some("word-count.count"));
+    // Its chosen name and its title both call it; the default name does not.
+    for name in ["count_words", "word-count.count"] {
+        let r = call(client.peer(), name, json!({"text": "a b"})).await;
+        assert_eq!(expect_ok(&r)["words"], 2, "{name}");
+    }
+    let mut params = args(json!({"text": "a"}));
+    params.name = "word_count__count".into();
+    let e = client
+        .peer()
+        .call_tool(params)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no tool `word_count__count`"), "{e}");
+    client.cancel().await.unwrap();
 }
 
 #[test]
@@ -729,6 +923,20 @@ fn the_python_sdk_drives_the_server_over_stdio() {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n--- stderr:\n{stderr}"));
     assert_eq!(report["server"], "airlock", "{report}");
     assert_eq!(report["tools"], json!(TOOL_NAMES), "{report}");
+    for (name, title) in TOOL_NAMES.iter().zip(TOOL_TITLES) {
+        assert_eq!(report["titles"][name], title, "{report}");
+        assert_eq!(
+            report["annotations"][name],
+            json!({
+                "title": title,
+                "readOnlyHint": true,
+                "destructiveHint": false,
+                "idempotentHint": true,
+                "openWorldHint": false,
+            }),
+            "{report}"
+        );
+    }
     assert_eq!(
         report["count_description"],
         "Count the words, lines, characters and bytes of `text`."
@@ -761,19 +969,19 @@ mod mcp {
         // The tool's own `err`.
         let r = call(
             peer,
-            "sign-webhook.verify",
+            "sign_webhook__verify",
             json!({"body": "x", "header": "sha256=zz"}),
         )
         .await;
         expect_error(&r, &["the tool returned an error: ", "not a hex signature"]);
         // A budget: a spin loop with a million units of fuel.
-        let r = call(peer, "spin-fuel.run", json!({})).await;
+        let r = call(peer, "spin_fuel__run", json!({})).await;
         expect_error(&r, &["the fuel budget ran out", "1000000 units of fuel"]);
         // A trap: the guest panics.
-        let r = call(peer, "panic.run", json!({"message": "boom"})).await;
+        let r = call(peer, "panic__run", json!({"message": "boom"})).await;
         expect_error(&r, &["the tool trapped", "deliberate panic: boom"]);
         // Arguments, with the field named.
-        let r = call(peer, "word-count.count", json!({})).await;
+        let r = call(peer, "word_count__count", json!({})).await;
         expect_error(
             &r,
             &[
@@ -782,9 +990,9 @@ mod mcp {
                 "missing (expected string)",
             ],
         );
-        let r = call(peer, "word-count.count", json!({"text": 42})).await;
+        let r = call(peer, "word_count__count", json!({"text": 42})).await;
         expect_error(&r, &["argument `text`", "expected string, got 42"]);
-        let r = call(peer, "word-count.count", json!({"text": "a", "extra": 1})).await;
+        let r = call(peer, "word_count__count", json!({"text": "a", "extra": 1})).await;
         expect_error(
             &r,
             &["argument `extra`", "unknown argument (accepted: text)"],
@@ -794,11 +1002,11 @@ mod mcp {
         params.name = "nope.run".into();
         let e = peer.call_tool(params).await.unwrap_err().to_string();
         assert!(
-            e.contains("no tool `nope.run`") && e.contains("word-count.count"),
+            e.contains("no tool `nope.run`") && e.contains("word_count__count"),
             "{e}"
         );
         // The server is still fine.
-        expect_ok(&call(peer, "word-count.count", json!({"text": "still here"})).await);
+        expect_ok(&call(peer, "word_count__count", json!({"text": "still here"})).await);
         client.cancel().await.unwrap();
     }
 
@@ -807,10 +1015,10 @@ mod mcp {
         let (client, _) = stdio_client("spin").await;
         let started = Instant::now();
         let peer = client.peer().clone();
-        let spin = tokio::spawn(async move { call(&peer, "spin.run", json!({})).await });
+        let spin = tokio::spawn(async move { call(&peer, "spin__run", json!({})).await });
         tokio::time::sleep(Duration::from_millis(200)).await;
         for i in 0..20 {
-            let r = call(client.peer(), "word-count.count", json!({"text": "x y"})).await;
+            let r = call(client.peer(), "word_count__count", json!({"text": "x y"})).await;
             assert_eq!(expect_ok(&r)["words"], 2, "call {i}");
         }
         assert!(
@@ -822,6 +1030,78 @@ mod mcp {
         expect_error(&r, &["the deadline budget ran out", "2s deadline"]);
         assert!(started.elapsed() >= Duration::from_secs(2));
         client.cancel().await.unwrap();
+    }
+
+    #[test]
+    fn two_tools_offered_under_one_name_stop_startup() {
+        // `word-count` and `word_count` both fold to `word_count__count`.
+        let wc = guest("word_count");
+        let stderr = refused_at_startup(&format!(
+            "[tools.word-count]\ncomponent = '{wc}'\n[tools.word_count]\ncomponent = '{wc}'\n"
+        ));
+        assert!(
+            stderr.contains(
+                "`word-count.count` and `word_count.count` would both be offered as \
+                 `word_count__count`"
+            ) && stderr.contains("[tools.word_count.functions.count] name = "),
+            "{stderr}"
+        );
+        // A name the toolkit chose that another function already has.
+        let stderr = refused_at_startup(&format!(
+            "[tools.a]\ncomponent = '{wc}'\n[tools.b]\ncomponent = '{wc}'\n\
+             [tools.b.functions.count]\nname = 'a__count'\n"
+        ));
+        assert!(
+            stderr.contains("`a.count` and `b.count` would both be offered as `a__count`"),
+            "{stderr}"
+        );
+        // A chosen name that is not portable.
+        let stderr = refused_at_startup(&format!(
+            "[tools.a]\ncomponent = '{wc}'\n[tools.a.functions.count]\nname = 'a.count'\n"
+        ));
+        assert!(
+            stderr.contains("[tools.a.functions.count] name = \"a.count\" contains '.'"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn a_toolkit_cannot_call_a_tool_safer_than_its_grants() {
+        let probe = guest("http_probe");
+        let poster = format!(
+            "[tools.poster]\ncomponent = '{probe}'\n[tools.poster.grants.fetch]\n\
+             allow = ['https://api.example.com/']\nmethods = ['GET', 'POST', 'PUT']\n\
+             [tools.poster.annotations]\n"
+        );
+        for (line, why) in [
+            ("read_only = true", "fetch may send POST, PUT"),
+            ("destructive = false", "fetch may send PUT"),
+            (
+                "idempotent = true",
+                "fetch may send POST, PUT, so a repeated call may act again",
+            ),
+            (
+                "open_world = false",
+                "fetch reaches https://api.example.com/",
+            ),
+        ] {
+            let stderr = refused_at_startup(&format!("{poster}{line}\n"));
+            assert!(
+                stderr.contains(&format!(
+                    "[tools.poster.annotations] {line} claims less than its grants allow ({why})"
+                )),
+                "{line}: {stderr}"
+            );
+        }
+        // The schema command refuses it the same way.
+        let dir = tempfile::tempdir().unwrap();
+        let kit = dir.path().join("kit.toml");
+        std::fs::write(&kit, format!("{poster}read_only = true\n")).unwrap();
+        let out = command(&["schema", kit.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let (_, stderr) = expect_exit(&out, 2);
+        assert!(stderr.contains("read_only = true claims less"), "{stderr}");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 
 Usage: python mcp_client.py AIRLOCK_BINARY TOOLKIT [CONFIG]
 
-Starts the server over stdio, lists its tools, calls `word-count.count` and
-a call that fails, and prints one JSON object on stdout with what it saw.
+Starts the server over stdio, lists its tools (names, titles, annotations),
+calls `word_count__count` and a call that fails, and prints one JSON object
+on stdout with what it saw.
 The first line names the PyPI requirement; `cargo xtask mcp-venv` and the
 test in mcp.rs install exactly that into target/mcp-venv.
 """
@@ -31,14 +32,19 @@ async def main(binary, toolkit, config):
             init = await session.initialize()
             listed = await session.list_tools()
             tools = {t.name: t for t in listed.tools}
-            ok = await session.call_tool("word-count.count", {"text": "one two three\nfour"})
-            bad = await session.call_tool("word-count.count", {"text": 7})
+            ok = await session.call_tool("word_count__count", {"text": "one two three\nfour"})
+            bad = await session.call_tool("word_count__count", {"text": 7})
             report = {
                 "server": init.server_info.name,
                 "protocol": str(init.protocol_version),
                 "tools": sorted(tools),
-                "count_description": tools["word-count.count"].description,
-                "count_input_schema": tools["word-count.count"].input_schema,
+                "titles": {name: t.title for name, t in tools.items()},
+                "annotations": {
+                    name: t.annotations.model_dump(exclude_none=True, by_alias=True) if t.annotations else None
+                    for name, t in tools.items()
+                },
+                "count_description": tools["word_count__count"].description,
+                "count_input_schema": tools["word_count__count"].input_schema,
                 "ok": {
                     "is_error": bool(ok.is_error),
                     "structured": ok.structured_content,

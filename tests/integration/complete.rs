@@ -820,7 +820,7 @@ async fn summarize_reads_a_granted_page_and_returns_the_models_text() {
     );
     let err = err.as_str().expect("a string error");
     assert!(
-        err.starts_with("fetch failed: ") && err.contains("is not in this tool's fetch grant"),
+        err.starts_with("fetch denied: ") && err.contains("is not in this tool's fetch grant"),
         "{err}"
     );
     assert_eq!(page.seen().len(), 1);
@@ -852,6 +852,6 @@ async fn summarize_passes_the_models_refusal_on_as_its_error() {
     let err = tool_error(result, "summarize against a refusing provider");
     assert_eq!(
         err,
-        json!("complete failed: Error::Upstream(\"authentication failed\")")
+        json!("complete failed upstream: authentication failed")
     );
 }

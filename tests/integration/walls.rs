@@ -521,7 +521,8 @@ mod hostcall_data {
         {
             Err(JobError::ToolError(Value::String(e))) => {
                 assert!(
-                    e.contains("Invalid") && e.contains("at most 1048576"),
+                    e.starts_with("sign refused an invalid request: ")
+                        && e.contains("at most 1048576"),
                     "{e}"
                 )
             }

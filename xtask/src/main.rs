@@ -195,7 +195,9 @@ fn build_guests(root: &Path) -> Result<PathBuf> {
     let mut built = Vec::new();
     for entry in std::fs::read_dir(root.join("guests")).context("could not list guests/")? {
         let dir = entry?.path();
-        if !dir.join("Cargo.toml").is_file() {
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+        // Only components; a helper library (airlock-guest) builds no .wasm.
+        if !manifest.contains("cdylib") {
             continue;
         }
         let name = dir.file_name().unwrap_or_default().to_string_lossy();

@@ -7,6 +7,7 @@ wit_bindgen::generate!({
     path: ["../../wit", "wit"],
     generate_all,
 });
+airlock_guest::verb_error!(airlock::verbs::types::Error);
 
 use airlock::verbs::log::{self, Level};
 use airlock::verbs::sign;
@@ -16,7 +17,8 @@ struct KeyUser;
 
 impl Guest for KeyUser {
     fn exercise(hmac_key: String, ed_key: String, data: Vec<u8>) -> Result<Vec<String>, String> {
-        let fail = |what: &str, e: sign::Error| format!("{what} failed: {e:?}");
+        let fail =
+            |what: &str, e: sign::Error| airlock_guest::describe(&format!("sign {what}"), &e);
         let mac = sign::hmac_sha256(&hmac_key, &data).map_err(|e| fail("hmac-sha256", e))?;
         let mac_ok = sign::hmac_sha256_verify(&hmac_key, &data, &mac)
             .map_err(|e| fail("hmac-sha256-verify", e))?;
@@ -37,11 +39,11 @@ impl Guest for KeyUser {
 
     fn hmac_zeros(key: String, mib: u32) -> Result<Vec<u8>, String> {
         let zeros = vec![0u8; mib as usize * 1024 * 1024];
-        sign::hmac_sha256(&key, &zeros).map_err(|e| format!("hmac-sha256 failed: {e:?}"))
+        sign::hmac_sha256(&key, &zeros).map_err(|e| airlock_guest::describe("sign hmac-sha256", &e))
     }
 
     fn note(message: String) -> Result<(), String> {
-        log::emit(Level::Info, &message).map_err(|e| format!("log failed: {e:?}"))
+        log::emit(Level::Info, &message).map_err(|e| airlock_guest::describe("log", &e))
     }
 }
 

@@ -6,6 +6,7 @@ wit_bindgen::generate!({
     path: ["../../wit", "wit"],
     generate_all,
 });
+airlock_guest::verb_error!(airlock::verbs::types::Error);
 
 use airlock::verbs::log::{self, Level};
 use airlock::verbs::sign;
@@ -18,7 +19,7 @@ impl Guest for Overreach {
         let _ = log::emit(Level::Info, "about to sign");
         match sign::hmac_sha256("webhook", b"x") {
             Ok(mac) => Ok(mac.iter().map(|b| format!("{b:02x}")).collect()),
-            Err(e) => Err(format!("{e:?}")),
+            Err(e) => Err(airlock_guest::describe("sign", &e)),
         }
     }
 }

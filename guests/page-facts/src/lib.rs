@@ -8,6 +8,7 @@ wit_bindgen::generate!({
     path: ["../../wit", "wit"],
     generate_all,
 });
+airlock_guest::verb_error!(airlock::verbs::types::Error);
 
 use airlock::verbs::fetch::{self, Request};
 use airlock::verbs::log::{self, Level};
@@ -23,7 +24,7 @@ impl Guest for PageFacts {
             headers: Vec::new(),
             body: None,
         };
-        let response = fetch::send(&request).map_err(|e| format!("fetch failed: {e:?}"))?;
+        let response = fetch::send(&request).map_err(|e| airlock_guest::describe("fetch", &e))?;
         let _ = log::emit(
             Level::Info,
             &format!("fetched {} bytes from {url}", response.body.len()),

@@ -6,6 +6,7 @@ wit_bindgen::generate!({
     path: ["../../wit", "wit"],
     generate_all,
 });
+airlock_guest::verb_error!(airlock::verbs::types::Error);
 
 use airlock::verbs::log::{self, Level};
 use airlock::verbs::sign;
@@ -19,8 +20,8 @@ struct SignWebhook;
 
 impl Guest for SignWebhook {
     fn sign(body: String) -> Result<Webhook, String> {
-        let mac =
-            sign::hmac_sha256(KEY, body.as_bytes()).map_err(|e| format!("sign failed: {e:?}"))?;
+        let mac = sign::hmac_sha256(KEY, body.as_bytes())
+            .map_err(|e| airlock_guest::describe("sign", &e))?;
         let _ = log::emit(
             Level::Info,
             &format!("signed {} bytes with key {KEY}", body.len()),
@@ -35,7 +36,7 @@ impl Guest for SignWebhook {
         let digits = header.strip_prefix("sha256=").unwrap_or(&header);
         let mac = unhex(digits).ok_or_else(|| format!("not a hex signature: {header:?}"))?;
         sign::hmac_sha256_verify(KEY, body.as_bytes(), &mac)
-            .map_err(|e| format!("verify failed: {e:?}"))
+            .map_err(|e| airlock_guest::describe("sign", &e))
     }
 
     fn world_view() -> Vec<String> {

@@ -7,6 +7,7 @@ wit_bindgen::generate!({
     path: ["../../wit", "wit"],
     generate_all,
 });
+airlock_guest::verb_error!(airlock::verbs::types::Error);
 
 use airlock::verbs::complete::{self, Message, Options, Role};
 use airlock::verbs::fetch::{self, Request};
@@ -50,8 +51,8 @@ impl Guest for Summarize {
             temperature: None,
             stop: Vec::new(),
         };
-        let completion =
-            complete::chat(&messages, &options).map_err(|e| format!("complete failed: {e:?}"))?;
+        let completion = complete::chat(&messages, &options)
+            .map_err(|e| airlock_guest::describe("complete", &e))?;
         let _ = log::emit(
             Level::Info,
             &format!(
@@ -74,7 +75,7 @@ fn page_text(url: &str) -> Result<String, String> {
         headers: Vec::new(),
         body: None,
     };
-    let response = fetch::send(&request).map_err(|e| format!("fetch failed: {e:?}"))?;
+    let response = fetch::send(&request).map_err(|e| airlock_guest::describe("fetch", &e))?;
     let _ = log::emit(
         Level::Info,
         &format!("fetched {} bytes from {url}", response.body.len()),

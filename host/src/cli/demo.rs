@@ -359,7 +359,7 @@ fn web_tour(tour: &Tour, port: u16, token: &str) -> Result<(), Failure> {
     // 7. The steered request is refused.
     outln!("7. Suppose the agent obeys and points the same tool at that link:");
     match tour.run(&facts, None, json!({ "url": EXFIL })) {
-        Err(JobError::ToolError(e)) if e.to_string().contains("Denied") => {
+        Err(JobError::ToolError(e)) if e.to_string().contains("fetch denied: ") => {
             outln!(
                 "   facts({EXFIL}) -> refused by the host: {}",
                 e.as_str().unwrap_or_default()

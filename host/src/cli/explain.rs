@@ -77,6 +77,11 @@ pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> (String, bool) {
         }
     }
 
+    line("  What MCP clients are told (computed from its grants):".into());
+    for l in crate::annotations::explain(&spec.grants, &spec.annotations) {
+        line(format!("    - {l}"));
+    }
+
     let b = &spec.budget;
     line("  Each call is a fresh sandbox, destroyed afterwards, limited to:".into());
     line(format!(
@@ -116,8 +121,23 @@ pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> (String, bool) {
         )),
         Ok(bytes) => match host.inspect(&bytes, &spec.name) {
             Err(e) => line(format!("  Its component is unusable: {e}")),
-            Ok((imports, _)) => match world::check(&imports, spec.grants.set(), &spec.name) {
+            Ok((imports, exports)) => match world::check(&imports, spec.grants.set(), &spec.name) {
                 Ok(used) => {
+                    let offered: Vec<String> = exports
+                        .iter()
+                        .map(|e| {
+                            let name = spec
+                                .functions
+                                .get(&e.name)
+                                .and_then(|f| f.name.clone())
+                                .unwrap_or_else(|| crate::names::portable(&spec.name, &e.name));
+                            format!("{name} ({}.{})", spec.name, e.name)
+                        })
+                        .collect();
+                    line(format!(
+                        "  Agents call its functions as: {}",
+                        offered.join(", ")
+                    ));
                     let used: Vec<&str> = used.iter().map(|v| v.name()).collect();
                     line(format!(
                         "  Its component passes the world check; it imports the verbs: {}",

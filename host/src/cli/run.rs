@@ -22,7 +22,8 @@ pub(super) struct RunArgs {
     /// A toolkit file naming the tool, its grants and budget.
     #[arg(long, requires = "tool")]
     toolkit: Option<PathBuf>,
-    /// The tool's name in the toolkit.
+    /// The tool's name in the toolkit (`word-count`), or the name agents
+    /// call one of its functions by (`word_count__count`).
     #[arg(long, requires = "toolkit")]
     tool: Option<String>,
     /// The host config (secrets, keys); default ./airlock.toml if present.
@@ -158,6 +159,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
             "--args is not valid JSON ({e}); pass an object such as '{{\"text\": \"hi\"}}'"
         ))
     })?;
+    let mut call = args.call.clone();
     let (name, component, grants, budget) = match (&args.toolkit, &args.tool, &args.component) {
         (Some(kit), Some(tool), None) => {
             if !args.grants.is_empty() {
@@ -166,7 +168,21 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
                 ));
             }
             let kit = Toolkit::load(kit)?;
-            let spec = kit.tool(tool)?;
+            let spec = match kit.tool(tool) {
+                Ok(spec) => spec,
+                // The name an agent sees (`word_count__count`) names the function too.
+                Err(e) => {
+                    let (spec, function) = crate::names::resolve(&kit, tool).ok_or(e)?;
+                    if call.as_ref().is_some_and(|c| *c != function) {
+                        return Err(Failure::usage(format!(
+                            "--tool {tool} is function `{function}` of tool `{}`; drop --call",
+                            spec.name
+                        )));
+                    }
+                    call = Some(function);
+                    spec
+                }
+            };
             (
                 spec.name.clone(),
                 spec.component.clone(),
@@ -211,7 +227,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
             f
         })?;
     let rt = runtime()?;
-    let output = rt.block_on(host.run(&tool, args.call.as_deref(), &call_args))?;
+    let output = rt.block_on(host.run(&tool, call.as_deref(), &call_args))?;
     print_output(&output, args.json);
     Ok(())
 }

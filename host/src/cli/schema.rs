@@ -1,8 +1,8 @@
 //! `airlock schema TOOLKIT --format mcp|openai|anthropic`: the tool
 //! definitions an agent framework needs, one per exported function of each
 //! tool, derived from the components' WIT types and the tools' WIT docs.
-//! OpenAI and Anthropic forbid `.` in names, so there `TOOL.FUNCTION` is
-//! written `TOOL__FUNCTION` (split at the last `__` to get it back).
+//! Every shape uses the same portable names (`word_count__count`, see
+//! `crate::names`); the MCP shape adds titles and grant-derived annotations.
 
 use std::path::PathBuf;
 
@@ -14,7 +14,7 @@ use crate::describe::{self, Format};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
-    /// The result of MCP `tools/list`: {"tools": [{name, description, inputSchema, outputSchema}]}.
+    /// The result of MCP `tools/list`: {"tools": [{name, title, description, inputSchema, outputSchema, annotations}]}.
     Mcp,
     /// OpenAI function calling: [{"type": "function", "function": {name, description, parameters}}].
     Openai,
