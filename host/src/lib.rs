@@ -18,6 +18,7 @@ pub mod mcp;
 #[cfg(feature = "guest-debug")]
 pub mod probe;
 pub mod schema;
+pub mod term;
 pub mod units;
 pub mod values;
 pub mod verbs;
