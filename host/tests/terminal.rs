@@ -375,6 +375,23 @@ mod terminal {
         let (_, stderr) = airlock(&["explain", &bad_key], 2);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert_has(&stderr, SHOWN);
+
+        // wit-parser quotes the offending source line, escapes and all.
+        let wit_dir = scratch().join("evil-wit");
+        std::fs::create_dir_all(&wit_dir).unwrap();
+        let wit = format!("package airlock-guest:ansi;\n/// {ATTACK}\nworld ansi {{}}\n");
+        std::fs::write(wit_dir.join("world.wit"), wit).unwrap();
+        let kit = format!(
+            "[tools.ansi]\ncomponent = {}\nwit = {}\n[tools.ansi.grants.log]\n",
+            toml_str(&guest("ansi")),
+            toml_str(&wit_dir.to_string_lossy())
+        );
+        let kit = write("evil-wit.toml", kit);
+        for argv in [vec!["schema", &kit], vec!["mcp", &kit]] {
+            let (_, stderr) = airlock(&argv, 2);
+            assert_eq!(stderr.lines().count(), 1, "{argv:?}: {stderr}");
+            assert_has(&stderr, "/// a\\x1b]0;pwned\\x07b");
+        }
     }
 
     #[test]
