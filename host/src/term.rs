@@ -1,7 +1,7 @@
 //! Terminal safety: text from guests, components and toolkits reaches the
 //! operator's terminal with every control character shown as visible text, so
 //! it cannot move the cursor, set the title, add hyperlinks or forge lines.
-//! The CLI's `outln!`/`out!` (stdout) and [`errln!`] (stderr) print through here.
+//! The CLI's `outln!`/`out!` (stdout) and `errln!` (stderr) print through here.
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
@@ -57,8 +57,7 @@ fn escape(text: &str, keep_newlines: bool) -> Cow<'_, str> {
 /// Writes `args` to stdout with [`escape_text`], then a newline if asked.
 /// When stdout is closed (piped into `head`, say) the process ends quietly
 /// instead of panicking on the broken pipe.
-#[doc(hidden)]
-pub fn write_stdout(args: fmt::Arguments<'_>, newline: bool) {
+pub(crate) fn write_stdout(args: fmt::Arguments<'_>, newline: bool) {
     let text = fmt::format(args);
     let mut out = std::io::stdout().lock();
     let written = out
@@ -78,8 +77,7 @@ pub fn write_stdout(args: fmt::Arguments<'_>, newline: bool) {
 
 /// Writes `args` to stderr as exactly one line, with [`escape_control`].
 /// A failed write to stderr is ignored: there is nowhere left to report it.
-#[doc(hidden)]
-pub fn write_stderr_line(args: fmt::Arguments<'_>) {
+pub(crate) fn write_stderr_line(args: fmt::Arguments<'_>) {
     let text = fmt::format(args);
     let mut line = escape_control(&text).into_owned();
     line.push('\n');
