@@ -22,6 +22,7 @@ pub mod names;
 pub mod probe;
 pub mod schema;
 pub mod type_size;
+pub mod term;
 pub mod units;
 pub mod values;
 pub mod verbs;

@@ -53,6 +53,7 @@ use crate::config::Toolkit;
 use crate::describe::{self, DescribeError, ToolDescription};
 use crate::host::{Airlock, LoadError, Tool};
 use crate::job::JobError;
+use crate::term::errln;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -162,7 +163,7 @@ impl Toolbox {
         match outcome {
             Ok(out) => {
                 for line in &out.logs {
-                    eprintln!(
+                    errln!(
                         "airlock mcp: {} job {} [{}] {}",
                         d.name,
                         out.job,
@@ -170,14 +171,14 @@ impl Toolbox {
                         line.message
                     );
                 }
-                eprintln!("airlock mcp: {} job {}: ok in {ms:.1} ms", d.name, out.job);
+                errln!("airlock mcp: {} job {}: ok in {ms:.1} ms", d.name, out.job);
                 let text = serde_json::to_string(&out.value).unwrap_or_else(|_| "null".into());
                 let mut result = CallToolResult::structured(d.structured(out.value));
                 result.content = vec![ContentBlock::text(text)];
                 Ok(result)
             }
             Err(e) => {
-                eprintln!(
+                errln!(
                     "airlock mcp: {}: {} in {ms:.1} ms: {}",
                     d.name,
                     e.kind(),

@@ -221,6 +221,16 @@ pub const WALLS: &[Wall] = &[
         design: "Each MCP call is one job with every wall above; the HTTP transport checks \
                  the host header.",
     },
+    Wall {
+        key: "terminal",
+        title: "Terminal",
+        promise: "Text from guests, components and toolkits reaches the operator's terminal \
+                  with every control character shown as text (`\\x1b`, `\\r`, `\\n`, \
+                  `\\u202e`): it cannot set the title, add hyperlinks or forge log lines, and \
+                  `--json` output still parses to the exact text.",
+        design: "Every human-readable line goes through `airlock::term` (`outln!`, `errln!`), \
+                 which escapes C0, DEL, C1 and bidi controls.",
+    },
 ];
 
 /// Where the statuses of the last run are saved, under the repo root.

@@ -10,6 +10,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::{Failure, demo_servers, runtime};
+use crate::term::escape_control;
 use crate::{
     Airlock, Budget, BudgetKind, Capabilities, Grants, HostOptions, JobError, LoadError,
     MemoryAudit,
@@ -149,7 +150,7 @@ pub(super) fn demo(args: DemoArgs) -> Result<(), Failure> {
     );
     outln!("   sign({body}) -> {header}");
     for l in &out.logs {
-        outln!("   tool log: {}", l.message);
+        outln!("   tool log: {}", escape_control(&l.message));
     }
     let verified = tour
         .run(
@@ -164,7 +165,7 @@ pub(super) fn demo(args: DemoArgs) -> Result<(), Failure> {
         .map_err(|e| unexpected("sign-webhook world-view", e))?;
     outln!("   What the tool can see of its world:");
     for line in view.value.as_array().into_iter().flatten() {
-        outln!("     {}", line.as_str().unwrap_or_default());
+        outln!("     {}", escape_control(line.as_str().unwrap_or_default()));
     }
     outln!("   It signed with a key whose bytes never entered its memory.\n");
     if verified.value != json!(true) || !header.starts_with("sha256=") {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Failure;
+use crate::term::escape_control;
 use crate::units::format_size;
 use crate::{Airlock, ToolSpec, Toolkit, Verb, world};
 
@@ -56,8 +57,10 @@ pub(super) fn explain(args: ExplainArgs) -> Result<(), Failure> {
 pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> (String, bool) {
     let mut passes = true;
     let mut out = String::new();
+    // Each line is one item: the toolkit's names, description, paths and
+    // scopes cannot add lines or reach the terminal as controls.
     let mut line = |s: String| {
-        out.push_str(&s);
+        out.push_str(&escape_control(&s));
         out.push('\n');
     };
     line(format!("tool `{}`", spec.name));

@@ -87,7 +87,9 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
     outln!("{what}");
     if let Some(d) = &docs {
         if let Some(world) = d.world_docs() {
-            outln!("  {world}");
+            for line in world.lines() {
+                outln!("  {line}");
+            }
         }
         outln!("  (docs from {})", d.source());
     }

@@ -12,6 +12,7 @@ use clap::Args;
 use super::Failure;
 use crate::Toolkit;
 use crate::mcp::{self, StartError, Toolbox};
+use crate::term::errln;
 
 #[derive(Debug, Args)]
 pub(super) struct McpArgs {
@@ -70,7 +71,7 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
     let served = match args.http {
         None => {
-            eprintln!(
+            errln!(
                 "airlock mcp: serving {} tools from {} on stdio: {}",
                 names.len(),
                 args.toolkit.display(),
@@ -83,7 +84,7 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
             let bound = listener.local_addr()?;
-            eprintln!(
+            errln!(
                 "airlock mcp: serving {} tools from {} at http://{bound}{}: {}",
                 names.len(),
                 args.toolkit.display(),

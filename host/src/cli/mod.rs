@@ -2,25 +2,24 @@
 //! `schema`. Every failure maps to one exit code and a one-line message naming
 //! cause and fix.
 
-/// `println!` for command output: when stdout is closed (piped into `head`,
-/// say) the process ends quietly instead of panicking on the broken pipe.
+/// `println!` for command output: every control character but the newline is
+/// shown as text (`crate::term::escape_text`, which keeps JSON exact), and when
+/// stdout is closed (piped into `head`, say) the process ends quietly instead
+/// of panicking on the broken pipe.
 macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if writeln!(std::io::stdout(), $($arg)*).is_err() {
-            std::process::exit(0);
-        }
-    }};
+    () => {
+        $crate::term::write_stdout(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::term::write_stdout(format_args!($($arg)*), true)
+    };
 }
 
-/// `print!` with the same broken-pipe handling as `outln!`.
+/// `print!` with the same escaping and broken-pipe handling as `outln!`.
 macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if write!(std::io::stdout(), $($arg)*).is_err() {
-            std::process::exit(0);
-        }
-    }};
+    ($($arg:tt)*) => {
+        $crate::term::write_stdout(format_args!($($arg)*), false)
+    };
 }
 
 mod audit;
@@ -40,6 +39,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::audit::JsonLinesAudit;
+use crate::term::errln;
 use crate::{
     Airlock, AuditSink, ConfigError, HostConfig, HostOptions, JobError, LoadError, NullAudit,
 };
@@ -119,6 +119,21 @@ impl Failure {
             kind: "internal",
             message: message.into(),
             detail: json!(null),
+        }
+    }
+
+    /// Prints the message on stderr as `airlock: MESSAGE`, one line with
+    /// every control character escaped. A refusal (`not-granted`) keeps its
+    /// line breaks: its lines list imports, whose names the component model
+    /// limits to plain identifiers.
+    fn print(&self) {
+        if self.kind == "not-granted" {
+            for (i, line) in self.message.split('\n').enumerate() {
+                let prefix = if i == 0 { "airlock: " } else { "" };
+                errln!("{prefix}{line}");
+            }
+        } else {
+            errln!("airlock: {}", self.message);
         }
     }
 
@@ -337,7 +352,7 @@ pub fn main() -> ExitCode {
             if json_errors {
                 outln!("{}", f.to_json());
             } else {
-                eprintln!("airlock: {}", f.message);
+                f.print();
             }
             ExitCode::from(f.code)
         }

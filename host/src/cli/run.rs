@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::{Failure, runtime};
+use crate::term::errln;
 use crate::units::{parse_duration, parse_size};
 use crate::{Budget, Grants, JobOutput, Toolkit, Verb};
 use airlock_complete::CompleteGrant;
@@ -254,14 +255,16 @@ fn print_output(output: &JobOutput, as_json: bool) {
         );
         return;
     }
+    // One `errln!` per log line: a message's own `\n` or `\r` is shown, so
+    // it cannot start a line that looks like the host's.
     for line in &output.logs {
-        eprintln!("[{}] {}", airlock_log::level_name(line.level), line.message);
+        errln!("[{}] {}", airlock_log::level_name(line.level), line.message);
     }
     for line in output.stdout.lines() {
-        eprintln!("stdout | {line}");
+        errln!("stdout | {line}");
     }
     for line in output.stderr.lines() {
-        eprintln!("stderr | {line}");
+        errln!("stderr | {line}");
     }
     outln!(
         "{}",
