@@ -258,7 +258,7 @@ mod terminal {
         }
         send(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}));
         let tools = answer(4);
-        assert_eq!(tools["result"]["tools"][0]["name"], "ansi.echo", "{tools}");
+        assert_eq!(tools["result"]["tools"][0]["name"], "ansi__echo", "{tools}");
         drop(stdin);
         let deadline = Instant::now() + Duration::from_secs(30);
         while child.try_wait().unwrap().is_none() {
@@ -304,11 +304,12 @@ mod terminal {
     fn inspect_shows_component_docs_escaped() {
         let wasm = documented_ansi();
         let (stdout, _) = airlock(&["inspect", &wasm], 0);
-        // Doc comments are reflowed, so the attack's line break becomes a space.
-        let joined = SHOWN.replace("\\n", " ");
-        assert_has(&stdout, &format!("\n  {joined}\n"));
-        assert_has(&stdout, &format!("\n      {joined}\n"));
-        assert_has(&stdout, "(docs from the component's package-docs section)");
+        // Component docs are unreviewed text: `inspect` shows them with their
+        // hidden characters removed (agent_text), and labelled as such.
+        let shown = "a]0;pwnedb ]8;;https://evil.example/\\click]8;;\\ c d [info] forged 2J  txt.exe";
+        assert_has(&stdout, &format!("\n  {shown}\n"));
+        assert_has(&stdout, &format!("\n      {shown}\n"));
+        assert_has(&stdout, "package-docs section (unreviewed text");
 
         let (stdout, _) = airlock(&["inspect", &wasm, "--json"], 0);
         let v: Value = serde_json::from_str(&stdout).expect("--json prints JSON");
