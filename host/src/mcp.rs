@@ -97,10 +97,7 @@ impl Toolbox {
                 spec.grants.clone(),
                 spec.budget,
             )?;
-            let bytes = std::fs::read(&spec.component).map_err(|source| StartError::Io {
-                path: spec.component.display().to_string(),
-                source,
-            })?;
+            let bytes = Airlock::read_component(&spec.component)?;
             let tool = Arc::new(tool);
             for description in describe::describe_tool(spec, &bytes, tool.exports())? {
                 entries.push(Entry {

@@ -88,7 +88,9 @@ fn write(dir: &TempDir, name: &str, text: impl AsRef<[u8]>) -> String {
 /// The `airlock` command with `args`, the shared cache and the scratch cwd.
 fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
-    cmd.args(args).env("AIRLOCK_CACHE", scratch().join("cache"));
+    cmd.args(args)
+        .env("AIRLOCK_CACHE", scratch().join("cache"))
+        .env("AIRLOCK_CACHE_KEY", scratch().join("cache.key"));
     cmd.current_dir(scratch());
     cmd
 }

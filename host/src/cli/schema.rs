@@ -43,14 +43,11 @@ pub(super) fn schema(args: SchemaArgs) -> Result<(), Failure> {
     let host = super::bare_host()?;
     let mut tools = Vec::new();
     for spec in specs {
-        let bytes = std::fs::read(&spec.component).map_err(|e| {
-            Failure::usage(format!(
-                "tool `{}`: cannot read {}: {e}",
-                spec.name,
-                spec.component.display()
-            ))
-        })?;
-        let (_, exports) = host.inspect(&bytes, &spec.component.display().to_string())?;
+        let bytes = crate::Airlock::read_component(&spec.component)
+            .map_err(|e| Failure::usage(format!("tool `{}`: {e}", spec.name)))?;
+        let inspected = host.inspect(&bytes, &spec.component.display().to_string());
+        super::warn_cache(&host);
+        let (_, exports) = inspected?;
         tools.extend(
             describe::describe_tool(spec, &bytes, &exports)
                 .map_err(|e| Failure::usage(e.to_string()))?,
