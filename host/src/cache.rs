@@ -544,3 +544,6 @@ fn store(
     }
     renamed
 }
+
+#[cfg(test)]
+mod tests;

@@ -176,7 +176,7 @@ fn human(bytes: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod host_files {
     use super::*;
 
     fn mkfifo(path: &Path) {
