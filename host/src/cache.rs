@@ -388,6 +388,10 @@ fn open(dir: &Path, key_path: Option<&Path>) -> Result<Opened, CacheWarning> {
         problem,
     };
     let key_path = key_path.ok_or(CacheWarning::NoKeyPath)?;
+    let is_link = || std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link() {
+        return Err(dir_warning(Unsafe::Symlink));
+    }
     // Missing parents are made private too; an existing directory keeps its
     // mode and is checked below.
     if let Err(e) = mkdir_private(dir) {
@@ -396,9 +400,8 @@ fn open(dir: &Path, key_path: Option<&Path>) -> Result<Opened, CacheWarning> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| {
         // With O_DIRECTORY, Linux answers a link with ENOTDIR, not ELOOP.
-        let link = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
         dir_warning(match e {
-            _ if link => Unsafe::Symlink,
+            _ if is_link() => Unsafe::Symlink,
             rustix::io::Errno::NOTDIR => Unsafe::WrongKind("not a directory"),
             e => e.into(),
         })

@@ -225,6 +225,37 @@ mod host_files {
     }
 
     #[test]
+    fn a_component_must_be_a_regular_file_under_its_cap() {
+        use crate::{Airlock, LoadError};
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("tool.wasm");
+        mkfifo(&fifo);
+        let huge = dir.path().join("huge.wasm");
+        // Sparse: over the cap without taking the disk or memory.
+        let f = std::fs::File::create(&huge).unwrap();
+        f.set_len(MAX_COMPONENT_BYTES + 1).unwrap();
+        for (path, kind) in [
+            (fifo.as_path(), "a FIFO"),
+            (Path::new("/dev/zero"), "a character device"),
+        ] {
+            match Airlock::read_component(path) {
+                Err(LoadError::Io {
+                    path: p,
+                    source: FileError::NotRegular { kind: k },
+                }) => assert_eq!((p.as_path(), k), (path, kind)),
+                other => panic!("{}: {other:?}", path.display()),
+            }
+        }
+        match Airlock::read_component(&huge) {
+            Err(LoadError::Io {
+                source: FileError::TooLarge { cap, what },
+                ..
+            }) => assert_eq!((cap, what), (MAX_COMPONENT_BYTES, "a component")),
+            other => panic!("a component over the cap: {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_wit_directory_with_a_fifo_or_too_much_text_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.wit"), "package a:b;\n").unwrap();

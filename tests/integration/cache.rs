@@ -508,6 +508,24 @@ async fn a_key_open_to_others_linked_or_inside_the_cache_is_refused() {
     assert_refused(&dir, Some(&inside), warning).await;
 }
 
+/// An entry over its cap (a sparse file: no disk or memory taken) is not
+/// read, and is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_over_its_cap_is_not_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_, tool, _) = outcome(dir.path(), "word-count");
+    let cwasm = entry(dir.path(), &tool);
+    let component = airlock_tests::guest_bytes("word_count");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cwasm)
+        .expect("open the entry");
+    file.set_len(airlock::cache::entry_cap(component.len()) + 1)
+        .expect("grow it");
+    assert_loads_itself(dir.path(), CacheOutcome::Replaced, "an oversize entry").await;
+    assert_entry_repaired(dir.path(), "word-count");
+}
+
 /// A FIFO where the entry should be: the load neither blocks on opening
 /// it nor reads it; the FIFO is replaced by a real entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
