@@ -29,9 +29,7 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let bytes = crate::Airlock::read_component(&args.component)?;
     let host = super::bare_host()?;
     let what = args.component.display().to_string();
-    let inspected = host.inspect(&bytes, &what);
-    super::warn_cache(&host);
-    let (imports, exports) = inspected?;
+    let (imports, exports) = super::warned(&host, host.inspect(&bytes, &what))?;
     let sigs: Vec<Signature<'_>> = exports.iter().map(Signature::from).collect();
     let docs = Docs::load(args.wit.as_deref(), &bytes, &sigs)
         .map_err(|e| Failure::usage(format!("{what}: {e}")))?;

@@ -220,6 +220,13 @@ fn warn_cache(host: &Airlock) {
     }
 }
 
+/// `result`, after [`warn_cache`]: for a load whose outcome the caller
+/// handles next.
+fn warned<T>(host: &Airlock, result: T) -> T {
+    warn_cache(host);
+    result
+}
+
 /// A host with no secrets and no audit, for commands that only look at
 /// components (inspect, explain, schema).
 fn bare_host() -> Result<Airlock, Failure> {

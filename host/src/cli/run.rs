@@ -199,16 +199,19 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
     };
     let budget = apply_flags(&args, budget)?;
     let host = super::configured_host(args.config.as_ref(), args.audit.as_ref(), args.no_cache)?;
-    let tool = host.load_tool_file(&name, &component, grants, budget);
+    let tool = host
+        .load_tool_file(&name, &component, grants, budget)
+        .inspect_err(|_| super::warn_cache(&host))
+        .map_err(|e| {
+            let no_config = args.config.is_none() && !std::path::Path::new("airlock.toml").exists();
+            let mut f = Failure::from(e);
+            if no_config && f.kind == "config" {
+                f.message +=
+                    " (no host config was given: pass --config FILE or create ./airlock.toml)";
+            }
+            f
+        })?;
     super::warn_cache(&host);
-    let tool = tool.map_err(|e| {
-        let no_config = args.config.is_none() && !std::path::Path::new("airlock.toml").exists();
-        let mut f = Failure::from(e);
-        if no_config && f.kind == "config" {
-            f.message += " (no host config was given: pass --config FILE or create ./airlock.toml)";
-        }
-        f
-    })?;
     let rt = runtime()?;
     let output = rt.block_on(host.run(&tool, args.call.as_deref(), &call_args))?;
     print_output(&output, args.json);

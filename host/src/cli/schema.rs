@@ -45,9 +45,8 @@ pub(super) fn schema(args: SchemaArgs) -> Result<(), Failure> {
     for spec in specs {
         let bytes = crate::Airlock::read_component(&spec.component)
             .map_err(|e| Failure::usage(format!("tool `{}`: {e}", spec.name)))?;
-        let inspected = host.inspect(&bytes, &spec.component.display().to_string());
-        super::warn_cache(&host);
-        let (_, exports) = inspected?;
+        let what = spec.component.display().to_string();
+        let (_, exports) = super::warned(&host, host.inspect(&bytes, &what))?;
         tools.extend(
             describe::describe_tool(spec, &bytes, &exports)
                 .map_err(|e| Failure::usage(e.to_string()))?,
