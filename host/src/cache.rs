@@ -544,6 +544,9 @@ fn store(
         written.and_then(|()| Ok(rustix::fs::renameat(&opened.dir, &tmp, &opened.dir, name)?));
     if renamed.is_err() {
         let _ = rustix::fs::unlinkat(&opened.dir, &tmp, AtFlags::empty());
+    } else if let Some(stem) = name.strip_suffix(".cwasm") {
+        // The unkeyed checksum file of the old layout means nothing now.
+        let _ = rustix::fs::unlinkat(&opened.dir, format!("{stem}.sha256"), AtFlags::empty());
     }
     renamed
 }
