@@ -66,10 +66,22 @@ pub fn guest_bytes(name: &str) -> Vec<u8> {
 }
 
 /// The compiled-component cache shared by every [`host`] of this test
-/// process: a fresh directory under `<workspace>/target/tmp`, so runs do not
-/// see each other's entries and `cargo clean` removes it. Directories left by
-/// runs more than a day old are removed when it is first created.
+/// process: `cache` in a fresh directory under `<workspace>/target/tmp`, so
+/// runs do not see each other's entries and `cargo clean` removes it; its key
+/// is `cache.key` beside it ([`cache_key`]). Directories left by runs more
+/// than a day old are removed when it is first created.
 pub fn cache_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| process_dir().join("cache"))
+}
+
+/// The key of the test process's compiled-component cache: outside the
+/// cache directory, as the host requires.
+pub fn cache_key() -> PathBuf {
+    process_dir().join("cache.key")
+}
+
+fn process_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let parent = workspace_root().join("target/tmp");
@@ -181,8 +193,13 @@ pub fn host(caps: Capabilities) -> TestHost {
     )
 }
 
-/// A host with explicit `options` (a private cache directory, say).
-pub fn host_with(options: HostOptions, caps: Capabilities) -> TestHost {
+/// A host with explicit `options` (a private cache directory, say). A cache
+/// directory without a key file gets the test process's key ([`cache_key`]),
+/// never the user's own.
+pub fn host_with(mut options: HostOptions, caps: Capabilities) -> TestHost {
+    if options.cache_dir.is_some() && options.cache_key.is_none() {
+        options.cache_key = Some(cache_key());
+    }
     let audit = Arc::new(MemoryAudit::default());
     let airlock = Airlock::new(options, caps, audit.clone()).expect("the host starts");
     TestHost {

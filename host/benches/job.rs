@@ -114,7 +114,10 @@ fn load_cached(c: &mut Criterion) {
         let bytes = std::fs::read(guest(name)).expect("reading the guest");
 
         // Warm the airlock cache: the first load compiles and stores.
-        let cache = ComponentCache::new(Some(dir.path().join("cache")));
+        let cache = ComponentCache::new(
+            Some(dir.path().join("cache")),
+            Some(dir.path().join("cache.key")),
+        );
         cache.load(&engine, &bytes).expect("the guest compiles");
         let (_, _, outcome) = cache.load(&engine, &bytes).expect("the guest loads");
         assert_eq!(outcome, airlock::cache::CacheOutcome::Hit);

@@ -1,54 +1,199 @@
 //! The compiled-component cache: components are compiled once with Cranelift
 //! and kept on disk keyed by the component's sha256 and the engine's
-//! compatibility hash; later loads map the compiled file instead of compiling.
+//! compatibility hash; later loads read the compiled file instead of compiling.
 //!
-//! A cache entry is trusted only after its checksum (stored beside it) matches
-//! sha256(component digest || compiled bytes): a truncated, corrupt or
-//! foreign entry — even another component's, renamed — is recompiled, never loaded.
+//! Deserializing compiled code runs it, so an entry is trusted only when
+//! (1) the directory is the running user's own, not a symbolic link and not
+//! writable by group or others (else the cache is not used at all: components
+//! are compiled in memory and [`ComponentCache::take_warning`] says why once);
+//! (2) the entry is a regular file of the same user, not group/other
+//! writable, under [`entry_cap`], opened without following links or blocking;
+//! (3) its HMAC-SHA256 tag, under a per-user 32-byte key kept 0600 outside
+//! the cache directory, covers the component digest, the engine hash and the
+//! compiled bytes. The entry is read once; the tag is checked on that
+//! in-memory copy, and those same bytes are deserialized.
 
 use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use hmac::{Hmac, Mac};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use secrecy::{ExposeSecret, SecretBox};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use crate::files::{FileError, read_open};
+
 /// A component's identity: the sha256 of its bytes.
 pub type Digest32 = [u8; 32];
 
+/// The environment variable naming the cache directory.
+pub const CACHE_DIR_ENV: &str = "AIRLOCK_CACHE";
+/// The environment variable naming the cache key file.
+pub const CACHE_KEY_ENV: &str = "AIRLOCK_CACHE_KEY";
+/// The first bytes of an entry; also the domain of its tag.
+pub const ENTRY_MAGIC: &[u8; 16] = b"airlock-cwasm-v2";
+/// The length of an entry's tag (HMAC-SHA256), after [`ENTRY_MAGIC`].
+pub const TAG_BYTES: usize = 32;
+/// The length of the cache key.
+pub const KEY_BYTES: usize = 32;
+
+/// The largest entry read for a component of `component_len` bytes:
+/// 64 MiB plus 16 times the component (compiled code is a few times larger
+/// than the wasm it comes from).
+pub fn entry_cap(component_len: usize) -> u64 {
+    (64u64 << 20).saturating_add((component_len as u64).saturating_mul(16))
+}
+
 /// Where compiled components live.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ComponentCache {
     dir: Option<PathBuf>,
+    key_path: Option<PathBuf>,
     /// The engine's compatibility hash, computed on first use: a cache
     /// serves the one engine of its host.
-    engine_hash: std::sync::OnceLock<u64>,
+    engine_hash: OnceLock<u64>,
+    /// The opened directory and the key, or why the cache is not used.
+    open: OnceLock<Result<Opened, CacheWarning>>,
+    warned: AtomicBool,
+}
+
+struct Opened {
+    dir: OwnedFd,
+    key: SecretBox<[u8; KEY_BYTES]>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("dir", &self.dir)
+            .field("key", &"[redacted]")
+            .finish()
+    }
 }
 
 /// What a load did, for callers that report or measure it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
-    /// The compiled file was found, verified and mapped.
+    /// The compiled file was found, verified and loaded.
     Hit,
     /// Compiled now (and stored when the cache is writable).
     Compiled,
-    /// An entry existed but failed verification; it was recompiled and replaced.
+    /// An entry existed but was not trusted (wrong tag, not a private regular
+    /// file, too large); it was recompiled and replaced.
     Replaced,
+    /// The cache directory or key was refused (see [`CacheWarning`]):
+    /// compiled in memory, nothing read from or written to the cache.
+    Refused,
+}
+
+/// Why the cache is not used: the components are compiled in memory instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheWarning {
+    /// The cache directory is not safe to load native code from.
+    #[error(
+        "not using the compiled-component cache {}: it is {problem}; compiling in memory instead (make it a directory of your own with mode 700, or set {CACHE_DIR_ENV} to one)",
+        path.display()
+    )]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: Unsafe,
+    },
+    /// The key file is not private to this user.
+    #[error(
+        "not using the compiled-component cache: its key {} is {problem}; compiling in memory instead (remove it to have a new key made, or set {CACHE_KEY_ENV} to another path)",
+        path.display()
+    )]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: Unsafe,
+    },
+    /// The key file lies inside the cache directory, where a writer of the
+    /// cache could replace it.
+    #[error(
+        "not using the compiled-component cache: its key {} is inside the cache directory; set {CACHE_KEY_ENV} to a path outside it",
+        path.display()
+    )]
+    KeyInsideCache {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// No place for the key is known (no home directory).
+    #[error(
+        "not using the compiled-component cache: there is no place for its key; set {CACHE_KEY_ENV} to a file path"
+    )]
+    NoKeyPath,
+}
+
+/// What makes a cache directory or key file unsafe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unsafe {
+    /// A symbolic link (its target could change under the host).
+    #[error("a symbolic link")]
+    Symlink,
+    /// Owned by another user.
+    #[error("owned by uid {owner}, not by this user (uid {user})")]
+    NotOwned {
+        /// The owner.
+        owner: u32,
+        /// The running (effective) user.
+        user: u32,
+    },
+    /// Writable by group or others (a directory), or readable or writable
+    /// by them (the key).
+    #[error("open to group or others (mode {mode:03o})")]
+    OpenToOthers {
+        /// The permission bits.
+        mode: u32,
+    },
+    /// Not a directory (the cache) or not a regular file (the key).
+    #[error("{0}")]
+    WrongKind(&'static str),
+    /// A key file of the wrong length.
+    #[error("{0} bytes long, not {KEY_BYTES}")]
+    WrongLength(u64),
+    /// It could not be created, opened or read.
+    #[error("unusable ({0})")]
+    Io(String),
+}
+
+impl From<rustix::io::Errno> for Unsafe {
+    fn from(e: rustix::io::Errno) -> Self {
+        if e == rustix::io::Errno::LOOP {
+            Unsafe::Symlink
+        } else {
+            Unsafe::Io(std::io::Error::from(e).to_string())
+        }
+    }
 }
 
 impl ComponentCache {
-    /// A cache in `dir`, or in `$AIRLOCK_CACHE`, or in the user's cache dir.
-    /// `None` everywhere means compile every time.
-    pub fn new(dir: Option<PathBuf>) -> Self {
+    /// A cache in `dir`, or in `$AIRLOCK_CACHE`, or in the user's cache dir,
+    /// with its key at `key`, or `$AIRLOCK_CACHE_KEY`, or `cache.key` in the
+    /// user's local data dir. No directory anywhere means compile every time.
+    pub fn new(dir: Option<PathBuf>, key: Option<PathBuf>) -> Self {
+        let dirs = || directories::ProjectDirs::from("dev", "airlock", "airlock");
         let dir = dir
-            .or_else(|| std::env::var_os("AIRLOCK_CACHE").map(PathBuf::from))
-            .or_else(|| {
-                directories::ProjectDirs::from("dev", "airlock", "airlock")
-                    .map(|d| d.cache_dir().join("components"))
-            });
+            .or_else(|| std::env::var_os(CACHE_DIR_ENV).map(PathBuf::from))
+            .or_else(|| dirs().map(|d| d.cache_dir().join("components")));
+        let key_path = key
+            .or_else(|| std::env::var_os(CACHE_KEY_ENV).map(PathBuf::from))
+            .or_else(|| dirs().map(|d| d.data_local_dir().join("cache.key")));
         Self {
             dir,
-            engine_hash: Default::default(),
+            key_path,
+            engine_hash: OnceLock::new(),
+            open: OnceLock::new(),
+            warned: AtomicBool::new(false),
         }
     }
 
@@ -56,13 +201,33 @@ impl ComponentCache {
     pub fn disabled() -> Self {
         Self {
             dir: None,
-            engine_hash: Default::default(),
+            key_path: None,
+            engine_hash: OnceLock::new(),
+            open: OnceLock::new(),
+            warned: AtomicBool::new(false),
         }
     }
 
     /// The cache directory, if any.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
+    }
+
+    /// The key file, if any.
+    pub fn key_path(&self) -> Option<&Path> {
+        self.key_path.as_deref()
+    }
+
+    /// Why the cache is not used, if it was refused (known after the first load).
+    pub fn warning(&self) -> Option<&CacheWarning> {
+        self.open.get().and_then(|o| o.as_ref().err())
+    }
+
+    /// [`Self::warning`], but only the first time it is asked for: what a
+    /// command line prints once however many components it loads.
+    pub fn take_warning(&self) -> Option<CacheWarning> {
+        let w = self.warning()?;
+        (!self.warned.swap(true, Ordering::Relaxed)).then(|| w.clone())
     }
 
     /// Compiles `bytes` or loads its verified compiled form.
@@ -79,19 +244,45 @@ impl ComponentCache {
                 CacheOutcome::Compiled,
             ));
         };
-        let stem = format!("{}-{:016x}", hex::encode(digest), self.engine_hash(engine));
-        let path = dir.join(format!("{stem}.cwasm"));
-        let sum_path = dir.join(format!("{stem}.sha256"));
-        let existed = path.exists();
-        if existed && let Some(component) = load_verified(engine, &digest, &path, &sum_path) {
-            return Ok((component, digest, CacheOutcome::Hit));
-        }
+        let opened = match self
+            .open
+            .get_or_init(|| open(dir, self.key_path.as_deref()))
+        {
+            Ok(opened) => opened,
+            Err(_) => {
+                return Ok((
+                    Component::new(engine, bytes)?,
+                    digest,
+                    CacheOutcome::Refused,
+                ));
+            }
+        };
+        let engine_hash = self.engine_hash(engine);
+        let name = format!("{}-{engine_hash:016x}.cwasm", hex::encode(digest));
+        let existed = match read_entry(&opened.dir, &name, entry_cap(bytes.len())) {
+            Entry::Missing => false,
+            Entry::Untrusted => true,
+            Entry::Read(entry) => {
+                if let Some(compiled) = verified(&opened.key, &digest, engine_hash, &entry) {
+                    // SAFETY: `compiled` is part of the one in-memory copy of
+                    // the entry whose tag was just checked under this user's
+                    // private key: bytes this cache wrote for this component
+                    // and this engine. wasmtime re-checks the header and the
+                    // engine settings too.
+                    #[allow(unsafe_code)]
+                    if let Ok(component) = unsafe { Component::deserialize(engine, compiled) } {
+                        return Ok((component, digest, CacheOutcome::Hit));
+                    }
+                }
+                true
+            }
+        };
         let compiled = engine.precompile_component(bytes)?;
         // SAFETY: `compiled` was produced just now by this engine.
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(engine, &compiled)? };
         // A cache that cannot be written is not an error: the job still runs.
-        let _ = store(dir, &digest, &path, &sum_path, &compiled);
+        let _ = store(opened, &digest, engine_hash, &name, &compiled);
         let outcome = if existed {
             CacheOutcome::Replaced
         } else {
@@ -99,17 +290,7 @@ impl ComponentCache {
         };
         Ok((component, digest, outcome))
     }
-}
 
-/// The checksum that binds a compiled file to the component it came from.
-fn checksum(digest: &Digest32, compiled: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(digest);
-    h.update(compiled);
-    hex::encode(h.finalize())
-}
-
-impl ComponentCache {
     fn engine_hash(&self, engine: &Engine) -> u64 {
         *self.engine_hash.get_or_init(|| {
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -119,43 +300,256 @@ impl ComponentCache {
     }
 }
 
-fn load_verified(
-    engine: &Engine,
+/// The tag that binds compiled bytes to this user's key, the component they
+/// came from and the engine that made them.
+fn tag(
+    key: &SecretBox<[u8; KEY_BYTES]>,
     digest: &Digest32,
-    path: &Path,
-    sum_path: &Path,
-) -> Option<Component> {
-    let expected = std::fs::read_to_string(sum_path).ok()?;
-    let bytes = std::fs::read(path).ok()?;
-    if checksum(digest, &bytes) != expected.trim() {
+    engine_hash: u64,
+    compiled: &[u8],
+) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose_secret())
+        .expect("HMAC takes a key of any length");
+    mac.update(ENTRY_MAGIC);
+    mac.update(digest);
+    mac.update(&engine_hash.to_le_bytes());
+    mac.update(compiled);
+    mac
+}
+
+/// The compiled bytes of `entry` if its tag verifies.
+fn verified<'e>(
+    key: &SecretBox<[u8; KEY_BYTES]>,
+    digest: &Digest32,
+    engine_hash: u64,
+    entry: &'e [u8],
+) -> Option<&'e [u8]> {
+    let rest = entry.strip_prefix(ENTRY_MAGIC.as_slice())?;
+    if rest.len() < TAG_BYTES {
         return None;
     }
-    // SAFETY: the bytes are exactly what this cache wrote after compiling with
-    // an engine of the same compatibility hash (checked by their sha256), and
-    // wasmtime re-checks the header and engine settings on deserialize.
-    #[allow(unsafe_code)]
-    unsafe {
-        Component::deserialize(engine, &bytes).ok()
+    let (tag_bytes, compiled) = rest.split_at(TAG_BYTES);
+    tag(key, digest, engine_hash, compiled)
+        .verify_slice(tag_bytes)
+        .ok()?;
+    Some(compiled)
+}
+
+enum Entry {
+    Missing,
+    /// There, but not a private regular file under the cap.
+    Untrusted,
+    Read(Vec<u8>),
+}
+
+/// Reads entry `name` once: no link followed, no blocking open, and only a
+/// regular file of this user, not writable by group or others, under `cap`.
+fn read_entry(dir: &OwnedFd, name: &str, cap: u64) -> Entry {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOFOLLOW;
+    let fd = match rustix::fs::openat(dir, name, flags | OFlags::NOCTTY, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Entry::Missing,
+        Err(_) => return Entry::Untrusted,
+    };
+    if private(&fd, 0o022).is_err() {
+        return Entry::Untrusted;
+    }
+    match read_open(fd, cap, "a compiled-cache entry") {
+        Ok(bytes) => Entry::Read(bytes),
+        Err(FileError::NotRegular { .. } | FileError::TooLarge { .. } | FileError::Io(_)) => {
+            Entry::Untrusted
+        }
     }
 }
 
-fn store(
-    dir: &Path,
-    digest: &Digest32,
-    path: &Path,
-    sum_path: &Path,
-    compiled: &[u8],
-) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = tempfile_in(dir)?;
-    std::fs::write(&tmp, compiled)?;
-    std::fs::rename(&tmp, path)?;
-    let tmp = tempfile_in(dir)?;
-    std::fs::write(&tmp, checksum(digest, compiled))?;
-    std::fs::rename(&tmp, sum_path)
+/// Checks that `fd` belongs to the running user and has none of `forbidden`
+/// permission bits.
+fn private(fd: &OwnedFd, forbidden: u32) -> Result<rustix::fs::Stat, Unsafe> {
+    let stat = rustix::fs::fstat(fd)?;
+    let user = rustix::process::geteuid().as_raw();
+    if stat.st_uid != user {
+        return Err(Unsafe::NotOwned {
+            owner: stat.st_uid,
+            user,
+        });
+    }
+    let mode = stat.st_mode & 0o7777;
+    if mode & forbidden != 0 {
+        return Err(Unsafe::OpenToOthers { mode });
+    }
+    Ok(stat)
 }
 
-fn tempfile_in(dir: &Path) -> std::io::Result<PathBuf> {
-    let n: u64 = rand::random();
-    Ok(dir.join(format!(".tmp-{}-{n:016x}", std::process::id())))
+/// Opens (creating if needed, mode 700) the cache directory and loads (or
+/// makes) the key, refusing either if it is not private to this user.
+fn open(dir: &Path, key_path: Option<&Path>) -> Result<Opened, CacheWarning> {
+    let dir_warning = |problem| CacheWarning::Dir {
+        path: dir.to_path_buf(),
+        problem,
+    };
+    let key_path = key_path.ok_or(CacheWarning::NoKeyPath)?;
+    let is_link = || std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link() {
+        return Err(dir_warning(Unsafe::Symlink));
+    }
+    // Missing parents are made private too; an existing directory keeps its
+    // mode and is checked below.
+    if let Err(e) = mkdir_private(dir) {
+        return Err(dir_warning(Unsafe::Io(e.to_string())));
+    }
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| {
+        // With O_DIRECTORY, Linux answers a link with ENOTDIR, not ELOOP.
+        dir_warning(match e {
+            _ if is_link() => Unsafe::Symlink,
+            rustix::io::Errno::NOTDIR => Unsafe::WrongKind("not a directory"),
+            e => e.into(),
+        })
+    })?;
+    private(&fd, 0o022).map_err(dir_warning)?;
+    if inside(key_path, dir) {
+        return Err(CacheWarning::KeyInsideCache {
+            path: key_path.to_path_buf(),
+        });
+    }
+    let key = load_key(key_path).map_err(|problem| CacheWarning::Key {
+        path: key_path.to_path_buf(),
+        problem,
+    })?;
+    Ok(Opened { dir: fd, key })
 }
+
+fn mkdir_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Whether `path` lies inside `dir` (both resolved as far as they exist).
+fn inside(path: &Path, dir: &Path) -> bool {
+    let resolve = |p: &Path| -> PathBuf {
+        match (p.parent(), p.file_name()) {
+            (Some(parent), Some(name)) => parent
+                .canonicalize()
+                .map(|c| c.join(name))
+                .unwrap_or_else(|_| p.to_path_buf()),
+            _ => p.to_path_buf(),
+        }
+    };
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    resolve(path).starts_with(dir)
+}
+
+/// Reads the key, making it first (32 random bytes, mode 600) if it does
+/// not exist.
+fn load_key(path: &Path) -> Result<SecretBox<[u8; KEY_BYTES]>, Unsafe> {
+    match read_key(path) {
+        Err(Unsafe::Io(_)) if !exists_no_follow(path) => {
+            make_key(path).map_err(|e| Unsafe::Io(e.to_string()))?;
+            read_key(path)
+        }
+        other => other,
+    }
+}
+
+fn exists_no_follow(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+fn read_key(path: &Path) -> Result<SecretBox<[u8; KEY_BYTES]>, Unsafe> {
+    let fd = crate::files::open_nonblocking(path, OFlags::NOFOLLOW).map_err(|e| {
+        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            Unsafe::Symlink
+        } else {
+            Unsafe::Io(e.to_string())
+        }
+    })?;
+    let stat = private(&fd, 0o077)?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(Unsafe::WrongKind("not a regular file"));
+    }
+    if stat.st_size != KEY_BYTES as i64 {
+        return Err(Unsafe::WrongLength(
+            u64::try_from(stat.st_size).unwrap_or(0),
+        ));
+    }
+    let mut bytes = read_open(fd, KEY_BYTES as u64, "the cache key").map_err(|e| match e {
+        FileError::NotRegular { .. } => Unsafe::WrongKind("not a regular file"),
+        FileError::TooLarge { .. } => Unsafe::WrongLength(KEY_BYTES as u64 + 1),
+        FileError::Io(e) => Unsafe::Io(e.to_string()),
+    })?;
+    let key = SecretBox::init_with_mut(|k: &mut [u8; KEY_BYTES]| {
+        let n = bytes.len().min(KEY_BYTES);
+        k[..n].copy_from_slice(&bytes[..n]);
+    });
+    let len = bytes.len();
+    zeroize::Zeroize::zeroize(&mut bytes);
+    if len != KEY_BYTES {
+        return Err(Unsafe::WrongLength(len as u64));
+    }
+    Ok(key)
+}
+
+/// Writes a new key to a private temporary file and links it into place,
+/// so a concurrent process either finds no key or a whole one.
+fn make_key(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let parent = path.parent().unwrap_or(Path::new("."));
+    mkdir_private(parent)?;
+    let tmp = parent.join(format!(
+        ".cache.key-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let mut key = zeroize::Zeroizing::new([0u8; KEY_BYTES]);
+    getrandom::fill(key.as_mut_slice()).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(key.as_slice()));
+    let linked = written.and_then(|()| match std::fs::hard_link(&tmp, path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    });
+    let _ = std::fs::remove_file(&tmp);
+    linked
+}
+
+/// Writes an entry: a new private temporary file (never following a link,
+/// never reusing a name) renamed over `name`.
+fn store(
+    opened: &Opened,
+    digest: &Digest32,
+    engine_hash: u64,
+    name: &str,
+    compiled: &[u8],
+) -> std::io::Result<()> {
+    let tmp = format!(".tmp-{}-{:016x}", std::process::id(), rand::random::<u64>());
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(&opened.dir, &tmp, flags, Mode::from_raw_mode(0o600))?;
+    let tag = tag(&opened.key, digest, engine_hash, compiled)
+        .finalize()
+        .into_bytes();
+    let mut file = std::fs::File::from(fd);
+    let written = file
+        .write_all(ENTRY_MAGIC)
+        .and_then(|()| file.write_all(&tag))
+        .and_then(|()| file.write_all(compiled));
+    let renamed =
+        written.and_then(|()| Ok(rustix::fs::renameat(&opened.dir, &tmp, &opened.dir, name)?));
+    if renamed.is_err() {
+        let _ = rustix::fs::unlinkat(&opened.dir, &tmp, AtFlags::empty());
+    } else if let Some(stem) = name.strip_suffix(".cwasm") {
+        // The unkeyed checksum file of the old layout means nothing now.
+        let _ = rustix::fs::unlinkat(&opened.dir, format!("{stem}.sha256"), AtFlags::empty());
+    }
+    renamed
+}
+
+#[cfg(test)]
+mod tests;

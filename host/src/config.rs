@@ -435,25 +435,12 @@ pub const MAX_SECRET_FILE_BYTES: u64 = 64 << 10;
 /// Reads a secret file: only a regular file (not a device, FIFO or
 /// directory, which could block the load or never end), and at most
 /// [`MAX_SECRET_FILE_BYTES`].
-fn read_secret_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::{Error, Read};
-    if !std::fs::metadata(path)?.is_file() {
-        return Err(Error::other(
-            "not a regular file; point it at a file that holds only the secret",
-        ));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_SECRET_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
-        bytes.zeroize();
-        return Err(Error::other(format!(
-            "larger than {} KiB; a secret file holds one key or token",
-            MAX_SECRET_FILE_BYTES >> 10
-        )));
-    }
-    Ok(bytes)
+fn read_secret_file(path: &Path) -> Result<Vec<u8>, crate::files::FileError> {
+    crate::files::read_regular_file(
+        path,
+        MAX_SECRET_FILE_BYTES,
+        "a secret file, which holds one key or token",
+    )
 }
 
 fn trim_newline(b: &[u8]) -> &[u8] {

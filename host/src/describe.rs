@@ -482,6 +482,10 @@ impl Docs {
                 path.display()
             ));
         }
+        // wit-parser reads the files itself: each must be a regular file,
+        // all of them under the cap, before it does.
+        crate::files::check_wit_path(path)
+            .map_err(|(file, e)| format!("cannot read its WIT at {}: {e}", file.display()))?;
         // With the built-in airlock:verbs first; if the tool's WIT brings its
         // own copy (in deps/), that one alone.
         let (resolve, pkg) = match push_with_verbs(path) {

@@ -14,7 +14,7 @@ use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
 
-use crate::cache::{CacheOutcome, ComponentCache, Digest32};
+use crate::cache::{CacheOutcome, CacheWarning, ComponentCache, Digest32};
 use crate::engine::{EpochTicker, PoolSize, build_engine};
 use crate::job::{self, Budget, JobError, JobOutput, JobParts, JobState};
 use crate::type_size::TypeCap;
@@ -25,13 +25,14 @@ use crate::{values, wasi};
 /// Why a tool could not be loaded. Every message says what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The component file could not be read.
+    /// The component file could not be read, or is not a regular file
+    /// under [`crate::files::MAX_COMPONENT_BYTES`].
     #[error("cannot read component {path}: {source}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        source: crate::files::FileError,
     },
     /// The bytes are not a valid WebAssembly component.
     #[error(
@@ -208,6 +209,9 @@ pub struct HostOptions {
     pub pool: PoolSize,
     /// Where compiled components are cached (`None`: `$AIRLOCK_CACHE` or the user cache dir).
     pub cache_dir: Option<PathBuf>,
+    /// The cache's key file, outside the cache directory (`None`:
+    /// `$AIRLOCK_CACHE_KEY` or `cache.key` in the user's local data dir).
+    pub cache_key: Option<PathBuf>,
     /// Never touch the disk cache.
     pub no_cache: bool,
     /// Test-only: shows every job's guest memories to this probe (and builds
@@ -258,7 +262,7 @@ impl Airlock {
         let cache = if options.no_cache {
             ComponentCache::disabled()
         } else {
-            ComponentCache::new(options.cache_dir)
+            ComponentCache::new(options.cache_dir, options.cache_key)
         };
         Ok(Self {
             engine,
@@ -299,6 +303,22 @@ impl Airlock {
         Ok((world::imports(&self.engine, &component), exports))
     }
 
+    /// Why the compiled-component cache is not used, the first time it is
+    /// asked after a load refused it (then `None`): printed once by the CLI.
+    pub fn take_cache_warning(&self) -> Option<CacheWarning> {
+        self.cache.take_warning()
+    }
+
+    /// Reads a component file: a regular file of at most
+    /// [`crate::files::MAX_COMPONENT_BYTES`] (never a FIFO or a device).
+    pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
+        crate::files::read_regular_file(path, crate::files::MAX_COMPONENT_BYTES, "a component")
+            .map_err(|source| LoadError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
     /// Loads a tool from a file.
     pub fn load_tool_file(
         &self,
@@ -307,10 +327,7 @@ impl Airlock {
         grants: Grants,
         budget: Budget,
     ) -> Result<Tool, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = Self::read_component(path)?;
         self.load(name, &path.display().to_string(), &bytes, grants, budget)
     }
 

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod describe;
 pub mod engine;
+pub mod files;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

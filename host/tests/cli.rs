@@ -88,7 +88,9 @@ fn write(dir: &TempDir, name: &str, text: impl AsRef<[u8]>) -> String {
 /// The `airlock` command with `args`, the shared cache and the scratch cwd.
 fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
-    cmd.args(args).env("AIRLOCK_CACHE", scratch().join("cache"));
+    cmd.args(args)
+        .env("AIRLOCK_CACHE", scratch().join("cache"))
+        .env("AIRLOCK_CACHE_KEY", scratch().join("cache.key"));
     cmd.current_dir(scratch());
     cmd
 }
@@ -662,5 +664,126 @@ mod audit {
             "removed, inserted or reordered",
         );
         assert_has(&err, &format!("line {line}"));
+    }
+}
+
+// ---- the host's own input files ----
+
+/// `airlock ARGS` (with `env`), which must end within 20 s: a command
+/// blocked on a FIFO or reading `/dev/zero` is killed and the test fails.
+fn airlock_within(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = command(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot start airlock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`airlock {}` did not end within 20 s", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn mkfifo(path: &Path) -> String {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+    path.to_string_lossy().into_owned()
+}
+
+mod host_files {
+    use super::*;
+
+    #[test]
+    fn a_fifo_or_dev_zero_as_the_component_is_refused_quickly() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = mkfifo(&dir.path().join("tool.wasm"));
+        for (path, kind) in [
+            (fifo.as_str(), "a FIFO"),
+            ("/dev/zero", "a character device"),
+        ] {
+            let want = format!("cannot read component {path}: not a regular file (it is {kind})");
+            for argv in [vec!["run", path, "--args", "{}"], vec!["inspect", path]] {
+                expect_error(&airlock_within(&argv, &[]), 2, &want);
+                let json = [argv.as_slice(), &["--json"]].concat();
+                let err = expect_json_error(&airlock_within(&json, &[]), 2, "usage");
+                assert_has(text(&err["message"]), &want);
+            }
+        }
+    }
+
+    #[test]
+    fn a_fifo_as_a_toolkits_wit_is_refused_quickly() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = mkfifo(&dir.path().join("tool.wit"));
+        let wit_dir = dir.path().join("wit");
+        std::fs::create_dir(&wit_dir).unwrap();
+        let in_dir = mkfifo(&wit_dir.join("world.wit"));
+        let component = guest("word_count");
+        for (wit, culprit) in [
+            (&fifo, &fifo),
+            (&wit_dir.to_string_lossy().into_owned(), &in_dir),
+        ] {
+            let want =
+                format!("cannot read its WIT at {culprit}: not a regular file (it is a FIFO)");
+            let kit = write(
+                &dir,
+                "kit.toml",
+                format!("[tools.wc]\ncomponent = \"{component}\"\nwit = \"{wit}\"\n"),
+            );
+            expect_error(&airlock_within(&["schema", &kit], &[]), 2, &want);
+            let inspect = ["inspect", component.as_str(), "--wit", wit.as_str()];
+            expect_error(&airlock_within(&inspect, &[]), 2, &want);
+        }
+    }
+}
+
+mod cache {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// A cache directory writable by its group is not used: the tools still
+    /// load (compiled in memory) and one warning says why, however many
+    /// tools are loaded.
+    #[test]
+    fn a_refused_cache_is_warned_about_once_and_the_tools_still_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("shared-cache");
+        std::fs::create_dir(&cache).unwrap();
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o775)).unwrap();
+        let env = [("AIRLOCK_CACHE", cache.as_path())];
+        let warning = format!(
+            "airlock: warning: not using the compiled-component cache {}: it is open to group or others (mode 775); compiling in memory instead",
+            cache.display()
+        );
+
+        let wasm = guest("word_count");
+        let out = airlock_within(&["run", &wasm, "--args", r#"{"text":"a b"}"#], &env);
+        let (stdout, stderr) = expect(&out, 0);
+        assert_has(&stdout, "\"words\": 2");
+        assert_eq!(stderr.matches(&warning).count(), 1, "{stderr}");
+
+        let kit = write(
+            &dir,
+            "kit.toml",
+            format!("[tools.a]\ncomponent = \"{wasm}\"\n[tools.b]\ncomponent = \"{wasm}\"\n"),
+        );
+        let (stdout, stderr) = expect(&airlock_within(&["schema", &kit], &env), 0);
+        assert_has(&stdout, "\"a.count\"");
+        assert_eq!(stderr.matches("airlock: warning:").count(), 1, "{stderr}");
+        assert_has(&stderr, &warning);
+        let left: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+        assert!(left.is_empty(), "a refused cache was written: {left:?}");
     }
 }

@@ -176,10 +176,23 @@ pub const WALLS: &[Wall] = &[
     Wall {
         key: "cache",
         title: "Compiled-component cache",
-        promise: "A compiled component is loaded from the cache only after its checksum \
-                  is verified; a corrupt, foreign or unverifiable entry is recompiled \
-                  and replaced, never trusted.",
-        design: "Entries are deserialized only if their sha256 matches the digest beside them.",
+        promise: "A compiled component is loaded from the cache only after its tag, keyed \
+                  with a private per-user key, is verified; a corrupt, foreign or forged \
+                  entry (even with a recomputed checksum) is recompiled and replaced, and a \
+                  cache directory that is a link, another user's or writable by others is \
+                  not used at all.",
+        design: "Entries are deserialized only if their HMAC-SHA256 under the user's 0600 \
+                 cache key matches, read once from a private regular file of the same user.",
+    },
+    Wall {
+        key: "host_files",
+        title: "Host input files",
+        promise: "The host reads component, `wit`, secret and cache files only when they are \
+                  regular files under a size cap: a FIFO, a device or a huge file is refused \
+                  quickly with a clear error, never read until the host hangs or runs out of \
+                  memory.",
+        design: "Every such file goes through one reader that opens without blocking and \
+                 checks the open file's type and size before reading at most the cap.",
     },
     Wall {
         key: "sign_scope",

@@ -116,7 +116,8 @@ pub fn host(caps: Capabilities, options: HostOptions) -> (Airlock, tempfile::Tem
     let cache = tempfile::tempdir().expect("a temporary cache directory");
     let host = Airlock::new(
         HostOptions {
-            cache_dir: Some(cache.path().to_path_buf()),
+            cache_dir: Some(cache.path().join("cache")),
+            cache_key: Some(cache.path().join("cache.key")),
             ..options
         },
         caps,

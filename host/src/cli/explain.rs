@@ -33,6 +33,7 @@ pub(super) fn explain(args: ExplainArgs) -> Result<(), Failure> {
             outln!();
         }
         let (text, ok) = describe(&host, spec);
+        super::warn_cache(&host);
         out!("{text}");
         if !ok {
             refused.push(spec.name.as_str());
@@ -118,7 +119,7 @@ pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> (String, bool) {
         ));
     }
 
-    match std::fs::read(&spec.component) {
+    match crate::Airlock::read_component(&spec.component) {
         Err(e) => line(format!(
             "  Its component could not be read ({e}); build it to check its imports."
         )),

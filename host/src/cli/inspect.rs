@@ -27,11 +27,10 @@ pub(super) struct InspectArgs {
 }
 
 pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
-    let bytes = std::fs::read(&args.component)
-        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", args.component.display())))?;
+    let bytes = crate::Airlock::read_component(&args.component)?;
     let host = super::bare_host()?;
     let what = args.component.display().to_string();
-    let (imports, exports) = host.inspect(&bytes, &what)?;
+    let (imports, exports) = super::warned(&host, host.inspect(&bytes, &what))?;
     let sigs: Vec<Signature<'_>> = exports.iter().map(Signature::from).collect();
     let docs = Docs::load(args.wit.as_deref(), &bytes, &sigs)
         .map_err(|e| Failure::usage(format!("{what}: {e}")))?;

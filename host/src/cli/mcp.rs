@@ -63,7 +63,8 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
     }
     let kit = Toolkit::load(&args.toolkit)?;
     let host = super::configured_host(args.config.as_ref(), args.audit.as_ref(), args.no_cache)?;
-    let toolbox = Arc::new(Toolbox::load(Arc::new(host), &kit)?);
+    let host = Arc::new(host);
+    let toolbox = Arc::new(super::warned(&host, Toolbox::load(host.clone(), &kit))?);
     let names: Vec<String> = toolbox.descriptions().map(|d| d.name.clone()).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -254,6 +254,21 @@ fn audit_sink(flag: Option<&PathBuf>, config: &HostConfig) -> Result<Arc<dyn Aud
     }
 }
 
+/// Prints, once per process, why the compiled-component cache was not used
+/// (its components were compiled in memory instead).
+fn warn_cache(host: &Airlock) {
+    if let Some(w) = host.take_cache_warning() {
+        eprintln!("airlock: warning: {w}");
+    }
+}
+
+/// `result`, after [`warn_cache`]: for a load whose outcome the caller
+/// handles next.
+fn warned<T>(host: &Airlock, result: T) -> T {
+    warn_cache(host);
+    result
+}
+
 /// A host with no secrets and no audit, for commands that only look at
 /// components (inspect, explain, schema).
 fn bare_host() -> Result<Airlock, Failure> {

@@ -218,6 +218,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
     let host = super::configured_host(args.config.as_ref(), args.audit.as_ref(), args.no_cache)?;
     let tool = host
         .load_tool_file(&name, &component, grants, budget)
+        .inspect_err(|_| super::warn_cache(&host))
         .map_err(|e| {
             let no_config = args.config.is_none() && !std::path::Path::new("airlock.toml").exists();
             let mut f = Failure::from(e);
@@ -227,6 +228,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
             }
             f
         })?;
+    super::warn_cache(&host);
     let rt = runtime()?;
     let output = rt.block_on(host.run(&tool, call.as_deref(), &call_args))?;
     print_output(&output, args.json);

@@ -43,14 +43,10 @@ pub(super) fn schema(args: SchemaArgs) -> Result<(), Failure> {
     let host = super::bare_host()?;
     let mut tools = Vec::new();
     for spec in specs {
-        let bytes = std::fs::read(&spec.component).map_err(|e| {
-            Failure::usage(format!(
-                "tool `{}`: cannot read {}: {e}",
-                spec.name,
-                spec.component.display()
-            ))
-        })?;
-        let (_, exports) = host.inspect(&bytes, &spec.component.display().to_string())?;
+        let bytes = crate::Airlock::read_component(&spec.component)
+            .map_err(|e| Failure::usage(format!("tool `{}`: {e}", spec.name)))?;
+        let what = spec.component.display().to_string();
+        let (_, exports) = super::warned(&host, host.inspect(&bytes, &what))?;
         tools.extend(describe::describe_tool(spec, &exports)?);
     }
     let format = match args.format {
