@@ -29,7 +29,7 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        source: crate::files::FileError,
     },
     /// The file's content is wrong; the message names the key and the fix.
     #[error("{path}: {message}")]
@@ -48,10 +48,22 @@ fn invalid(path: &Path, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Largest toolkit or host-config file read.
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Reads a toolkit or host config: a regular UTF-8 file under [`MAX_CONFIG_BYTES`].
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let err = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
+    };
+    let bytes = crate::files::read_regular_file(path, MAX_CONFIG_BYTES, "a config file")
+        .map_err(err)?;
+    String::from_utf8(bytes).map_err(|e| {
+        err(crate::files::FileError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            e.utf8_error(),
+        )))
     })
 }
 
