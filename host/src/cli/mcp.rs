@@ -63,6 +63,7 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
     }
     let kit = Toolkit::load(&args.toolkit)?;
     let host = super::configured_host(args.config.as_ref(), args.audit.as_ref(), args.no_cache)?;
+    let audit = host.audit().clone();
     let toolbox = Arc::new(Toolbox::load(Arc::new(host), &kit)?);
     let names: Vec<String> = toolbox.descriptions().map(|d| d.name.clone()).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -101,5 +102,7 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
     };
     // Jobs still running (a client that hung up mid-call) end with the process.
     rt.shutdown_background();
+    // The run's closing checkpoint, whoever still holds the host.
+    audit.close();
     served.map_err(|e| Failure::internal(format!("{e:#}")))
 }
