@@ -333,7 +333,10 @@ impl AuditSettings {
                     // A secret a tool can use (a signing key computes HMACs for
                     // guests) or that leaves the host could forge or leak the trail.
                     let shared = file.sign.keys.values().any(|k| &k.secret == name)
-                        || file.providers.values().any(|p| p.api_key.as_ref() == Some(name))
+                        || file
+                            .providers
+                            .values()
+                            .any(|p| p.api_key.as_ref() == Some(name))
                         || file.fetch.secrets.contains(name);
                     if shared {
                         return Err(invalid(

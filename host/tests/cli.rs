@@ -587,12 +587,25 @@ mod audit {
         assert_has(&text, "hmac-sha256");
 
         let v = expect_json(&airlock(&["audit", "verify", &trail, "--json"]), 0);
-        assert_eq!((v["ok"].clone(), v["runs"].clone()), (true.into(), 2.into()), "{v}");
+        assert_eq!(
+            (v["ok"].clone(), v["runs"].clone()),
+            (true.into(), 2.into()),
+            "{v}"
+        );
         assert_eq!(v["records"], 4, "a sign and a log record per run: {v}");
         let (stdout, _) = expect(&airlock(&["audit", "verify", &trail]), 0);
-        assert_has(&stdout, "intact: 4 verb-call records from 2 host runs; not authenticated");
-        let (stdout, _) = expect(&airlock(&["audit", "verify", &trail, "--config", &config]), 0);
-        assert_has(&stdout, "intact and complete: 4 verb-call records from 2 host runs");
+        assert_has(
+            &stdout,
+            "intact: 4 verb-call records from 2 host runs; not authenticated",
+        );
+        let (stdout, _) = expect(
+            &airlock(&["audit", "verify", &trail, "--config", &config]),
+            0,
+        );
+        assert_has(
+            &stdout,
+            "intact and complete: 4 verb-call records from 2 host runs",
+        );
         assert_has(&stdout, "every line's mac verified");
 
         // The public key, inline and in a file, proves it without the mac key.
@@ -601,15 +614,25 @@ mod audit {
         assert_eq!(public.len(), 64, "{public}");
         let key_file = write(&dir, "audit.pub", &public);
         for key in [&public, &key_file] {
-            let v = expect_json(&airlock(&["audit", "verify", &trail, "--key", key, "--json"]), 0);
+            let v = expect_json(
+                &airlock(&["audit", "verify", &trail, "--key", key, "--json"]),
+                0,
+            );
             assert_eq!(v["checked"], "signatures", "{v}");
             assert_eq!(v["unproven"], 0, "{v}");
         }
-        expect_error(&airlock(&["audit", "verify", &trail, "--key", "abc"]), 2, "--key: ");
+        expect_error(
+            &airlock(&["audit", "verify", &trail, "--key", "abc"]),
+            2,
+            "--key: ",
+        );
 
         // An edited decision: that line's mac no longer verifies.
         let lines: Vec<&str> = text.lines().collect();
-        let signed = lines.iter().position(|l| l.contains("hmac-sha256")).unwrap();
+        let signed = lines
+            .iter()
+            .position(|l| l.contains("hmac-sha256"))
+            .unwrap();
         let mut edited = lines.clone();
         let forged = lines[signed].replace("\"allow\"", "\"deny\"");
         assert_ne!(forged, lines[signed], "the sign record holds a decision");
@@ -647,13 +670,19 @@ mod audit {
         expect(&sign_run(&config, &trail, "other").output().unwrap(), 1);
         let text = std::fs::read_to_string(&trail).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        let denied = lines.iter().position(|l| l.contains("\"decision\":\"deny\"")).unwrap();
+        let denied = lines
+            .iter()
+            .position(|l| l.contains("\"decision\":\"deny\""))
+            .unwrap();
         let (public, _) = expect(&airlock(&["audit", "public-key", "--config", &config]), 0);
         let public = public.trim().to_string();
 
         // Delete the first run's log record, turn the denial into an allow,
         // and recompute everything that needs no key.
-        let log = lines.iter().position(|l| l.contains("\"verb\":\"log\"")).unwrap();
+        let log = lines
+            .iter()
+            .position(|l| l.contains("\"verb\":\"log\""))
+            .unwrap();
         assert!(log < denied, "{text}");
         let mut forged: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
         forged[denied] = forged[denied].replace("\"decision\":\"deny\"", "\"decision\":\"allow\"");
@@ -666,7 +695,11 @@ mod audit {
             &format!("line {}: the mac does not verify", log + 1),
         );
         assert_has(&err, "the chain is broken at");
-        let checkpoint = forged[log..].iter().position(|l| l.contains("checkpoint")).unwrap() + log;
+        let checkpoint = forged[log..]
+            .iter()
+            .position(|l| l.contains("checkpoint"))
+            .unwrap()
+            + log;
         expect_error(
             &airlock(&["audit", "verify", &trail, "--key", &public]),
             1,
@@ -683,13 +716,20 @@ mod audit {
             .iter()
             .rposition(|l| l.contains("checkpoint"))
             .unwrap();
-        let second_run = lines.iter().rposition(|l| l.contains("\"anchor\"")).unwrap();
+        let second_run = lines
+            .iter()
+            .rposition(|l| l.contains("\"anchor\""))
+            .unwrap();
         let unproven = lines[last_checkpoint + 1..lines.len() - 1]
             .iter()
             .filter(|l| l.contains("\"verb\":"))
             .count();
         std::fs::write(&trail, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
-        let (s, are) = if unproven == 1 { ("", "is") } else { ("s", "are") };
+        let (s, are) = if unproven == 1 {
+            ("", "is")
+        } else {
+            ("s", "are")
+        };
         let message = format!(
             "airlock: {trail}: unproven: the chain is intact, but {unproven} verb-call \
              record{s} after the last signed checkpoint (line {}) {are} unproven; the run that \
@@ -699,7 +739,11 @@ mod audit {
             second_run + 1
         );
         assert!(unproven > 0, "{text}");
-        let err = expect_error(&airlock(&["audit", "verify", &trail, "--key", &public]), 1, "");
+        let err = expect_error(
+            &airlock(&["audit", "verify", &trail, "--key", &public]),
+            1,
+            "",
+        );
         assert_eq!(err, message);
         let err = expect_json_error(
             &airlock(&["audit", "verify", &trail, "--key", &public, "--json"]),
@@ -715,7 +759,9 @@ mod audit {
         let dir = tempfile::tempdir().unwrap();
         let config = sealed_config(&dir);
         let trail = path_of(&dir, "audit.jsonl");
-        let keys = airlock::HostConfig::load_audit(Path::new(&config)).unwrap().keys;
+        let keys = airlock::HostConfig::load_audit(Path::new(&config))
+            .unwrap()
+            .keys;
         let barrier = std::sync::Barrier::new(2);
         std::thread::scope(|s| {
             let procs: Vec<_> = (0..5)
@@ -728,12 +774,9 @@ mod audit {
                 .collect();
             for _ in 0..2 {
                 s.spawn(|| {
-                    let sink = airlock::audit::JsonLinesAudit::to_file(
-                        Path::new(&trail),
-                        keys.clone(),
-                        5,
-                    )
-                    .unwrap();
+                    let sink =
+                        airlock::audit::JsonLinesAudit::to_file(Path::new(&trail), keys.clone(), 5)
+                            .unwrap();
                     barrier.wait();
                     for job in 0..100 {
                         use airlock::AuditSink;
@@ -780,19 +823,33 @@ mod audit {
             &airlock(&["audit", "verify", &trail, "--key", public.trim(), "--json"]),
             0,
         );
-        assert_eq!((v["runs"].clone(), v["checkpoints"].clone()), (1.into(), 1.into()), "{v}");
+        assert_eq!(
+            (v["runs"].clone(), v["checkpoints"].clone()),
+            (1.into(), 1.into()),
+            "{v}"
+        );
     }
 
     #[test]
     fn an_unkeyed_trail_is_written_with_a_warning_and_verified_as_unkeyed() {
         let dir = tempfile::tempdir().unwrap();
         write(&dir, "key", "cli-test-hmac-key\n");
-        let config = write(&dir, "airlock.toml", format!("[secrets.w]\nfile = \"key\"\n{WEBHOOK_KEY}"));
+        let config = write(
+            &dir,
+            "airlock.toml",
+            format!("[secrets.w]\nfile = \"key\"\n{WEBHOOK_KEY}"),
+        );
         let trail = path_of(&dir, "audit.jsonl");
         let (_, stderr) = expect(&sign_run(&config, &trail, "webhook").output().unwrap(), 0);
-        assert_has(&stderr, "is unkeyed: anyone who can write it can rewrite it unnoticed");
+        assert_has(
+            &stderr,
+            "is unkeyed: anyone who can write it can rewrite it unnoticed",
+        );
         let (stdout, _) = expect(&airlock(&["audit", "verify", &trail]), 0);
-        assert_has(&stdout, "intact: 2 verb-call records from 1 host runs; unkeyed: ");
+        assert_has(
+            &stdout,
+            "intact: 2 verb-call records from 1 host runs; unkeyed: ",
+        );
         expect_error(
             &airlock(&["audit", "verify", &trail, "--config", &config]),
             2,

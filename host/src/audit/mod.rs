@@ -77,7 +77,9 @@ impl AuditKeys {
     /// seed given raw, as 64 hex digits or as base64.
     pub fn new(mac: SecretSlice<u8>, seed: &SecretSlice<u8>) -> Result<Self, String> {
         if mac.expose_secret().len() < 16 {
-            return Err("the audit key holds fewer than 16 bytes; put 32 random bytes in it".into());
+            return Err(
+                "the audit key holds fewer than 16 bytes; put 32 random bytes in it".into(),
+            );
         }
         match airlock_sign::SignKey::ed25519_from_seed(seed).map_err(|e| e.to_string())? {
             airlock_sign::SignKey::Ed25519(signing) => Ok(Self {

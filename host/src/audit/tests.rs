@@ -137,7 +137,10 @@ fn a_deleted_record_and_a_flipped_denial_with_a_recomputed_chain_are_found() {
     );
 
     // Dropping every checkpoint too leaves nothing signed.
-    let no_checkpoints: Vec<String> = l.into_iter().filter(|x| !x.contains("checkpoint")).collect();
+    let no_checkpoints: Vec<String> = l
+        .into_iter()
+        .filter(|x| !x.contains("checkpoint"))
+        .collect();
     let forged = recompute(&no_checkpoints);
     let k = keys();
     let v = verify(forged.as_bytes(), Checked::Signatures(k.public())).unwrap();
@@ -149,7 +152,11 @@ fn a_deleted_record_and_a_flipped_denial_with_a_recomputed_chain_are_found() {
              trail whose end was removed)"
         )
     );
-    broken_at(&verify(forged.as_bytes(), Checked::Keys(&k)), 5, "the mac does not verify");
+    broken_at(
+        &verify(forged.as_bytes(), Checked::Keys(&k)),
+        5,
+        "the mac does not verify",
+    );
 }
 
 #[test]
@@ -225,10 +232,16 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
     // A genuine trail whose checkpoint's signature is swapped for another's.
     let genuine = lines(&trail(Some(keys()), &seven()));
     let other = lines(&forged);
-    let sig = |line: &str| line[line.find(",\"sig\":").unwrap()..line.find(",\"mac\":").unwrap()].to_string();
+    let sig = |line: &str| {
+        line[line.find(",\"sig\":").unwrap()..line.find(",\"mac\":").unwrap()].to_string()
+    };
     let mut swapped = genuine.clone();
     swapped[4] = genuine[4].replace(&sig(&genuine[4]), &sig(&other[3]));
-    broken_at(&check_all(&recompute(&swapped))[1], 5, "another key signed it");
+    broken_at(
+        &check_all(&recompute(&swapped))[1],
+        5,
+        "another key signed it",
+    );
 }
 
 #[test]
@@ -270,11 +283,20 @@ fn an_unkeyed_trail_verifies_as_a_chain_only() {
     let v = chain.unwrap();
     assert_eq!((v.records, v.runs, v.keyed), (7, 1, false));
     let v = sigs.unwrap();
-    assert!(v.gaps().unwrap().starts_with("no signed checkpoint: none of its 7"), "{v:?}");
+    assert!(
+        v.gaps()
+            .unwrap()
+            .starts_with("no signed checkpoint: none of its 7"),
+        "{v:?}"
+    );
     broken_at(&macs, 1, "carries no mac");
     // The chain alone still finds a careless edit.
     let careless = text.replacen("\"job\":1", "\"job\":9", 1);
-    broken_at(&verify(careless.as_bytes(), Checked::Chain), 4, "`prev` does not match");
+    broken_at(
+        &verify(careless.as_bytes(), Checked::Chain),
+        4,
+        "`prev` does not match",
+    );
 }
 
 #[test]
@@ -311,10 +333,22 @@ fn an_older_trail_is_read_but_never_appended_to() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     std::fs::write(&path, &text).unwrap();
-    let e = JsonLinesAudit::to_file(&path, Some(keys()), 3).err().unwrap();
-    assert!(e.to_string().contains("not in the format this airlock writes"), "{e}");
+    let e = JsonLinesAudit::to_file(&path, Some(keys()), 3)
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .contains("not in the format this airlock writes"),
+        "{e}"
+    );
     std::fs::write(&path, &text[..text.len() - 3]).unwrap();
-    let e = JsonLinesAudit::to_file(&path, Some(keys()), 3).err().unwrap();
+    let e = JsonLinesAudit::to_file(&path, Some(keys()), 3)
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("last line is incomplete"), "{e}");
-    assert_eq!(std::fs::read(&path).unwrap().len(), text.len() - 3, "nothing appended");
+    assert_eq!(
+        std::fs::read(&path).unwrap().len(),
+        text.len() - 3,
+        "nothing appended"
+    );
 }

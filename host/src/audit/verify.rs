@@ -61,7 +61,10 @@ impl Verified {
             return None;
         }
         if self.legacy {
-            return Some("the trail was written by an older airlock, unkeyed: nothing in it is signed".into());
+            return Some(
+                "the trail was written by an older airlock, unkeyed: nothing in it is signed"
+                    .into(),
+            );
         }
         if self.lines == 0 {
             return Some("the trail is empty".into());
@@ -127,7 +130,10 @@ fn split_field<'a, const N: usize>(
     if rest != [b"\"".as_slice(), tail].concat() {
         return None;
     }
-    if !digits.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)) {
+    if !digits
+        .iter()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    {
         return None;
     }
     let mut out = [0u8; N];
@@ -179,7 +185,7 @@ pub fn verify(bytes: &[u8], check: Checked<'_>) -> Result<Verified, ChainBreak> 
             line: n,
             reason: reason.to_string(),
         };
-        let map = parse_exact(line).map_err(|r| at(r))?;
+        let map = parse_exact(line).map_err(at)?;
         if map.get("seq").and_then(Value::as_u64) != Some(n as u64) {
             return Err(at(
                 "`seq` is not this line's number: a line was removed, inserted or reordered",
@@ -213,7 +219,10 @@ pub fn verify(bytes: &[u8], check: Checked<'_>) -> Result<Verified, ChainBreak> 
             ));
         }
         found.keyed &= has_mac;
-        let stream = map.get("stream").and_then(Value::as_str).unwrap_or_default();
+        let stream = map
+            .get("stream")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if let Some(Value::String(id)) = map.get("anchor") {
             if runs.contains_key(id) {
                 return Err(at("a run id seen before: the anchor line was copied"));
@@ -239,11 +248,16 @@ pub fn verify(bytes: &[u8], check: Checked<'_>) -> Result<Verified, ChainBreak> 
             };
             let Some((signed, sig)) = split_field::<64>(covered, "sig", b"").filter(|_| has_mac)
             else {
-                return Err(at("a checkpoint without `sig` and `mac` in the form airlock writes"));
+                return Err(at(
+                    "a checkpoint without `sig` and `mac` in the form airlock writes",
+                ));
             };
             if let Some(key) = public {
                 let msg = [SIG_DOMAIN, signed].concat();
-                if key.verify_strict(&msg, &Signature::from_bytes(&sig)).is_err() {
+                if key
+                    .verify_strict(&msg, &Signature::from_bytes(&sig))
+                    .is_err()
+                {
                     return Err(at(&format!(
                         "the checkpoint's signature does not verify with {}: a line from line {} \
                          on was changed, removed or inserted, or another key signed it",
@@ -262,7 +276,7 @@ pub fn verify(bytes: &[u8], check: Checked<'_>) -> Result<Verified, ChainBreak> 
             let time = map.get("time").and_then(Value::as_str).unwrap_or_default();
             found.last_checkpoint = Some((n, time.to_string()));
         } else if map.contains_key("verb") {
-            if !runs.get(stream).is_some_and(|r| !r.closed) {
+            if runs.get(stream).is_none_or(|r| r.closed) {
                 return Err(at(
                     "a record of a run with no anchor before it, or after its closing checkpoint",
                 ));
@@ -275,7 +289,11 @@ pub fn verify(bytes: &[u8], check: Checked<'_>) -> Result<Verified, ChainBreak> 
         prev = Sha256::digest(line).into();
         found.lines = n;
     }
-    found.unclosed = runs.values().filter(|r| !r.closed).map(|r| r.anchor).collect();
+    found.unclosed = runs
+        .values()
+        .filter(|r| !r.closed)
+        .map(|r| r.anchor)
+        .collect();
     found.unclosed.sort_unstable();
     Ok(found)
 }

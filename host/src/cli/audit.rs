@@ -68,7 +68,10 @@ pub(super) fn audit(args: AuditArgs) -> Result<(), Failure> {
             let keys = config_keys(&path)?;
             let public = keys.public();
             if json {
-                outln!("{}", json!({ "ok": true, "public_key": hex::encode(public.as_bytes()) }));
+                outln!(
+                    "{}",
+                    json!({ "ok": true, "public_key": hex::encode(public.as_bytes()) })
+                );
             } else {
                 outln!("{}", hex::encode(public.as_bytes()));
             }
@@ -91,7 +94,9 @@ fn public_key(arg: &str) -> Result<ed25519_dalek::VerifyingKey, Failure> {
     parse_public_key(arg).or_else(|inline| {
         let path = Path::new(arg);
         if !path.is_file() {
-            return Err(Failure::usage(format!("--key: {inline}, or the path of a file holding one")));
+            return Err(Failure::usage(format!(
+                "--key: {inline}, or the path of a file holding one"
+            )));
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| Failure::usage(format!("--key: cannot read {arg}: {e}")))?;
@@ -124,15 +129,15 @@ fn verify_file(
         Checked::Signatures(_) => "signatures",
         Checked::Keys(_) => "macs and signatures",
     };
-    let counts = format!(
-        "{} verb-call records from {} host runs",
-        v.records, v.runs
-    );
+    let counts = format!("{} verb-call records from {} host runs", v.records, v.runs);
     if let (Checked::Signatures(_) | Checked::Keys(_), Some(gaps)) = (check, v.gaps()) {
         return Err(Failure {
             code: super::exit::TOOL_ERROR,
             kind: "audit-unproven",
-            message: format!("{}: unproven: the chain is intact, but {gaps}", file.display()),
+            message: format!(
+                "{}: unproven: the chain is intact, but {gaps}",
+                file.display()
+            ),
             detail: verdict(&v, checked),
         });
     }
