@@ -831,6 +831,39 @@ mod audit {
     }
 
     #[test]
+    #[cfg(unix)]
+    fn an_http_mcp_server_stopped_by_sigterm_closes_its_run() {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let config = sealed_config(&dir);
+        let kit = format!("[tools.wc]\ncomponent = \"{}\"\n", guest("word_count"));
+        let kit = write(&dir, "kit.toml", kit);
+        let trail = path_of(&dir, "audit.jsonl");
+        let mut argv = vec!["mcp", &kit, "--config", &config, "--audit", &trail];
+        argv.extend(["--http", "127.0.0.1:0"]);
+        let mut child = command(&argv)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert_has(&line, "serving 1 tools");
+        let pid = child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        let (public, _) = expect(&airlock(&["audit", "public-key", "--config", &config]), 0);
+        let v = expect_json(
+            &airlock(&["audit", "verify", &trail, "--key", public.trim(), "--json"]),
+            0,
+        );
+        assert_eq!(v["unclosed"], serde_json::json!([]), "{v}");
+        assert_eq!(v["checkpoints"], 1, "{v}");
+    }
+
+    #[test]
     fn an_unkeyed_trail_is_written_with_a_warning_and_verified_as_unkeyed() {
         let dir = tempfile::tempdir().unwrap();
         write(&dir, "key", "cli-test-hmac-key\n");
