@@ -352,3 +352,46 @@ fn an_older_trail_is_read_but_never_appended_to() {
         "nothing appended"
     );
 }
+
+#[test]
+fn audit_keys_are_secrets_of_their_own_and_come_in_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in [("m", "audit-mac-key-0123456789"), ("s", &"07".repeat(32))] {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let path = dir.path().join("airlock.toml");
+    let secrets = "[secrets.m]\nfile = \"m\"\n[secrets.s]\nfile = \"s\"\n";
+    let audit = "[audit]\nfile = \"a.jsonl\"\nkey = \"m\"\nsigning_key = \"s\"\n";
+    let parse = |extra: &str| {
+        crate::HostConfig::parse(&format!("{secrets}{extra}"), &path).map_err(|e| e.to_string())
+    };
+    // A tool granted a signing key computes HMACs with it: it must never be
+    // the trail's key, nor a provider's or a fetch credential's secret.
+    for shared in [
+        "[sign.keys.k]\nkind = \"hmac-sha256\"\nsecret = \"m\"\n",
+        "[sign.keys.k]\nkind = \"ed25519\"\nsecret = \"s\"\n",
+        "[fetch]\nsecrets = [\"m\"]\n",
+    ] {
+        let e = parse(&format!("{shared}{audit}")).unwrap_err();
+        assert!(e.contains("a tool could forge or leak the trail"), "{e}");
+    }
+    let e = parse("[audit]\nkey = \"m\"\n").unwrap_err();
+    assert!(e.contains("needs both `key`"), "{e}");
+    let e = parse("[audit]\nkey = \"m\"\nsigning_key = \"m\"\n").unwrap_err();
+    assert!(e.contains("name the same secret"), "{e}");
+    let e = parse(&format!("{audit}checkpoint_every = 0\n")).unwrap_err();
+    assert!(e.contains("checkpoint_every must be at least 1"), "{e}");
+
+    let debug = format!("{:?}", parse(audit).unwrap());
+    assert!(!debug.contains("audit-mac-key"), "{debug}");
+
+    // `load_audit` resolves only the audit secrets (`unset` is never read).
+    let unset = "[secrets.unset]\nenv = \"AIRLOCK_TEST_AUDIT_SURELY_UNSET_5\"\n";
+    std::fs::write(&path, format!("{secrets}{unset}{audit}")).unwrap();
+    assert!(crate::HostConfig::load(&path).is_err());
+    let settings = crate::HostConfig::load_audit(&path).unwrap();
+    assert_eq!(settings.file, Some(dir.path().join("a.jsonl")));
+    assert_eq!(settings.checkpoint_every, DEFAULT_CHECKPOINT_EVERY);
+    let public = settings.keys.unwrap().public();
+    assert_eq!(public, keys().public(), "the seed 07..07 of `keys()`");
+}
