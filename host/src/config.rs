@@ -15,6 +15,7 @@ use serde::Deserialize;
 use zeroize::Zeroize;
 
 use crate::annotations::HintOverrides;
+use crate::audit::AuditKeys;
 use crate::job::Budget;
 use crate::names::FunctionSpec;
 use crate::units::{Size, Span};
@@ -314,6 +315,100 @@ enum KeyKind {
 #[serde(deny_unknown_fields)]
 struct AuditSection {
     file: Option<PathBuf>,
+    /// The secret holding the HMAC key of every line.
+    key: Option<String>,
+    /// The secret holding the Ed25519 seed that signs checkpoints.
+    signing_key: Option<String>,
+    checkpoint_every: Option<u64>,
+}
+
+/// `[audit]`, resolved: where the trail goes and the keys that seal it.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// Where the audit trail goes, if the config says.
+    pub file: Option<PathBuf>,
+    /// The keys that seal every line and sign checkpoints; `None` writes an
+    /// unkeyed trail that proves nothing against a writer of the file.
+    pub keys: Option<Arc<AuditKeys>>,
+    /// Records of one run between two signed checkpoints.
+    pub checkpoint_every: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            file: None,
+            keys: None,
+            checkpoint_every: crate::audit::DEFAULT_CHECKPOINT_EVERY,
+        }
+    }
+}
+
+impl AuditSettings {
+    /// Resolves `[audit]`; `secret` reads a named secret.
+    fn resolve(
+        file: &HostFile,
+        path: &Path,
+        secret: impl Fn(&str) -> Result<SecretSlice<u8>, String>,
+    ) -> Result<Self, ConfigError> {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let audit = &file.audit;
+        let every = audit
+            .checkpoint_every
+            .unwrap_or(crate::audit::DEFAULT_CHECKPOINT_EVERY);
+        if every == 0 {
+            return Err(invalid(path, "[audit] checkpoint_every must be at least 1"));
+        }
+        let keys = match (&audit.key, &audit.signing_key) {
+            (None, None) => None,
+            (Some(mac), Some(sig)) => {
+                if mac == sig {
+                    return Err(invalid(
+                        path,
+                        "[audit] key and signing_key name the same secret; give each its own",
+                    ));
+                }
+                for name in [mac, sig] {
+                    // A secret a tool can use (a signing key computes HMACs for
+                    // guests) or that leaves the host could forge or leak the trail.
+                    let shared = file.sign.keys.values().any(|k| &k.secret == name)
+                        || file
+                            .providers
+                            .values()
+                            .any(|p| p.api_key.as_ref() == Some(name))
+                        || file.fetch.secrets.contains(name);
+                    if shared {
+                        return Err(invalid(
+                            path,
+                            format!(
+                                "[audit] uses secret `{name}`, which a signing key, a provider or \
+                                 fetch also uses: a tool could forge or leak the trail; give the \
+                                 audit trail secrets of its own"
+                            ),
+                        ));
+                    }
+                }
+                let read = |name: &str, field: &str| {
+                    secret(name).map_err(|m| invalid(path, format!("[audit] {field}: {m}")))
+                };
+                let keys = AuditKeys::new(read(mac, "key")?, &read(sig, "signing_key")?)
+                    .map_err(|m| invalid(path, format!("[audit]: {m}")))?;
+                Some(Arc::new(keys))
+            }
+            _ => {
+                return Err(invalid(
+                    path,
+                    "[audit] needs both `key` (the HMAC of every line) and `signing_key` \
+                     (Ed25519 checkpoints), or neither",
+                ));
+            }
+        };
+        Ok(Self {
+            file: audit.file.as_ref().map(|f| base.join(f)),
+            keys,
+            checkpoint_every: every,
+        })
+    }
 }
 
 /// The operator's host config, with secrets resolved into the capabilities.
@@ -321,14 +416,29 @@ struct AuditSection {
 pub struct HostConfig {
     /// The verbs' host-wide halves, holding the resolved keys.
     pub capabilities: Capabilities,
-    /// Where the audit trail goes, if the config says.
-    pub audit_file: Option<PathBuf>,
+    /// The audit trail: where it goes and its keys.
+    pub audit: AuditSettings,
 }
 
 impl HostConfig {
     /// Reads a host config and resolves every secret it references.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Self::parse(&read(path)?, path)
+    }
+
+    /// Reads only `[audit]` of a host config, resolving only its secrets
+    /// (`airlock audit verify --config`, `airlock audit public-key`).
+    pub fn load_audit(path: &Path) -> Result<AuditSettings, ConfigError> {
+        let text = read(path)?;
+        let file: HostFile =
+            toml::from_str(&text).map_err(|e| invalid(path, toml_message(&e, &text)))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        AuditSettings::resolve(&file, path, |name| match file.secrets.get(name) {
+            Some(source) => resolve(name, source, base),
+            None => Err(format!(
+                "there is no [secrets.{name}]; add one with env = \"VAR\" or file = \"path\""
+            )),
+        })
     }
 
     /// Parses host-config text; relative paths are resolved against `path`'s directory.
@@ -405,7 +515,7 @@ impl HostConfig {
                 fetch,
                 complete,
             },
-            audit_file: file.audit.file.map(|f| base.join(f)),
+            audit: AuditSettings::resolve(&file, path, copy)?,
         })
     }
 }
@@ -558,7 +668,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.capabilities.sign.key_names(), vec!["hook", "rel"]);
-        assert_eq!(cfg.audit_file, Some(dir.path().join("audit.jsonl")));
+        assert_eq!(cfg.audit.file, Some(dir.path().join("audit.jsonl")));
+        assert!(cfg.audit.keys.is_none());
         let debug = format!("{cfg:?}");
         assert!(!debug.contains("topsecret"), "{debug}");
     }

@@ -285,6 +285,11 @@ impl Airlock {
         &self.engine
     }
 
+    /// The audit sink every job writes to (the CLI closes it on exit).
+    pub fn audit(&self) -> &Arc<dyn AuditSink> {
+        &self.audit
+    }
+
     /// The verbs' host-wide capabilities.
     pub fn capabilities(&self) -> &Capabilities {
         &self.caps

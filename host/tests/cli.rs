@@ -598,42 +598,114 @@ fn a_closed_stdout_ends_the_command_quietly() {
 
 mod audit {
     use super::*;
+    use sha2::Digest;
+
+    /// A host config with the `webhook` key (and `other`, which the guest
+    /// never asks for) and a sealed audit trail.
+    fn sealed_config(dir: &TempDir) -> String {
+        write(dir, "key", "cli-test-hmac-key\n");
+        write(dir, "other", "cli-test-other-key\n");
+        write(dir, "audit-mac", "cli-test-audit-mac-key-0123456789\n");
+        write(dir, "audit-seed", hex_seed(3));
+        let toml = format!(
+            "[secrets.w]\nfile = \"key\"\n[secrets.o]\nfile = \"other\"\n\
+             [secrets.am]\nfile = \"audit-mac\"\n[secrets.as]\nfile = \"audit-seed\"\n\
+             {WEBHOOK_KEY}[sign.keys.other]\nkind = \"hmac-sha256\"\nsecret = \"o\"\n\
+             [audit]\nkey = \"am\"\nsigning_key = \"as\"\ncheckpoint_every = 2\n"
+        );
+        write(dir, "airlock.toml", toml)
+    }
+
+    fn hex_seed(byte: u8) -> String {
+        format!("{}\n", format!("{byte:02x}").repeat(32))
+    }
+
+    fn path_of(dir: &TempDir, name: &str) -> String {
+        dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// One `airlock run` of the webhook signer writing to `trail`; with
+    /// `sign:other` granted the guest's `webhook` key is denied.
+    fn sign_run(config: &str, trail: &str, key: &str) -> Command {
+        let wasm = guest("sign_webhook");
+        let grant = format!("sign:{key}");
+        let mut argv = vec!["run", &wasm, "--config", config, "--audit", trail];
+        argv.extend(["--grant", &grant, "--grant", "log"]);
+        argv.extend(["--call", "sign", "--args", r#"{"body":"hi"}"#]);
+        command(&argv)
+    }
+
+    /// What a writer without the keys can do: renumber and re-chain.
+    fn recompute(lines: &[&str]) -> String {
+        let mut prev = [0u8; 32];
+        let mut out = String::new();
+        for (i, line) in lines.iter().enumerate() {
+            let mut fixed = format!("{{\"seq\":{}{}", i + 1, &line[line.find(',').unwrap()..]);
+            let at = fixed.find("\"prev\":\"").unwrap() + 8;
+            fixed.replace_range(at..at + 64, &hex::encode(prev));
+            prev = sha2::Sha256::digest(fixed.as_bytes()).into();
+            out += &fixed;
+            out.push('\n');
+        }
+        out
+    }
 
     #[test]
     fn audit_verify_passes_an_intact_trail_and_names_the_first_broken_line() {
         let dir = tempfile::tempdir().unwrap();
-        write(&dir, "key", "cli-test-hmac-key\n");
-        let toml = format!("[secrets.w]\nfile = \"key\"\n{WEBHOOK_KEY}");
-        let config = write(&dir, "airlock.toml", toml);
-        let trail = dir
-            .path()
-            .join("audit.jsonl")
-            .to_string_lossy()
-            .into_owned();
-        let wasm = guest("sign_webhook");
-        for body in ["first", "second"] {
-            let args = format!(r#"{{"body":"{body}"}}"#);
-            let mut argv = vec!["run", &wasm, "--config", &config, "--audit", &trail];
-            argv.extend(["--grant", "sign:webhook", "--grant", "log"]);
-            argv.extend(["--call", "sign", "--args", &args]);
-            expect(&airlock(&argv), 0);
+        let config = sealed_config(&dir);
+        let trail = path_of(&dir, "audit.jsonl");
+        for _ in 0..2 {
+            expect(&sign_run(&config, &trail, "webhook").output().unwrap(), 0);
         }
         let text = std::fs::read_to_string(&trail).unwrap();
-        assert!(
-            !text.contains("cli-test-hmac-key"),
-            "the key is in the trail:\n{text}"
-        );
+        for secret in ["cli-test-hmac-key", "cli-test-audit-mac"] {
+            assert!(!text.contains(secret), "a key is in the trail:\n{text}");
+        }
         assert_has(&text, "hmac-sha256");
 
         let v = expect_json(&airlock(&["audit", "verify", &trail, "--json"]), 0);
-        assert_eq!(v["ok"], true, "{v}");
-        assert_eq!(v["runs"], 2, "{v}");
-        assert!(v["records"].as_u64().is_some_and(|n| n >= 2), "{v}");
+        assert_eq!(
+            (v["ok"].clone(), v["runs"].clone()),
+            (true.into(), 2.into()),
+            "{v}"
+        );
+        assert_eq!(v["records"], 4, "a sign and a log record per run: {v}");
         let (stdout, _) = expect(&airlock(&["audit", "verify", &trail]), 0);
-        assert_has(&stdout, "intact: ");
-        assert_has(&stdout, "from 2 host runs");
+        assert_has(
+            &stdout,
+            "intact: 4 verb-call records from 2 host runs; not authenticated",
+        );
+        let (stdout, _) = expect(
+            &airlock(&["audit", "verify", &trail, "--config", &config]),
+            0,
+        );
+        assert_has(
+            &stdout,
+            "intact and complete: 4 verb-call records from 2 host runs",
+        );
+        assert_has(&stdout, "every line's mac verified");
 
-        // An edited decision: that line no longer matches its own hash.
+        // The public key, inline and in a file, proves it without the mac key.
+        let (public, _) = expect(&airlock(&["audit", "public-key", "--config", &config]), 0);
+        let public = public.trim().to_string();
+        assert_eq!(public.len(), 64, "{public}");
+        let key_file = write(&dir, "audit.pub", &public);
+        for key in [&public, &key_file] {
+            let v = expect_json(
+                &airlock(&["audit", "verify", &trail, "--key", key, "--json"]),
+                0,
+            );
+            assert_eq!(v["checked"], "signatures", "{v}");
+            assert_eq!(v["unproven"], 0, "{v}");
+        }
+        expect_error(
+            &airlock(&["audit", "verify", &trail, "--key", "abc"]),
+            2,
+            "--key: ",
+        );
+
+        // An edited decision: that line's mac no longer verifies.
         let lines: Vec<&str> = text.lines().collect();
         let signed = lines
             .iter()
@@ -644,15 +716,16 @@ mod audit {
         assert_ne!(forged, lines[signed], "the sign record holds a decision");
         edited[signed] = &forged;
         std::fs::write(&trail, edited.join("\n") + "\n").unwrap();
-        let line = (signed + 1).to_string();
-        let err = expect_error(&airlock(&["audit", "verify", &trail]), 1, "modified");
-        assert_has(&err, &format!("line {line}"));
+        let line = signed + 1;
+        let verify_config = ["audit", "verify", &trail, "--config", &config];
+        let err = expect_error(&airlock(&verify_config), 1, "the mac does not verify");
+        assert_has(&err, &format!("line {line}: "));
         let err = expect_json_error(
-            &airlock(&["audit", "verify", &trail, "--json"]),
+            &airlock(&[&verify_config[..], &["--json"]].concat()),
             1,
             "audit-broken",
         );
-        assert_eq!(err["detail"]["line"], signed + 1, "{err}");
+        assert_eq!(err["detail"]["line"], line, "{err}");
 
         // A removed line: the next one no longer chains to the one before.
         let mut cut = lines.clone();
@@ -663,7 +736,236 @@ mod audit {
             1,
             "removed, inserted or reordered",
         );
-        assert_has(&err, &format!("line {line}"));
+        assert_has(&err, &format!("line {line}: "));
+    }
+
+    #[test]
+    fn a_recomputed_forgery_is_broken_and_a_cut_trail_is_unproven() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = sealed_config(&dir);
+        let trail = path_of(&dir, "audit.jsonl");
+        expect(&sign_run(&config, &trail, "webhook").output().unwrap(), 0);
+        expect(&sign_run(&config, &trail, "other").output().unwrap(), 1);
+        let text = std::fs::read_to_string(&trail).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let denied = lines
+            .iter()
+            .position(|l| l.contains("\"decision\":\"deny\""))
+            .unwrap();
+        let (public, _) = expect(&airlock(&["audit", "public-key", "--config", &config]), 0);
+        let public = public.trim().to_string();
+
+        // Delete the first run's log record, turn the denial into an allow,
+        // and recompute everything that needs no key.
+        let log = lines
+            .iter()
+            .position(|l| l.contains("\"verb\":\"log\""))
+            .unwrap();
+        assert!(log < denied, "{text}");
+        let mut forged: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        forged[denied] = forged[denied].replace("\"decision\":\"deny\"", "\"decision\":\"allow\"");
+        forged.remove(log);
+        let refs: Vec<&str> = forged.iter().map(String::as_str).collect();
+        std::fs::write(&trail, recompute(&refs)).unwrap();
+        let err = expect_error(
+            &airlock(&["audit", "verify", &trail, "--config", &config]),
+            1,
+            &format!("line {}: the mac does not verify", log + 1),
+        );
+        assert_has(&err, "the chain is broken at");
+        let checkpoint = forged[log..]
+            .iter()
+            .position(|l| l.contains("checkpoint"))
+            .unwrap()
+            + log;
+        expect_error(
+            &airlock(&["audit", "verify", &trail, "--key", &public]),
+            1,
+            &format!(
+                "line {}: the checkpoint's signature does not verify with the given public key",
+                checkpoint + 1
+            ),
+        );
+        let (stdout, _) = expect(&airlock(&["audit", "verify", &trail]), 0);
+        assert_has(&stdout, "not authenticated");
+
+        // The genuine trail without its last closing checkpoint.
+        let last_checkpoint = lines[..lines.len() - 1]
+            .iter()
+            .rposition(|l| l.contains("checkpoint"))
+            .unwrap();
+        let second_run = lines
+            .iter()
+            .rposition(|l| l.contains("\"anchor\""))
+            .unwrap();
+        let unproven = lines[last_checkpoint + 1..lines.len() - 1]
+            .iter()
+            .filter(|l| l.contains("\"verb\":"))
+            .count();
+        std::fs::write(&trail, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+        let (s, are) = if unproven == 1 {
+            ("", "is")
+        } else {
+            ("s", "are")
+        };
+        let message = format!(
+            "airlock: {trail}: unproven: the chain is intact, but {unproven} verb-call \
+             record{s} after the last signed checkpoint (line {}) {are} unproven; the run that \
+             began at line {} has no closing checkpoint (a host still running or killed, or a \
+             trail whose end was removed)\n",
+            last_checkpoint + 1,
+            second_run + 1
+        );
+        assert!(unproven > 0, "{text}");
+        let err = expect_error(
+            &airlock(&["audit", "verify", &trail, "--key", &public]),
+            1,
+            "",
+        );
+        assert_eq!(err, message);
+        let err = expect_json_error(
+            &airlock(&["audit", "verify", &trail, "--key", &public, "--json"]),
+            1,
+            "audit-unproven",
+        );
+        assert_eq!(err["detail"]["unproven"], unproven, "{err}");
+        assert_eq!(err["detail"]["unclosed"][0], second_run + 1, "{err}");
+    }
+
+    #[test]
+    fn concurrent_processes_and_threads_write_one_intact_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = sealed_config(&dir);
+        let trail = path_of(&dir, "audit.jsonl");
+        let keys = airlock::HostConfig::load_audit(Path::new(&config))
+            .unwrap()
+            .keys;
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            let procs: Vec<_> = (0..5)
+                .map(|_| {
+                    let mut cmd = sign_run(&config, &trail, "webhook");
+                    cmd.stdout(std::process::Stdio::piped());
+                    cmd.stderr(std::process::Stdio::piped());
+                    cmd.spawn().unwrap()
+                })
+                .collect();
+            for _ in 0..2 {
+                s.spawn(|| {
+                    let sink =
+                        airlock::audit::JsonLinesAudit::to_file(Path::new(&trail), keys.clone(), 5)
+                            .unwrap();
+                    barrier.wait();
+                    for job in 0..100 {
+                        use airlock::AuditSink;
+                        sink.record(airlock_core::AuditRecord {
+                            time: std::time::SystemTime::now(),
+                            job,
+                            tool: "thread".into(),
+                            verb: "log",
+                            op: "emit",
+                            decision: airlock_core::Decision::Allow,
+                            duration: std::time::Duration::ZERO,
+                            detail: None,
+                        });
+                    }
+                });
+            }
+            for p in procs {
+                expect(&p.wait_with_output().unwrap(), 0);
+            }
+        });
+        let v = expect_json(
+            &airlock(&["audit", "verify", &trail, "--config", &config, "--json"]),
+            0,
+        );
+        assert_eq!(v["records"], 200 + 5 * 2, "{v}");
+        assert_eq!(v["runs"], 2 + 5, "{v}");
+        assert_eq!(v["unclosed"], serde_json::json!([]), "{v}");
+    }
+
+    #[test]
+    fn an_mcp_server_closes_its_run_when_its_client_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = sealed_config(&dir);
+        let kit = format!("[tools.wc]\ncomponent = \"{}\"\n", guest("word_count"));
+        let kit = write(&dir, "kit.toml", kit);
+        let trail = path_of(&dir, "audit.jsonl");
+        let out = command(&["mcp", &kit, "--config", &config, "--audit", &trail])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_has(&String::from_utf8_lossy(&out.stderr), "serving 1 tools");
+        let (public, _) = expect(&airlock(&["audit", "public-key", "--config", &config]), 0);
+        let v = expect_json(
+            &airlock(&["audit", "verify", &trail, "--key", public.trim(), "--json"]),
+            0,
+        );
+        assert_eq!(
+            (v["runs"].clone(), v["checkpoints"].clone()),
+            (1.into(), 1.into()),
+            "{v}"
+        );
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn an_http_mcp_server_stopped_by_sigterm_closes_its_run() {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let config = sealed_config(&dir);
+        let kit = format!("[tools.wc]\ncomponent = \"{}\"\n", guest("word_count"));
+        let kit = write(&dir, "kit.toml", kit);
+        let trail = path_of(&dir, "audit.jsonl");
+        let mut argv = vec!["mcp", &kit, "--config", &config, "--audit", &trail];
+        argv.extend(["--http", "127.0.0.1:0"]);
+        let mut child = command(&argv)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert_has(&line, "serving 1 tools");
+        let pid = child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        let (public, _) = expect(&airlock(&["audit", "public-key", "--config", &config]), 0);
+        let v = expect_json(
+            &airlock(&["audit", "verify", &trail, "--key", public.trim(), "--json"]),
+            0,
+        );
+        assert_eq!(v["unclosed"], serde_json::json!([]), "{v}");
+        assert_eq!(v["checkpoints"], 1, "{v}");
+    }
+
+    #[test]
+    fn an_unkeyed_trail_is_written_with_a_warning_and_verified_as_unkeyed() {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir, "key", "cli-test-hmac-key\n");
+        let config = write(
+            &dir,
+            "airlock.toml",
+            format!("[secrets.w]\nfile = \"key\"\n{WEBHOOK_KEY}"),
+        );
+        let trail = path_of(&dir, "audit.jsonl");
+        let (_, stderr) = expect(&sign_run(&config, &trail, "webhook").output().unwrap(), 0);
+        assert_has(
+            &stderr,
+            "is unkeyed: anyone who can write it can rewrite it unnoticed",
+        );
+        let (stdout, _) = expect(&airlock(&["audit", "verify", &trail]), 0);
+        assert_has(
+            &stdout,
+            "intact: 2 verb-call records from 1 host runs; unkeyed: ",
+        );
+        expect_error(
+            &airlock(&["audit", "verify", &trail, "--config", &config]),
+            2,
+            "[audit] names no key and signing_key",
+        );
     }
 }
 

@@ -150,9 +150,13 @@ pub const WALLS: &[Wall] = &[
     Wall {
         key: "audit",
         title: "Audit integrity",
-        promise: "Every verb call is audited, allowed or denied, and the trail is \
-                  hash-chained: an edited, removed, inserted or reordered line is found.",
-        design: "Each audit line carries the hash of the line before it, from a random anchor.",
+        promise: "Every verb call is audited, allowed or denied, and a writer of the trail \
+                  without the audit keys cannot change it unseen: an edited, removed, \
+                  inserted, reordered or re-encoded line is found even with the chain \
+                  recomputed, a cut end is reported unproven, and concurrent writers keep \
+                  one intact chain.",
+        design: "Each line is chained over the exact bytes of the one before and sealed with \
+                 an HMAC; Ed25519 checkpoints sign the chain's head.",
     },
     Wall {
         key: "input",

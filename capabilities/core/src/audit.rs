@@ -45,6 +45,10 @@ pub trait AuditSink: Send + Sync + 'static {
     fn enabled(&self) -> bool {
         true
     }
+
+    /// Ends the trail of this host run (a sealed trail writes its closing
+    /// checkpoint). Records after it start a new run. The default does nothing.
+    fn close(&self) {}
 }
 
 /// Discards every record (unit tests and benchmarks).

@@ -63,6 +63,7 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
     }
     let kit = Toolkit::load(&args.toolkit)?;
     let host = super::configured_host(args.config.as_ref(), args.audit.as_ref(), args.no_cache)?;
+    let audit = host.audit().clone();
     let host = Arc::new(host);
     let toolbox = Arc::new(super::warned(&host, Toolbox::load(host.clone(), &kit))?);
     let names: Vec<String> = toolbox.descriptions().map(|d| d.name.clone()).collect();
@@ -78,7 +79,7 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
                 args.toolkit.display(),
                 names.join(", ")
             );
-            rt.block_on(mcp::serve_stdio(toolbox))
+            rt.block_on(until_stopped(mcp::serve_stdio(toolbox)))
         }
         Some(addr) => rt.block_on(async {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -92,15 +93,35 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
                 mcp::HTTP_PATH,
                 names.join(", ")
             );
-            mcp::serve_http(
+            until_stopped(mcp::serve_http(
                 toolbox,
                 listener,
                 mcp::allowed_hosts(bound, &args.allowed_hosts),
-            )
+            ))
             .await
         }),
     };
     // Jobs still running (a client that hung up mid-call) end with the process.
     rt.shutdown_background();
+    // The run's closing checkpoint, whoever still holds the host.
+    audit.close();
     served.map_err(|e| Failure::internal(format!("{e:#}")))
+}
+
+/// Serves until `serve` ends or the process is asked to stop (Ctrl-C,
+/// SIGTERM), so the audit trail's closing checkpoint is still written.
+async fn until_stopped(
+    serve: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    #[cfg(unix)]
+    let terminated = term.recv();
+    #[cfg(not(unix))]
+    let terminated = std::future::pending::<Option<()>>();
+    tokio::select! {
+        served = serve => served,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = terminated => Ok(()),
+    }
 }

@@ -239,11 +239,23 @@ impl From<JobError> for Failure {
 
 /// Builds the audit sink the flags and config ask for.
 fn audit_sink(flag: Option<&PathBuf>, config: &HostConfig) -> Result<Arc<dyn AuditSink>, Failure> {
-    let path = flag.cloned().or_else(|| config.audit_file.clone());
+    let settings = &config.audit;
+    let path = flag.cloned().or_else(|| settings.file.clone());
+    let (keys, every) = (settings.keys.clone(), settings.checkpoint_every);
+    if let Some(p) = &path
+        && keys.is_none()
+    {
+        eprintln!(
+            "airlock: warning: the audit trail {} is unkeyed: anyone who can write it can \
+             rewrite it unnoticed; name an HMAC key and an Ed25519 signing key in the host \
+             config's [audit] key and signing_key",
+            p.display()
+        );
+    }
     match path {
         None => Ok(Arc::new(NullAudit)),
-        Some(p) if p.as_os_str() == "-" => Ok(Arc::new(JsonLinesAudit::to_stderr())),
-        Some(p) => JsonLinesAudit::to_file(&p)
+        Some(p) if p.as_os_str() == "-" => Ok(Arc::new(JsonLinesAudit::to_stderr(keys, every))),
+        Some(p) => JsonLinesAudit::to_file(&p, keys, every)
             .map(|a| Arc::new(a) as Arc<dyn AuditSink>)
             .map_err(|e| {
                 Failure::usage(format!(
