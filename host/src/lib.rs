@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod cache;
+pub mod cancel;
 pub mod cli;
 pub mod config;
 pub mod describe;
@@ -17,6 +18,7 @@ pub mod job;
 pub mod mcp;
 #[cfg(feature = "guest-debug")]
 pub mod probe;
+pub mod progress;
 pub mod schema;
 pub mod units;
 pub mod values;
@@ -24,7 +26,7 @@ pub mod verbs;
 pub mod wasi;
 pub mod world;
 
-pub use airlock_core::{AuditSink, MemoryAudit, NullAudit};
+pub use airlock_core::{AuditSink, Cancel, JobControl, JobEvents, MemoryAudit, NullAudit};
 pub use config::{ConfigError, HostConfig, ToolSpec, Toolkit};
 pub use host::{Airlock, Export, HostOptions, IdleInstance, LoadError, Tool};
 pub use job::{Budget, BudgetKind, JobError, JobOutput};
