@@ -263,6 +263,11 @@ impl Airlock {
         &self.engine
     }
 
+    /// Jobs holding a slot right now (running, or instantiated and idle).
+    pub fn jobs_running(&self) -> u32 {
+        self.max_jobs - self.slots.available_permits() as u32
+    }
+
     /// The verbs' host-wide capabilities.
     pub fn capabilities(&self) -> &Capabilities {
         &self.caps

@@ -447,7 +447,12 @@ impl Drop for HttpServer {
 
 fn http_server() -> HttpServer {
     let (kit, config) = kit();
-    let mut child = command(&["mcp", kit, "--config", config, "--http", "127.0.0.1:0"])
+    http_server_with(&["mcp", kit, "--config", config])
+}
+
+/// `airlock ARGS --http 127.0.0.1:0`, killed on drop.
+fn http_server_with(args: &[&str]) -> HttpServer {
+    let mut child = command(&[args, &["--http", "127.0.0.1:0"]].concat())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -896,3 +901,6 @@ mod mcp {
         assert!(status.contains(" 200 "), "the next client is served: {all}");
     }
 }
+
+#[path = "mcp/cancel.rs"]
+mod cancel;
