@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use airlock_core::{AuditRecord, Decision, JobEvents};
@@ -25,6 +26,7 @@ const QUEUE: usize = 16;
 pub struct ProgressSink {
     pending: Mutex<Pending>,
     wake: Notify,
+    sent: AtomicU64,
 }
 
 #[derive(Default)]
@@ -95,8 +97,8 @@ where
     F: FnMut(u64, String) -> Fut,
     Fut: Future<Output = bool>,
 {
-    let mut sent = 0u64;
-    let mut last = tokio::time::Instant::now();
+    // The first line goes out at once; later ones MIN_INTERVAL apart.
+    let mut last = tokio::time::Instant::now() - MIN_INTERVAL;
     loop {
         tokio::select! {
             () = sink.wake.notified() => {}
@@ -106,28 +108,35 @@ where
         let message = sink
             .take()
             .unwrap_or_else(|| format!("running for {:.1} s", started.elapsed().as_secs_f64()));
-        sent += 1;
+        let n = sink.sent.fetch_add(1, Ordering::Relaxed) + 1;
         last = tokio::time::Instant::now();
-        if !send(sent, message).await {
+        if !send(n, message).await {
             return;
         }
     }
 }
 
 /// Runs `job` with [`pump`] beside it until the job ends.
-pub async fn alongside<J, F, Fut>(job: J, sink: &ProgressSink, send: F) -> J::Output
+/// Lines still waiting when the job ends go out in one last notification,
+/// before the caller sends the result.
+pub async fn alongside<J, F, Fut>(job: J, sink: &ProgressSink, mut send: F) -> J::Output
 where
     J: Future,
     F: FnMut(u64, String) -> Fut,
     Fut: Future<Output = bool>,
 {
     let mut job = std::pin::pin!(job);
-    tokio::select! {
+    let out = tokio::select! {
         biased;
         out = &mut job => out,
         // The client stopped taking notifications: the job goes on.
-        () = pump(sink, Instant::now(), send) => job.await,
+        () = pump(sink, Instant::now(), &mut send) => return job.await,
+    };
+    if let Some(message) = sink.take() {
+        let n = sink.sent.fetch_add(1, Ordering::Relaxed) + 1;
+        send(n, message).await;
     }
+    out
 }
 
 #[cfg(test)]

@@ -904,3 +904,6 @@ mod mcp {
 
 #[path = "mcp/cancel.rs"]
 mod cancel;
+
+#[path = "mcp/progress.rs"]
+mod progress;

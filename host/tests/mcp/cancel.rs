@@ -41,7 +41,7 @@ fn silent_server() -> (u16, Receiver<Instant>) {
 
 /// A toolkit whose fetch and model reach `origin` and `model` on loopback,
 /// its host config, and the audit file a server writes.
-struct Env {
+pub(crate) struct Env {
     kit: String,
     config: String,
     audit: PathBuf,
@@ -49,7 +49,7 @@ struct Env {
 }
 
 impl Env {
-    fn new(origin: u16, model: u16) -> Self {
+    pub(crate) fn new(origin: u16, model: u16) -> Self {
         let dir = tempfile::tempdir_in(scratch()).unwrap();
         let config = format!(
             "[providers.slow]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{model}/v1\"\n"
@@ -85,6 +85,12 @@ component = '{flood}'
 
 [tools.counter]
 component = '{word_count}'
+
+[tools.pacer]
+component = '{spin}'
+[tools.pacer.budget]
+timeout = "2500ms"
+fuel = 1_000_000_000_000
 "#,
             spin = guest("spin"),
             probe = guest("http_probe"),
@@ -116,6 +122,14 @@ component = '{word_count}'
     }
 
     async fn stdio_client(&self) -> (Client, tokio::process::Child) {
+        self.stdio_with(()).await
+    }
+
+    /// A stdio server with `handler` as its client.
+    pub(crate) async fn stdio_with<H: rmcp::ClientHandler>(
+        &self,
+        handler: H,
+    ) -> (RunningService<RoleClient, H>, tokio::process::Child) {
         let mut cmd = tokio::process::Command::from(command(&self.args()));
         let (stderr, _) = stderr_file("cancel");
         cmd.stdin(Stdio::piped())
@@ -124,7 +138,10 @@ component = '{word_count}'
             .kill_on_drop(true);
         let mut child = cmd.spawn().expect("cannot start airlock mcp");
         let transport = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
-        let client = ().serve(transport).await.expect("the MCP session did not start");
+        let client = handler
+            .serve(transport)
+            .await
+            .expect("the MCP session did not start");
         (client, child)
     }
 
@@ -153,7 +170,11 @@ component = '{word_count}'
 }
 
 /// The listed MCP name of `tool`'s `function`, whatever the naming scheme.
-async fn tool_name(client: &Client, tool: &str, function: &str) -> String {
+pub(crate) async fn tool_name(
+    client: &rmcp::Peer<RoleClient>,
+    tool: &str,
+    function: &str,
+) -> String {
     let tools = client.list_all_tools().await.unwrap();
     tools
         .iter()
