@@ -721,9 +721,12 @@ fn the_python_sdk_drives_the_server_over_stdio() {
     };
     let (kit, config) = kit();
     let script = root().join("host/tests/mcp_client.py");
+    let audit = scratch().join("python-audit.jsonl");
+    let _ = std::fs::remove_file(&audit);
     let out = Command::new(python)
         .arg(script)
         .args([env!("CARGO_BIN_EXE_airlock"), kit, config])
+        .arg(&audit)
         .env("AIRLOCK_CACHE", scratch().join("cache"))
         .current_dir(scratch())
         .output()
@@ -751,6 +754,7 @@ fn the_python_sdk_drives_the_server_over_stdio() {
             .contains("argument `text`: expected string, got 7"),
         "{report}"
     );
+    cancel::python_cancelled_the_spin(&report["cancel"], &audit);
 }
 
 // ---- walls: hostile clients and tools ----

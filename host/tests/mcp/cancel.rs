@@ -233,6 +233,32 @@ fn check_stopped(r: &Value, t0: SystemTime, reason: &str, what: &str) -> Duratio
     took
 }
 
+/// The official Python SDK's cancellation (`the_python_sdk_drives_the_server_over_stdio`):
+/// it got a heartbeat before giving up after 1.2 s, and the 2 s spin ended
+/// as cancelled, not at its deadline.
+pub(crate) fn python_cancelled_the_spin(report: &Value, audit: &Path) {
+    assert_eq!(report["cancelled"], true, "{report}");
+    let progress = report["progress"].as_array().unwrap();
+    assert!(!progress.is_empty(), "no heartbeat in 1.2 s: {report}");
+    assert!(
+        progress[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("running for "),
+        "{report}"
+    );
+    let trail = std::fs::read_to_string(audit).unwrap();
+    let jobs: Vec<Value> = trail
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["verb"] == "job")
+        .collect();
+    assert_eq!(jobs.len(), 1, "{trail}");
+    let at = report["at"].as_f64().unwrap();
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(at);
+    check_stopped(&jobs[0], t0, "the client cancelled the call", "python SDK");
+}
+
 fn spin_args() -> Value {
     json!({})
 }
