@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use airlock_core::{AuditSink, Job};
+use airlock_core::{AuditRecord, AuditSink, Decision, Job, JobControl};
 use serde_json::Value;
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
@@ -290,6 +290,11 @@ impl Airlock {
         &self.audit
     }
 
+    /// Jobs holding a slot right now (running, or instantiated and idle).
+    pub fn jobs_running(&self) -> u32 {
+        self.max_jobs - self.slots.available_permits() as u32
+    }
+
     /// The verbs' host-wide capabilities.
     pub fn capabilities(&self) -> &Capabilities {
         &self.caps
@@ -467,11 +472,12 @@ impl Airlock {
         &self,
         tool: &Tool,
         started: Instant,
-    ) -> Result<(u64, wasmtime::Store<JobState>, wasi::Captured), JobError> {
+        control: &JobControl,
+    ) -> Result<(Job, wasmtime::Store<JobState>, wasi::Captured), JobError> {
         let budget = tool.budget;
         let deadline = started + budget.timeout;
         let id = self.next_job.fetch_add(1, Ordering::Relaxed);
-        let handle = Job::new(id, tool.name.clone(), deadline, self.audit.clone());
+        let handle = Job::controlled(id, tool.name.clone(), deadline, self.audit.clone(), control);
         let verbs = self.caps.states(&tool.grants, &handle);
         let captured = wasi::Captured::new(budget.output);
         #[allow(unused_mut, reason = "mutated only with the guest-debug probe")]
@@ -479,14 +485,18 @@ impl Airlock {
             &self.engine,
             &budget,
             deadline,
-            JobParts { captured, verbs },
+            JobParts {
+                captured,
+                verbs,
+                cancel: control.cancel.clone(),
+            },
         )
         .map_err(|e| JobError::Internal(format!("{e:#}")))?;
         #[cfg(feature = "guest-debug")]
         if let Some(probe) = &self.probe {
             crate::probe::watch(&mut store, probe.clone());
         }
-        Ok((id, store, captured))
+        Ok((handle, store, captured))
     }
 
     /// Instantiates `tool` in a new job store without calling it, taking a
@@ -499,7 +509,7 @@ impl Airlock {
                 self.max_jobs
             ))
         })?;
-        let (_, mut store, _) = self.job_store(tool, Instant::now())?;
+        let (_, mut store, _) = self.job_store(tool, Instant::now(), &JobControl::default())?;
         tool.pre
             .instantiate_async(&mut store)
             .await
@@ -518,12 +528,35 @@ impl Airlock {
         function: Option<&str>,
         args: &Value,
     ) -> Result<JobOutput, JobError> {
+        self.run_with(tool, function, args, &JobControl::default())
+            .await
+    }
+
+    /// [`Airlock::run`] under a caller's `control`: cancelling
+    /// `control.cancel` stops the job within one epoch tick (the guest is
+    /// interrupted, a verb waiting upstream abandons its request, the store
+    /// is dropped and the slot freed) and ends it with
+    /// [`JobError::Cancelled`], recorded in the audit trail; each verb call
+    /// is reported to `control.events` as it happens.
+    pub async fn run_with(
+        &self,
+        tool: &Tool,
+        function: Option<&str>,
+        args: &Value,
+        control: &JobControl,
+    ) -> Result<JobOutput, JobError> {
         let export = tool.export(function)?;
         let params = values::args_from_json(&export.params, args)?;
-        let _slot = self.admit(tool.budget.timeout).await?;
+        let cancel = &control.cancel;
+        let _slot = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(cancelled(control, Duration::ZERO, 0)),
+            slot = self.admit(tool.budget.timeout) => slot?,
+        };
         let started = Instant::now();
         let budget = tool.budget;
-        let (id, mut store, captured) = self.job_store(tool, started)?;
+        let (handle, mut store, captured) = self.job_store(tool, started, control)?;
+        let id = handle.id();
 
         let n_results = usize::from(export.result.is_some());
         let call = async {
@@ -535,11 +568,28 @@ impl Airlock {
             func.call_async(&mut store, &params, &mut results).await?;
             wasmtime::Result::<Vec<Val>>::Ok(results)
         };
-        let outcome = tokio::time::timeout(budget.timeout, call).await;
+        // The cancel branch first: a guest yields at every epoch tick, and a
+        // cancelled job must not get another tick of it.
+        let outcome = tokio::select! {
+            biased;
+            () = cancel.cancelled() => None,
+            outcome = tokio::time::timeout(budget.timeout, call) => Some(outcome),
+        };
         #[cfg(feature = "guest-debug")]
         if let Some(probe) = &self.probe {
             crate::probe::inspect(&mut store, crate::probe::ProbePoint::JobEnd, &**probe);
         }
+        // Cancelled, or failed because it was (an epoch interrupt, a verb
+        // that abandoned its request): the job ends as cancelled, after its
+        // store is dropped and its slot freed.
+        let finished = |o: &Result<wasmtime::Result<Vec<Val>>, _>| matches!(o, Ok(Ok(_)));
+        let Some(outcome) = outcome.filter(|o| finished(o) || !cancel.is_cancelled()) else {
+            drop(store);
+            drop(_slot);
+            let e = cancelled(control, started.elapsed(), handle.verb_calls());
+            self.audit_cancelled(&handle, started, control);
+            return Err(e);
+        };
         let results = match outcome {
             Err(_elapsed) => return Err(job::deadline_error(&budget)),
             Ok(Err(e)) => return Err(job::classify_failure(e, &store, &captured, &budget)),
@@ -571,6 +621,47 @@ impl Airlock {
             fuel_used,
             elapsed: started.elapsed(),
         })
+    }
+}
+
+impl Airlock {
+    /// Records a cancelled job in the audit trail: why, how far it got, and
+    /// how long after the cancel it stopped.
+    fn audit_cancelled(&self, job: &Job, started: Instant, control: &JobControl) {
+        if !self.audit.enabled() {
+            return;
+        }
+        let cancel = &control.cancel;
+        let mut detail = format!("after {} verb calls", job.verb_calls());
+        if let Some(at) = cancel.cancelled_at() {
+            detail += &format!("; stopped {} µs after the cancel", at.elapsed().as_micros());
+        }
+        self.audit.record(AuditRecord {
+            time: std::time::SystemTime::now(),
+            job: job.id(),
+            tool: job.tool().to_string(),
+            verb: "job",
+            op: "run",
+            decision: Decision::Deny(format!(
+                "cancelled: {}",
+                cancel.reason().unwrap_or("cancelled by its caller")
+            )),
+            duration: started.elapsed(),
+            detail: Some(detail),
+        });
+    }
+}
+
+/// The error of a job cancelled `elapsed` into its run, after `verb_calls`.
+fn cancelled(control: &JobControl, elapsed: Duration, verb_calls: u32) -> JobError {
+    JobError::Cancelled {
+        reason: control
+            .cancel
+            .reason()
+            .unwrap_or("cancelled by its caller")
+            .to_string(),
+        elapsed,
+        verb_calls,
     }
 }
 

@@ -124,6 +124,21 @@ pub enum JobError {
         /// How long the job waited for one.
         waited: Duration,
     },
+    /// The job's caller cancelled it (a cancel request, a deleted session, a
+    /// client that went away, Ctrl-C). The guest was stopped and any request
+    /// a verb was making abandoned; what it did before is in the audit trail.
+    #[error(
+        "the job was cancelled ({reason}) after {} and {verb_calls} verb calls; nothing of it runs any more",
+        humantime::format_duration(Duration::from_millis(elapsed.as_millis() as u64))
+    )]
+    Cancelled {
+        /// Who cancelled it and how (`the client cancelled the call`).
+        reason: String,
+        /// How long it had run.
+        elapsed: Duration,
+        /// Verb calls it had made (each one is in the audit trail).
+        verb_calls: u32,
+    },
     /// A host failure that is not the guest's doing.
     #[error("internal error: {0}")]
     Internal(String),
@@ -138,6 +153,7 @@ impl JobError {
             JobError::Trap { .. } => "trap",
             JobError::ToolError(_) => "tool-error",
             JobError::Busy { .. } => "busy",
+            JobError::Cancelled { .. } => "cancelled",
             JobError::Internal(_) => "internal",
         }
     }
@@ -235,6 +251,8 @@ impl ResourceLimiter for JobLimiter {
 pub(crate) struct JobParts {
     pub captured: Captured,
     pub verbs: VerbStates,
+    /// Interrupts the guest at the next epoch tick once cancelled.
+    pub cancel: airlock_core::Cancel,
 }
 
 /// Builds the store with every limit armed before anything is instantiated.
@@ -262,8 +280,9 @@ pub(crate) fn new_store(
     store.set_fuel(budget.fuel)?;
     store.set_hostcall_fuel(budget.hostcall_bytes);
     store.set_epoch_deadline(1);
+    let cancel = parts.cancel;
     store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
+        if cancel.is_cancelled() || Instant::now() >= deadline {
             Ok(UpdateDeadline::Interrupt)
         } else {
             Ok(UpdateDeadline::Yield(1))

@@ -7,6 +7,7 @@ pub mod agent_text;
 pub mod annotations;
 pub mod audit;
 pub mod cache;
+pub mod cancel;
 pub mod cli;
 pub mod config;
 pub mod describe;
@@ -21,6 +22,7 @@ pub mod mcp;
 pub mod names;
 #[cfg(feature = "guest-debug")]
 pub mod probe;
+pub mod progress;
 pub mod schema;
 pub mod type_size;
 pub mod term;
@@ -30,7 +32,7 @@ pub mod verbs;
 pub mod wasi;
 pub mod world;
 
-pub use airlock_core::{AuditSink, MemoryAudit, NullAudit};
+pub use airlock_core::{AuditSink, Cancel, JobControl, JobEvents, MemoryAudit, NullAudit};
 pub use config::{ConfigError, HostConfig, ToolSpec, Toolkit};
 pub use host::{Airlock, Export, HostOptions, IdleInstance, LoadError, Tool};
 pub use job::{Budget, BudgetKind, JobError, JobOutput};

@@ -41,7 +41,8 @@ use hyper_util::service::TowerToHyperService;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -49,11 +50,14 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData, ServiceExt};
 use serde_json::Value;
 
+use crate::JobControl;
+use crate::cancel::{CallWatch, ConnectionGone};
 use crate::config::Toolkit;
 use crate::describe::{self, DescribeError, ToolDescription};
 use crate::host::{Airlock, LoadError, Tool};
 use crate::job::JobError;
 use crate::term::errln;
+use crate::progress::ProgressSink;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +148,18 @@ impl Toolbox {
         name: &str,
         arguments: Option<serde_json::Map<String, Value>>,
     ) -> Result<CallToolResult, ErrorData> {
+        self.call_with(name, arguments, &JobControl::default())
+            .await
+    }
+
+    /// [`Toolbox::call`] under `control`: cancellable, with its verb calls
+    /// reported as they happen.
+    pub async fn call_with(
+        &self,
+        name: &str,
+        arguments: Option<serde_json::Map<String, Value>>,
+        control: &JobControl,
+    ) -> Result<CallToolResult, ErrorData> {
         let Some(entry) = self.by_name.get(name).map(|i| &self.entries[*i]) else {
             let known: Vec<&str> = self
                 .entries
@@ -158,7 +174,10 @@ impl Toolbox {
         let d = &entry.description;
         let args = Value::Object(arguments.unwrap_or_default());
         let started = Instant::now();
-        let outcome = self.host.run(&entry.tool, Some(&d.function), &args).await;
+        let outcome = self
+            .host
+            .run_with(&entry.tool, Some(&d.function), &args, control)
+            .await;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
             Ok(out) => {
@@ -230,12 +249,22 @@ fn mcp_tool(d: &ToolDescription) -> rmcp::model::Tool {
 #[derive(Clone)]
 pub struct AirlockMcp {
     toolbox: Arc<Toolbox>,
+    watch: CallWatch,
 }
 
 impl AirlockMcp {
     /// A handler serving `toolbox`.
     pub fn new(toolbox: Arc<Toolbox>) -> Self {
-        Self { toolbox }
+        Self {
+            toolbox,
+            watch: CallWatch::new(),
+        }
+    }
+
+    /// This handler, cancelling calls when `watch` says their client is gone.
+    pub fn watching(mut self, watch: CallWatch) -> Self {
+        self.watch = watch;
+        self
     }
 }
 
@@ -272,19 +301,43 @@ impl ServerHandler for AirlockMcp {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.toolbox
-            .call(&request.name, request.arguments)
-            .await
-            .map(CallToolResponse::from)
+        // Cancelled by the client, its session's end or its going away
+        // (see `cancel`); progress when it sent a token (see `progress`).
+        let progress = context.meta.get_progress_token();
+        let sink = progress.as_ref().map(|_| Arc::new(ProgressSink::new()));
+        let mut control = JobControl::new();
+        if let Some(sink) = &sink {
+            control = control.with_events(sink.clone());
+        }
+        let call = self
+            .toolbox
+            .call_with(&request.name, request.arguments, &control);
+        let call = self.watch.guard(&context, &control.cancel, call);
+        let outcome = match (progress, &sink) {
+            (Some(token), Some(sink)) => {
+                let notify = |n: u64, message: String| {
+                    let param = ProgressNotificationParam::new(token.clone(), n as f64)
+                        .with_message(message);
+                    let peer = context.peer.clone();
+                    async move { peer.notify_progress(param).await.is_ok() }
+                };
+                crate::progress::alongside(call, sink, notify).await
+            }
+            _ => call.await,
+        };
+        outcome.map(CallToolResponse::from)
     }
 }
 
 /// Serves `toolbox` on stdin/stdout until the client closes stdin.
 pub async fn serve_stdio(toolbox: Arc<Toolbox>) -> anyhow::Result<()> {
+    let watch = CallWatch::new();
+    let (input, output) = rmcp::transport::stdio();
     let running = AirlockMcp::new(toolbox)
-        .serve(rmcp::transport::stdio())
+        .watching(watch.clone())
+        .serve((watch.stdin(input), output))
         .await
         .map_err(|e| anyhow::anyhow!("the MCP session did not start: {e}"))?;
     running.waiting().await?;
@@ -330,8 +383,10 @@ pub async fn serve_http(
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts)
         .with_allowed_origins(origins);
+    let watch = CallWatch::new();
+    let handlers = watch.clone();
     let service = TowerToHyperService::new(StreamableHttpService::new(
-        move || Ok(AirlockMcp::new(toolbox.clone())),
+        move || Ok(AirlockMcp::new(toolbox.clone()).watching(handlers.clone())),
         LocalSessionManager::default().into(),
         config,
     ));
@@ -345,9 +400,11 @@ pub async fn serve_http(
             }
         };
         let service = service.clone();
+        let watch = watch.clone();
         tokio::spawn(async move {
             let route = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let service = service.clone();
+                let watch = watch.clone();
                 async move {
                     if req.uri().path() != HTTP_PATH {
                         let body =
@@ -358,7 +415,7 @@ pub async fn serve_http(
                         *response.status_mut() = hyper::StatusCode::NOT_FOUND;
                         return Ok(response);
                     }
-                    hyper::service::Service::call(&service, req).await
+                    cancel_on_disconnect(&service, &watch, req).await
                 }
             });
             let conn = hyper::server::conn::http1::Builder::new()
@@ -371,6 +428,41 @@ pub async fn serve_http(
             }
         });
     }
+}
+
+/// Serves one HTTP request with [`crate::cancel`]'s hooks: the job of a call
+/// whose response is dropped unfinished is cancelled, and so are the running
+/// calls of a session the client deletes.
+async fn cancel_on_disconnect<S>(
+    service: &S,
+    watch: &CallWatch,
+    mut req: hyper::Request<Incoming>,
+) -> Result<
+    hyper::Response<http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>>,
+    S::Error,
+>
+where
+    S: hyper::service::Service<
+            hyper::Request<Incoming>,
+            Response = hyper::Response<
+                http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>,
+            >,
+        >,
+{
+    let deleted = (req.method() == hyper::Method::DELETE)
+        .then(|| req.headers().get("mcp-session-id"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let gone = ConnectionGone::new();
+    req.extensions_mut().insert(gone.clone());
+    let response = service.call(req).await?;
+    if let Some(id) = deleted
+        && response.status().is_success()
+    {
+        watch.session_deleted(&id);
+    }
+    Ok(response.map(|body| gone.watch(body).boxed()))
 }
 
 /// Loads the toolkit at `path` into `host` for serving; a convenience for

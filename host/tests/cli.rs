@@ -1089,3 +1089,43 @@ mod cache {
         assert!(left.is_empty(), "a refused cache was written: {left:?}");
     }
 }
+
+mod cancel {
+    use super::*;
+
+    #[test]
+    fn ctrl_c_cancels_the_job_and_exits_130() {
+        let spin = guest("spin");
+        // Warm the component cache, so the job below is running within a second.
+        run_guest("spin", "--timeout 10ms", "{}");
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit.jsonl");
+        let audit_flag = audit.to_str().unwrap();
+        let flags = ["--json", "--timeout", "20s", "--fuel", "1000000000000"];
+        let started = std::time::Instant::now();
+        let child = command(&[&["run", &spin, "--audit", audit_flag][..], &flags].concat())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let out = child.wait_with_output().unwrap();
+        let err = expect_json_error(&out, 130, "cancelled");
+        assert_has(text(&err["message"]), "interrupted (SIGINT, Ctrl-C)");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the job ran on to its deadline: {:?}",
+            started.elapsed()
+        );
+        let trail = std::fs::read_to_string(&audit).unwrap();
+        assert_has(
+            &trail,
+            r#""verb":"job","op":"run","decision":"deny","reason":"cancelled: interrupted (SIGINT, Ctrl-C)""#,
+        );
+    }
+}

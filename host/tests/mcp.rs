@@ -495,7 +495,12 @@ impl Drop for HttpServer {
 
 fn http_server() -> HttpServer {
     let (kit, config) = kit();
-    let mut child = command(&["mcp", kit, "--config", config, "--http", "127.0.0.1:0"])
+    http_server_with(&["mcp", kit, "--config", config])
+}
+
+/// `airlock ARGS --http 127.0.0.1:0`, killed on drop.
+fn http_server_with(args: &[&str]) -> HttpServer {
+    let mut child = command(&[args, &["--http", "127.0.0.1:0"]].concat())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -911,9 +916,12 @@ fn the_python_sdk_drives_the_server_over_stdio() {
     };
     let (kit, config) = kit();
     let script = root().join("host/tests/mcp_client.py");
+    let audit = scratch().join("python-audit.jsonl");
+    let _ = std::fs::remove_file(&audit);
     let out = Command::new(python)
         .arg(script)
         .args([env!("CARGO_BIN_EXE_airlock"), kit, config])
+        .arg(&audit)
         .env("AIRLOCK_CACHE", scratch().join("cache"))
         .current_dir(scratch())
         .output()
@@ -955,6 +963,7 @@ fn the_python_sdk_drives_the_server_over_stdio() {
             .contains("argument `text`: expected string, got 7"),
         "{report}"
     );
+    cancel::python_cancelled_the_spin(&report["cancel"], &audit);
 }
 
 // ---- walls: hostile clients and tools ----
@@ -1177,3 +1186,9 @@ mod mcp {
         assert!(status.contains(" 200 "), "the next client is served: {all}");
     }
 }
+
+#[path = "mcp/cancel.rs"]
+mod cancel;
+
+#[path = "mcp/progress.rs"]
+mod progress;

@@ -248,6 +248,17 @@ pub const WALLS: &[Wall] = &[
         design: "Every human-readable line goes through `airlock::term` (`outln!`, `errln!`), \
                  which escapes C0, DEL, C1 and bidi controls.",
     },
+    Wall {
+        key: "cancel",
+        title: "Cancellation",
+        promise: "A cancelled job stops within one epoch tick, whoever cancels it (an MCP \
+                  cancel, a deleted session, a client gone over stdio or HTTP): the guest is \
+                  interrupted, a fetch or completion in flight is abandoned and its upstream \
+                  connection closed, the job slot is freed and the audit trail says `cancelled`.",
+        design: "`Airlock::run_with` races the job against its `Cancel` handle, the epoch \
+                 callback interrupts a cancelled guest, and the verbs race their upstream \
+                 requests against the same handle.",
+    },
 ];
 
 /// Where the statuses of the last run are saved, under the repo root.

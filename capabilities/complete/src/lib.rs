@@ -296,10 +296,15 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         if let Some(detail) = self.detail.take() {
+            let why = if self.job.is_cancelled() {
+                "cancelled: the job's caller cancelled it during the call"
+            } else {
+                "timeout: the job ended during the call"
+            };
             self.job.audit(
                 "complete",
                 "chat",
-                Decision::Deny("timeout: the job ended during the call".into()),
+                Decision::Deny(why.into()),
                 self.started,
                 Some(format!("{detail} cancelled")),
             );
@@ -359,9 +364,16 @@ impl complete::Host for CompleteState {
             started,
             detail: Some(detail.clone()),
         };
-        let (outcome, attempts) = provider
-            .chat(body, self.job.deadline(), &self.redactor)
-            .await;
+        // A cancelled job abandons the request at once (its connection
+        // closes); the guard audits it as cancelled.
+        let cancel = self.job.cancel().clone();
+        let Some((outcome, attempts)) = cancel
+            .run(provider.chat(body, self.job.deadline(), &self.redactor))
+            .await
+        else {
+            drop(in_flight);
+            return Err(VerbError::Cancelled);
+        };
         in_flight.disarm();
         let _ = write!(
             detail,

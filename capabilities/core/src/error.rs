@@ -13,6 +13,11 @@ pub enum VerbError {
     /// A host failure: the job traps with this message.
     #[error("host failure in verb: {0}")]
     Trap(anyhow::Error),
+    /// The job's caller cancelled it while the verb was waiting; the
+    /// verb's work was abandoned and the job ends (the host reports it as
+    /// cancelled, the guest never sees this).
+    #[error("the job was cancelled")]
+    Cancelled,
 }
 
 impl VerbError {
@@ -42,6 +47,7 @@ impl VerbError {
         match self {
             Self::Guest(e) => Ok(e),
             Self::Trap(e) => Err(e),
+            Self::Cancelled => Err(anyhow::anyhow!("the job was cancelled")),
         }
     }
 
@@ -54,6 +60,7 @@ impl VerbError {
             Self::Guest(WitError::Upstream(_)) => "upstream",
             Self::Guest(WitError::Timeout) => "timeout",
             Self::Trap(_) => "trap",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -66,6 +73,7 @@ impl VerbError {
             | Self::Guest(WitError::Upstream(r)) => r.clone(),
             Self::Guest(WitError::Timeout) => "deadline passed".into(),
             Self::Trap(e) => e.to_string(),
+            Self::Cancelled => "the job's caller cancelled it".into(),
         }
     }
 }

@@ -1,10 +1,12 @@
-//! The per-job handle each verb state holds: who is calling, until when, and
-//! where every decision is recorded.
+//! The per-job handle each verb state holds: who is calling, until when,
+//! whether the caller cancelled, and where every decision is recorded.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::audit::{AuditRecord, AuditSink, Decision};
+use crate::cancel::{Cancel, JobControl, JobEvents};
 
 /// One job as the verbs see it. Cheap to clone (an `Arc` inside).
 #[derive(Clone)]
@@ -15,16 +17,34 @@ struct JobInner {
     tool: Arc<str>,
     deadline: Instant,
     audit: Arc<dyn AuditSink>,
+    cancel: Cancel,
+    events: Option<Arc<dyn JobEvents>>,
+    calls: AtomicU32,
 }
 
 impl Job {
     /// A job `id` of `tool` that must finish by `deadline`, auditing to `audit`.
     pub fn new(id: u64, tool: Arc<str>, deadline: Instant, audit: Arc<dyn AuditSink>) -> Self {
+        Self::controlled(id, tool, deadline, audit, &JobControl::default())
+    }
+
+    /// Like [`Job::new`], cancelled through `control.cancel` and reporting
+    /// each verb call to `control.events`.
+    pub fn controlled(
+        id: u64,
+        tool: Arc<str>,
+        deadline: Instant,
+        audit: Arc<dyn AuditSink>,
+        control: &JobControl,
+    ) -> Self {
         Self(Arc::new(JobInner {
             id,
             tool,
             deadline,
             audit,
+            cancel: control.cancel.clone(),
+            events: control.events.clone(),
+            calls: AtomicU32::new(0),
         }))
     }
 
@@ -49,10 +69,27 @@ impl Job {
         self.0.deadline.saturating_duration_since(Instant::now())
     }
 
-    /// Whether this job's audit sink keeps records; when it does not, a
-    /// verb may skip building the details of a record.
+    /// The job's cancellation handle. Every verb that waits on something
+    /// outside the host races it against this (see [`Cancel::run`]).
+    pub fn cancel(&self) -> &Cancel {
+        &self.0.cancel
+    }
+
+    /// Whether the job's caller cancelled it.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancel.is_cancelled()
+    }
+
+    /// How many verb calls were recorded so far (allowed or denied).
+    pub fn verb_calls(&self) -> u32 {
+        self.0.calls.load(Ordering::Relaxed)
+    }
+
+    /// Whether anyone reads this job's records (its audit sink keeps them,
+    /// or its caller watches its verb calls); when nobody does, a verb may
+    /// skip building the details of a record.
     pub fn audits(&self) -> bool {
-        self.0.audit.enabled()
+        self.0.audit.enabled() || self.0.events.is_some()
     }
 
     /// Records one verb decision in the audit trail.
@@ -64,10 +101,11 @@ impl Job {
         started: Instant,
         detail: Option<String>,
     ) {
+        self.0.calls.fetch_add(1, Ordering::Relaxed);
         if !self.audits() {
             return;
         }
-        self.0.audit.record(AuditRecord {
+        let record = AuditRecord {
             time: std::time::SystemTime::now(),
             job: self.0.id,
             tool: self.0.tool.to_string(),
@@ -76,7 +114,13 @@ impl Job {
             decision,
             duration: started.elapsed(),
             detail,
-        });
+        };
+        if let Some(events) = &self.0.events {
+            events.verb_call(&record);
+        }
+        if self.0.audit.enabled() {
+            self.0.audit.record(record);
+        }
     }
 }
 

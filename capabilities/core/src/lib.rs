@@ -1,13 +1,16 @@
 //! The floor every airlock verb stands on: the one host `bindgen!` of the
 //! `airlock:verbs` WIT package, the [`Capability`] shape each verb crate follows,
-//! the shared [`VerbError`], and the per-job [`Job`] handle (deadline and audit).
+//! the shared [`VerbError`], and the per-job [`Job`] handle (deadline, audit,
+//! cancellation).
 #![deny(missing_docs)]
 
 mod audit;
+mod cancel;
 mod error;
 mod job;
 
 pub use audit::{AuditRecord, AuditSink, Decision, MemoryAudit, NullAudit};
+pub use cancel::{Cancel, JobControl, JobEvents};
 pub use error::VerbError;
 pub use job::Job;
 

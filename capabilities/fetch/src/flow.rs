@@ -218,9 +218,17 @@ impl FetchState {
             body.into(),
             note,
         );
-        tokio::time::timeout(limit, hops)
+        // A cancelled job drops the request at once: its connection closes.
+        match self
+            .job
+            .cancel()
+            .clone()
+            .run(tokio::time::timeout(limit, hops))
             .await
-            .unwrap_or_else(|_| Err(VerbError::timeout()))
+        {
+            None => Err(VerbError::Cancelled),
+            Some(done) => done.unwrap_or_else(|_| Err(VerbError::timeout())),
+        }
     }
 
     /// Follows redirects, re-checking each hop, and builds the response.

@@ -62,6 +62,8 @@ pub mod exit {
     pub const INTERNAL: u8 = 6;
     /// No job slot freed within the job's timeout; nothing ran.
     pub const BUSY: u8 = 7;
+    /// The job was cancelled (Ctrl-C); 128 + SIGINT, as shells report it.
+    pub const CANCELLED: u8 = 130;
 }
 
 #[derive(Debug, Parser)]
@@ -226,6 +228,9 @@ impl From<JobError> for Failure {
             JobError::Trap { code, .. } => (exit::TRAP, json!({ "trap": code })),
             JobError::ToolError(v) => (exit::TOOL_ERROR, json!({ "err": v })),
             JobError::Busy { slots, .. } => (exit::BUSY, json!({ "slots": slots })),
+            JobError::Cancelled { verb_calls, .. } => {
+                (exit::CANCELLED, json!({ "verb_calls": verb_calls }))
+            }
             JobError::Internal(_) => (exit::INTERNAL, json!(null)),
         };
         Self {

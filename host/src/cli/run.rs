@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{Failure, runtime};
 use crate::term::errln;
 use crate::units::{parse_duration, parse_size};
-use crate::{Budget, Grants, JobOutput, Toolkit, Verb};
+use crate::{Budget, Grants, JobControl, JobOutput, Toolkit, Verb};
 use airlock_complete::CompleteGrant;
 use airlock_fetch::FetchGrant;
 use airlock_log::LogGrant;
@@ -230,9 +230,45 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
         })?;
     super::warn_cache(&host);
     let rt = runtime()?;
-    let output = rt.block_on(host.run(&tool, call.as_deref(), &call_args))?;
+    // Ctrl-C cancels the job: it stops at once and is audited as cancelled.
+    let control = JobControl::new();
+    let output = rt.block_on(async {
+        let job = std::pin::pin!(host.run_with(&tool, call.as_deref(), &call_args, &control));
+        interrupted(&control, job).await
+    })?;
     print_output(&output, args.json);
     Ok(())
+}
+
+/// Runs `job` and cancels it on SIGINT or SIGTERM.
+async fn interrupted<F: Future>(control: &JobControl, mut job: std::pin::Pin<&mut F>) -> F::Output {
+    let signal = async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return std::future::pending().await;
+            };
+            tokio::select! {
+                _ = int.recv() => "interrupted (SIGINT, Ctrl-C)",
+                _ = term.recv() => "terminated (SIGTERM)",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "interrupted (Ctrl-C)"
+        }
+    };
+    tokio::select! {
+        biased;
+        out = job.as_mut() => return out,
+        why = signal => control.cancel.cancel(why),
+    }
+    job.await
 }
 
 fn print_output(output: &JobOutput, as_json: bool) {
