@@ -58,8 +58,8 @@ fn read(path: &Path) -> Result<String, ConfigError> {
         path: path.to_path_buf(),
         source,
     };
-    let bytes = crate::files::read_regular_file(path, MAX_CONFIG_BYTES, "a config file")
-        .map_err(err)?;
+    let bytes =
+        crate::files::read_regular_file(path, MAX_CONFIG_BYTES, "a config file").map_err(err)?;
     String::from_utf8(bytes).map_err(|e| {
         err(crate::files::FileError::Io(std::io::Error::new(
             std::io::ErrorKind::InvalidData,

@@ -56,8 +56,8 @@ use crate::config::Toolkit;
 use crate::describe::{self, DescribeError, ToolDescription};
 use crate::host::{Airlock, LoadError, Tool};
 use crate::job::JobError;
-use crate::term::errln;
 use crate::progress::ProgressSink;
+use crate::term::errln;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

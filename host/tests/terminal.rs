@@ -244,7 +244,7 @@ mod terminal {
         for (id, fail) in [(2, false), (3, true)] {
             send(
                 json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
-                "name": "ansi.echo", "arguments": {"text": ATTACK, "fail": fail}}}),
+                "name": "ansi__echo", "arguments": {"text": ATTACK, "fail": fail}}}),
             );
             let result = &answer(id)["result"];
             // The protocol carries the guest's text exactly; only the terminal is guarded.
@@ -270,7 +270,7 @@ mod terminal {
         }
         let stderr = assert_safe(&std::fs::read(&stderr_path).unwrap(), "mcp stderr");
         assert_has(&stderr, &format!("[info] {SHOWN}\n"));
-        assert_has(&stderr, "ansi.echo: tool-error in ");
+        assert_has(&stderr, "ansi__echo: tool-error in ");
         assert_has(
             &stderr,
             &format!(" ms: the tool returned an error: {SHOWN_HEAD}\n"),
@@ -306,7 +306,8 @@ mod terminal {
         let (stdout, _) = airlock(&["inspect", &wasm], 0);
         // Component docs are unreviewed text: `inspect` shows them with their
         // hidden characters removed (agent_text), and labelled as such.
-        let shown = "a]0;pwnedb ]8;;https://evil.example/\\click]8;;\\ c d [info] forged 2J  txt.exe";
+        let shown =
+            "a]0;pwnedb ]8;;https://evil.example/\\click]8;;\\ c d [info] forged 2J  txt.exe";
         assert_has(&stdout, &format!("\n  {shown}\n"));
         assert_has(&stdout, &format!("\n      {shown}\n"));
         assert_has(&stdout, "package-docs section (unreviewed text");
@@ -335,7 +336,8 @@ mod terminal {
             &stdout,
             &format!("  component: {}gone{SHOWN}.wasm\n", scratch_prefix()),
         );
-        assert_eq!(stdout.matches("[info] forged").count(), 2, "{stdout}");
+        // The description, the component path and the read error naming that path.
+        assert_eq!(stdout.matches("[info] forged").count(), 3, "{stdout}");
     }
 
     /// The directory a toolkit's relative paths are joined to, with a `/`.
