@@ -11,8 +11,6 @@ use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HOST, LOCATION};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::Full;
-use secrecy::ExposeSecret;
-use zeroize::Zeroizing;
 
 use crate::FetchState;
 use crate::canon::{CanonHost, Class, Origin, Target, canon_ip, classify};
@@ -68,24 +66,6 @@ impl Note {
     }
 }
 
-/// Hop-by-hop headers (RFC 9110 7.6.1): only the host's HTTP client sets them.
-pub fn hop_by_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade"
-    )
-}
-
-/// Headers a tool may not set: identity, credentials, framing, encoding.
-fn host_only(name: &str) -> bool {
-    hop_by_hop(name)
-        || name.starts_with("proxy-")
-        || matches!(
-            name,
-            "host" | "authorization" | "cookie" | "content-length" | "accept-encoding"
-        )
-}
-
 fn guest_headers(list: &[fetch::Header]) -> Result<HeaderMap, VerbError> {
     if list.len() > MAX_HEADERS {
         return Err(VerbError::invalid(format!(
@@ -104,7 +84,7 @@ fn guest_headers(list: &[fetch::Header]) -> Result<HeaderMap, VerbError> {
         }
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| VerbError::invalid(format!("{:?} is not a valid header name", h.name)))?;
-        if host_only(name.as_str()) {
+        if crate::credential::managed(name.as_str()).is_some() {
             return Err(VerbError::denied(format!(
                 "header `{name}` is set by the host, never by the tool"
             )));
@@ -355,25 +335,16 @@ impl FetchState {
             return Ok(request);
         }
         let mut set: Vec<&HeaderName> = Vec::new();
-        for cred in policy
-            .credentials
-            .iter()
-            .filter(|c| c.pattern.matches(target))
-        {
+        for rule in policy.credentials.iter().filter(|r| r.applies(target)) {
+            let cred = &rule.cred;
             if set.contains(&&cred.header) {
                 continue;
             }
-            let secret = self.shared.secrets.get(&cred.secret).ok_or_else(|| {
+            let mut value = HeaderValue::from_bytes(&cred.value()).map_err(|_| {
                 VerbError::invalid(format!(
-                    "secret `{}` is not configured on this host",
-                    cred.secret
-                ))
-            })?;
-            let value = formatted(&cred.format, secret.expose_secret());
-            let mut value = HeaderValue::from_bytes(&value).map_err(|_| {
-                VerbError::invalid(format!(
-                    "secret `{}` cannot be sent in a header (it has line breaks or control bytes)",
-                    cred.secret
+                    "credential `{}` cannot be sent in a header (its value has line breaks or \
+                     control bytes)",
+                    cred.name
                 ))
             })?;
             value.set_sensitive(true);
@@ -383,34 +354,13 @@ impl FetchState {
         Ok(request)
     }
 
-    /// The scrubber for this job's credentials, built on first use.
-    pub(crate) fn scrubber(&mut self) -> Arc<Scrubber> {
-        if let Some(s) = &self.scrubber {
-            return s.clone();
+    /// The scrubber for this job's credentials (built once per grant).
+    pub(crate) fn scrubber(&self) -> Arc<Scrubber> {
+        match &self.policy {
+            Ok(policy) => policy.scrubber.clone(),
+            Err(_) => Arc::default(),
         }
-        let mut values: Vec<Zeroizing<Vec<u8>>> = Vec::new();
-        if let Ok(policy) = &self.policy {
-            for cred in &policy.credentials {
-                if let Some(secret) = self.shared.secrets.get(&cred.secret) {
-                    values.push(Zeroizing::new(secret.expose_secret().to_vec()));
-                    values.push(formatted(&cred.format, secret.expose_secret()));
-                }
-            }
-        }
-        let scrubber = Arc::new(Scrubber::new(values.iter().map(|v| v.as_slice())));
-        self.scrubber = Some(scrubber.clone());
-        scrubber
     }
-}
-
-/// `format` with `{}` replaced by `secret`.
-fn formatted(format: &str, secret: &[u8]) -> Zeroizing<Vec<u8>> {
-    let (before, after) = format.split_once("{}").unwrap_or((format, ""));
-    let mut out = Zeroizing::new(Vec::with_capacity(format.len() + secret.len()));
-    out.extend_from_slice(before.as_bytes());
-    out.extend_from_slice(secret);
-    out.extend_from_slice(after.as_bytes());
-    out
 }
 
 fn is_redirect(status: StatusCode) -> bool {
