@@ -227,10 +227,14 @@ struct HostFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FetchSection {
-    /// Secrets the fetch verb may attach as credentials. Nothing else is
-    /// released to it: signing keys and provider keys never are.
+    /// Credentials, each bound to its secret, header and destinations
+    /// (`[fetch.credentials.NAME]`). Signing and provider secrets never are.
     #[serde(default)]
-    secrets: Vec<String>,
+    credentials: BTreeMap<String, airlock_fetch::CredentialSpec>,
+    /// The release list from before destinations were bound here: refused
+    /// with directions.
+    #[serde(default)]
+    secrets: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -334,29 +338,7 @@ impl HostConfig {
         };
         let complete = airlock_complete::CompleteCapability::from_spec(&complete_spec, |s| copy(s))
             .map_err(|e| invalid(path, format!("[providers]: {e}")))?;
-        // Only secrets the operator released to fetch, and none that a key or
-        // a provider uses, can ever be attached to a request.
-        let mut released = HashMap::new();
-        for name in &file.fetch.secrets {
-            let used_elsewhere = file.sign.keys.values().any(|k| &k.secret == name)
-                || file
-                    .providers
-                    .values()
-                    .any(|p| p.api_key.as_ref() == Some(name));
-            if used_elsewhere {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "[fetch] secrets releases `{name}`, which a signing key or a provider uses; \
-                         give fetch a secret of its own"
-                    ),
-                ));
-            }
-            released.insert(
-                name.clone(),
-                copy(name).map_err(|m| invalid(path, format!("[fetch] secrets: {m}")))?,
-            );
-        }
+        let released = fetch_credentials(&file, |s| copy(s)).map_err(|m| invalid(path, m))?;
         let fetch = FetchCapability::new(released, Arc::new(SystemResolver))
             .map_err(|e| invalid(path, e.to_string()))?;
         Ok(Self {
@@ -369,6 +351,54 @@ impl HostConfig {
             audit_file: file.audit.file.map(|f| base.join(f)),
         })
     }
+}
+
+/// `[fetch.credentials.NAME]`, each checked and holding its secret; none may
+/// use a secret a signing key or a provider uses. The old `[fetch] secrets`
+/// list is refused with directions.
+fn fetch_credentials(
+    file: &HostFile,
+    copy: impl Fn(&str) -> Result<SecretSlice<u8>, String>,
+) -> Result<Vec<airlock_fetch::HostCredential>, String> {
+    if let Some(old) = &file.fetch.secrets {
+        let name = old.first().map_or("gh-token", String::as_str);
+        return Err(format!(
+            "[fetch] secrets is no longer accepted: each fetch credential is now bound to its \
+             header and destinations here. Replace it by one table per credential, as in \
+             [fetch.credentials.{name}] with secret = \"{name}\", header = \"Authorization\", \
+             format = \"Bearer {{}}\", urls = [\"https://api.example.com/*\"]; toolkits then \
+             write credentials = [{{ name = \"{name}\" }}] in their fetch grant"
+        ));
+    }
+    let mut out = Vec::new();
+    for (name, spec) in &file.fetch.credentials {
+        let used_elsewhere = file.sign.keys.values().any(|k| k.secret == spec.secret)
+            || file
+                .providers
+                .values()
+                .any(|p| p.api_key.as_ref() == Some(&spec.secret));
+        if used_elsewhere {
+            return Err(format!(
+                "[fetch.credentials.{name}] uses secret `{}`, which a signing key or a provider \
+                 uses; give fetch a secret of its own",
+                spec.secret
+            ));
+        }
+        let secret = copy(&spec.secret).map_err(|m| {
+            format!(
+                "[fetch.credentials.{name}] uses secret `{}`: {m}",
+                spec.secret
+            )
+        })?;
+        let cred = airlock_fetch::HostCredential::new(name, spec, secret).map_err(|e| match e {
+            airlock_fetch::GrantError::Credential { reason, .. } => {
+                format!("[fetch.credentials.{name}]: {reason}")
+            }
+            other => format!("[fetch.credentials.{name}]: {other}"),
+        })?;
+        out.push(cred);
+    }
+    Ok(out)
 }
 
 /// Reads one secret's bytes; the error says where it was looked for.
@@ -575,8 +605,13 @@ mod tests {
     mod secrets {
         use super::*;
 
-        #[test]
-        fn fetch_gets_only_released_secrets_never_keys_or_provider_keys() {
+        const FETCH_BASE: &str = "[secrets.k]\nfile = \"k\"\n[secrets.t]\nfile = \"t\"\n\
+            [secrets.o]\nfile = \"o\"\n[sign.keys.hook]\nkind = \"hmac-sha256\"\nsecret = \"k\"\n\
+            [providers.p]\nkind = \"openai\"\napi_key = \"o\"\n";
+
+        /// The host config [`FETCH_BASE`] plus `fetch`, parsed in a folder
+        /// holding the secret files.
+        fn fetch_config(fetch: &str) -> Result<HostConfig, String> {
             let dir = tempfile::tempdir().unwrap();
             for (name, bytes) in [
                 ("k", "hmac-key-bytes"),
@@ -585,22 +620,90 @@ mod tests {
             ] {
                 std::fs::write(dir.path().join(name), bytes).unwrap();
             }
-            let base = "[secrets.k]\nfile = \"k\"\n[secrets.t]\nfile = \"t\"\n[secrets.o]\nfile = \"o\"\n\
-                    [sign.keys.hook]\nkind = \"hmac-sha256\"\nsecret = \"k\"\n\
-                    [providers.p]\nkind = \"openai\"\napi_key = \"o\"\n";
-            let path = dir.path().join("airlock.toml");
-            let cfg =
-                HostConfig::parse(&format!("{base}[fetch]\nsecrets = [\"t\"]\n"), &path).unwrap();
-            assert_eq!(cfg.capabilities.fetch.secret_names(), vec!["t"]);
-            let none = HostConfig::parse(base, &path).unwrap();
-            assert!(none.capabilities.fetch.secret_names().is_empty());
+            HostConfig::parse(
+                &format!("{FETCH_BASE}{fetch}"),
+                &dir.path().join("airlock.toml"),
+            )
+            .map_err(|e| match e {
+                ConfigError::Invalid { message, .. } => message,
+                other => other.to_string(),
+            })
+        }
+
+        fn credential(secret: &str, header: &str) -> String {
+            format!(
+                "[fetch.credentials.github]\nsecret = \"{secret}\"\nheader = \"{header}\"\n\
+                 format = \"Bearer {{}}\"\nurls = [\"https://api.github.com/*\"]\n"
+            )
+        }
+
+        #[test]
+        fn fetch_credentials_are_bound_here_and_never_to_keys_or_provider_keys() {
+            let cfg = fetch_config(&credential("t", "Authorization")).unwrap();
+            assert_eq!(cfg.capabilities.fetch.credential_names(), vec!["github"]);
+            let none = fetch_config("").unwrap();
+            assert!(none.capabilities.fetch.credential_names().is_empty());
             for leaked in ["k", "o"] {
-                let e =
-                    HostConfig::parse(&format!("{base}[fetch]\nsecrets = [\"{leaked}\"]\n"), &path)
-                        .unwrap_err()
-                        .to_string();
-                assert!(e.contains("a signing key or a provider uses"), "{e}");
+                assert_eq!(
+                    fetch_config(&credential(leaked, "Authorization")).unwrap_err(),
+                    format!(
+                        "[fetch.credentials.github] uses secret `{leaked}`, which a signing key \
+                         or a provider uses; give fetch a secret of its own"
+                    )
+                );
             }
+            let e = fetch_config(&credential("nope", "Authorization")).unwrap_err();
+            assert!(
+                e.contains("uses secret `nope`: there is no [secrets.nope]"),
+                "{e}"
+            );
+            let e = fetch_config("[fetch.credentials.github]\nsecret = \"t\"\nheader = \"X-Api-Key\"\nurls = [\"api.github.com\"]\n").unwrap_err();
+            assert!(
+                e.starts_with(
+                    "[fetch.credentials.github]: fetch pattern `api.github.com`: no scheme"
+                ),
+                "{e}"
+            );
+            let e = fetch_config(
+                "[fetch.credentials.github]\nsecret = \"t\"\nheader = \"X-Api-Key\"\n",
+            )
+            .unwrap_err();
+            assert!(e.contains("missing field `urls`"), "{e}");
+        }
+
+        #[test]
+        fn a_credential_header_the_host_manages_is_refused() {
+            for header in [
+                "Cookie",
+                "Content-Length",
+                "Proxy-Authorization",
+                "Host",
+                "Transfer-Encoding",
+                "Connection",
+            ] {
+                let lower = header.to_ascii_lowercase();
+                assert_eq!(
+                    fetch_config(&credential("t", header)).unwrap_err(),
+                    format!(
+                        "[fetch.credentials.github]: header `{lower}` is managed by the host's \
+                         HTTP client (routing, framing, cookies or proxies) and cannot carry a \
+                         credential; use `Authorization` or a custom header such as `X-Api-Key`"
+                    )
+                );
+            }
+            assert!(fetch_config(&credential("t", "X-Api-Key")).is_ok());
+        }
+
+        #[test]
+        fn the_old_fetch_secrets_list_is_refused_with_directions() {
+            assert_eq!(
+                fetch_config("[fetch]\nsecrets = [\"t\"]\n").unwrap_err(),
+                "[fetch] secrets is no longer accepted: each fetch credential is now bound to its \
+                 header and destinations here. Replace it by one table per credential, as in \
+                 [fetch.credentials.t] with secret = \"t\", header = \"Authorization\", \
+                 format = \"Bearer {}\", urls = [\"https://api.example.com/*\"]; toolkits then \
+                 write credentials = [{ name = \"t\" }] in their fetch grant"
+            );
         }
     }
 

@@ -95,13 +95,17 @@ impl std::fmt::Debug for HostCredential {
 
 impl HostCredential {
     /// Checks `spec` (URL patterns, a header a credential may set, a format
-    /// with one `{}`, a secret that fits in a header) and binds `secret`.
+    /// with one `{}`, a secret that fits in a header) and binds `secret`;
+    /// the error is [`GrantError::Credential`], naming the credential.
     pub fn new(
         name: &str,
         spec: &CredentialSpec,
         secret: SecretSlice<u8>,
     ) -> Result<Self, GrantError> {
-        let field = |m: String| GrantError::Field(m);
+        let field = |reason: String| GrantError::Credential {
+            name: name.to_string(),
+            reason,
+        };
         if spec.urls.is_empty() {
             return Err(field(
                 "`urls` is empty; list where the credential may be sent, as in \
@@ -112,7 +116,7 @@ impl HostCredential {
         let urls = spec
             .urls
             .iter()
-            .map(|u| UrlPattern::parse(u))
+            .map(|u| UrlPattern::parse(u).map_err(|e| field(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         let header = HeaderName::from_bytes(spec.header.as_bytes()).map_err(|_| {
             field(format!(

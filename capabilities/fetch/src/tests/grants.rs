@@ -306,7 +306,7 @@ mod secrets {
             assert_eq!(
                 bind(&spec(refused, None, &urls)).unwrap_err(),
                 format!(
-                    "fetch grant: header `{lower}` is managed by the host's HTTP client \
+                    "fetch credential `github`: header `{lower}` is managed by the host's HTTP client \
                      (routing, framing, cookies or proxies) and cannot carry a credential; use \
                      `Authorization` or a custom header such as `X-Api-Key`"
                 ),

@@ -6,6 +6,7 @@ mod bypass;
 mod grants;
 mod live;
 mod props;
+mod scrub;
 
 use super::*;
 use airlock_core::MemoryAudit;
