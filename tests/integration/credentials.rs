@@ -303,7 +303,7 @@ mod fetch_scope {
             assert_eq!(why, widening(&outside, &pinned));
         }
         let inside = format!("http://a.allowed.test:{p}/api/v1/users/");
-        let tool = probe(&host, using(grant(), &[inside.clone()]));
+        let tool = probe(&host, using(grant(), std::slice::from_ref(&inside)));
         response(
             send(&host, &tool, request("GET", &format!("{inside}7"))).await,
             "inside",
