@@ -309,8 +309,9 @@ impl FetchState {
     }
 
     /// The request for one hop: the tool's headers, `Host` from the canonical
-    /// URL, the encodings the host can decode, and the credentials bound to
-    /// this URL when the hop stays on the original origin.
+    /// URL, the encodings the host can decode, and each credential whose
+    /// host-config URLs (and toolkit narrowing) match this hop, when the hop
+    /// stays on the original origin.
     fn request(
         &self,
         policy: &Policy,

@@ -1,12 +1,14 @@
 //! The `fetch` verb: HTTP requests a tool asks for and the host performs.
 //! The tool never holds a socket or a credential. [`FetchCapability`] holds
-//! the host's secrets, resolver and TLS configuration; a [`FetchGrant`] says
-//! which URLs, methods and sizes one tool may use; a [`FetchState`] applies it
+//! the host's credentials ([`HostCredential`]: secret, header and the URLs the
+//! host config pins it to), resolver and TLS configuration; a [`FetchGrant`]
+//! says which URLs, methods and sizes one tool may use and which credentials
+//! it may name (narrowing, never widening, their URLs); a [`FetchState`] applies it
 //! to one job: every URL is canonicalized and matched, every name resolved
 //! once and every address checked (no loopback, private, link-local or
 //! metadata address unless granted), every redirect hop re-checked, response
-//! bodies decoded under a cap, and injected secrets scrubbed from what comes
-//! back.
+//! bodies decoded under a cap, and injected secrets scrubbed, in every
+//! spelling and escape, from what comes back.
 #![deny(missing_docs)]
 
 mod canon;
