@@ -1,11 +1,13 @@
 //! The floor every airlock verb stands on: the one host `bindgen!` of the
 //! `airlock:verbs` WIT package, the [`Capability`] shape each verb crate follows,
-//! the shared [`VerbError`], and the per-job [`Job`] handle (deadline and audit).
+//! the shared [`VerbError`], the per-job [`Job`] handle (deadline and audit),
+//! and the decoded views both secret scrubbers search ([`unescape`]).
 #![deny(missing_docs)]
 
 mod audit;
 mod error;
 mod job;
+pub mod unescape;
 
 pub use audit::{AuditRecord, AuditSink, Decision, MemoryAudit, NullAudit};
 pub use error::VerbError;

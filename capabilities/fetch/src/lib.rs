@@ -21,7 +21,6 @@ pub mod fuzzing;
 mod grant;
 mod resolve;
 mod scrub;
-mod unescape;
 
 pub use canon::{Cidr, Class, UrlError, classify};
 pub use credential::{CredentialRef, CredentialSpec, HostCredential, within};

@@ -3,7 +3,7 @@
 //! anything goes back to the tool, every spelling of every secret the grant's
 //! credentials use is replaced by `[REDACTED]`: the fixed spellings (raw,
 //! base64 at every alignment, hex in any case) are searched in the text as it
-//! came and in its decoded views ([`crate::unescape`]: JSON, JavaScript,
+//! came and in its decoded views ([`airlock_core::unescape`]: JSON, JavaScript,
 //! percent and HTML escapes, in any case and any mix, up to three layers
 //! deep), and each hit is redacted where it lies in the original bytes. One
 //! Aho-Corasick pass per view keeps the scan linear in the text's length.
@@ -15,7 +15,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use secrecy::ExposeSecret;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::unescape;
+use airlock_core::unescape;
 
 /// What replaces each secret occurrence.
 pub const REDACTED: &[u8] = b"[REDACTED]";

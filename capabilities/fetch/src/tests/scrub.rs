@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::scrub::{Scrubber, spellings};
-use crate::unescape::decode;
+use airlock_core::unescape::decode;
 use proptest::prelude::*;
 
 /// `text` with every decoded layer too (what a guest could turn it into).

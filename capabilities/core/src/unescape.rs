@@ -4,6 +4,8 @@
 //! decoded in one linear pass, with a way back from view positions to the
 //! source bytes they came from. Any mix of escaped and raw characters decodes
 //! to the same view, so one search finds a secret however it was spelled.
+//! Both secret scrubbers use it: fetch's reflection scrubber and complete's
+//! redactor of provider texts.
 
 /// Bytes that can start an escape; everything else is copied as it is.
 fn is_trigger(b: u8) -> bool {
