@@ -151,17 +151,16 @@ impl Scrubber {
         let (mut at, mut count) = (0, 0);
         let mut i = 0;
         while i < ranges.len() {
+            // One run of overlapping or touching hits becomes one redaction.
             let (start, mut end) = ranges[i];
             i += 1;
-            while let Some(&(s, e)) = ranges.get(i).filter(|(s, _)| *s <= end) {
-                debug_assert!(s <= end);
+            while let Some(&(_, e)) = ranges.get(i).filter(|(s, _)| *s <= end) {
                 end = end.max(e);
                 i += 1;
             }
-            let start = start.max(at);
             out.extend_from_slice(&data[at..start]);
             out.extend_from_slice(REDACTED);
-            at = end.max(start);
+            at = end;
             count += 1;
         }
         out.extend_from_slice(&data[at..]);
