@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use airlock::{Budget, Capabilities, HostConfig, LoadError, Toolkit};
+use airlock::{Budget, Capabilities, ConfigError, HostConfig, LoadError, Toolkit};
 use airlock_fetch::{CredentialRef, CredentialSpec, FetchCapability, FetchGrant, HostCredential};
 use airlock_tests::canaries::{FETCH_SECRET as SECRET, assert_no_secret, reflections};
 use airlock_tests::{TestHost, caps, host, load};
@@ -87,8 +87,85 @@ fn widening(outside: &str, hosts: &str) -> String {
     )
 }
 
+/// Host-config text holding a signing key (secret `k`), a provider (secret
+/// `o`) and a spare secret `t`, plus `fetch`; parsed in a folder holding the
+/// secret files. The error is the message after the file name.
+fn fetch_config(fetch: &str) -> Result<HostConfig, String> {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    for (name, bytes) in [
+        ("k", "hmac-key-bytes"),
+        ("t", "api-token"),
+        ("o", "sk-provider"),
+    ] {
+        std::fs::write(dir.path().join(name), bytes).expect("a secret file");
+    }
+    let base = "[secrets.k]\nfile = \"k\"\n[secrets.t]\nfile = \"t\"\n\
+        [secrets.o]\nfile = \"o\"\n[sign.keys.hook]\nkind = \"hmac-sha256\"\nsecret = \"k\"\n\
+        [providers.p]\nkind = \"openai\"\napi_key = \"o\"\n";
+    HostConfig::parse(&format!("{base}{fetch}"), &dir.path().join("airlock.toml")).map_err(|e| {
+        match e {
+            ConfigError::Invalid { message, .. } => message,
+            other => other.to_string(),
+        }
+    })
+}
+
+/// `[fetch.credentials.github]` using `secret` in `header`.
+fn github(secret: &str, header: &str) -> String {
+    format!(
+        "[fetch.credentials.github]\nsecret = \"{secret}\"\nheader = \"{header}\"\n\
+         format = \"Bearer {{}}\"\nurls = [\"https://api.github.com/*\"]\n"
+    )
+}
+
 mod secrets {
     use super::*;
+
+    #[test]
+    fn a_fetch_credential_never_uses_a_signing_or_provider_secret() {
+        let cfg = fetch_config(&github("t", "Authorization")).expect("a valid config");
+        assert_eq!(cfg.capabilities.fetch.credential_names(), vec!["github"]);
+        let none = fetch_config("").expect("a valid config");
+        assert!(none.capabilities.fetch.credential_names().is_empty());
+        for leaked in ["k", "o"] {
+            assert_eq!(
+                fetch_config(&github(leaked, "Authorization")).unwrap_err(),
+                format!(
+                    "[fetch.credentials.github] uses secret `{leaked}`, which a signing key or a \
+                     provider uses; give fetch a secret of its own"
+                )
+            );
+        }
+        let e = fetch_config(&github("nope", "Authorization")).unwrap_err();
+        assert!(
+            e.contains("uses secret `nope`: there is no [secrets.nope]"),
+            "{e}"
+        );
+        let e = fetch_config(
+            "[fetch.credentials.github]\nsecret = \"t\"\nheader = \"X-Api-Key\"\nurls = [\"api.github.com\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("[fetch.credentials.github]: fetch pattern `api.github.com`: no scheme"),
+            "{e}"
+        );
+        let e =
+            fetch_config("[fetch.credentials.github]\nsecret = \"t\"\nheader = \"X-Api-Key\"\n")
+                .unwrap_err();
+        assert!(e.contains("missing field `urls`"), "{e}");
+    }
+
+    #[test]
+    fn the_old_fetch_secrets_release_list_is_refused_with_directions() {
+        assert_eq!(
+            fetch_config("[fetch]\nsecrets = [\"t\"]\n").unwrap_err(),
+            "[fetch] secrets is no longer accepted: each fetch credential is now bound to its \
+             header and destinations here. Replace it by one table per credential, as in \
+             [fetch.credentials.t] with secret = \"t\", header = \"Authorization\", \
+             format = \"Bearer {}\", urls = [\"https://api.example.com/*\"]; toolkits then \
+             write credentials = [{ name = \"t\" }] in their fetch grant"
+        );
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_toolkit_cannot_point_a_credential_at_its_own_listener() {
@@ -329,22 +406,21 @@ mod fetch_scope {
 
     #[test]
     fn credential_headers_the_host_manages_are_refused_in_either_file() {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        std::fs::write(dir.path().join("t"), "a-token").expect("a secret file");
-        let config = dir.path().join("airlock.toml");
-        for header in ["Cookie", "Content-Length", "Proxy-Authorization", "Host"] {
-            let text = format!(
-                "[secrets.t]\nfile = \"t\"\n[fetch.credentials.api]\nsecret = \"t\"\n\
-                 header = \"{header}\"\nurls = [\"https://api.example.test/\"]\n"
-            );
-            let e = HostConfig::parse(&text, &config).unwrap_err().to_string();
+        assert!(fetch_config(&github("t", "X-Api-Key")).is_ok());
+        for header in [
+            "Cookie",
+            "Content-Length",
+            "Proxy-Authorization",
+            "Host",
+            "Transfer-Encoding",
+            "Connection",
+        ] {
             assert_eq!(
-                e,
+                fetch_config(&github("t", header)).unwrap_err(),
                 format!(
-                    "{}: [fetch.credentials.api]: header `{}` is managed by the host's HTTP \
+                    "[fetch.credentials.github]: header `{}` is managed by the host's HTTP \
                      client (routing, framing, cookies or proxies) and cannot carry a credential; \
                      use `Authorization` or a custom header such as `X-Api-Key`",
-                    config.display(),
                     header.to_ascii_lowercase()
                 )
             );
