@@ -290,6 +290,12 @@ mod secrets {
                 seen(&at_a, "/api/x", &None),
             ]
         );
+        // The audit names the credential on exactly the sends that carried it.
+        let named: Vec<bool> = fetch_records(&host)
+            .iter()
+            .map(|(_, detail)| detail.contains(" credentials=token"))
+            .collect();
+        assert_eq!(named, [true, false, false, true, true, true, true, false]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,6 +34,8 @@ pub struct Note {
     status: Option<u16>,
     bytes: Option<usize>,
     redirects: u32,
+    /// Host credentials attached, by name, on any hop.
+    credentials: Vec<String>,
     /// Secret reflections removed from the response.
     pub scrubbed: usize,
 }
@@ -59,6 +61,9 @@ impl Note {
             out.push_str(&format!(" bytes={bytes}"));
         }
         out.push_str(&format!(" redirects={}", self.redirects));
+        if !self.credentials.is_empty() {
+            out.push_str(&format!(" credentials={}", self.credentials.join(",")));
+        }
         if self.scrubbed > 0 {
             out.push_str(&format!("; scrubbed {} reflections", self.scrubbed));
         }
@@ -219,7 +224,13 @@ impl FetchState {
         let mut current = first;
         loop {
             let addrs = self.addresses(policy, &current).await?;
-            let request = self.request(policy, &method, &current, &headers, &body, &origin)?;
+            let (request, attached) =
+                self.request(policy, &method, &current, &headers, &body, &origin)?;
+            for name in attached {
+                if !note.credentials.iter().any(|n| n == name) {
+                    note.credentials.push(name.to_string());
+                }
+            }
             let exchange = client::send(&self.shared.tls, &current, &addrs, request).await?;
             let status = exchange.response.status();
             note.status = Some(status.as_u16());
@@ -311,16 +322,16 @@ impl FetchState {
     /// The request for one hop: the tool's headers, `Host` from the canonical
     /// URL, the encodings the host can decode, and each credential whose
     /// host-config URLs (and toolkit narrowing) match this hop, when the hop
-    /// stays on the original origin.
-    fn request(
+    /// stays on the original origin; with the names of those credentials.
+    fn request<'p>(
         &self,
-        policy: &Policy,
+        policy: &'p Policy,
         method: &Method,
         target: &Target,
         headers: &HeaderMap,
         body: &Bytes,
         origin: &Origin,
-    ) -> Result<http::Request<Full<Bytes>>, VerbError> {
+    ) -> Result<(http::Request<Full<Bytes>>, Vec<&'p str>), VerbError> {
         let mut request = http::Request::builder()
             .method(method.clone())
             .uri(target.path_and_query())
@@ -333,9 +344,10 @@ impl FetchState {
         map.insert(HOST, host);
         map.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate"));
         if target.origin() != *origin {
-            return Ok(request);
+            return Ok((request, Vec::new()));
         }
         let mut set: Vec<&HeaderName> = Vec::new();
+        let mut names = Vec::new();
         for rule in policy.credentials.iter().filter(|r| r.applies(target)) {
             let cred = &rule.cred;
             if set.contains(&&cred.header) {
@@ -351,8 +363,9 @@ impl FetchState {
             value.set_sensitive(true);
             request.headers_mut().insert(cred.header.clone(), value);
             set.push(&cred.header);
+            names.push(cred.name.as_str());
         }
-        Ok(request)
+        Ok((request, names))
     }
 
     /// The scrubber for this job's credentials (built once per grant).
