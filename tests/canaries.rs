@@ -1,7 +1,9 @@
 //! Every secret the test hosts hold, and every spelling of one that a careless
-//! host could leave behind: raw, hex in both cases, and the spellings the fetch
-//! scrubber removes from reflections (`airlock_fetch::spellings`: base64 and
-//! base64url whole and at each byte alignment, percent-encoded, JSON). Every
+//! host could leave behind: raw, and the spellings the fetch scrubber removes
+//! from reflections (`airlock_fetch::spellings`: base64 and base64url whole
+//! and at each byte alignment, percent-encoded, hex in both cases, JSON `\/`
+//! and `\u` escapes, HTML references). [`reflections`] is what a hostile
+//! upstream sends back instead: mixes no fixed list can hold. Every
 //! [`crate::TestHost`] greps its whole audit trail for all of them when it is
 //! dropped, so each test that runs jobs also checks that the audit holds no
 //! secret.
@@ -32,14 +34,7 @@ pub const CANARY_FETCH_SECRET: &str = "canary-fetch-Mb4Xn7Qc1Wv5Te8Ra2Uj/+=";
 
 /// Every spelling of `secret`, each labelled `"{name} {spelling}"`.
 pub fn spellings(name: &str, secret: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut out = vec![
-        (format!("{name} raw"), secret.to_vec()),
-        (format!("{name} hex"), hex::encode(secret).into_bytes()),
-        (
-            format!("{name} HEX"),
-            hex::encode_upper(secret).into_bytes(),
-        ),
-    ];
+    let mut out = vec![(format!("{name} raw"), secret.to_vec())];
     out.extend(
         airlock_fetch::spellings(secret)
             .into_iter()
@@ -48,6 +43,97 @@ pub fn spellings(name: &str, secret: &[u8]) -> Vec<(String, Vec<u8>)> {
     out.sort_by(|a, b| a.1.cmp(&b.1));
     out.dedup_by(|a, b| a.1 == b.1);
     out
+}
+
+/// `token` as a hostile upstream reflects it, labelled: raw, base64,
+/// percent-encoded (lower-case hex); each character
+/// JSON-escaped in lower, upper or mixed case, only the `/` `+` `=` `&`
+/// escaped, `\/`, hex in both cases, HTML decimal, hex (`x` and `X`) and
+/// named references. A guest's JSON or HTML parser turns each back into the
+/// token; as JSON string values every one is valid.
+pub fn reflections(token: &str) -> Vec<(&'static str, String)> {
+    let each = |f: &dyn Fn(usize, u8) -> String| -> String {
+        token.bytes().enumerate().map(|(i, b)| f(i, b)).collect()
+    };
+    let special = |b: u8| matches!(b, b'/' | b'+' | b'=' | b'&');
+    vec![
+        ("raw", token.to_string()),
+        (
+            "base64",
+            airlock_fetch::spellings(token.as_bytes())
+                .into_iter()
+                .find(|(label, _)| *label == "base64")
+                .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default(),
+        ),
+        (
+            "percent",
+            each(&|_, b| {
+                if b.is_ascii_alphanumeric() {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02x}")
+                }
+            }),
+        ),
+        ("json all escaped", each(&|_, b| format!("\\u{b:04x}"))),
+        (
+            "json all escaped upper",
+            each(&|_, b| format!("\\u{b:04X}")),
+        ),
+        (
+            "json mixed-case escapes",
+            each(&|i, b| {
+                let hex = format!("{b:04x}");
+                let hex = if i % 2 == 0 { hex.to_uppercase() } else { hex };
+                format!("\\u{hex}")
+            }),
+        ),
+        (
+            "json partially escaped",
+            each(&|i, b| {
+                if special(b) || i % 4 == 0 {
+                    format!("\\u{b:04X}")
+                } else {
+                    char::from(b).to_string()
+                }
+            }),
+        ),
+        (
+            "json escaped slash and plus",
+            each(&|i, b| match b {
+                b'/' if i % 2 == 0 => "\\/".to_string(),
+                b'/' => "\\u002F".to_string(),
+                b'+' => "\\u002b".to_string(),
+                b => char::from(b).to_string(),
+            }),
+        ),
+        ("hex lower", hex::encode(token)),
+        ("hex upper", hex::encode_upper(token)),
+        ("html decimal", each(&|_, b| format!("&#{b};"))),
+        ("html hex lower", each(&|_, b| format!("&#x{b:x};"))),
+        ("html hex upper", each(&|_, b| format!("&#X{b:X};"))),
+        (
+            "html named",
+            each(&|_, b| match b {
+                b'+' => "&plus;".to_string(),
+                b'/' => "&sol;".to_string(),
+                b'=' => "&equals;".to_string(),
+                b'&' => "&amp;".to_string(),
+                b => char::from(b).to_string(),
+            }),
+        ),
+        (
+            "html partially escaped",
+            each(&|_, b| {
+                if special(b) {
+                    format!("&#x{b:X};")
+                } else {
+                    char::from(b).to_string()
+                }
+            }),
+        ),
+    ]
 }
 
 /// Every spelling of the canary scan's four secrets.

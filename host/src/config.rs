@@ -267,10 +267,14 @@ struct HostFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FetchSection {
-    /// Secrets the fetch verb may attach as credentials. Nothing else is
-    /// released to it: signing keys and provider keys never are.
+    /// Credentials, each bound to its secret, header and destinations
+    /// (`[fetch.credentials.NAME]`). Signing and provider secrets never are.
     #[serde(default)]
-    secrets: Vec<String>,
+    credentials: BTreeMap<String, airlock_fetch::CredentialSpec>,
+    /// The release list from before destinations were bound here: refused
+    /// with directions.
+    #[serde(default)]
+    secrets: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -376,7 +380,7 @@ impl AuditSettings {
                             .providers
                             .values()
                             .any(|p| p.api_key.as_ref() == Some(name))
-                        || file.fetch.secrets.contains(name);
+                        || file.fetch.credentials.values().any(|c| &c.secret == name);
                     if shared {
                         return Err(invalid(
                             path,
@@ -483,29 +487,7 @@ impl HostConfig {
         };
         let complete = airlock_complete::CompleteCapability::from_spec(&complete_spec, |s| copy(s))
             .map_err(|e| invalid(path, format!("[providers]: {e}")))?;
-        // Only secrets the operator released to fetch, and none that a key or
-        // a provider uses, can ever be attached to a request.
-        let mut released = HashMap::new();
-        for name in &file.fetch.secrets {
-            let used_elsewhere = file.sign.keys.values().any(|k| &k.secret == name)
-                || file
-                    .providers
-                    .values()
-                    .any(|p| p.api_key.as_ref() == Some(name));
-            if used_elsewhere {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "[fetch] secrets releases `{name}`, which a signing key or a provider uses; \
-                         give fetch a secret of its own"
-                    ),
-                ));
-            }
-            released.insert(
-                name.clone(),
-                copy(name).map_err(|m| invalid(path, format!("[fetch] secrets: {m}")))?,
-            );
-        }
+        let released = fetch_credentials(&file, |s| copy(s)).map_err(|m| invalid(path, m))?;
         let fetch = FetchCapability::new(released, Arc::new(SystemResolver))
             .map_err(|e| invalid(path, e.to_string()))?;
         Ok(Self {
@@ -518,6 +500,54 @@ impl HostConfig {
             audit: AuditSettings::resolve(&file, path, copy)?,
         })
     }
+}
+
+/// `[fetch.credentials.NAME]`, each checked and holding its secret; none may
+/// use a secret a signing key or a provider uses. The old `[fetch] secrets`
+/// list is refused with directions.
+fn fetch_credentials(
+    file: &HostFile,
+    copy: impl Fn(&str) -> Result<SecretSlice<u8>, String>,
+) -> Result<Vec<airlock_fetch::HostCredential>, String> {
+    if let Some(old) = &file.fetch.secrets {
+        let name = old.first().map_or("gh-token", String::as_str);
+        return Err(format!(
+            "[fetch] secrets is no longer accepted: each fetch credential is now bound to its \
+             header and destinations here. Replace it by one table per credential, as in \
+             [fetch.credentials.{name}] with secret = \"{name}\", header = \"Authorization\", \
+             format = \"Bearer {{}}\", urls = [\"https://api.example.com/*\"]; toolkits then \
+             write credentials = [{{ name = \"{name}\" }}] in their fetch grant"
+        ));
+    }
+    let mut out = Vec::new();
+    for (name, spec) in &file.fetch.credentials {
+        let used_elsewhere = file.sign.keys.values().any(|k| k.secret == spec.secret)
+            || file
+                .providers
+                .values()
+                .any(|p| p.api_key.as_ref() == Some(&spec.secret));
+        if used_elsewhere {
+            return Err(format!(
+                "[fetch.credentials.{name}] uses secret `{}`, which a signing key or a provider \
+                 uses; give fetch a secret of its own",
+                spec.secret
+            ));
+        }
+        let secret = copy(&spec.secret).map_err(|m| {
+            format!(
+                "[fetch.credentials.{name}] uses secret `{}`: {m}",
+                spec.secret
+            )
+        })?;
+        let cred = airlock_fetch::HostCredential::new(name, spec, secret).map_err(|e| match e {
+            airlock_fetch::GrantError::Credential { reason, .. } => {
+                format!("[fetch.credentials.{name}]: {reason}")
+            }
+            other => format!("[fetch.credentials.{name}]: {other}"),
+        })?;
+        out.push(cred);
+    }
+    Ok(out)
 }
 
 /// Reads one secret's bytes; the error says where it was looked for.
@@ -707,38 +737,6 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("unknown variant `rsa`"), "{e}");
-    }
-
-    mod secrets {
-        use super::*;
-
-        #[test]
-        fn fetch_gets_only_released_secrets_never_keys_or_provider_keys() {
-            let dir = tempfile::tempdir().unwrap();
-            for (name, bytes) in [
-                ("k", "hmac-key-bytes"),
-                ("t", "api-token"),
-                ("o", "sk-provider"),
-            ] {
-                std::fs::write(dir.path().join(name), bytes).unwrap();
-            }
-            let base = "[secrets.k]\nfile = \"k\"\n[secrets.t]\nfile = \"t\"\n[secrets.o]\nfile = \"o\"\n\
-                    [sign.keys.hook]\nkind = \"hmac-sha256\"\nsecret = \"k\"\n\
-                    [providers.p]\nkind = \"openai\"\napi_key = \"o\"\n";
-            let path = dir.path().join("airlock.toml");
-            let cfg =
-                HostConfig::parse(&format!("{base}[fetch]\nsecrets = [\"t\"]\n"), &path).unwrap();
-            assert_eq!(cfg.capabilities.fetch.secret_names(), vec!["t"]);
-            let none = HostConfig::parse(base, &path).unwrap();
-            assert!(none.capabilities.fetch.secret_names().is_empty());
-            for leaked in ["k", "o"] {
-                let e =
-                    HostConfig::parse(&format!("{base}[fetch]\nsecrets = [\"{leaked}\"]\n"), &path)
-                        .unwrap_err()
-                        .to_string();
-                assert!(e.contains("a signing key or a provider uses"), "{e}");
-            }
-        }
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub fn toolkit_config(data: &[u8]) {
     match HostConfig::parse(text, host_path) {
         Ok(cfg) => {
             // The host's half accepts what it was configured with.
-            let names = cfg.capabilities.fetch.secret_names();
+            let names = cfg.capabilities.fetch.credential_names();
             assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
         }
         Err(e) => check_config_error(&e, host_path),

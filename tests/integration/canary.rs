@@ -3,7 +3,9 @@
 //! on a host whose engine lets a [`MemoryProbe`] read every guest linear
 //! memory whenever the guest calls the host, when the host returns, and when
 //! the job ends. The probe looks for each canary raw, in base64 and base64url
-//! (at every byte alignment), in hex (both cases) and percent-encoded. Zero
+//! (at every byte alignment), in hex (both cases), percent-encoded, JSON- and
+//! HTML-escaped; the fetch origin also reflects its credential in every
+//! spelling a hostile upstream would use. Zero
 //! hits is the assertion; the same probe on a deliberately leaking `sign`
 //! implementation must find the key, which proves the scan can fail.
 
@@ -16,11 +18,13 @@ use airlock::{Budget, Capabilities, HostOptions, JobOutput};
 use airlock_complete::{CompleteCapability, CompleteGrant, ProviderConfig, ProviderKind};
 use airlock_core::VerbError;
 use airlock_core::bindings::airlock::verbs::{log as wit_log, sign as wit_sign};
-use airlock_fetch::{Credential, FetchCapability, FetchGrant, StaticResolver};
+use airlock_fetch::{
+    CredentialRef, CredentialSpec, FetchCapability, FetchGrant, HostCredential, StaticResolver,
+};
 use airlock_sign::{SignCapability, SignKey};
 use airlock_tests::canaries::{
     CANARY_ED_SEED as ED_SEED, CANARY_FETCH_SECRET as FETCH_SECRET, CANARY_HMAC_KEY as HMAC_KEY,
-    CANARY_LLM_KEY as LLM_KEY, assert_no_secret, canaries,
+    CANARY_LLM_KEY as LLM_KEY, assert_no_secret, canaries, reflections,
 };
 use airlock_tests::{TestHost, cache_dir, grants, guest_bytes, host_with, load_ok};
 use base64::Engine as _;
@@ -84,14 +88,23 @@ impl MemoryProbe for CanaryScan {
     }
 }
 
-/// The capabilities holding every canary; `llm_port` is the loopback LLM.
-fn canary_caps(llm_port: u16) -> Capabilities {
+/// The capabilities holding every canary; `llm_port` is the loopback LLM,
+/// `origin_port` the API the fetch credential is bound to.
+fn canary_caps(llm_port: u16, origin_port: u16) -> Capabilities {
     let hmac = SignKey::hmac(SecretSlice::from(HMAC_KEY.to_vec())).expect("an HMAC key");
     let ed = SignKey::ed25519_from_seed(&SecretSlice::from(ED_SEED.to_vec())).expect("a seed");
-    let secrets = HashMap::from([(
-        "token".to_string(),
+    let spec = CredentialSpec {
+        secret: "token".into(),
+        header: "Authorization".into(),
+        format: Some("Bearer {}".into()),
+        urls: vec![format!("http://api.test:{origin_port}/")],
+    };
+    let credential = HostCredential::new(
+        "token",
+        &spec,
         SecretSlice::from(FETCH_SECRET.as_bytes().to_vec()),
-    )]);
+    )
+    .expect("a valid credential");
     let resolver = StaticResolver::new().with("api.test", ["127.0.0.1".parse().expect("ip")]);
     let provider = ProviderConfig::new(
         ProviderKind::OpenAi,
@@ -100,7 +113,7 @@ fn canary_caps(llm_port: u16) -> Capabilities {
     .with_api_key(SecretSlice::from(LLM_KEY.as_bytes().to_vec()));
     Capabilities {
         sign: SignCapability::new([("mac".to_string(), hmac), ("ed".to_string(), ed)]),
-        fetch: FetchCapability::new(secrets, Arc::new(resolver)).expect("TLS defaults"),
+        fetch: FetchCapability::new(vec![credential], Arc::new(resolver)).expect("TLS defaults"),
         complete: CompleteCapability::new(vec![("local".to_string(), provider)])
             .expect("a valid provider"),
         ..Capabilities::default()
@@ -108,14 +121,14 @@ fn canary_caps(llm_port: u16) -> Capabilities {
 }
 
 /// A host with [`canary_caps`] whose every job is shown to `scan`.
-fn probed_host(scan: &Arc<CanaryScan>, llm_port: u16) -> TestHost {
+fn probed_host(scan: &Arc<CanaryScan>, llm_port: u16, origin_port: u16) -> TestHost {
     host_with(
         HostOptions {
             cache_dir: Some(cache_dir().to_path_buf()),
             memory_probe: Some(scan.clone()),
             ..HostOptions::default()
         },
-        canary_caps(llm_port),
+        canary_caps(llm_port, origin_port),
     )
 }
 
@@ -134,8 +147,18 @@ mod secrets {
     async fn no_canary_reaches_guest_memory_output_or_audit_through_any_verb() {
         let llm = Server::start(|_, _| openai_ok("hello otters", 7, 2)).await;
         let origin = Server::start(|_, seen| {
-            // The origin proves the credential arrived, without echoing it.
             let auth = seen.header("authorization").unwrap_or_default();
+            if seen.path == "/v1/echo" {
+                // A hostile origin reflects the token in every spelling a
+                // guest's JSON or HTML parser would decode back.
+                let token = auth.strip_prefix("Bearer ").unwrap_or_default();
+                let body: Vec<String> = reflections(token)
+                    .into_iter()
+                    .map(|(label, spelled)| format!("{label}: {spelled}\n"))
+                    .collect();
+                return ok(body.concat());
+            }
+            // The origin proves the credential arrived, without echoing it.
             ok(format!(
                 "authorized={}",
                 auth == format!("Bearer {FETCH_SECRET}")
@@ -143,7 +166,7 @@ mod secrets {
         })
         .await;
         let scan = CanaryScan::new();
-        let host = probed_host(&scan, llm.port);
+        let host = probed_host(&scan, llm.port, origin.port);
 
         // sign: every function, on both keys.
         let keys = load_ok(
@@ -169,12 +192,7 @@ mod secrets {
         fetch.fetch = Some(Arc::new(FetchGrant {
             allow: vec![format!("http://api.test:{p}/")],
             private_networks: vec!["127.0.0.1".into()],
-            credentials: vec![Credential {
-                url: format!("http://api.test:{p}/"),
-                header: "Authorization".into(),
-                secret: "token".into(),
-                format: Some("Bearer {}".into()),
-            }],
+            credentials: vec![CredentialRef::named("token")],
             ..FetchGrant::default()
         }));
         let probe = load_ok(&host, "http-probe", fetch, Budget::default());
@@ -194,6 +212,26 @@ mod secrets {
             body, b"authorized=true",
             "the credential reached the origin"
         );
+        outputs.push(output_text(&out));
+        let req = json!({ "method": "GET", "url": format!("http://api.test:{p}/v1/echo"),
+                          "headers": [], "body": null });
+        let out = host
+            .run(&probe, Some("send"), &json!({ "req": req }))
+            .await
+            .expect("http-probe runs");
+        let echoed: Vec<u8> = out.value["body"]
+            .as_array()
+            .expect("a body")
+            .iter()
+            .map(|b| b.as_u64().expect("a byte") as u8)
+            .collect();
+        let echoed = String::from_utf8_lossy(&echoed).into_owned();
+        assert_eq!(
+            echoed.matches(": [REDACTED]\n").count(),
+            reflections(FETCH_SECRET).len(),
+            "{echoed}"
+        );
+        outputs.push(echoed);
         outputs.push(output_text(&out));
 
         // complete: a chat the host authenticates with the LLM key.
@@ -221,7 +259,7 @@ mod secrets {
             seen.hits
         );
         // The scan ran where it claims to: after host calls and at every job end.
-        assert_eq!(seen.scans.get("job end"), Some(&3), "{:?}", seen.scans);
+        assert_eq!(seen.scans.get("job end"), Some(&4), "{:?}", seen.scans);
         assert!(
             seen.scans.get("returning from host").copied().unwrap_or(0) >= 8,
             "{:?}",

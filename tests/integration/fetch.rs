@@ -7,7 +7,6 @@
 //!
 //! The server here is shared with the `complete` tests.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,19 +15,16 @@ use std::time::{Duration, Instant};
 
 use airlock::{Budget, Capabilities, Grants, JobError, JobOutput, Tool};
 use airlock_core::Decision;
-use airlock_fetch::{Credential, FetchCapability, FetchGrant, StaticResolver};
+use airlock_fetch::{CredentialRef, FetchCapability, FetchGrant, StaticResolver};
 use airlock_tests::{
     TestHost, assert_host_still_works, budget, caps, grants, host, load_ok, tool_error, verb_error,
 };
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Request, Response};
 use hyper_util::rt::TokioIo;
-use secrecy::SecretSlice;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -186,7 +182,7 @@ pub(crate) fn ok(body: impl Into<Bytes>) -> Response<Body> {
 }
 
 /// A redirect to `location`.
-fn redirect(status: u16, location: &str) -> Response<Body> {
+pub(crate) fn redirect(status: u16, location: &str) -> Response<Body> {
     respond(status, &[("location", location)], Bytes::new())
 }
 
@@ -194,11 +190,9 @@ fn redirect(status: u16, location: &str) -> Response<Body> {
 // The host, the grants and the probe.
 // ---------------------------------------------------------------------------
 
-use airlock_tests::canaries::FETCH_SECRET as SECRET;
-
 /// The resolver every fetch test host uses: the names of the tests and the
 /// addresses they stand for. Nothing resolves through real DNS.
-fn resolver() -> StaticResolver {
+pub(crate) fn resolver() -> StaticResolver {
     let ip = |s: &str| -> IpAddr { s.parse().expect("test address") };
     let lo = [ip("127.0.0.1")];
     StaticResolver::new()
@@ -214,14 +208,10 @@ fn resolver() -> StaticResolver {
         .with("mixed.test", [ip("93.184.216.34"), ip("192.168.1.1")])
 }
 
-/// The fetch capability of the test hosts: secret `token` = [`SECRET`] and
-/// the fixed [`resolver`].
+/// The fetch capability of the test hosts: no credentials (see
+/// `credentials.rs` for those) and the fixed [`resolver`].
 fn fetch_capability() -> FetchCapability {
-    let secrets = HashMap::from([(
-        "token".to_string(),
-        SecretSlice::from(SECRET.as_bytes().to_vec()),
-    )]);
-    FetchCapability::new(secrets, Arc::new(resolver())).expect("the TLS defaults build")
+    FetchCapability::new(Vec::new(), Arc::new(resolver())).expect("the TLS defaults build")
 }
 
 /// A host with the usual test keys and [`fetch_capability`].
@@ -233,7 +223,7 @@ fn fetch_host() -> TestHost {
 }
 
 /// A fetch grant of `allow` with the defaults otherwise.
-fn allow(patterns: &[&str]) -> FetchGrant {
+pub(crate) fn allow(patterns: &[&str]) -> FetchGrant {
     FetchGrant {
         allow: patterns.iter().map(|p| p.to_string()).collect(),
         ..FetchGrant::default()
@@ -241,7 +231,7 @@ fn allow(patterns: &[&str]) -> FetchGrant {
 }
 
 /// [`allow`], plus 127.0.0.1 (where the test servers are) in `private_networks`.
-fn local(patterns: &[&str]) -> FetchGrant {
+pub(crate) fn local(patterns: &[&str]) -> FetchGrant {
     FetchGrant {
         private_networks: vec!["127.0.0.1".into()],
         ..allow(patterns)
@@ -256,17 +246,17 @@ pub(crate) fn fetcher(grant: FetchGrant) -> Grants {
 }
 
 /// `http-probe` under `grant` with the default budget.
-fn probe(host: &TestHost, grant: FetchGrant) -> Tool {
+pub(crate) fn probe(host: &TestHost, grant: FetchGrant) -> Tool {
     load_ok(host, "http-probe", fetcher(grant), Budget::default())
 }
 
 /// The `request` record of the WIT interface, as JSON.
-fn request(method: &str, url: &str) -> Value {
+pub(crate) fn request(method: &str, url: &str) -> Value {
     json!({ "method": method, "url": url, "headers": [], "body": null })
 }
 
 /// [`request`] with one extra header.
-fn with_header(mut req: Value, name: &str, value: &str) -> Value {
+pub(crate) fn with_header(mut req: Value, name: &str, value: &str) -> Value {
     req["headers"]
         .as_array_mut()
         .expect("headers")
@@ -281,17 +271,17 @@ fn with_body(mut req: Value, body: &[u8]) -> Value {
 }
 
 /// One `http-probe` job sending `req`.
-async fn send(host: &TestHost, tool: &Tool, req: Value) -> Result<JobOutput, JobError> {
+pub(crate) async fn send(host: &TestHost, tool: &Tool, req: Value) -> Result<JobOutput, JobError> {
     host.run(tool, Some("send"), &json!({ "req": req })).await
 }
 
 /// One `http-probe` job GETting `url`.
-async fn get(host: &TestHost, tool: &Tool, url: &str) -> Result<JobOutput, JobError> {
+pub(crate) async fn get(host: &TestHost, tool: &Tool, url: &str) -> Result<JobOutput, JobError> {
     send(host, tool, request("GET", url)).await
 }
 
 /// The response of a job that succeeded.
-fn response(result: Result<JobOutput, JobError>, what: &str) -> Value {
+pub(crate) fn response(result: Result<JobOutput, JobError>, what: &str) -> Value {
     match result {
         Ok(out) => out.value,
         Err(e) => panic!("{what} should have succeeded: {e:?}"),
@@ -299,7 +289,7 @@ fn response(result: Result<JobOutput, JobError>, what: &str) -> Value {
 }
 
 /// The body bytes of a `response` record.
-fn body(response: &Value) -> Vec<u8> {
+pub(crate) fn body(response: &Value) -> Vec<u8> {
     response["body"]
         .as_array()
         .expect("a body")
@@ -309,7 +299,7 @@ fn body(response: &Value) -> Vec<u8> {
 }
 
 /// The value of header `name` in a `response` record.
-fn header(response: &Value, name: &str) -> Option<String> {
+pub(crate) fn header(response: &Value, name: &str) -> Option<String> {
     response["headers"]
         .as_array()
         .expect("headers")
@@ -329,7 +319,7 @@ fn refused(result: Result<JobOutput, JobError>, case: &str, fragment: &str) {
 }
 
 /// The details of the `fetch` audit records so far, in order.
-fn fetch_records(host: &TestHost) -> Vec<(Decision, String)> {
+pub(crate) fn fetch_records(host: &TestHost) -> Vec<(Decision, String)> {
     host.audit
         .records()
         .into_iter()
@@ -553,17 +543,13 @@ mod fetch_scope {
             Ok(_) => panic!("the grant should have been refused"),
         };
         let reason = why(FetchGrant {
-            credentials: vec![Credential {
-                url: "https://api.example.test/".into(),
-                header: "authorization".into(),
-                secret: "missing".into(),
-                format: None,
-            }],
+            credentials: vec![CredentialRef::named("missing")],
             ..allow(&["https://api.example.test/"])
         });
-        assert!(
-            reason.contains("names secret `missing`, which the host does not release to fetch"),
-            "{reason}"
+        assert_eq!(
+            reason,
+            "fetch credential `missing`: the host config has no [fetch.credentials.missing] (it \
+             defines none); the operator must define it, or remove the reference"
         );
         let reason = why(allow(&["https://*.127.0.0.1/"]));
         assert!(
@@ -1120,180 +1106,6 @@ async fn a_closed_port_or_an_unknown_name_is_an_upstream_error() {
         "upstream",
         "cannot resolve nowhere.test",
     );
-}
-
-// ---------------------------------------------------------------------------
-// Headers and credentials.
-// ---------------------------------------------------------------------------
-
-/// A grant whose credential (`Bearer` + [`SECRET`]) is bound to
-/// `http://*.allowed.test:{p}/api/`.
-fn credential_grant(p: u16) -> FetchGrant {
-    FetchGrant {
-        credentials: vec![Credential {
-            url: format!("http://*.allowed.test:{p}/api/"),
-            header: "Authorization".into(),
-            secret: "token".into(),
-            format: Some("Bearer {}".into()),
-        }],
-        ..local(&[
-            &format!("http://*.allowed.test:{p}/"),
-            &format!("http://allowed.test:{p}/"),
-        ])
-    }
-}
-
-mod secrets {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_credential_goes_only_where_bound_and_never_across_origins() {
-        let server = Server::start(|_, seen| {
-            if seen.path == "/api/hop" {
-                redirect(302, &seen.header("x-to").unwrap_or_default())
-            } else {
-                ok("ok")
-            }
-        })
-        .await;
-        let p = server.port;
-        let host = fetch_host();
-        let tool = probe(&host, credential_grant(p));
-        let hop = |to: String| {
-            with_header(
-                request("GET", &format!("http://a.allowed.test:{p}/api/hop")),
-                "x-to",
-                &to,
-            )
-        };
-        let requests = [
-            request("GET", &format!("http://a.allowed.test:{p}/api/x")),
-            request("GET", &format!("http://a.allowed.test:{p}/public")),
-            request("GET", &format!("http://allowed.test:{p}/api/x")),
-            // The same origin after a redirect: the credential follows.
-            hop(format!("http://a.allowed.test:{p}/api/y")),
-            // Another origin that the credential's own pattern covers: it does not.
-            hop(format!("http://b.allowed.test:{p}/api/z")),
-        ];
-        let mut outputs = Vec::new();
-        for req in requests {
-            let out = send(&host, &tool, req).await.expect("an allowed request");
-            outputs.push(out);
-        }
-        let bearer = format!("Bearer {SECRET}");
-        let got: Vec<(String, String, Option<String>)> = server
-            .seen()
-            .into_iter()
-            .map(|s| {
-                (
-                    s.header("host").unwrap_or_default(),
-                    s.path.clone(),
-                    s.header("authorization"),
-                )
-            })
-            .collect();
-        let at = |h: &str| format!("{h}:{p}");
-        assert_eq!(
-            got,
-            vec![
-                (at("a.allowed.test"), "/api/x".into(), Some(bearer.clone())),
-                (at("a.allowed.test"), "/public".into(), None),
-                (at("allowed.test"), "/api/x".into(), None),
-                (
-                    at("a.allowed.test"),
-                    "/api/hop".into(),
-                    Some(bearer.clone())
-                ),
-                (at("a.allowed.test"), "/api/y".into(), Some(bearer.clone())),
-                (
-                    at("a.allowed.test"),
-                    "/api/hop".into(),
-                    Some(bearer.clone())
-                ),
-                (at("b.allowed.test"), "/api/z".into(), None),
-            ]
-        );
-        // The tool saw none of it.
-        for out in &outputs {
-            assert!(!format!("{out:?}").contains("T0KEN"), "{out:?}");
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_reflected_credential_is_scrubbed_from_what_the_tool_gets() {
-        let server = Server::start(|_, seen| {
-            let auth = seen.header("authorization").unwrap_or_default();
-            let body = format!(
-                "raw={auth}\nsecret={SECRET}\nb64={}\npct={}\njson={{\"a\":\"{}\"}}\n",
-                STANDARD.encode(&auth),
-                percent(SECRET),
-                auth.replace('/', "\\/"),
-            );
-            let b64 = STANDARD.encode(&auth);
-            respond(
-                200,
-                &[("x-echo", auth.as_str()), ("x-echo-b64", b64.as_str())],
-                body,
-            )
-        })
-        .await;
-        let p = server.port;
-        let host = fetch_host();
-        let tool = probe(&host, credential_grant(p));
-        let out = get(&host, &tool, &format!("http://a.allowed.test:{p}/api/echo"))
-            .await
-            .expect("an allowed request");
-        // The server did get the credential...
-        assert_eq!(
-            server.seen()[0].header("authorization"),
-            Some(format!("Bearer {SECRET}"))
-        );
-        // ...and the tool gets none of its spellings back.
-        let r = &out.value;
-        let text = format!(
-            "{}\n{:?}\n{out:?}",
-            String::from_utf8_lossy(&body(r)),
-            r["headers"]
-        );
-        for leak in [
-            SECRET.to_string(),
-            "T0KEN".to_string(),
-            STANDARD.encode(format!("Bearer {SECRET}")),
-            STANDARD.encode(SECRET),
-            percent(SECRET),
-        ] {
-            assert!(!text.contains(&leak), "{leak} leaked in {text}");
-        }
-        assert!(
-            String::from_utf8_lossy(&body(r)).starts_with("raw=[REDACTED]\nsecret=[REDACTED]\n"),
-            "{text}"
-        );
-        assert_eq!(header(r, "x-echo").as_deref(), Some("[REDACTED]"));
-        assert_eq!(
-            header(r, "content-length"),
-            Some(body(r).len().to_string()),
-            "the length header follows the scrubbed body"
-        );
-        let records = fetch_records(&host);
-        assert_eq!(records.len(), 1);
-        assert!(
-            records[0].1.contains("; scrubbed ") && !records[0].1.contains("T0KEN"),
-            "{records:?}"
-        );
-    }
-}
-
-/// `text` percent-encoded, every byte but ASCII letters and digits escaped.
-fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------

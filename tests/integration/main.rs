@@ -9,6 +9,8 @@
 //! - `source_scan`: the host's source never hands a guest ambient authority;
 //! - `cache`: the compiled-component cache is used, and never trusted blindly;
 //! - `fetch`, `complete`: the network and model verbs, through real guests;
+//! - `credentials`: fetch credentials go only where the host config pins
+//!   them, and no reflection of one reaches a guest;
 //! - `residue`: a reused pool slot holds nothing from the job before;
 //! - `canary`: no secret reaches guest memory, job output or the audit;
 //! - `pressure`: more jobs than slots, instance-heavy tools, handle floods
@@ -25,6 +27,7 @@ mod cache;
 mod canary;
 mod complete;
 mod concurrency;
+mod credentials;
 mod describe;
 mod fetch;
 mod log;

@@ -6,9 +6,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use airlock_core::VerbError;
+use airlock_core::unescape;
 
 /// A key fragment this long or longer is redacted wherever it appears.
 pub const MIN_FRAGMENT: usize = 8;
+/// Decoded views searched besides the text itself.
+const MAX_LAYERS: usize = 3;
 /// What a redacted run of bytes becomes.
 const REDACTED: &str = "[redacted]";
 /// How much of a provider's text the host keeps for the audit trail.
@@ -43,17 +46,40 @@ impl Redactor {
         r
     }
 
-    /// Byte ranges of `text` that are fragments of a secret, merged and sorted.
-    /// Any fragment of length >= the window width is the union of its
-    /// windows, so marking every matching window hides all of it.
-    fn ranges(&self, text: &[u8]) -> Vec<(usize, usize)> {
-        let mut ranges: Vec<(usize, usize)> = Vec::new();
+    /// Windows of `text` that are fragments of a secret. Any fragment of
+    /// length >= the window width is the union of its windows, so marking
+    /// every matching window hides all of it.
+    fn windows_in(&self, text: &[u8], ranges: &mut Vec<(usize, usize)>) {
         for (width, set) in &self.windows {
             for (i, w) in text.windows(*width).enumerate() {
                 if set.contains(w) {
                     ranges.push((i, i + width));
                 }
             }
+        }
+    }
+
+    /// Byte ranges of `text` that are fragments of a secret, merged and
+    /// sorted: as written, and in each decoded view of it (a key echoed as
+    /// JSON `\u` escapes, percent-encoded or as HTML references), mapped
+    /// back to the bytes that spell it.
+    fn ranges(&self, text: &[u8]) -> Vec<(usize, usize)> {
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        self.windows_in(text, &mut ranges);
+        let mut layers: Vec<Vec<u8>> = Vec::new();
+        while layers.len() < MAX_LAYERS {
+            let below = layers.last().map_or(text, Vec::as_slice);
+            let Some(view) = unescape::decode(below) else {
+                break;
+            };
+            let mut found = Vec::new();
+            self.windows_in(&view, &mut found);
+            layers.push(view);
+            for depth in (0..layers.len()).rev() {
+                let source = if depth == 0 { text } else { &layers[depth - 1] };
+                unescape::map_back(source, &mut found);
+            }
+            ranges.extend(found);
         }
         ranges.sort_unstable();
         let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());

@@ -1,13 +1,15 @@
 //! The floor every airlock verb stands on: the one host `bindgen!` of the
 //! `airlock:verbs` WIT package, the [`Capability`] shape each verb crate follows,
-//! the shared [`VerbError`], and the per-job [`Job`] handle (deadline, audit,
-//! cancellation).
+//! the shared [`VerbError`], the per-job [`Job`] handle (deadline, audit,
+//! cancellation), and the decoded views both secret scrubbers search
+//! ([`unescape`]).
 #![deny(missing_docs)]
 
 mod audit;
 mod cancel;
 mod error;
 mod job;
+pub mod unescape;
 
 pub use audit::{AuditRecord, AuditSink, Decision, MemoryAudit, NullAudit};
 pub use cancel::{Cancel, JobControl, JobEvents};

@@ -11,8 +11,6 @@ use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HOST, LOCATION};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::Full;
-use secrecy::ExposeSecret;
-use zeroize::Zeroizing;
 
 use crate::FetchState;
 use crate::canon::{CanonHost, Class, Origin, Target, canon_ip, classify};
@@ -36,6 +34,8 @@ pub struct Note {
     status: Option<u16>,
     bytes: Option<usize>,
     redirects: u32,
+    /// Host credentials attached, by name, on any hop.
+    credentials: Vec<String>,
     /// Secret reflections removed from the response.
     pub scrubbed: usize,
 }
@@ -61,29 +61,14 @@ impl Note {
             out.push_str(&format!(" bytes={bytes}"));
         }
         out.push_str(&format!(" redirects={}", self.redirects));
+        if !self.credentials.is_empty() {
+            out.push_str(&format!(" credentials={}", self.credentials.join(",")));
+        }
         if self.scrubbed > 0 {
             out.push_str(&format!("; scrubbed {} reflections", self.scrubbed));
         }
         out
     }
-}
-
-/// Hop-by-hop headers (RFC 9110 7.6.1): only the host's HTTP client sets them.
-pub fn hop_by_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade"
-    )
-}
-
-/// Headers a tool may not set: identity, credentials, framing, encoding.
-fn host_only(name: &str) -> bool {
-    hop_by_hop(name)
-        || name.starts_with("proxy-")
-        || matches!(
-            name,
-            "host" | "authorization" | "cookie" | "content-length" | "accept-encoding"
-        )
 }
 
 fn guest_headers(list: &[fetch::Header]) -> Result<HeaderMap, VerbError> {
@@ -104,7 +89,7 @@ fn guest_headers(list: &[fetch::Header]) -> Result<HeaderMap, VerbError> {
         }
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| VerbError::invalid(format!("{:?} is not a valid header name", h.name)))?;
-        if host_only(name.as_str()) {
+        if crate::credential::managed(name.as_str()).is_some() {
             return Err(VerbError::denied(format!(
                 "header `{name}` is set by the host, never by the tool"
             )));
@@ -247,7 +232,13 @@ impl FetchState {
         let mut current = first;
         loop {
             let addrs = self.addresses(policy, &current).await?;
-            let request = self.request(policy, &method, &current, &headers, &body, &origin)?;
+            let (request, attached) =
+                self.request(policy, &method, &current, &headers, &body, &origin)?;
+            for name in attached {
+                if !note.credentials.iter().any(|n| n == name) {
+                    note.credentials.push(name.to_string());
+                }
+            }
             let exchange = client::send(&self.shared.tls, &current, &addrs, request).await?;
             let status = exchange.response.status();
             note.status = Some(status.as_u16());
@@ -337,17 +328,18 @@ impl FetchState {
     }
 
     /// The request for one hop: the tool's headers, `Host` from the canonical
-    /// URL, the encodings the host can decode, and the credentials bound to
-    /// this URL when the hop stays on the original origin.
-    fn request(
+    /// URL, the encodings the host can decode, and each credential whose
+    /// host-config URLs (and toolkit narrowing) match this hop, when the hop
+    /// stays on the original origin; with the names of those credentials.
+    fn request<'p>(
         &self,
-        policy: &Policy,
+        policy: &'p Policy,
         method: &Method,
         target: &Target,
         headers: &HeaderMap,
         body: &Bytes,
         origin: &Origin,
-    ) -> Result<http::Request<Full<Bytes>>, VerbError> {
+    ) -> Result<(http::Request<Full<Bytes>>, Vec<&'p str>), VerbError> {
         let mut request = http::Request::builder()
             .method(method.clone())
             .uri(target.path_and_query())
@@ -360,65 +352,37 @@ impl FetchState {
         map.insert(HOST, host);
         map.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate"));
         if target.origin() != *origin {
-            return Ok(request);
+            return Ok((request, Vec::new()));
         }
         let mut set: Vec<&HeaderName> = Vec::new();
-        for cred in policy
-            .credentials
-            .iter()
-            .filter(|c| c.pattern.matches(target))
-        {
+        let mut names = Vec::new();
+        for rule in policy.credentials.iter().filter(|r| r.applies(target)) {
+            let cred = &rule.cred;
             if set.contains(&&cred.header) {
                 continue;
             }
-            let secret = self.shared.secrets.get(&cred.secret).ok_or_else(|| {
+            let mut value = HeaderValue::from_bytes(&cred.value()).map_err(|_| {
                 VerbError::invalid(format!(
-                    "secret `{}` is not configured on this host",
-                    cred.secret
-                ))
-            })?;
-            let value = formatted(&cred.format, secret.expose_secret());
-            let mut value = HeaderValue::from_bytes(&value).map_err(|_| {
-                VerbError::invalid(format!(
-                    "secret `{}` cannot be sent in a header (it has line breaks or control bytes)",
-                    cred.secret
+                    "credential `{}` cannot be sent in a header (its value has line breaks or \
+                     control bytes)",
+                    cred.name
                 ))
             })?;
             value.set_sensitive(true);
             request.headers_mut().insert(cred.header.clone(), value);
             set.push(&cred.header);
+            names.push(cred.name.as_str());
         }
-        Ok(request)
+        Ok((request, names))
     }
 
-    /// The scrubber for this job's credentials, built on first use.
-    pub(crate) fn scrubber(&mut self) -> Arc<Scrubber> {
-        if let Some(s) = &self.scrubber {
-            return s.clone();
+    /// The scrubber for this job's credentials (built once per grant).
+    pub(crate) fn scrubber(&self) -> Arc<Scrubber> {
+        match &self.policy {
+            Ok(policy) => policy.scrubber.clone(),
+            Err(_) => Arc::default(),
         }
-        let mut values: Vec<Zeroizing<Vec<u8>>> = Vec::new();
-        if let Ok(policy) = &self.policy {
-            for cred in &policy.credentials {
-                if let Some(secret) = self.shared.secrets.get(&cred.secret) {
-                    values.push(Zeroizing::new(secret.expose_secret().to_vec()));
-                    values.push(formatted(&cred.format, secret.expose_secret()));
-                }
-            }
-        }
-        let scrubber = Arc::new(Scrubber::new(values.iter().map(|v| v.as_slice())));
-        self.scrubber = Some(scrubber.clone());
-        scrubber
     }
-}
-
-/// `format` with `{}` replaced by `secret`.
-fn formatted(format: &str, secret: &[u8]) -> Zeroizing<Vec<u8>> {
-    let (before, after) = format.split_once("{}").unwrap_or((format, ""));
-    let mut out = Zeroizing::new(Vec::with_capacity(format.len() + secret.len()));
-    out.extend_from_slice(before.as_bytes());
-    out.extend_from_slice(secret);
-    out.extend_from_slice(after.as_bytes());
-    out
 }
 
 fn is_redirect(status: StatusCode) -> bool {

@@ -9,8 +9,14 @@
 //! relative to the URL. A broken invariant panics, which is what the fuzzer
 //! reports as a crash.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use secrecy::SecretSlice;
+
 use crate::canon::{CanonHost, Target, hides_traversal};
-use crate::grant::{Credential, FetchGrant, HostPattern, PathPattern, UrlPattern, describe};
+use crate::credential::{CredentialRef, CredentialSpec, HostCredential, within};
+use crate::grant::{FetchGrant, HostPattern, PathPattern, UrlPattern, describe};
 
 /// Most pattern lines read from one input.
 const MAX_PATTERNS: usize = 8;
@@ -85,6 +91,18 @@ fn check_target(t: &Target, patterns: &[UrlPattern]) {
     assert_eq!(again.port, t.port);
     assert_eq!(again.scheme, t.scheme);
 
+    // `within` is sound: a URL the inner pattern matches, the outer does too.
+    for inner in patterns.iter().filter(|p| p.matches(t)) {
+        for outer in patterns.iter().filter(|o| within(inner, o)) {
+            assert!(
+                outer.matches(t),
+                "{} within {} but {} escapes",
+                inner.raw,
+                outer.raw,
+                url.as_str()
+            );
+        }
+    }
     for p in patterns {
         let matched = p.matches(t);
         assert_eq!(matched, p.matches(&again), "{} vs {}", p.raw, url.as_str());
@@ -150,19 +168,32 @@ fn grant_compiles_like_its_patterns(lines: &[&str], parsed: &[UrlPattern]) {
         allow: lines.iter().map(|l| l.to_string()).collect(),
         ..FetchGrant::default()
     };
-    if let Some(first) = lines.first() {
-        grant.credentials.push(Credential {
-            url: first.to_string(),
-            header: "authorization".into(),
+    let mut host = HashMap::new();
+    if let Some(first) = parsed.first() {
+        // A host credential bound to the first valid pattern, which the
+        // grant narrows to that same pattern: a pattern is within itself.
+        let spec = CredentialSpec {
             secret: "token".into(),
+            header: "authorization".into(),
             format: Some("Bearer {}".into()),
+            urls: vec![first.raw.clone()],
+        };
+        let cred = HostCredential::new("c", &spec, SecretSlice::from(b"tok".to_vec()))
+            .expect("a pattern that parsed binds a credential");
+        host.insert("c".to_string(), Arc::new(cred));
+        grant.credentials.push(CredentialRef {
+            name: "c".into(),
+            urls: vec![first.raw.clone()],
         });
     }
+    for p in parsed {
+        assert!(within(p, p), "{} is not within itself", p.raw);
+    }
     assert!(!describe(&grant).is_empty());
-    match grant.compile() {
+    match grant.compile(&host) {
         Ok(policy) => {
             assert_eq!(policy.allow, parsed);
-            assert_eq!(policy.credentials.len(), usize::from(!lines.is_empty()));
+            assert_eq!(policy.credentials.len(), usize::from(!parsed.is_empty()));
         }
         Err(e) => {
             assert!(parsed.len() < lines.len(), "{e}");

@@ -2,13 +2,17 @@
 //! URL patterns (`scheme://host[:port]/path-prefix*`), and the compiled
 //! [`Policy`] the job path consults.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
 
 use crate::canon::{CanonHost, Cidr, Target};
+use crate::credential::{CredentialRef, CredentialRule, HostCredential};
+use crate::scrub::Scrubber;
 
 /// Default methods when a grant names none.
 pub const DEFAULT_METHODS: [&str; 2] = ["GET", "HEAD"];
@@ -54,24 +58,10 @@ pub struct FetchGrant {
     /// own single-address entry.
     #[serde(default)]
     pub private_networks: Vec<String>,
-    /// Headers the host attaches from its secrets to matching requests.
+    /// Host credentials (`[fetch.credentials.NAME]` of the host config) this
+    /// tool's requests may carry, each optionally narrowed to fewer URLs.
     #[serde(default)]
-    pub credentials: Vec<Credential>,
-}
-
-/// A header the host adds, from a secret the tool never sees.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Credential {
-    /// Requests matching this pattern (same syntax as `allow`) get the header.
-    pub url: String,
-    /// The header name, e.g. `authorization`.
-    pub header: String,
-    /// The secret's name in the host config.
-    pub secret: String,
-    /// How the value is written, `{}` standing for the secret (`Bearer {}`).
-    #[serde(default)]
-    pub format: Option<String>,
+    pub credentials: Vec<CredentialRef>,
 }
 
 fn default_methods() -> Vec<String> {
@@ -123,6 +113,14 @@ pub enum GrantError {
     /// Any other field.
     #[error("fetch grant: {0}")]
     Field(String),
+    /// A credential the grant refers to: unknown, or widened.
+    #[error("fetch credential `{name}`: {reason}")]
+    Credential {
+        /// The credential's name.
+        name: String,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
 }
 
 fn pattern_err(pattern: &str, reason: impl Into<String>) -> GrantError {
@@ -227,7 +225,7 @@ impl UrlPattern {
             && self.matches_path(target.path())
     }
 
-    fn matches_host(&self, host: &CanonHost) -> bool {
+    pub(crate) fn matches_host(&self, host: &CanonHost) -> bool {
         match (&self.host, host) {
             (HostPattern::Exact(h), host) => h == host,
             (HostPattern::Subdomains(base), CanonHost::Domain(d)) => d
@@ -359,19 +357,6 @@ fn parse_path_pattern(raw: &str, path: &str) -> Result<PathPattern, GrantError> 
     })
 }
 
-/// A credential ready to attach.
-#[derive(Debug, Clone)]
-pub struct CredentialRule {
-    /// Where it applies.
-    pub pattern: UrlPattern,
-    /// The header name.
-    pub header: http::HeaderName,
-    /// The secret's name (never its value).
-    pub secret: String,
-    /// The value format, `{}` standing for the secret.
-    pub format: String,
-}
-
 /// A grant compiled for the job path.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -393,14 +378,20 @@ pub struct Policy {
     pub private: Vec<Cidr>,
     /// Credentials in grant order (the first match wins per header).
     pub credentials: Vec<CredentialRule>,
+    /// Removes every spelling of those credentials from what comes back.
+    pub scrubber: Arc<Scrubber>,
 }
 
 /// Methods a grant may not list.
 const REFUSED_METHODS: [&str; 2] = ["CONNECT", "TRACE"];
 
 impl FetchGrant {
-    /// Parses every pattern and field; the error says what to write instead.
-    pub(crate) fn compile(&self) -> Result<Policy, GrantError> {
+    /// Parses every pattern and field and resolves the credentials against
+    /// the host's; the error says what to write instead.
+    pub(crate) fn compile(
+        &self,
+        host: &HashMap<String, Arc<HostCredential>>,
+    ) -> Result<Policy, GrantError> {
         let allow = self
             .allow
             .iter()
@@ -439,11 +430,8 @@ impl FetchGrant {
                 Cidr::parse(n).map_err(|e| GrantError::Field(format!("private_networks: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let credentials = self
-            .credentials
-            .iter()
-            .map(compile_credential)
-            .collect::<Result<Vec<_>, _>>()?;
+        let credentials = crate::credential::resolve(&self.credentials, host)?;
+        let scrubber = Arc::new(crate::scrub::for_credentials(&credentials));
         Ok(Policy {
             allow,
             methods,
@@ -454,36 +442,9 @@ impl FetchGrant {
             max_redirects: self.max_redirects,
             private,
             credentials,
+            scrubber,
         })
     }
-}
-
-fn compile_credential(c: &Credential) -> Result<CredentialRule, GrantError> {
-    let pattern = UrlPattern::parse(&c.url)?;
-    let header = http::HeaderName::from_bytes(c.header.as_bytes()).map_err(|_| {
-        GrantError::Field(format!(
-            "credential header `{}` is not a valid header name; write e.g. `authorization`",
-            c.header
-        ))
-    })?;
-    if crate::flow::hop_by_hop(header.as_str()) || header == http::header::HOST {
-        return Err(GrantError::Field(format!(
-            "credential header `{header}` is managed by the host; use e.g. `authorization`"
-        )));
-    }
-    let format = c.format.clone().unwrap_or_else(|| "{}".to_string());
-    if format.matches("{}").count() != 1 || format.contains(['\r', '\n', '\0']) {
-        return Err(GrantError::Field(format!(
-            "credential format `{format}` must contain `{{}}` exactly once and no line breaks, \
-             as in \"Bearer {{}}\""
-        )));
-    }
-    Ok(CredentialRule {
-        pattern,
-        header,
-        secret: c.secret.clone(),
-        format,
-    })
 }
 
 impl Policy {
@@ -548,14 +509,17 @@ pub fn describe(grant: &FetchGrant) -> Vec<String> {
         ));
     }
     for c in &grant.credentials {
-        let plain_http = if c.url.to_ascii_lowercase().starts_with("http://") {
-            " (over plain http: the secret crosses the network unencrypted)"
+        let urls = if c.urls.is_empty() {
+            "the URLs the host config binds it to".to_string()
         } else {
-            ""
+            format!(
+                "{} (within the host config's URLs for it)",
+                c.urls.join(", ")
+            )
         };
         lines.push(format!(
-            "requests to {} get header {} from secret {} (the tool never sees it){plain_http}",
-            c.url, c.header, c.secret
+            "requests to {urls} get credential {} (header and secret set by the host config; the tool never sees it)",
+            c.name
         ));
     }
     lines

@@ -1,16 +1,19 @@
 //! The `fetch` verb: HTTP requests a tool asks for and the host performs.
 //! The tool never holds a socket or a credential. [`FetchCapability`] holds
-//! the host's secrets, resolver and TLS configuration; a [`FetchGrant`] says
-//! which URLs, methods and sizes one tool may use; a [`FetchState`] applies it
+//! the host's credentials ([`HostCredential`]: secret, header and the URLs the
+//! host config pins it to), resolver and TLS configuration; a [`FetchGrant`]
+//! says which URLs, methods and sizes one tool may use and which credentials
+//! it may name (narrowing, never widening, their URLs); a [`FetchState`] applies it
 //! to one job: every URL is canonicalized and matched, every name resolved
 //! once and every address checked (no loopback, private, link-local or
 //! metadata address unless granted), every redirect hop re-checked, response
-//! bodies decoded under a cap, and injected secrets scrubbed from what comes
-//! back.
+//! bodies decoded under a cap, and injected secrets scrubbed, in every
+//! spelling and escape, from what comes back.
 #![deny(missing_docs)]
 
 mod canon;
 mod client;
+mod credential;
 mod flow;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -20,8 +23,9 @@ mod resolve;
 mod scrub;
 
 pub use canon::{Cidr, Class, UrlError, classify};
+pub use credential::{CredentialRef, CredentialSpec, HostCredential, within};
 pub use grant::{
-    Credential, DEFAULT_MAX_REDIRECTS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUESTS,
+    DEFAULT_MAX_REDIRECTS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUESTS,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_METHODS, DEFAULT_TIMEOUT, FetchGrant, GrantError,
 };
 pub use resolve::{Resolve, ResolveFuture, StaticResolver, SystemResolver};
@@ -35,7 +39,6 @@ use std::time::Instant;
 use airlock_core::bindings::airlock::verbs::fetch;
 use airlock_core::{Capability, Decision, Job, VerbError, WitError};
 use rustls::{ClientConfig, RootCertStore};
-use secrecy::{ExposeSecret, SecretSlice};
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::grant::Policy;
@@ -54,14 +57,15 @@ pub enum FetchError {
 
 /// What every job of this host shares.
 pub(crate) struct Shared {
-    secrets: HashMap<String, SecretSlice<u8>>,
+    credentials: HashMap<String, Arc<HostCredential>>,
     resolver: Arc<dyn Resolve>,
     roots: RootCertStore,
     tls: Arc<ClientConfig>,
 }
 
-/// Host-wide: the secrets credentials draw from, the resolver and the TLS
-/// client configuration (built once).
+/// Host-wide: the credentials the host config binds (each with its secret,
+/// header and URLs), the resolver and the TLS client configuration (built
+/// once).
 pub struct FetchCapability {
     shared: Arc<Shared>,
     /// Grants compiled once per grant (by `Arc` identity), not once per job.
@@ -71,18 +75,22 @@ pub struct FetchCapability {
 type CompiledGrant = Result<Arc<Policy>, String>;
 
 impl FetchCapability {
-    /// A capability drawing credentials from `secrets` (secret name -> bytes,
-    /// as resolved from the host config) and names from `resolver`, trusting
-    /// the Mozilla roots of `webpki-roots`.
+    /// A capability whose grants may use `credentials` (as bound by the host
+    /// config; names are unique, a later one replaces an earlier), resolving
+    /// names with `resolver` and trusting the Mozilla roots of `webpki-roots`.
     pub fn new(
-        secrets: HashMap<String, SecretSlice<u8>>,
+        credentials: Vec<HostCredential>,
         resolver: Arc<dyn Resolve>,
     ) -> Result<Self, FetchError> {
+        let credentials = credentials
+            .into_iter()
+            .map(|c| (c.name.clone(), Arc::new(c)))
+            .collect();
         let roots = client::webpki_roots();
         let tls = client::tls_config(roots.clone())?;
         Ok(Self {
             shared: Arc::new(Shared {
-                secrets,
+                credentials,
                 resolver,
                 roots,
                 tls,
@@ -108,9 +116,9 @@ impl FetchCapability {
         Ok(self)
     }
 
-    /// The configured secret names, sorted (never the values).
-    pub fn secret_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.shared.secrets.keys().map(String::as_str).collect();
+    /// The host's credential names, sorted (never the secrets).
+    pub fn credential_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.shared.credentials.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
     }
@@ -126,7 +134,10 @@ impl FetchCapability {
         if let Some((_, policy)) = found {
             return policy.clone();
         }
-        let policy = grant.compile().map(Arc::new).map_err(|e| e.to_string());
+        let policy = grant
+            .compile(&self.shared.credentials)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
         memo.retain(|(g, _)| g.strong_count() > 0);
         memo.push((Arc::downgrade(grant), policy.clone()));
         policy
@@ -134,9 +145,9 @@ impl FetchCapability {
 }
 
 impl Default for FetchCapability {
-    /// No secrets, the system resolver, the Mozilla roots.
+    /// No credentials, the system resolver, the Mozilla roots.
     fn default() -> Self {
-        Self::new(HashMap::new(), Arc::new(SystemResolver))
+        Self::new(Vec::new(), Arc::new(SystemResolver))
             .expect("the ring-backed rustls defaults are always a valid configuration")
     }
 }
@@ -144,7 +155,7 @@ impl Default for FetchCapability {
 impl std::fmt::Debug for FetchCapability {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FetchCapability")
-            .field("secrets", &self.secret_names())
+            .field("credentials", &self.credential_names())
             .field("values", &"[REDACTED]")
             .field("roots", &self.shared.roots.len())
             .finish_non_exhaustive()
@@ -157,7 +168,6 @@ pub struct FetchState {
     policy: Result<Arc<Policy>, String>,
     job: Job,
     requests: u32,
-    scrubber: Option<Arc<Scrubber>>,
 }
 
 impl std::fmt::Debug for FetchState {
@@ -176,29 +186,10 @@ impl Capability for FetchCapability {
     type State = FetchState;
 
     fn check_grant(&self, grant: &FetchGrant) -> Result<(), String> {
-        let policy = grant.compile().map_err(|e| e.to_string())?;
-        for cred in &policy.credentials {
-            let Some(secret) = self.shared.secrets.get(&cred.secret) else {
-                return Err(format!(
-                    "the fetch grant's credential for `{}` names secret `{}`, which the host does \
-                     not release to fetch; the operator must declare [secrets.{}] and list it in \
-                     [fetch] secrets, or remove the credential",
-                    cred.pattern.raw, cred.secret, cred.secret
-                ));
-            };
-            let bad = secret
-                .expose_secret()
-                .iter()
-                .any(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7f);
-            if bad {
-                return Err(format!(
-                    "secret `{}` cannot be sent in a header: it contains a line break or \
-                     control byte (check for a trailing newline in its source)",
-                    cred.secret
-                ));
-            }
-        }
-        Ok(())
+        grant
+            .compile(&self.shared.credentials)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     fn state(&self, grant: Arc<FetchGrant>, job: Job) -> FetchState {
@@ -207,7 +198,6 @@ impl Capability for FetchCapability {
             policy: self.policy(&grant),
             job,
             requests: 0,
-            scrubber: None,
         }
     }
 

@@ -1,12 +1,21 @@
 //! Reflection scrubbing: a server may echo a credential the host attached (in
-//! a header, a JSON body, a base64 blob, a redirect URL). Before anything goes
-//! back to the tool, every known spelling of every secret the grant's
-//! credentials use is replaced by `[REDACTED]`.
+//! a header, a JSON body, a base64 blob, a redirect URL, an HTML page). Before
+//! anything goes back to the tool, every spelling of every secret the grant's
+//! credentials use is replaced by `[REDACTED]`: the fixed spellings (raw,
+//! base64 at every alignment, hex in any case) are searched in the text as it
+//! came and in its decoded views ([`airlock_core::unescape`]: JSON, JavaScript,
+//! percent and HTML escapes, in any case and any mix, up to three layers
+//! deep), and each hit is redacted where it lies in the original bytes. One
+//! Aho-Corasick pass per view keeps the scan linear in the text's length.
 
+use aho_corasick::AhoCorasick;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
+use secrecy::ExposeSecret;
 use zeroize::{Zeroize, Zeroizing};
+
+use airlock_core::unescape;
 
 /// What replaces each secret occurrence.
 pub const REDACTED: &[u8] = b"[REDACTED]";
@@ -15,6 +24,10 @@ pub const REDACTED: &[u8] = b"[REDACTED]";
 /// unrelated text); the raw value is always scrubbed.
 const MIN_DERIVED: usize = 8;
 
+/// Decoded views searched besides the text itself (an HTML reference to a
+/// JSON escape of a percent escape is three layers).
+const MAX_LAYERS: usize = 3;
+
 /// Characters `encodeURIComponent` leaves alone, plus `!*'()` it also keeps.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -22,82 +35,141 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// The spellings to remove, longest first; zeroized on drop.
+/// The spellings to remove, compiled into two automata: exact (raw, base64,
+/// decoded forms) and ASCII-case-insensitive (hex). The needle bytes are
+/// zeroized on drop; the automata's own tables cannot be, and live no longer
+/// than the grant they were built for.
 #[derive(Default)]
 pub struct Scrubber {
-    needles: Vec<Vec<u8>>,
-    first: Vec<bool>,
+    exact: Option<AhoCorasick>,
+    folded: Option<AhoCorasick>,
+    needles: usize,
 }
 
 impl std::fmt::Debug for Scrubber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scrubber")
-            .field("needles", &self.needles.len())
+            .field("needles", &self.needles)
             .finish()
     }
 }
 
-impl Drop for Scrubber {
-    fn drop(&mut self) {
-        for n in &mut self.needles {
-            n.zeroize();
-        }
+/// An automaton over `needles` (then zeroized), `None` when there are none.
+fn automaton(needles: &mut Vec<Vec<u8>>, fold: bool) -> Option<AhoCorasick> {
+    needles.sort_unstable();
+    needles.dedup();
+    let built = (!needles.is_empty()).then(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(fold)
+            .build(needles.iter())
+            .expect("a few short literal needles always build")
+    });
+    for n in needles.iter_mut() {
+        n.zeroize();
     }
+    built
 }
 
 impl Scrubber {
     /// Scrubs each value (a raw secret, a formatted header value) in every
     /// spelling: raw, standard and URL-safe base64 (at all three byte
-    /// alignments), percent-encoded (upper and lower hex, `+` for space) and
-    /// JSON-escaped.
+    /// alignments), hex (any case), percent-encoded with `+` for space, and,
+    /// through the decoded views, every JSON, JavaScript, percent or HTML
+    /// escaping of any of its characters.
     pub fn new<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let mut needles: Vec<Vec<u8>> = Vec::new();
+        let mut exact: Vec<Vec<u8>> = Vec::new();
+        let mut folded: Vec<Vec<u8>> = Vec::new();
         for v in values.into_iter().filter(|v| !v.is_empty()) {
-            needles.push(v.to_vec());
-            for (_, mut n) in spellings(v) {
-                if n.len() >= MIN_DERIVED {
-                    needles.push(n);
-                } else {
+            exact.push(v.to_vec());
+            // A value that itself holds escapes is found in the views as
+            // they decode it.
+            let mut layer = Zeroizing::new(v.to_vec());
+            for _ in 0..MAX_LAYERS {
+                let Some(decoded) = unescape::decode(&layer) else {
+                    break;
+                };
+                layer = Zeroizing::new(decoded);
+                exact.push(layer.to_vec());
+            }
+            for (label, mut n) in spellings(v) {
+                if n.len() < MIN_DERIVED {
                     n.zeroize();
+                } else if label.eq_ignore_ascii_case("hex") {
+                    folded.push(n);
+                } else {
+                    exact.push(n);
                 }
             }
         }
-        needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        needles.dedup();
-        let mut first = vec![false; 256];
-        for n in &needles {
-            if let Some(b) = n.first() {
-                first[usize::from(*b)] = true;
-            }
+        let needles = exact.len() + folded.len();
+        Self {
+            exact: automaton(&mut exact, false),
+            folded: automaton(&mut folded, true),
+            needles,
         }
-        Self { needles, first }
     }
 
-    /// `data` with every occurrence replaced, and how many there were.
-    pub fn scrub(&self, data: &[u8]) -> (Vec<u8>, usize) {
-        let mut out = Vec::with_capacity(data.len());
-        let mut count = 0;
-        let mut i = 0;
-        'scan: while let Some(&b) = data.get(i) {
-            if self.first[usize::from(b)] {
-                for n in &self.needles {
-                    if data[i..].starts_with(n) {
-                        out.extend_from_slice(REDACTED);
-                        i += n.len();
-                        count += 1;
-                        continue 'scan;
-                    }
-                }
-            }
-            out.push(b);
-            i += 1;
+    /// Every hit of a needle in `text`, as byte ranges.
+    fn hits(&self, text: &[u8], out: &mut Vec<(usize, usize)>) {
+        for ac in [&self.exact, &self.folded].into_iter().flatten() {
+            out.extend(ac.find_overlapping_iter(text).map(|m| (m.start(), m.end())));
         }
+    }
+
+    /// `data` with every occurrence replaced, and how many there were
+    /// (overlapping or touching hits count once).
+    pub fn scrub(&self, data: &[u8]) -> (Vec<u8>, usize) {
+        if self.needles == 0 {
+            return (data.to_vec(), 0);
+        }
+        let mut ranges = Vec::new();
+        self.hits(data, &mut ranges);
+        // Each decoded layer, searched, its hits mapped back layer by layer.
+        let mut layers: Vec<Vec<u8>> = Vec::new();
+        while layers.len() < MAX_LAYERS {
+            let below = layers.last().map_or(data, Vec::as_slice);
+            let Some(view) = unescape::decode(below) else {
+                break;
+            };
+            let mut found = Vec::new();
+            self.hits(&view, &mut found);
+            layers.push(view);
+            if found.is_empty() {
+                continue;
+            }
+            for depth in (0..layers.len()).rev() {
+                let source = if depth == 0 { data } else { &layers[depth - 1] };
+                unescape::map_back(source, &mut found);
+            }
+            ranges.extend(found);
+        }
+        for layer in &mut layers {
+            layer.zeroize();
+        }
+        ranges.sort_unstable();
+        let mut out = Vec::with_capacity(data.len());
+        let (mut at, mut count) = (0, 0);
+        let mut i = 0;
+        while i < ranges.len() {
+            // One run of overlapping or touching hits becomes one redaction.
+            let (start, mut end) = ranges[i];
+            i += 1;
+            while let Some(&(_, e)) = ranges.get(i).filter(|(s, _)| *s <= end) {
+                end = end.max(e);
+                i += 1;
+            }
+            out.extend_from_slice(&data[at..start]);
+            out.extend_from_slice(REDACTED);
+            at = end;
+            count += 1;
+        }
+        out.extend_from_slice(&data[at..]);
         (out, count)
     }
 
     /// [`Scrubber::scrub`] for text (guest-visible errors, URLs, header values).
     pub fn scrub_str(&self, text: &str) -> (String, usize) {
-        if self.needles.is_empty() {
+        if self.needles == 0 {
             return (text.to_string(), 0);
         }
         let (bytes, count) = self.scrub(text.as_bytes());
@@ -105,18 +177,58 @@ impl Scrubber {
     }
 }
 
+/// The scrubber for a grant's credentials: each raw secret and each formatted
+/// header value.
+pub(crate) fn for_credentials(rules: &[crate::credential::CredentialRule]) -> Scrubber {
+    let mut values: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    for rule in rules {
+        values.push(Zeroizing::new(rule.cred.secret.expose_secret().to_vec()));
+        values.push(rule.cred.value());
+    }
+    Scrubber::new(values.iter().map(|v| v.as_slice()))
+}
+
 /// Every derived spelling of `v` (all but the raw bytes), each with a label
 /// saying which: standard and URL-safe base64, whole (`base64`, `base64url`)
 /// and as embedded at each byte offset in a longer text (`base64+1`, ...);
 /// percent-encoded (`percent`, `percent-lower`, `percent-plus`, and the same
-/// with `-component` for `encodeURIComponent`'s set); JSON-escaped (`json`).
-/// The scrubber removes these from what a tool gets back; the wall tests
-/// search guest memory for them.
+/// with `-component` for `encodeURIComponent`'s set); hex (`hex`, `HEX`);
+/// JSON-escaped (`json`: `\/`; `json-u`, `json-U`: every byte as `\u00xx`);
+/// HTML references for every byte (`html-dec`, `html-hex`, `html-HEX`) or by
+/// name where one exists (`html-named`). The scrubber removes these, and any
+/// mix of escaped and raw characters, from what a tool gets back; the wall
+/// tests search guest memory and audit trails for them.
 pub fn spellings(v: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     let mut out = Vec::new();
     base64_forms(v, &mut out);
     percent_forms(v, &mut out);
+    out.push(("hex", each_byte(v, |b| format!("{b:02x}"))));
+    out.push(("HEX", each_byte(v, |b| format!("{b:02X}"))));
     out.push(("json", json_escaped(v)));
+    out.push(("json-u", each_byte(v, |b| format!("\\u{b:04x}"))));
+    out.push(("json-U", each_byte(v, |b| format!("\\u{b:04X}"))));
+    out.push(("html-dec", each_byte(v, |b| format!("&#{b};"))));
+    out.push(("html-hex", each_byte(v, |b| format!("&#x{b:x};"))));
+    out.push(("html-HEX", each_byte(v, |b| format!("&#X{b:X};"))));
+    out.push((
+        "html-named",
+        each_byte(v, |b| match b {
+            b'+' => "&plus;".into(),
+            b'/' => "&sol;".into(),
+            b'=' => "&equals;".into(),
+            b'&' => "&amp;".into(),
+            b => char::from(b).to_string(),
+        }),
+    ));
+    out
+}
+
+/// `v` with each byte written by `f`.
+fn each_byte(v: &[u8], f: impl Fn(u8) -> String) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * 6);
+    for &b in v {
+        out.extend_from_slice(f(b).as_bytes());
+    }
     out
 }
 

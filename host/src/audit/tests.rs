@@ -370,7 +370,7 @@ fn audit_keys_are_secrets_of_their_own_and_come_in_pairs() {
     for shared in [
         "[sign.keys.k]\nkind = \"hmac-sha256\"\nsecret = \"m\"\n",
         "[sign.keys.k]\nkind = \"ed25519\"\nsecret = \"s\"\n",
-        "[fetch]\nsecrets = [\"m\"]\n",
+        "[fetch.credentials.c]\nsecret = \"m\"\nheader = \"Authorization\"\nurls = [\"https://api.example.com/*\"]\n",
     ] {
         let e = parse(&format!("{shared}{audit}")).unwrap_err();
         assert!(e.contains("a tool could forge or leak the trail"), "{e}");

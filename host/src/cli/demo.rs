@@ -272,7 +272,7 @@ fn demo_capabilities(
     live: bool,
 ) -> Result<Capabilities, Failure> {
     use airlock_complete::{CompleteCapability, ProviderConfig, ProviderKind};
-    use airlock_fetch::{FetchCapability, StaticResolver};
+    use airlock_fetch::{CredentialSpec, FetchCapability, HostCredential, StaticResolver};
     use secrecy::SecretSlice;
 
     let lo = [origin.ip()];
@@ -280,11 +280,21 @@ fn demo_capabilities(
         .with("docs.demo", lo)
         .with("api.demo", lo)
         .with("exfil.demo", lo);
-    let secrets = std::collections::HashMap::from([(
-        "demo-api-token".to_string(),
+    // The operator binds the token to the one API it is for; a toolkit can
+    // only name the credential.
+    let spec = CredentialSpec {
+        secret: "demo-api-token".into(),
+        header: "Authorization".into(),
+        format: Some("Bearer {}".into()),
+        urls: vec![format!("http://api.demo:{}/whoami", origin.port())],
+    };
+    let credential = HostCredential::new(
+        "demo-api",
+        &spec,
         SecretSlice::from(token.as_bytes().to_vec()),
-    )]);
-    let fetch = FetchCapability::new(secrets, Arc::new(resolver))
+    )
+    .map_err(|e| Failure::internal(e.to_string()))?;
+    let fetch = FetchCapability::new(vec![credential], Arc::new(resolver))
         .map_err(|e| Failure::internal(e.to_string()))?;
     let mut providers = vec![(
         "demo-local".to_string(),
@@ -322,7 +332,7 @@ fn demo_capabilities(
 /// tool never sees, and a model call with the host's key.
 fn web_tour(tour: &Tour, port: u16, token: &str) -> Result<(), Failure> {
     use airlock_complete::CompleteGrant;
-    use airlock_fetch::{Credential, FetchGrant};
+    use airlock_fetch::{CredentialRef, FetchGrant};
 
     let docs = format!("http://docs.demo:{port}/*");
     let article = format!("http://docs.demo:{port}/article");
@@ -378,12 +388,7 @@ fn web_tour(tour: &Tour, port: u16, token: &str) -> Result<(), Failure> {
         fetch: Some(Arc::new(FetchGrant {
             allow: vec![whoami.clone()],
             private_networks: vec!["127.0.0.1".into()],
-            credentials: vec![Credential {
-                url: whoami.clone(),
-                header: "Authorization".into(),
-                secret: "demo-api-token".into(),
-                format: Some("Bearer {}".into()),
-            }],
+            credentials: vec![CredentialRef::named("demo-api")],
             ..FetchGrant::default()
         })),
         ..Grants::default()
@@ -403,8 +408,8 @@ fn web_tour(tour: &Tour, port: u16, token: &str) -> Result<(), Failure> {
         })
         .unwrap_or_default();
     let body = String::from_utf8_lossy(&body).into_owned();
-    outln!("8. http-probe, granted: fetch ({whoami}), whose requests get the header");
-    outln!("   Authorization: Bearer <secret demo-api-token>, added by the host");
+    outln!("8. http-probe, granted: fetch ({whoami}) and the credential demo-api, which the");
+    outln!("   host config binds to that URL only: Authorization: Bearer <secret demo-api-token>");
     outln!("   GET {whoami} -> {} {body}", out.value["status"]);
     outln!("   The API received the token and echoed it back; the tool saw only [REDACTED].\n");
     if out.value["status"] != json!(200) || body.contains(token) || !body.contains("[REDACTED]") {

@@ -34,6 +34,27 @@ mod secrets {
     }
 
     #[test]
+    fn a_key_echoed_in_escapes_is_redacted_where_it_is_spelled() {
+        let r = redactor();
+        let json: String = KEY.bytes().map(|b| format!("\\u{b:04X}")).collect();
+        let html: String = KEY.bytes().map(|b| format!("&#x{b:x};")).collect();
+        let pct: String = KEY.bytes().map(|b| format!("%{b:02x}")).collect();
+        // Only some characters escaped, in a provider's JSON error.
+        let mixed = KEY.replacen("sk-", "sk\\u002D", 1);
+        for spelled in [json, html, pct, mixed] {
+            let out = r.redact(format!("{{\"error\":\"bad key {spelled}\"}}").as_bytes());
+            assert_eq!(out, "{\"error\":\"bad key [redacted]\"}", "{spelled}");
+        }
+        // Half of the key, escaped, is still a fragment.
+        let half: String = KEY
+            .bytes()
+            .take(12)
+            .map(|b| format!("\\u{b:04x}"))
+            .collect();
+        assert_eq!(r.redact(format!("x {half} y").as_bytes()), "x [redacted] y");
+    }
+
+    #[test]
     fn short_keys_are_redacted_whole_and_several_keys_at_once() {
         let r = Redactor::new([b"abc".as_slice(), b"0123456789".as_slice(), b"".as_slice()]);
         assert_eq!(

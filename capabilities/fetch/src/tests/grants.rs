@@ -167,12 +167,28 @@ fn fields_are_checked_with_advice() {
     assert!(e.contains("https://127.0.0.1/"), "{e}");
 }
 
-fn cred(url: &str, header: &str, secret: &str, format: Option<&str>) -> Credential {
-    Credential {
-        url: url.into(),
+fn spec(header: &str, format: Option<&str>, urls: &[&str]) -> CredentialSpec {
+    CredentialSpec {
+        secret: "gh-token".into(),
         header: header.into(),
-        secret: secret.into(),
         format: format.map(Into::into),
+        urls: urls.iter().map(|u| u.to_string()).collect(),
+    }
+}
+
+fn bind(spec: &CredentialSpec) -> Result<HostCredential, String> {
+    HostCredential::new("github", spec, SecretSlice::from(b"tok".to_vec()))
+        .map_err(|e| e.to_string())
+}
+
+/// A grant using credential `github` narrowed to `urls`.
+fn narrowed(urls: &[&str]) -> FetchGrant {
+    FetchGrant {
+        credentials: vec![CredentialRef {
+            name: "github".into(),
+            urls: urls.iter().map(|u| u.to_string()).collect(),
+        }],
+        ..grant(&["https://api.github.com/"])
     }
 }
 
@@ -180,59 +196,175 @@ mod secrets {
     use super::*;
 
     #[test]
-    fn credentials_must_name_configured_secrets_and_sane_headers() {
+    fn a_grant_refers_to_host_credentials_by_name_only() {
         let cap = capability();
-        let with = |c: Credential| FetchGrant {
-            credentials: vec![c],
+        let with = |name: &str| FetchGrant {
+            credentials: vec![CredentialRef::named(name)],
             ..grant(&["https://api.example.com/"])
         };
-        assert!(
-            cap.check_grant(&with(cred(
-                "https://api.example.com/",
-                "authorization",
-                "token",
-                Some("Bearer {}")
-            )))
-            .is_ok()
+        assert_eq!(cap.check_grant(&with("token")), Ok(()));
+        assert_eq!(
+            cap.check_grant(&with("gh-token")).unwrap_err(),
+            "fetch credential `gh-token`: the host config has no [fetch.credentials.gh-token] \
+             (it defines token); the operator must define it, or remove the reference"
         );
-        let e = cap
-            .check_grant(&with(cred(
-                "https://api.example.com/",
-                "authorization",
-                "nope",
-                None,
-            )))
+        assert_eq!(
+            capability_with(vec![]).credential_names(),
+            Vec::<&str>::new()
+        );
+        let e = capability_with(vec![])
+            .check_grant(&with("token"))
             .unwrap_err();
-        assert!(e.contains("[secrets.nope]"), "{e}");
+        assert!(e.contains("(it defines none)"), "{e}");
+    }
+
+    #[test]
+    fn a_toolkit_may_narrow_a_credential_but_never_widen_it() {
+        let cap = capability_with(vec![
+            bind(&spec(
+                "Authorization",
+                Some("Bearer {}"),
+                &[
+                    "https://api.github.com/repos/*",
+                    "https://*.githubusercontent.com/",
+                ],
+            ))
+            .unwrap(),
+        ]);
+        for inside in [
+            "https://api.github.com/repos/*",
+            "https://api.github.com/repos/me/*",
+            "https://api.github.com/repos/me/x",
+            "https://API.github.com:443/repos/me/",
+            "https://raw.githubusercontent.com/me/",
+            "https://*.raw.githubusercontent.com/",
+            "https://*.githubusercontent.com/x/",
+        ] {
+            assert_eq!(cap.check_grant(&narrowed(&[inside])), Ok(()), "{inside}");
+        }
+        let hosts = "(https://api.github.com/repos/*, https://*.githubusercontent.com/)";
+        for outside in [
+            // The toolkit's own listener, another host, a parent.
+            "http://127.0.0.1:8080/",
+            "https://evil.example/repos/",
+            "https://github.com/repos/",
+            "https://*.github.com/repos/",
+            "https://githubusercontent.com/",
+            // Broader or sideways paths.
+            "https://api.github.com/*",
+            "https://api.github.com/repo*",
+            "https://api.github.com/user",
+            // Another port or scheme.
+            "https://api.github.com:8443/repos/",
+            "http://api.github.com/repos/",
+        ] {
+            assert_eq!(
+                cap.check_grant(&narrowed(&[outside])).unwrap_err(),
+                format!(
+                    "fetch credential `github`: pattern `{outside}` is not within the host \
+                     config's URLs for it {hosts}; a toolkit may only narrow a credential's URLs \
+                     (same scheme, host and port, a path inside)"
+                ),
+            );
+        }
+        // One bad pattern among good ones refuses the grant.
         let e = cap
-            .check_grant(&with(cred(
-                "https://api.example.com/",
-                "connection",
-                "token",
-                None,
-            )))
+            .check_grant(&narrowed(&[
+                "https://api.github.com/repos/me/",
+                "https://evil.example/",
+            ]))
             .unwrap_err();
-        assert!(e.contains("managed by the host"), "{e}");
-        let e = cap
-            .check_grant(&with(cred(
-                "https://api.example.com/",
-                "x-key",
-                "token",
-                Some("Bearer"),
-            )))
-            .unwrap_err();
+        assert!(e.contains("pattern `https://evil.example/`"), "{e}");
+    }
+
+    #[test]
+    fn credential_headers_go_through_the_guest_header_refusal_list() {
+        let urls = ["https://api.github.com/"];
+        for ok in [
+            "Authorization",
+            "authorization",
+            "X-Api-Key",
+            "Private-Token",
+        ] {
+            assert!(bind(&spec(ok, None, &urls)).is_ok(), "{ok}");
+        }
+        for refused in [
+            "Cookie",
+            "Content-Length",
+            "Proxy-Authorization",
+            "Host",
+            "Transfer-Encoding",
+            "Connection",
+            "Keep-Alive",
+            "TE",
+            "Trailer",
+            "Upgrade",
+            "Accept-Encoding",
+            "Proxy-Connection",
+        ] {
+            let lower = refused.to_ascii_lowercase();
+            assert_eq!(
+                bind(&spec(refused, None, &urls)).unwrap_err(),
+                format!(
+                    "fetch credential `github`: header `{lower}` is managed by the host's HTTP client \
+                     (routing, framing, cookies or proxies) and cannot carry a credential; use \
+                     `Authorization` or a custom header such as `X-Api-Key`"
+                ),
+            );
+            // The same list refuses the header from a tool.
+            assert!(crate::credential::managed(&lower).is_some(), "{lower}");
+        }
+        assert_eq!(
+            crate::credential::managed("authorization"),
+            Some(crate::credential::Managed::Credential)
+        );
+        let e = bind(&spec("x-key", Some("Bearer"), &urls)).unwrap_err();
         assert!(e.contains("exactly once"), "{e}");
-        let e = cap
-            .check_grant(&with(cred("api.example.com", "x-key", "token", None)))
-            .unwrap_err();
+        let e = bind(&spec("x key", None, &urls)).unwrap_err();
+        assert!(e.contains("not a valid header name"), "{e}");
+        let e = bind(&spec("x-key", None, &[])).unwrap_err();
+        assert!(e.contains("`urls` is empty"), "{e}");
+        let e = bind(&spec("x-key", None, &["api.github.com"])).unwrap_err();
         assert!(e.contains("no scheme"), "{e}");
         // A secret with a trailing newline cannot become a header value.
-        let secrets = HashMap::from([("nl".to_string(), SecretSlice::from(b"abc\n".to_vec()))]);
-        let cap = FetchCapability::new(secrets, Arc::new(resolver())).unwrap();
-        let e = cap
-            .check_grant(&with(cred("https://api.example.com/", "x-key", "nl", None)))
-            .unwrap_err();
+        let e = HostCredential::new(
+            "nl",
+            &spec("x-key", None, &urls),
+            SecretSlice::from(b"abc\n".to_vec()),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("line break") && !e.contains("abc"), "{e}");
+    }
+
+    #[test]
+    fn the_old_toolkit_credential_form_is_refused_with_directions() {
+        let e = toml::from_str::<FetchGrant>(
+            r#"
+            allow = ["https://api.github.com/"]
+            credentials = [{ url = "https://api.github.com/*", header = "Authorization", secret = "gh-token", format = "Bearer {}" }]
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "a toolkit no longer binds a secret to a header and URL: the host config does. \
+                 Move this credential to the host config as [fetch.credentials.gh-token] with \
+                 secret = \"gh-token\", header = \"Authorization\", format = \"Bearer {}\", \
+                 urls = [\"https://api.github.com/*\"], and replace this entry by \
+                 { name = \"gh-token\" } (optionally with urls = [...] inside the host's)"
+            ),
+            "{e}"
+        );
+        let e = toml::from_str::<FetchGrant>("allow = []\ncredentials = [{ urls = [] }]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a credential entry needs `name`"), "{e}");
+        let e = toml::from_str::<FetchGrant>("allow = []\ncredentials = [{ name = \"a\", x = 1 }]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `x`"), "{e}");
     }
 
     #[test]
@@ -251,12 +383,13 @@ mod secrets {
 #[test]
 fn describe_speaks_plainly_to_a_reviewer() {
     let g = FetchGrant {
-        credentials: vec![cred(
-            "https://api.example.com/v1/",
-            "authorization",
-            "gh-token",
-            Some("Bearer {}"),
-        )],
+        credentials: vec![
+            CredentialRef {
+                name: "github".into(),
+                urls: vec!["https://api.example.com/v1/".into()],
+            },
+            CredentialRef::named("other"),
+        ],
         private_networks: vec!["10.1.0.0/16".into()],
         ..grant(&["https://api.example.com/v1/", "https://*.example.org/*"])
     };
@@ -278,8 +411,12 @@ fn describe_speaks_plainly_to_a_reviewer() {
         "{text}"
     );
     assert!(text.contains(
-        "requests to https://api.example.com/v1/ get header authorization from secret gh-token (the tool never sees it)"
+        "requests to https://api.example.com/v1/ (within the host config's URLs for it) get credential github (header and secret set by the host config; the tool never sees it)"
     ), "{text}");
+    assert!(
+        text.contains("requests to the URLs the host config binds it to get credential other"),
+        "{text}"
+    );
     let lines = FetchCapability::describe(&grant(&["nope"]));
     assert!(lines[0].starts_with("INVALID"), "{lines:?}");
 }
@@ -291,10 +428,8 @@ fn toolkit_form_has_defaults_and_refuses_unknown_fields() {
         allow = ["https://api.example.com/"]
         timeout = "3s"
         [[credentials]]
-        url = "https://api.example.com/"
-        header = "authorization"
-        secret = "token"
-        format = "Bearer {}"
+        name = "token"
+        urls = ["https://api.example.com/v1/"]
         "#,
     )
     .unwrap();
@@ -304,7 +439,12 @@ fn toolkit_form_has_defaults_and_refuses_unknown_fields() {
         (g.max_request_bytes, g.max_response_bytes),
         (1 << 20, 4 << 20)
     );
-    assert_eq!(g.compile().unwrap().timeout, Duration::from_secs(3));
+    let policy = g.compile(&capability().shared.credentials).unwrap();
+    assert_eq!(policy.timeout, Duration::from_secs(3));
+    assert_eq!(
+        policy.credentials[0].narrow[0].raw,
+        "https://api.example.com/v1/"
+    );
     assert!(capability().check_grant(&g).is_ok());
     let e = toml::from_str::<FetchGrant>("allow = []\nproxy = \"x\"").unwrap_err();
     assert!(e.to_string().contains("unknown field"), "{e}");

@@ -363,19 +363,21 @@ async fn a_closed_port_is_an_upstream_error() {
     );
 }
 
-fn credential_grant(p: u16) -> FetchGrant {
-    FetchGrant {
-        credentials: vec![Credential {
-            url: format!("http://*.allowed.test:{p}/api/"),
-            header: "Authorization".into(),
-            secret: "token".into(),
-            format: Some("Bearer {}".into()),
-        }],
+/// A job whose grant uses credential `token`, which the host binds to
+/// `http://*.allowed.test:{p}/api/`.
+fn credential_state(p: u16) -> (FetchState, Arc<MemoryAudit>) {
+    let cap = capability_with(vec![host_credential(
+        "token",
+        &[&format!("http://*.allowed.test:{p}/api/")],
+    )]);
+    let g = FetchGrant {
+        credentials: vec![CredentialRef::named("token")],
         ..local(&[
             &format!("http://*.allowed.test:{p}/"),
             &format!("http://allowed.test:{p}/"),
         ])
-    }
+    };
+    state_in(&cap, g, Duration::from_secs(10))
 }
 
 mod secrets {
@@ -389,7 +391,7 @@ mod secrets {
         })
         .await;
         let p = server.port;
-        let (mut s, _) = state(credential_grant(p));
+        let (mut s, _) = credential_state(p);
         let send_to = |url: String, to: Option<String>| fetch::Request {
             headers: to
                 .map(|v| {
@@ -482,7 +484,7 @@ mod secrets {
     })
     .await;
         let p = server.port;
-        let (mut s, audit) = state(credential_grant(p));
+        let (mut s, audit) = credential_state(p);
         let r = get(&mut s, &format!("http://a.allowed.test:{p}/api/echo"))
             .await
             .unwrap();
@@ -527,7 +529,7 @@ mod secrets {
         })
         .await;
         let p = server.port;
-        let (mut s, audit) = state(credential_grant(p));
+        let (mut s, audit) = credential_state(p);
         let r = get(&mut s, &format!("http://a.allowed.test:{p}/api/go"))
             .await
             .unwrap();

@@ -6,6 +6,7 @@ mod bypass;
 mod grants;
 mod live;
 mod props;
+mod scrub;
 
 use super::*;
 use airlock_core::MemoryAudit;
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use secrecy::SecretSlice;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
@@ -42,12 +44,28 @@ pub fn resolver() -> StaticResolver {
         .with("mapped.test", [ip("::ffff:127.0.0.1")])
 }
 
+/// Host credential `name`: `Authorization: Bearer` + [`SECRET`] to `urls`.
+pub fn host_credential(name: &str, urls: &[&str]) -> HostCredential {
+    let spec = CredentialSpec {
+        secret: "token".into(),
+        header: "Authorization".into(),
+        format: Some("Bearer {}".into()),
+        urls: urls.iter().map(|u| u.to_string()).collect(),
+    };
+    HostCredential::new(name, &spec, SecretSlice::from(SECRET.as_bytes().to_vec()))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+pub fn capability_with(credentials: Vec<HostCredential>) -> FetchCapability {
+    FetchCapability::new(credentials, Arc::new(resolver())).expect("tls config")
+}
+
+/// The test host: credential `token` bound to `https://api.example.com/`.
 pub fn capability() -> FetchCapability {
-    let secrets = HashMap::from([(
-        "token".to_string(),
-        SecretSlice::from(SECRET.as_bytes().to_vec()),
-    )]);
-    FetchCapability::new(secrets, Arc::new(resolver())).expect("tls config")
+    capability_with(vec![host_credential(
+        "token",
+        &["https://api.example.com/"],
+    )])
 }
 
 pub fn grant(allow: &[&str]) -> FetchGrant {

@@ -69,6 +69,35 @@ mod fetch_scope {
             prop_assert_eq!(t.host, CanonHost::Ip(IpAddr::V4(Ipv4Addr::from(n))));
         }
 
+        /// A toolkit's narrowing can never reach a URL the host's pattern
+        /// does not: whatever `within` accepts, the outer pattern covers.
+        #[test]
+        fn within_never_admits_a_url_outside(
+            outer in pattern_spec(),
+            inner in pattern_spec(),
+            urls in prop::collection::vec(url_spec(), 16),
+        ) {
+            let o = UrlPattern::parse(&outer.text()).unwrap();
+            let i = UrlPattern::parse(&inner.text()).unwrap();
+            prop_assert!(crate::within(&o, &o));
+            // URLs the inner pattern surely matches, besides random ones.
+            let mut urls = urls;
+            for tail in ["", "x", "/x", "v1/"] {
+                urls.push(UrlSpec {
+                    scheme: inner.scheme,
+                    host: if inner.wildcard { format!("x.{}", inner.base) } else { inner.base.clone() },
+                    port: inner.port,
+                    path: format!("{}{tail}", inner.path),
+                });
+            }
+            if crate::within(&i, &o) {
+                for u in &urls {
+                    let t = Target::parse(None, &u.text()).unwrap();
+                    prop_assert!(!i.matches(&t) || o.matches(&t), "{} within {} but {} escapes", i.raw, o.raw, u.text());
+                }
+            }
+        }
+
         #[test]
         fn matcher_agrees_with_a_reference(p in pattern_spec(), u in url_spec()) {
             let pattern = UrlPattern::parse(&p.text()).unwrap();
