@@ -222,6 +222,45 @@ struct HostFile {
     complete: CompleteSection,
     #[serde(default)]
     fetch: FetchSection,
+    #[serde(default)]
+    mcp: McpSection,
+}
+
+/// `[mcp]`: what one client may hold of `airlock mcp --http`; an absent
+/// field keeps its default ([`crate::mcp_http::HttpLimits`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct McpSection {
+    header_timeout: Option<Span>,
+    max_connections: Option<usize>,
+    max_sessions: Option<usize>,
+    session_idle: Option<Span>,
+}
+
+impl McpSection {
+    fn limits(&self, path: &Path) -> Result<crate::mcp_http::HttpLimits, ConfigError> {
+        let base = crate::mcp_http::HttpLimits::default();
+        let limits = crate::mcp_http::HttpLimits {
+            header_timeout: self.header_timeout.map_or(base.header_timeout, |s| s.0),
+            max_connections: self.max_connections.unwrap_or(base.max_connections),
+            max_sessions: self.max_sessions.unwrap_or(base.max_sessions),
+            session_idle: self.session_idle.map_or(base.session_idle, |s| s.0),
+        };
+        for (key, zero) in [
+            ("header_timeout", limits.header_timeout.is_zero()),
+            ("max_connections", limits.max_connections == 0),
+            ("max_sessions", limits.max_sessions == 0),
+            ("session_idle", limits.session_idle.is_zero()),
+        ] {
+            if zero {
+                return Err(invalid(
+                    path,
+                    format!("[mcp] {key} must be above zero; leave it out for the default"),
+                ));
+            }
+        }
+        Ok(limits)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -284,6 +323,8 @@ pub struct HostConfig {
     pub capabilities: Capabilities,
     /// Where the audit trail goes, if the config says.
     pub audit_file: Option<PathBuf>,
+    /// What one client may hold of `airlock mcp --http` (`[mcp]`).
+    pub mcp_http: crate::mcp_http::HttpLimits,
 }
 
 impl HostConfig {
@@ -367,6 +408,7 @@ impl HostConfig {
                 complete,
             },
             audit_file: file.audit.file.map(|f| base.join(f)),
+            mcp_http: file.mcp.limits(path)?,
         })
     }
 }

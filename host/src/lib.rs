@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod host;
 pub mod job;
 pub mod mcp;
+pub mod mcp_http;
 #[cfg(feature = "guest-debug")]
 pub mod probe;
 pub mod schema;

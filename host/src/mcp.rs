@@ -30,19 +30,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{RequestContext, RoleServer};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServiceExt};
 use serde_json::Value;
 
@@ -305,60 +298,22 @@ pub const HTTP_PATH: &str = "/mcp";
 
 /// Serves `toolbox` over streamable HTTP at [`HTTP_PATH`] on `listener`,
 /// accepting only requests whose `Host` is one of `allowed_hosts` (DNS
-/// rebinding protection) and whose `Origin`, if any, is `http://` one of them.
+/// rebinding protection) and whose `Origin`, if any, is `http://` one of them,
+/// within `limits` (see [`crate::mcp_http`]).
 pub async fn serve_http(
     toolbox: Arc<Toolbox>,
     listener: tokio::net::TcpListener,
     allowed_hosts: Vec<String>,
+    limits: crate::mcp_http::HttpLimits,
 ) -> anyhow::Result<()> {
-    let origins: Vec<String> = allowed_hosts
-        .iter()
-        .map(|h| format!("http://{h}"))
-        .collect();
-    let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(allowed_hosts)
-        .with_allowed_origins(origins);
-    let service = TowerToHyperService::new(StreamableHttpService::new(
-        move || Ok(AirlockMcp::new(toolbox.clone())),
-        LocalSessionManager::default().into(),
-        config,
-    ));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                eprintln!("airlock mcp: accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let service = service.clone();
-        tokio::spawn(async move {
-            let route = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                let service = service.clone();
-                async move {
-                    if req.uri().path() != HTTP_PATH {
-                        let body =
-                            Full::new(Bytes::from_static(b"not found: the MCP endpoint is /mcp\n"))
-                                .map_err(|never| match never {})
-                                .boxed();
-                        let mut response = hyper::Response::new(body);
-                        *response.status_mut() = hyper::StatusCode::NOT_FOUND;
-                        return Ok(response);
-                    }
-                    hyper::service::Service::call(&service, req).await
-                }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), route)
-                .await;
-            if let Err(e) = conn
-                && !e.is_incomplete_message()
-            {
-                eprintln!("airlock mcp: connection from {peer}: {e}");
-            }
-        });
-    }
+    crate::mcp_http::serve(
+        move || AirlockMcp::new(toolbox.clone()),
+        listener,
+        HTTP_PATH,
+        allowed_hosts,
+        limits,
+    )
+    .await
 }
 
 /// Loads the toolkit at `path` into `host` for serving; a convenience for
