@@ -515,6 +515,45 @@ mod tests {
     }
 
     #[test]
+    fn the_mcp_section_sets_http_limits_over_the_defaults() {
+        use crate::mcp_http::HttpLimits;
+        use std::time::Duration;
+        let path = Path::new("/etc/airlock.toml");
+        assert_eq!(
+            HostConfig::parse("", path).unwrap().mcp_http,
+            HttpLimits::default()
+        );
+        let cfg = HostConfig::parse(
+            "[mcp]\nheader_timeout = \"250ms\"\nmax_sessions = 3\nsession_idle = \"1m\"\n",
+            path,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.mcp_http,
+            HttpLimits {
+                header_timeout: Duration::from_millis(250),
+                max_sessions: 3,
+                session_idle: Duration::from_secs(60),
+                ..HttpLimits::default()
+            }
+        );
+        for (text, needle) in [
+            (
+                "[mcp]\nmax_connections = 0\n",
+                "[mcp] max_connections must be above zero",
+            ),
+            (
+                "[mcp]\nheader_timeout = \"0s\"\n",
+                "[mcp] header_timeout must be above zero",
+            ),
+            ("[mcp]\nmax_session = 5\n", "unknown field `max_session`"),
+        ] {
+            let e = HostConfig::parse(text, path).unwrap_err().to_string();
+            assert!(e.contains(needle) && e.contains("/etc/airlock.toml"), "{e}");
+        }
+    }
+
+    #[test]
     fn unknown_fields_and_verbs_are_errors_naming_the_file() {
         let e = Toolkit::parse(
             "[tools.a]\ncomponent = \"a.wasm\"\n[tools.a.grants.network]\nall = true\n",
