@@ -4,9 +4,10 @@
 //! within a timeout, connections and sessions are capped, idle sessions expire.
 //!
 //! Over [`HttpLimits::max_connections`], a new connection closes the one that
-//! has waited longest for a request (a slow or idle client), never one with a
-//! request in progress; when every connection is busy it waits in the
-//! kernel's backlog. Over [`HttpLimits::max_sessions`], a new `initialize` is
+//! has waited longest for a request (a slow or idle client, or one holding a
+//! session's standalone SSE stream, on which airlock sends nothing), never
+//! one with a request in progress; when every connection is busy it waits in
+//! the kernel's backlog. Over [`HttpLimits::max_sessions`], a new `initialize` is
 //! answered `503` and existing sessions are untouched; sessions idle for
 //! [`HttpLimits::session_idle`] are closed, which frees their slots.
 //!
@@ -156,7 +157,12 @@ where
                     let app = app.clone();
                     let conn = conn.clone();
                     async move {
-                        conn.busy();
+                        // A GET is the session's standalone SSE stream, on
+                        // which airlock sends nothing: holding one open is
+                        // waiting, and closing it loses nothing.
+                        if req.method() != Method::GET {
+                            conn.busy();
+                        }
                         let guard = IdleOnDrop(conn);
                         let response = app.handle(req).await;
                         Ok::<_, Infallible>(response.map(|inner| Tracked {

@@ -443,6 +443,26 @@ mod mcp {
         let peer = busy.peer().clone();
         let spin = tokio::spawn(async move { sdk_call(&peer, "spin.run", "").await });
         tokio::time::sleep(Duration::from_millis(300)).await;
+        // A session's standalone SSE stream, held open: waiting, not busy.
+        let addr = server.addr.clone();
+        let held = tokio::task::spawn_blocking(move || {
+            let mut raw = Raw::connect(&addr);
+            assert_eq!(raw.initialize().status, 200);
+            let mut s = TcpStream::connect(&addr).unwrap();
+            let get = format!(
+                "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+                 Mcp-Session-Id: {}\r\nMcp-Protocol-Version: 2025-06-18\r\n\r\n",
+                raw.session.unwrap()
+            );
+            s.write_all(get.as_bytes()).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head).unwrap();
+            assert_eq!(&head, b"HTTP/1.1 200");
+            s
+        })
+        .await
+        .unwrap();
 
         let addr = server.addr.clone();
         let slow: Vec<TcpStream> =
@@ -477,6 +497,17 @@ mod mcp {
         assert!(
             closed >= 7,
             "only {closed} of 12 slow connections were closed"
+        );
+        // The held SSE stream, older than them, was closed too.
+        let ended = tokio::task::spawn_blocking(move || {
+            held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            (&held).read_to_end(&mut Vec::new())
+        })
+        .await
+        .unwrap();
+        assert!(
+            ended.is_ok(),
+            "the held SSE stream is still open: {ended:?}"
         );
         real.cancel().await.unwrap();
         busy.cancel().await.unwrap();
