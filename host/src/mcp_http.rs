@@ -106,7 +106,9 @@ where
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let slots = Arc::new(Slots {
-        permits: Arc::new(Semaphore::new(limits.max_connections)),
+        permits: Arc::new(Semaphore::new(
+            limits.max_connections.min(Semaphore::MAX_PERMITS),
+        )),
         idle: Mutex::new(Idle::default()),
     });
     let evicted = Throttle::default();
@@ -254,43 +256,56 @@ impl<S: ServerHandler + Send + 'static> App<S> {
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
             .map(|s| SessionId::from(s.to_string()));
-        match (&method, &session) {
-            (&Method::DELETE, Some(id))
-                if !self.sessions.inner.sessions.read().await.contains_key(id) =>
-            {
-                return text(StatusCode::NOT_FOUND, "no such session\n".into());
+        let existed = match &session {
+            Some(id) if method == Method::DELETE => {
+                self.sessions.inner.sessions.read().await.contains_key(id)
             }
-            (&Method::POST, None) if self.sessions.is_full().await => {
-                let max = self.limits.max_sessions;
-                self.refused.note(|n| {
-                    format!("airlock mcp: refused {n} new sessions: {max} are open (max_sessions)")
-                });
-                return busy(max, self.limits.session_idle);
-            }
-            _ => {}
-        }
+            _ => false,
+        };
+        // rmcp checks the Host and Origin first; only then are its answers
+        // mended below.
         let response = self
             .mcp
             .handle(Request::from_parts(parts, Full::new(bytes.clone())))
             .await;
         match (method, response.status()) {
-            (Method::DELETE, StatusCode::ACCEPTED) => {
+            (Method::DELETE, StatusCode::ACCEPTED) if existed => {
                 let mut done = Response::new(Empty::new().boxed());
                 *done.status_mut() = StatusCode::NO_CONTENT;
                 done
             }
+            (Method::DELETE, StatusCode::ACCEPTED) => {
+                text(StatusCode::NOT_FOUND, "no such session\n".into())
+            }
             // rmcp answers a body it cannot parse with 415, as if the media
             // type were wrong; the media type was checked, so it is the body.
             (Method::POST, StatusCode::UNSUPPORTED_MEDIA_TYPE) if json => {
-                let reason = response.into_body().collect().await.map_or_else(
-                    |never| match never {},
-                    |b| String::from_utf8_lossy(&b.to_bytes()).into_owned(),
-                );
-                parse_error(&bytes, &reason)
+                parse_error(&bytes, &body_text(response).await)
+            }
+            // rmcp reports a session manager's error as its own 500.
+            (Method::POST, StatusCode::INTERNAL_SERVER_ERROR) if session.is_none() => {
+                let reason = body_text(response).await;
+                if !reason.contains(SessionsError::FULL) {
+                    return text(StatusCode::INTERNAL_SERVER_ERROR, reason);
+                }
+                let max = self.limits.max_sessions;
+                self.refused.note(|n| {
+                    format!("airlock mcp: refused {n} new sessions: {max} are open (max_sessions)")
+                });
+                busy(max, self.limits.session_idle)
             }
             _ => response,
         }
     }
+}
+
+async fn body_text(response: Response<BoxedBody>) -> String {
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_or_else(|never| match never {}, |b| b.to_bytes());
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// A plain-text response.
@@ -390,13 +405,17 @@ impl CappedSessions {
 /// Why a session operation failed.
 #[derive(Debug, thiserror::Error)]
 enum SessionsError {
-    /// The cap is reached (only when `initialize`s race past the check in
-    /// [`App::handle`]).
+    /// The cap is reached.
     #[error("too many MCP sessions: {0} are open (max_sessions)")]
     Full(usize),
     /// rmcp's own error.
     #[error(transparent)]
     Local(#[from] LocalSessionManagerError),
+}
+
+impl SessionsError {
+    /// The start of [`SessionsError::Full`]'s message, found in rmcp's 500.
+    const FULL: &str = "too many MCP sessions";
 }
 
 impl SessionManager for CappedSessions {

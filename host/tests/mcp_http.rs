@@ -529,6 +529,9 @@ mod mcp {
                     _ => refused.push(reply),
                 }
             }
+            // Full or not, a request for another host is still refused first.
+            client.addr = "evil.example".into();
+            assert_eq!(client.initialize().status, 403);
             (opened, refused)
         })
         .await
