@@ -146,6 +146,7 @@ struct Raw {
     addr: String,
     session: Option<String>,
     next_id: u64,
+    tools: Vec<String>,
 }
 
 impl Raw {
@@ -160,6 +161,7 @@ impl Raw {
             addr: addr.to_string(),
             session: None,
             next_id: 1,
+            tools: Vec::new(),
         }
     }
 
@@ -246,8 +248,27 @@ impl Raw {
         reply
     }
 
-    /// `tools/call`; returns the JSON-RPC result.
-    fn call(&mut self, name: &str, arguments: Value) -> Value {
+    /// The MCP name of the tool whose name starts with `prefix` (`word`,
+    /// `spin`), whatever the naming scheme.
+    fn tool(&mut self, prefix: &str) -> String {
+        if self.tools.is_empty() {
+            let reply = self.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+            let list = reply.messages().into_iter().find(|m| m["id"] == 1);
+            let list = list.unwrap_or_else(|| panic!("no tools/list answer: {reply:?}"));
+            self.tools = list["result"]["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_string())
+                .collect();
+        }
+        let found = self.tools.iter().find(|t| t.starts_with(prefix));
+        found.unwrap_or_else(|| panic!("no tool {prefix}*")).clone()
+    }
+
+    /// `tools/call` of the tool [`Raw::tool`] finds; returns the JSON-RPC result.
+    fn call(&mut self, prefix: &str, arguments: Value) -> Value {
+        let name = self.tool(prefix);
         self.next_id += 1;
         let id = self.next_id;
         let reply = self.post(&json!({
@@ -297,8 +318,15 @@ async fn sdk_client(addr: &str) -> RunningService<RoleClient, ()> {
         .expect("the MCP session did not start")
 }
 
-async fn sdk_call(client: &rmcp::Peer<RoleClient>, name: &str, text: &str) -> CallToolResult {
-    let mut params = CallToolRequestParams::new(name.to_string());
+/// `tools/call` of the tool whose name starts with `prefix` (`word`, `spin`).
+async fn sdk_call(client: &rmcp::Peer<RoleClient>, prefix: &str, text: &str) -> CallToolResult {
+    let tools = client.list_all_tools().await.expect("tools/list");
+    let name = tools
+        .iter()
+        .map(|t| t.name.to_string())
+        .find(|n| n.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no tool {prefix}*"));
+    let mut params = CallToolRequestParams::new(name.clone());
     if !text.is_empty() {
         params = params.with_arguments(json!({"text": text}).as_object().cloned().unwrap());
     }
@@ -315,7 +343,7 @@ fn delete_of_a_session_answers_204_and_the_session_is_gone() {
     let server = server("delete", "");
     let mut client = Raw::connect(&server.addr);
     assert_eq!(client.initialize().status, 200);
-    let result = client.call("word-count.count", json!({"text": "a b"}));
+    let result = client.call("word", json!({"text": "a b"}));
     assert_eq!(result["structuredContent"]["words"], 2, "{result}");
     let reply = client.send("DELETE", "application/json", "");
     assert_eq!(reply.status, 204, "{reply:?}");
@@ -332,12 +360,12 @@ fn sequential_calls_from_a_client_without_tcp_nodelay_do_not_wait_for_delayed_ac
     let mut client = Raw::connect(&server.addr);
     assert_eq!(client.initialize().status, 200);
     for _ in 0..5 {
-        client.call("word-count.count", json!({"text": "warm up"}));
+        client.call("word", json!({"text": "warm up"}));
     }
     let mut times: Vec<Duration> = (0..50)
         .map(|_| {
             let start = Instant::now();
-            let result = client.call("word-count.count", json!({"text": "hello wasm world"}));
+            let result = client.call("word", json!({"text": "hello wasm world"}));
             assert_eq!(result["structuredContent"]["words"], 3, "{result}");
             start.elapsed()
         })
@@ -380,7 +408,7 @@ mod mcp {
         assert_eq!(reply.status, 415, "{reply:?}");
         // The same connection still serves a real client.
         assert_eq!(client.initialize().status, 200);
-        let result = client.call("word-count.count", json!({"text": "still here"}));
+        let result = client.call("word", json!({"text": "still here"}));
         assert_eq!(result["structuredContent"]["words"], 2, "{result}");
     }
 
@@ -441,7 +469,7 @@ mod mcp {
         // A call in progress when the slow clients arrive.
         let busy = sdk_client(&server.addr).await;
         let peer = busy.peer().clone();
-        let spin = tokio::spawn(async move { sdk_call(&peer, "spin.run", "").await });
+        let spin = tokio::spawn(async move { sdk_call(&peer, "spin", "").await });
         tokio::time::sleep(Duration::from_millis(300)).await;
         // A session's standalone SSE stream, held open: waiting, not busy.
         let addr = server.addr.clone();
@@ -473,7 +501,7 @@ mod mcp {
 
         let start = Instant::now();
         let real = sdk_client(&server.addr).await;
-        let r = sdk_call(real.peer(), "word-count.count", "served anyway").await;
+        let r = sdk_call(real.peer(), "word", "served anyway").await;
         let took = start.elapsed();
         assert_eq!(r.is_error, Some(false), "{r:?}");
         assert_eq!(r.structured_content.unwrap()["words"], 2);
@@ -548,7 +576,7 @@ mod mcp {
             "{message}"
         );
         // The session opened before the flood is still served.
-        let r = sdk_call(real.peer(), "word-count.count", "still served").await;
+        let r = sdk_call(real.peer(), "word", "still served").await;
         assert_eq!(r.is_error, Some(false), "{r:?}");
 
         // Ending one session frees exactly one slot.
@@ -568,7 +596,7 @@ mod mcp {
         // Idle sessions expire; one in use does not.
         for _ in 0..12 {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let r = sdk_call(real.peer(), "word-count.count", "keep me").await;
+            let r = sdk_call(real.peer(), "word", "keep me").await;
             assert_eq!(r.is_error, Some(false), "{r:?}");
         }
         let addr = server.addr.clone();
