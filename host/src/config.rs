@@ -262,6 +262,45 @@ struct HostFile {
     complete: CompleteSection,
     #[serde(default)]
     fetch: FetchSection,
+    #[serde(default)]
+    mcp: McpSection,
+}
+
+/// `[mcp]`: what one client may hold of `airlock mcp --http`; an absent
+/// field keeps its default ([`crate::mcp_http::HttpLimits`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct McpSection {
+    header_timeout: Option<Span>,
+    max_connections: Option<usize>,
+    max_sessions: Option<usize>,
+    session_idle: Option<Span>,
+}
+
+impl McpSection {
+    fn limits(&self, path: &Path) -> Result<crate::mcp_http::HttpLimits, ConfigError> {
+        let base = crate::mcp_http::HttpLimits::default();
+        let limits = crate::mcp_http::HttpLimits {
+            header_timeout: self.header_timeout.map_or(base.header_timeout, |s| s.0),
+            max_connections: self.max_connections.unwrap_or(base.max_connections),
+            max_sessions: self.max_sessions.unwrap_or(base.max_sessions),
+            session_idle: self.session_idle.map_or(base.session_idle, |s| s.0),
+        };
+        for (key, zero) in [
+            ("header_timeout", limits.header_timeout.is_zero()),
+            ("max_connections", limits.max_connections == 0),
+            ("max_sessions", limits.max_sessions == 0),
+            ("session_idle", limits.session_idle.is_zero()),
+        ] {
+            if zero {
+                return Err(invalid(
+                    path,
+                    format!("[mcp] {key} must be above zero; leave it out for the default"),
+                ));
+            }
+        }
+        Ok(limits)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -422,6 +461,8 @@ pub struct HostConfig {
     pub capabilities: Capabilities,
     /// The audit trail: where it goes and its keys.
     pub audit: AuditSettings,
+    /// What one client may hold of `airlock mcp --http` (`[mcp]`).
+    pub mcp_http: crate::mcp_http::HttpLimits,
 }
 
 impl HostConfig {
@@ -497,6 +538,7 @@ impl HostConfig {
                 fetch,
                 complete,
             },
+            mcp_http: file.mcp.limits(path)?,
             audit: AuditSettings::resolve(&file, path, copy)?,
         })
     }
@@ -636,6 +678,45 @@ mod tests {
                 .to_string()
                 .contains("this toolkit has: signer")
         );
+    }
+
+    #[test]
+    fn the_mcp_section_sets_http_limits_over_the_defaults() {
+        use crate::mcp_http::HttpLimits;
+        use std::time::Duration;
+        let path = Path::new("/etc/airlock.toml");
+        assert_eq!(
+            HostConfig::parse("", path).unwrap().mcp_http,
+            HttpLimits::default()
+        );
+        let cfg = HostConfig::parse(
+            "[mcp]\nheader_timeout = \"250ms\"\nmax_sessions = 3\nsession_idle = \"1m\"\n",
+            path,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.mcp_http,
+            HttpLimits {
+                header_timeout: Duration::from_millis(250),
+                max_sessions: 3,
+                session_idle: Duration::from_secs(60),
+                ..HttpLimits::default()
+            }
+        );
+        for (text, needle) in [
+            (
+                "[mcp]\nmax_connections = 0\n",
+                "[mcp] max_connections must be above zero",
+            ),
+            (
+                "[mcp]\nheader_timeout = \"0s\"\n",
+                "[mcp] header_timeout must be above zero",
+            ),
+            ("[mcp]\nmax_session = 5\n", "unknown field `max_session`"),
+        ] {
+            let e = HostConfig::parse(text, path).unwrap_err().to_string();
+            assert!(e.contains(needle) && e.contains("/etc/airlock.toml"), "{e}");
+        }
     }
 
     #[test]

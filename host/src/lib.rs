@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub mod host;
 pub mod job;
 pub mod mcp;
+pub mod mcp_http;
 pub mod names;
 #[cfg(feature = "guest-debug")]
 pub mod probe;

@@ -33,11 +33,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
@@ -45,13 +40,11 @@ use rmcp::model::{
     ServerConfig,
 };
 use rmcp::service::{RequestContext, RoleServer};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServiceExt};
 use serde_json::Value;
 
 use crate::JobControl;
-use crate::cancel::{CallWatch, ConnectionGone};
+use crate::cancel::CallWatch;
 use crate::config::Toolkit;
 use crate::describe::{self, DescribeError, ToolDescription};
 use crate::host::{Airlock, LoadError, Tool};
@@ -370,99 +363,25 @@ pub const HTTP_PATH: &str = "/mcp";
 
 /// Serves `toolbox` over streamable HTTP at [`HTTP_PATH`] on `listener`,
 /// accepting only requests whose `Host` is one of `allowed_hosts` (DNS
-/// rebinding protection) and whose `Origin`, if any, is `http://` one of them.
+/// rebinding protection) and whose `Origin`, if any, is `http://` one of them,
+/// within `limits` (see [`crate::mcp_http`]).
 pub async fn serve_http(
     toolbox: Arc<Toolbox>,
     listener: tokio::net::TcpListener,
     allowed_hosts: Vec<String>,
+    limits: crate::mcp_http::HttpLimits,
 ) -> anyhow::Result<()> {
-    let origins: Vec<String> = allowed_hosts
-        .iter()
-        .map(|h| format!("http://{h}"))
-        .collect();
-    let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(allowed_hosts)
-        .with_allowed_origins(origins);
     let watch = CallWatch::new();
     let handlers = watch.clone();
-    let service = TowerToHyperService::new(StreamableHttpService::new(
-        move || Ok(AirlockMcp::new(toolbox.clone()).watching(handlers.clone())),
-        LocalSessionManager::default().into(),
-        config,
-    ));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                eprintln!("airlock mcp: accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let service = service.clone();
-        let watch = watch.clone();
-        tokio::spawn(async move {
-            let route = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                let service = service.clone();
-                let watch = watch.clone();
-                async move {
-                    if req.uri().path() != HTTP_PATH {
-                        let body =
-                            Full::new(Bytes::from_static(b"not found: the MCP endpoint is /mcp\n"))
-                                .map_err(|never| match never {})
-                                .boxed();
-                        let mut response = hyper::Response::new(body);
-                        *response.status_mut() = hyper::StatusCode::NOT_FOUND;
-                        return Ok(response);
-                    }
-                    cancel_on_disconnect(&service, &watch, req).await
-                }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), route)
-                .await;
-            if let Err(e) = conn
-                && !e.is_incomplete_message()
-            {
-                eprintln!("airlock mcp: connection from {peer}: {e}");
-            }
-        });
-    }
-}
-
-/// Serves one HTTP request with [`crate::cancel`]'s hooks: the job of a call
-/// whose response is dropped unfinished is cancelled, and so are the running
-/// calls of a session the client deletes.
-async fn cancel_on_disconnect<S>(
-    service: &S,
-    watch: &CallWatch,
-    mut req: hyper::Request<Incoming>,
-) -> Result<
-    hyper::Response<http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>>,
-    S::Error,
->
-where
-    S: hyper::service::Service<
-            hyper::Request<Incoming>,
-            Response = hyper::Response<
-                http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>,
-            >,
-        >,
-{
-    let deleted = (req.method() == hyper::Method::DELETE)
-        .then(|| req.headers().get("mcp-session-id"))
-        .flatten()
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let gone = ConnectionGone::new();
-    req.extensions_mut().insert(gone.clone());
-    let response = service.call(req).await?;
-    if let Some(id) = deleted
-        && response.status().is_success()
-    {
-        watch.session_deleted(&id);
-    }
-    Ok(response.map(|body| gone.watch(body).boxed()))
+    crate::mcp_http::serve(
+        move || AirlockMcp::new(toolbox.clone()).watching(handlers.clone()),
+        listener,
+        HTTP_PATH,
+        allowed_hosts,
+        limits,
+        watch,
+    )
+    .await
 }
 
 /// Loads the toolkit at `path` into `host` for serving; a convenience for

@@ -1182,8 +1182,8 @@ mod mcp {
             "]".repeat(100_000)
         );
         let (status, all) = raw_http(&server.addr, "POST", "/mcp", &host, &deep);
-        // rmcp answers a body it cannot parse with 415 and the parser's reason.
-        assert!(status.contains(" 415 "), "deep JSON: {all}");
+        // A body that cannot be parsed: 400 with the parser's reason.
+        assert!(status.contains(" 400 "), "deep JSON: {all}");
         assert!(all.contains("recursion limit exceeded"), "{all}");
 
         let (status, all) = raw_http(&server.addr, "POST", "/mcp", &host, init);

@@ -28,6 +28,7 @@ const BENCHES: &[&str] = &[
     "interrupt",
     "ladder",
     "density",
+    "mcp",
 ];
 
 /// Result directories (criterion groups) the run rewrites; removed first so
@@ -41,6 +42,7 @@ const GROUPS: &[&str] = &[
     "interrupt",
     "ladder",
     "density",
+    "mcp",
 ];
 
 /// Where the hand-written part of `BENCHMARKS.md` starts.
@@ -471,7 +473,43 @@ fn rows(r: &Results) -> Result<Vec<Row>> {
         met: Some(kill.p99 <= 10_100_000.0),
     });
 
-    // 8. ladder (details in its own table)
+    // 8. mcp: one tools/call end to end, stdio and HTTP
+    let job = r.need("job_cold", "airlock")?;
+    let stdio = r.need("mcp", "stdio")?;
+    let http = r.need("mcp", "http")?;
+    let latency = r.json("mcp", "latency.json")?;
+    let p50 = |transport: &str| -> Result<f64> {
+        latency[transport]["p50_ns"]
+            .as_f64()
+            .with_context(|| format!("mcp: latency.json has no {transport}.p50_ns"))
+    };
+    rows.push(Row::timed(
+        "mcp",
+        format!(
+            "tools/call over stdio (single-call p50 {})",
+            time(p50("stdio")?)
+        ),
+        stdio,
+        "airlock job",
+        job,
+        "(for scale)",
+        None,
+    ));
+    let http_p50 = p50("http")?;
+    rows.push(Row::timed(
+        "mcp",
+        format!(
+            "tools/call over HTTP, client without TCP_NODELAY (single-call p50 {})",
+            time(http_p50)
+        ),
+        http,
+        "stdio",
+        stdio,
+        "p50 ≤ 5 ms",
+        Some(http_p50 <= 5_000_000.0),
+    ));
+
+    // 9. ladder (details in its own table)
     let air = r.need("job_cold", "airlock")?;
     for (case, rung) in ladder(r)?.into_iter().skip(1) {
         let (median, p99, ratio) = match rung {

@@ -234,9 +234,11 @@ pub const WALLS: &[Wall] = &[
         title: "MCP server",
         promise: "Over MCP every failure is a tool error result, not a broken server: a tool \
                   that loops forever does not block the others, a refused tool stops \
-                  startup, and the HTTP transport checks the host header and the path.",
+                  startup, and the HTTP transport checks the host header and the path, \
+                  answers a malformed body with 400, and bounds what slow clients and \
+                  `initialize` floods can hold (read timeout, connection and session caps).",
         design: "Each MCP call is one job with every wall above; the HTTP transport checks \
-                 the host header.",
+                 the host header and enforces the `[mcp]` limits.",
     },
     Wall {
         key: "terminal",

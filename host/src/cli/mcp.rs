@@ -62,7 +62,9 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
         )));
     }
     let kit = Toolkit::load(&args.toolkit)?;
-    let host = super::configured_host(args.config.as_ref(), args.audit.as_ref(), args.no_cache)?;
+    let config = super::load_config(args.config.as_ref())?;
+    let limits = config.mcp_http.clone();
+    let host = super::host_from(config, args.audit.as_ref(), args.no_cache)?;
     let audit = host.audit().clone();
     let host = Arc::new(host);
     let toolbox = Arc::new(super::warned(&host, Toolbox::load(host.clone(), &kit))?);
@@ -97,6 +99,7 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
                 toolbox,
                 listener,
                 mcp::allowed_hosts(bound, &args.allowed_hosts),
+                limits,
             ))
             .await
         }),

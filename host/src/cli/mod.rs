@@ -304,7 +304,15 @@ fn configured_host(
     audit: Option<&PathBuf>,
     no_cache: bool,
 ) -> Result<Airlock, Failure> {
-    let config = load_config(config)?;
+    host_from(load_config(config)?, audit, no_cache)
+}
+
+/// [`configured_host`] from a config already loaded.
+fn host_from(
+    config: HostConfig,
+    audit: Option<&PathBuf>,
+    no_cache: bool,
+) -> Result<Airlock, Failure> {
     let audit = audit_sink(audit, &config)?;
     Airlock::new(
         HostOptions {
