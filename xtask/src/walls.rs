@@ -479,17 +479,40 @@ fn scan_items(
             }
             syn::Item::Mod(m) => {
                 let name = m.ident.to_string();
-                if m.attrs.iter().any(|a| a.path().is_ident("path")) {
-                    bail!(
-                        "{}: `#[path]` on `mod {name}` is not supported by `cargo xtask walls`",
-                        file.display()
-                    );
-                }
+                let path_attr = m.attrs.iter().find(|a| a.path().is_ident("path"));
                 module.push(name.clone());
                 let child_dir = dir.join(&name);
-                match &m.content {
-                    Some((_, inner)) => scan_items(inner, file, &child_dir, module, found)?,
-                    None => {
+                match (&m.content, path_attr) {
+                    (Some((_, inner)), None) => {
+                        scan_items(inner, file, &child_dir, module, found)?;
+                    }
+                    // `#[path = "x/y.rs"] mod y;` beside a file that is not in
+                    // an inline module: relative to that file's directory.
+                    (None, Some(attr)) if dir == file.parent().unwrap_or(dir) => {
+                        let syn::Meta::NameValue(syn::MetaNameValue {
+                            value:
+                                syn::Expr::Lit(syn::ExprLit {
+                                    lit: syn::Lit::Str(target),
+                                    ..
+                                }),
+                            ..
+                        }) = &attr.meta
+                        else {
+                            bail!(
+                                "{}: `#[path]` on `mod {name}` is not a string",
+                                file.display()
+                            );
+                        };
+                        let target = dir.join(target.value());
+                        let target_dir = target.parent().unwrap_or(dir).join(&name);
+                        scan_file(&target, &target_dir, module, found)?;
+                    }
+                    (_, Some(_)) => bail!(
+                        "{}: `#[path]` on `mod {name}` is supported by `cargo xtask walls` only \
+                         at a file's top level, on a module without a body",
+                        file.display()
+                    ),
+                    (None, None) => {
                         let flat = dir.join(format!("{name}.rs"));
                         let nested = child_dir.join("mod.rs");
                         if flat.is_file() {
