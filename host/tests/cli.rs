@@ -1048,6 +1048,29 @@ mod host_files {
             expect_error(&airlock_within(&inspect, &[]), 2, &want);
         }
     }
+
+    #[test]
+    fn a_fifo_as_a_toolkit_host_config_or_audit_trail_is_refused_quickly() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = mkfifo(&dir.path().join("input.toml"));
+        let want = format!("cannot read {fifo}: not a regular file (it is a FIFO)");
+        let component = guest("word_count");
+        for argv in [
+            vec!["explain", fifo.as_str()],
+            vec!["schema", fifo.as_str()],
+            vec![
+                "run",
+                component.as_str(),
+                "--config",
+                fifo.as_str(),
+                "--args",
+                "{}",
+            ],
+            vec!["audit", "verify", fifo.as_str()],
+        ] {
+            expect_error(&airlock_within(&argv, &[]), 2, &want);
+        }
+    }
 }
 
 mod cache {

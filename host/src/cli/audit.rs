@@ -104,6 +104,10 @@ fn public_key(arg: &str) -> Result<ed25519_dalek::VerifyingKey, Failure> {
     })
 }
 
+/// Largest audit trail `verify` reads (it holds the whole trail in memory);
+/// rotate the trail to files smaller than this.
+const MAX_TRAIL_BYTES: u64 = 4 << 30;
+
 fn verify_file(
     file: &Path,
     key: Option<&str>,
@@ -116,7 +120,7 @@ fn verify_file(
         (None, Some(keys)) => Checked::Keys(keys),
         (None, None) => Checked::Chain,
     };
-    let bytes = std::fs::read(file)
+    let bytes = crate::files::read_regular_file(file, MAX_TRAIL_BYTES, "an audit trail")
         .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
     let v = verify(&bytes, check).map_err(|b| Failure {
         code: super::exit::TOOL_ERROR,
