@@ -393,6 +393,7 @@ impl AuditSettings {
         file: &HostFile,
         path: &Path,
         secret: impl Fn(&str) -> Result<SecretSlice<u8>, String>,
+        same: impl Fn(&str, &str) -> bool,
     ) -> Result<Self, ConfigError> {
         let base = path.parent().unwrap_or(Path::new("."));
         let audit = &file.audit;
@@ -405,7 +406,7 @@ impl AuditSettings {
         let keys = match (&audit.key, &audit.signing_key) {
             (None, None) => None,
             (Some(mac), Some(sig)) => {
-                if mac == sig {
+                if same(mac, sig) {
                     return Err(invalid(
                         path,
                         "[audit] key and signing_key name the same secret; give each its own",
@@ -414,12 +415,16 @@ impl AuditSettings {
                 for name in [mac, sig] {
                     // A secret a tool can use (a signing key computes HMACs for
                     // guests) or that leaves the host could forge or leak the trail.
-                    let shared = file.sign.keys.values().any(|k| &k.secret == name)
+                    let shared = file.sign.keys.values().any(|k| same(&k.secret, name))
                         || file
                             .providers
                             .values()
-                            .any(|p| p.api_key.as_ref() == Some(name))
-                        || file.fetch.credentials.values().any(|c| &c.secret == name);
+                            .any(|p| p.api_key.as_deref().is_some_and(|k| same(k, name)))
+                        || file
+                            .fetch
+                            .credentials
+                            .values()
+                            .any(|c| same(&c.secret, name));
                     if shared {
                         return Err(invalid(
                             path,
@@ -478,12 +483,16 @@ impl HostConfig {
         let file: HostFile =
             toml::from_str(&text).map_err(|e| invalid(path, toml_message(&e, &text)))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        AuditSettings::resolve(&file, path, |name| match file.secrets.get(name) {
+        // Only the audit secrets are read here (for `verify`), so secrets are
+        // told apart by name alone; `parse` compares their bytes as well.
+        let by_name = |a: &str, b: &str| a == b;
+        let secret = |name: &str| match file.secrets.get(name) {
             Some(source) => resolve(name, source, base),
             None => Err(format!(
                 "there is no [secrets.{name}]; add one with env = \"VAR\" or file = \"path\""
             )),
-        })
+        };
+        AuditSettings::resolve(&file, path, secret, by_name)
     }
 
     /// Parses host-config text; relative paths are resolved against `path`'s directory.
@@ -499,6 +508,14 @@ impl HostConfig {
                 resolve(name, source, base).map_err(|m| invalid(path, m))?,
             );
         }
+        // Two names hold one secret when they are one name, or when their
+        // bytes are equal (one variable or file read twice, or a copy): the
+        // rules that keep a secret to one verb compare secrets, not names.
+        let same = |a: &str, b: &str| {
+            a == b
+                || matches!((secrets.get(a), secrets.get(b)),
+                    (Some(x), Some(y)) if x.expose_secret() == y.expose_secret())
+        };
         let copy = |name: &str| -> Result<SecretSlice<u8>, String> {
             secrets
                 .get(name)
@@ -528,7 +545,7 @@ impl HostConfig {
         };
         let complete = airlock_complete::CompleteCapability::from_spec(&complete_spec, |s| copy(s))
             .map_err(|e| invalid(path, format!("[providers]: {e}")))?;
-        let released = fetch_credentials(&file, |s| copy(s)).map_err(|m| invalid(path, m))?;
+        let released = fetch_credentials(&file, |s| copy(s), same).map_err(|m| invalid(path, m))?;
         let fetch = FetchCapability::new(released, Arc::new(SystemResolver))
             .map_err(|e| invalid(path, e.to_string()))?;
         Ok(Self {
@@ -539,7 +556,7 @@ impl HostConfig {
                 complete,
             },
             mcp_http: file.mcp.limits(path)?,
-            audit: AuditSettings::resolve(&file, path, copy)?,
+            audit: AuditSettings::resolve(&file, path, copy, same)?,
         })
     }
 }
@@ -550,6 +567,7 @@ impl HostConfig {
 fn fetch_credentials(
     file: &HostFile,
     copy: impl Fn(&str) -> Result<SecretSlice<u8>, String>,
+    same: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<airlock_fetch::HostCredential>, String> {
     if let Some(old) = &file.fetch.secrets {
         let name = old.first().map_or("gh-token", String::as_str);
@@ -563,11 +581,15 @@ fn fetch_credentials(
     }
     let mut out = Vec::new();
     for (name, spec) in &file.fetch.credentials {
-        let used_elsewhere = file.sign.keys.values().any(|k| k.secret == spec.secret)
+        let used_elsewhere = file
+            .sign
+            .keys
+            .values()
+            .any(|k| same(&k.secret, &spec.secret))
             || file
                 .providers
                 .values()
-                .any(|p| p.api_key.as_ref() == Some(&spec.secret));
+                .any(|p| p.api_key.as_deref().is_some_and(|k| same(k, &spec.secret)));
         if used_elsewhere {
             return Err(format!(
                 "[fetch.credentials.{name}] uses secret `{}`, which a signing key or a provider \

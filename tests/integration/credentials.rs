@@ -136,6 +136,16 @@ mod secrets {
                 )
             );
         }
+        // Another name for the signing key's file is the signing key.
+        let alias = format!(
+            "[secrets.alias]\nfile = \"k\"\n{}",
+            github("alias", "Authorization")
+        );
+        assert!(
+            fetch_config(&alias)
+                .unwrap_err()
+                .contains("uses secret `alias`, which a signing key or a provider uses"),
+        );
         let e = fetch_config(&github("nope", "Authorization")).unwrap_err();
         assert!(
             e.contains("uses secret `nope`: there is no [secrets.nope]"),

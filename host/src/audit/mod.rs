@@ -178,13 +178,17 @@ fn seal(
 struct Head {
     seq: u64,
     hash: [u8; 32],
+    /// The file's length after the last line.
     end: u64,
+    /// That last line's length, its newline included.
+    last_len: u64,
 }
 
 const START: Head = Head {
     seq: 0,
     hash: [0; 32],
     end: 0,
+    last_len: 0,
 };
 
 enum Out {
@@ -310,8 +314,9 @@ impl Writer {
         let keys = self.keys.as_deref();
         match &mut self.out {
             Out::Stream(out) => {
-                let mut line = seal(self.head.seq + 1, fields, &self.head.hash, keys);
-                self.head.seq += 1;
+                let seq = next_seq(&self.head)?;
+                let mut line = seal(seq, fields, &self.head.hash, keys);
+                self.head.seq = seq;
                 self.head.hash = Sha256::digest(&line).into();
                 line.push(b'\n');
                 out.write_all(&line)?;
@@ -337,33 +342,86 @@ impl Writer {
     }
 }
 
+/// The `seq` of the line after `head`.
+fn next_seq(head: &Head) -> std::io::Result<u64> {
+    head.seq.checked_add(1).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the trail's last `seq` is the largest number there is; start a new file",
+        )
+    })
+}
+
 /// One append under the file lock: finds the chain's head (re-reading the
 /// last line if another writer moved it), writes the sealed line in one
 /// `write_all` on the append-mode file.
+///
+/// The chain is continued only from what this writer can vouch for: a file
+/// that shrank (lines removed while it wrote) or whose line this writer wrote
+/// last was changed is refused, and with keys so is a last line whose mac
+/// does not verify (a line appended by someone without the key), so the next
+/// checkpoint never signs over a forgery.
 fn append_locked(
     file: &mut std::fs::File,
     head: &mut Head,
     fields: Map<String, Value>,
     keys: Option<&AuditKeys>,
 ) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
     let len = file.metadata()?.len();
-    if len != head.end || (len == 0 && head.seq != 0) {
-        *head = read_head(file, len)?;
+    if len < head.end {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!(
+                "the trail shrank from {} to {len} bytes while this host was writing it (lines \
+                 were removed); nothing more is written to it: check it with `airlock audit \
+                 verify` and start a new file",
+                head.end
+            ),
+        ));
     }
-    let mut line = seal(head.seq + 1, fields, &head.hash, keys);
+    if len != head.end || (len == 0 && head.seq != 0) {
+        if head.end > 0 && !own_line_intact(file, head)? {
+            return Err(Error::new(
+                ErrorKind::InvalidData,
+                "the line this host wrote last was changed; nothing more is written to the \
+                 trail: check it with `airlock audit verify` and start a new file",
+            ));
+        }
+        *head = read_head(file, len, keys)?;
+    }
+    let seq = next_seq(head)?;
+    let mut line = seal(seq, fields, &head.hash, keys);
     let hash = Sha256::digest(&line).into();
     line.push(b'\n');
     file.write_all(&line)?;
     *head = Head {
-        seq: head.seq + 1,
+        seq,
         hash,
         end: len + line.len() as u64,
+        last_len: line.len() as u64,
     };
     Ok(())
 }
 
-/// The head of the chain in a file of `len` bytes: its last line's `seq` and hash.
-fn read_head(file: &mut std::fs::File, len: u64) -> std::io::Result<Head> {
+/// Whether the line `head` describes is still where this writer left it.
+fn own_line_intact(file: &mut std::fs::File, head: &Head) -> std::io::Result<bool> {
+    let Some(from) = head.end.checked_sub(head.last_len) else {
+        return Ok(false);
+    };
+    let mut line = vec![0u8; head.last_len as usize];
+    file.seek(SeekFrom::Start(from))?;
+    file.read_exact(&mut line)?;
+    Ok(line.pop() == Some(b'\n') && <[u8; 32]>::from(Sha256::digest(&line)) == head.hash)
+}
+
+/// The head of the chain in a file of `len` bytes: its last line's `seq` and
+/// hash. With `keys`, that line's mac must verify under them.
+fn read_head(
+    file: &mut std::fs::File,
+    len: u64,
+    keys: Option<&AuditKeys>,
+) -> std::io::Result<Head> {
     use std::io::{Error, ErrorKind};
     if len == 0 {
         return Ok(START);
@@ -409,10 +467,21 @@ fn read_head(file: &mut std::fs::File, len: u64) -> std::io::Result<Head> {
              trail?); move it aside (`airlock audit verify` still reads it) and start a new file",
         ));
     };
+    if let Some(keys) = keys
+        && !verify::line_mac_ok(line, keys)
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            "its last line has no mac that verifies under this host's audit key (a line added \
+             by someone without the key, a trail written without keys, or with another key); \
+             check it with `airlock audit verify --config` and start a new file",
+        ));
+    }
     Ok(Head {
         seq,
         hash: Sha256::digest(line).into(),
         end: len,
+        last_len: line.len() as u64 + 1,
     })
 }
 

@@ -371,6 +371,8 @@ fn audit_keys_are_secrets_of_their_own_and_come_in_pairs() {
         "[sign.keys.k]\nkind = \"hmac-sha256\"\nsecret = \"m\"\n",
         "[sign.keys.k]\nkind = \"ed25519\"\nsecret = \"s\"\n",
         "[fetch.credentials.c]\nsecret = \"m\"\nheader = \"Authorization\"\nurls = [\"https://api.example.com/*\"]\n",
+        // Another name for the same bytes (the same file read twice) is the same secret.
+        "[secrets.alias]\nfile = \"m\"\n[sign.keys.k]\nkind = \"hmac-sha256\"\nsecret = \"alias\"\n",
     ] {
         let e = parse(&format!("{shared}{audit}")).unwrap_err();
         assert!(e.contains("a tool could forge or leak the trail"), "{e}");
@@ -394,4 +396,56 @@ fn audit_keys_are_secrets_of_their_own_and_come_in_pairs() {
     assert_eq!(settings.checkpoint_every, DEFAULT_CHECKPOINT_EVERY);
     let public = settings.keys.unwrap().public();
     assert_eq!(public, keys().public(), "the seed 07..07 of `keys()`");
+}
+
+/// A writer of the file cuts lines from a live host's trail, or appends a
+/// well-formed line with `seq` and `prev` recomputed but no valid mac: the
+/// host writes nothing more rather than continue (and later sign) a chain it
+/// cannot vouch for, and a keyed host does not start on such a trail either.
+#[test]
+fn a_live_host_never_chains_onto_a_cut_or_forged_trail() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let cut = dir.path().join("cut.jsonl");
+    let sink = JsonLinesAudit::to_file(&cut, Some(keys()), 100).unwrap();
+    sink.record(record(1, Decision::Allow));
+    sink.record(record(2, deny()));
+    let text = std::fs::read_to_string(&cut).unwrap();
+    let kept: String = lines(&text)[..2].iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&cut, &kept).unwrap();
+    sink.record(record(3, Decision::Allow));
+    drop(sink);
+    assert_eq!(
+        std::fs::read_to_string(&cut).unwrap(),
+        kept,
+        "chained onto a cut trail"
+    );
+
+    let forged = dir.path().join("forged.jsonl");
+    let sink = JsonLinesAudit::to_file(&forged, Some(keys()), 100).unwrap();
+    sink.record(record(1, deny()));
+    let mut all = lines(&std::fs::read_to_string(&forged).unwrap());
+    // The denial, copied as an allowed call of another job, its mac copied too.
+    let fake = all[1]
+        .replace("\"deny\"", "\"allow\"")
+        .replace("\"job\":1", "\"job\":9");
+    all.push(fake);
+    let text = recompute(&all);
+    std::fs::write(&forged, &text).unwrap();
+    sink.record(record(2, Decision::Allow));
+    drop(sink);
+    assert_eq!(
+        std::fs::read_to_string(&forged).unwrap(),
+        text,
+        "chained onto a forgery"
+    );
+    let e = JsonLinesAudit::to_file(&forged, Some(keys()), 100)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("no mac that verifies"), "{e}");
+    broken_at(
+        &verify(text.as_bytes(), Checked::Keys(&keys())),
+        3,
+        "the mac does not verify",
+    );
 }

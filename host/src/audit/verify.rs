@@ -141,6 +141,11 @@ fn split_field<'a, const N: usize>(
     Some((covered, out))
 }
 
+/// Whether `line` (without its newline) ends in a `mac` that `keys` verifies.
+pub(crate) fn line_mac_ok(line: &[u8], keys: &AuditKeys) -> bool {
+    split_field::<32>(line, "mac", b"}").is_some_and(|(covered, mac)| keys.mac_ok(covered, &mac))
+}
+
 struct Run {
     anchor: usize,
     closed: bool,
@@ -179,6 +184,7 @@ pub fn verify(bytes: &[u8], check: Checked<'_>) -> Result<Verified, ChainBreak> 
     let mut prev = [0u8; 32];
     let mut runs: HashMap<String, Run> = HashMap::new();
     let mut proven_to = 0;
+    let mut saw_mac = false;
     for (i, &line) in lines.iter().enumerate() {
         let n = i + 1;
         let at = |reason: &str| ChainBreak {
@@ -218,6 +224,15 @@ pub fn verify(bytes: &[u8], check: Checked<'_>) -> Result<Verified, ChainBreak> 
                 "the line carries no mac: it was written without the audit key, or rewritten",
             ));
         }
+        // A line without a mac after lines with one: written by someone
+        // without the key (a host refuses to chain onto such a line).
+        if !has_mac && saw_mac && matches!(check, Checked::Signatures(_)) {
+            return Err(at(
+                "the line carries no mac though lines before it do: it was written without \
+                 the audit key",
+            ));
+        }
+        saw_mac |= has_mac;
         found.keyed &= has_mac;
         let stream = map
             .get("stream")
