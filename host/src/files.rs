@@ -74,7 +74,9 @@ pub(crate) fn read_open(fd: OwnedFd, cap: u64, what: &'static str) -> Result<Vec
         return Err(FileError::TooLarge { cap, what });
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    File::from(fd).take(cap + 1).read_to_end(&mut bytes)?;
+    File::from(fd)
+        .take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {
         zeroize::Zeroize::zeroize(&mut bytes);
         return Err(FileError::TooLarge { cap, what });

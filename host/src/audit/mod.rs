@@ -225,11 +225,24 @@ impl JsonLinesAudit {
         keys: Option<Arc<AuditKeys>>,
         checkpoint_every: u64,
     ) -> std::io::Result<Self> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let mut options = std::fs::OpenOptions::new();
-        options.create(true).append(true).read(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        // Never through a link: whoever can write the trail's directory could
+        // otherwise aim the host at another of its user's files.
+        options
+            .create(true)
+            .append(true)
+            .read(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
         let file = options.open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() || meta.uid() != rustix::process::geteuid().as_raw() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a regular file of this user's; point [audit] file at one",
+            ));
+        }
         Self::start(Out::File(file), keys, checkpoint_every)
     }
 

@@ -330,6 +330,12 @@ fn an_older_trail_is_read_but_never_appended_to() {
     let v = verify(text.as_bytes(), Checked::Chain).unwrap();
     assert_eq!((v.legacy, v.records, v.runs), (true, 1, 1));
     assert!(v.gaps().unwrap().contains("older airlock"));
+    // It proves nothing, so a check that promises proof refuses it.
+    broken_at(
+        &verify(text.as_bytes(), Checked::Signatures(keys().public())),
+        1,
+        "older, unkeyed format",
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     std::fs::write(&path, &text).unwrap();
@@ -448,4 +454,27 @@ fn a_live_host_never_chains_onto_a_cut_or_forged_trail() {
         3,
         "the mac does not verify",
     );
+}
+
+/// Whoever can write the trail's directory cannot aim the host at another
+/// file through a link, nor at a FIFO.
+#[test]
+fn the_trail_is_never_opened_through_a_link_or_as_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let link = dir.path().join("audit.jsonl");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    assert!(JsonLinesAudit::to_file(&link, Some(keys()), 3).is_err());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let fifo = dir.path().join("fifo.jsonl");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let e = JsonLinesAudit::to_file(&fifo, Some(keys()), 3)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
 }

@@ -174,6 +174,17 @@ pub fn verify(bytes: &[u8], check: Checked<'_>) -> Result<Verified, ChainBreak> 
         });
     }
     if is_legacy(lines[0]) {
+        // An older trail proves nothing against a writer of the file, so it
+        // cannot pass a check that promises proof (and a forger could dress a
+        // keyed trail up as one).
+        if !matches!(check, Checked::Chain) {
+            return Err(ChainBreak {
+                line: 1,
+                reason: "the trail is in the older, unkeyed format, which no key can prove; \
+                         check it without --key or --config"
+                    .into(),
+            });
+        }
         return legacy(&lines);
     }
     let public = match check {
