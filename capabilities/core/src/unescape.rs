@@ -87,7 +87,7 @@ fn hex_run(src: &[u8], at: usize, n: usize) -> Option<u32> {
     let digits = src.get(at..at + n)?;
     digits
         .iter()
-        .try_fold(0u32, |acc, b| Some(acc * 16 + hex(*b)?))
+        .try_fold(0u32, |acc, b| acc.checked_mul(16)?.checked_add(hex(*b)?))
 }
 
 /// One escape at `src[at]` (a trigger byte): its length in the source and the
@@ -112,7 +112,8 @@ enum Unit {
 fn backslash(src: &[u8], at: usize) -> Option<(usize, Unit)> {
     let c = match *src.get(at + 1)? {
         b'u' if src.get(at + 2) == Some(&b'{') => {
-            let len = src[at + 3..].iter().take(7).position(|b| *b == b'}')?;
+            // Any number of leading zeros, as JavaScript allows (bounded).
+            let len = src[at + 3..].iter().take(17).position(|b| *b == b'}')?;
             if len == 0 {
                 return None;
             }
@@ -302,6 +303,7 @@ mod tests {
             (r"\u0073\u0033", "s3"),
             (r"\uD83D\uDE00!", "\u{1F600}!"),
             (r"\x2F\u{2b}", "/+"),
+            (r"\u{000000002b}\u{FFFFFFFFF}", "+\\u{FFFFFFFFF}"),
             ("%2F%2b%u002B", "/++"),
             ("&#47;&#0043;&#x2F;&#X2b;&#x0000002b", "/+/++"),
             ("&plus;&sol;&equals;&amp;&AMP;&ampx", "+/=&&&x"),

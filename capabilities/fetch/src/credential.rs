@@ -24,8 +24,12 @@ pub(crate) enum Managed {
     Transport,
 }
 
-/// Headers the host's HTTP client owns; with every `proxy-*` header.
-const TRANSPORT: [&str; 10] = [
+/// Headers the host's HTTP client owns; with every `proxy-*` header. `range`
+/// and `if-range` are here too: a tool choosing byte ranges of a reflecting
+/// upstream's answer could get a secret back in pieces shorter than the
+/// scrubber's needles; and the method overrides, which would turn a GET the
+/// grant allows into another method at servers that honour them.
+const TRANSPORT: [&str; 15] = [
     "host",
     "content-length",
     "transfer-encoding",
@@ -36,6 +40,11 @@ const TRANSPORT: [&str; 10] = [
     "upgrade",
     "accept-encoding",
     "cookie",
+    "range",
+    "if-range",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
 
 /// The one refusal list, for tool headers and credential headers alike
@@ -141,11 +150,12 @@ impl HostCredential {
         let bad = secret
             .expose_secret()
             .iter()
-            .any(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7f);
+            .any(|b| !(*b == b'\t' || (0x20..0x7f).contains(b)));
         if bad || secret.expose_secret().is_empty() {
             return Err(field(format!(
-                "secret `{}` cannot be sent in a header: it is empty or contains a line break \
-                 or control byte (check for a trailing newline in its source)",
+                "secret `{}` cannot be sent in a header: it is empty or contains a line break, \
+                 a control byte or a byte outside ASCII (check for a trailing newline in its \
+                 source)",
                 spec.secret
             )));
         }

@@ -403,8 +403,15 @@ fn respond(
         .map(|(name, value)| {
             let (value, n) = scrubber.scrub(value.as_bytes());
             note.scrubbed += n;
+            // A name can carry a secret too (`x-<hex of it>: 1`).
+            let (scrubbed, m) = scrubber.scrub(name.as_str().as_bytes());
+            note.scrubbed += m;
+            let name = match m {
+                0 => name.as_str().to_string(),
+                _ => String::from_utf8_lossy(&scrubbed).into_owned(),
+            };
             fetch::Header {
-                name: name.as_str().to_string(),
+                name,
                 value: String::from_utf8_lossy(&value).into_owned(),
             }
         })

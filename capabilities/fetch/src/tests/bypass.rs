@@ -373,6 +373,12 @@ mod fetch_scope {
             "upgrade",
             "content-length",
             "accept-encoding",
+            // Pieces of a reflecting upstream's answer, and method overrides.
+            "Range",
+            "if-range",
+            "X-HTTP-Method-Override",
+            "x-http-method",
+            "x-method-override",
         ] {
             denied_with(
                 fetch::Host::send(&mut s, with(name, "x")).await,

@@ -335,6 +335,16 @@ mod secrets {
         .unwrap_err()
         .to_string();
         assert!(e.contains("line break") && !e.contains("abc"), "{e}");
+        // Nor one outside ASCII: its escaped spellings (`\u00e9`, `&#233;`)
+        // decode to other bytes than the ones sent, so no needle would match.
+        let e = HostCredential::new(
+            "latin1",
+            &spec("x-key", None, &urls),
+            SecretSlice::from(b"t\xe9k".to_vec()),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("outside ASCII"), "{e}");
     }
 
     #[test]

@@ -464,6 +464,11 @@ mod secrets {
         );
     }
 
+    /// Lower-case hex, the only spelling of arbitrary bytes a header name allows.
+    fn hex_of(s: &str) -> String {
+        s.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
     #[tokio::test]
     async fn reflected_secrets_are_scrubbed_in_every_spelling() {
         let server = Server::start(|seen| {
@@ -479,6 +484,8 @@ mod secrets {
             .header("x-echo", auth.clone())
             .header("x-echo-b64", STANDARD.encode(&auth))
             .header("location-ish", format!("/cb?token={pct}"))
+            // A header *name* can carry it too.
+            .header(format!("x-{}", hex_of(SECRET)).as_str(), "1")
             .body(Full::new(Bytes::from(body)))
             .unwrap()
     })
@@ -497,6 +504,7 @@ mod secrets {
             percent_encoding::utf8_percent_encode(SECRET, percent_encoding::NON_ALPHANUMERIC)
                 .to_string(),
             "T0KEN".to_string(),
+            hex_of(SECRET),
         ] {
             assert!(!text.contains(&leak), "{leak} leaked in {text}");
         }
