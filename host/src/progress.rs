@@ -78,15 +78,32 @@ impl JobEvents for ProgressSink {
 /// One verb call in words: `log info: fetched 3 pages`, `fetch send: GET
 /// https://example.com/ ... status=200`, `fetch send refused: denied: ...`.
 /// The same names and reasons as the audit record, never secret values.
+/// Guest text (a log line, a header name in a refusal) reaches the client
+/// with its control characters shown as text and cut to [`MAX_LINE_CHARS`];
+/// the prompts and completions `[complete] log_content` adds to the audit
+/// trail for the operator are left out.
 pub fn line(r: &AuditRecord) -> String {
-    let detail = r.detail.as_deref().unwrap_or_default();
-    match &r.decision {
+    let mut detail = r.detail.as_deref().unwrap_or_default();
+    if r.verb == "complete"
+        && let Some(at) = detail.find(" prompt=")
+    {
+        detail = &detail[..at];
+    }
+    let text = match &r.decision {
         Decision::Allow if r.verb == "log" => format!("log {detail}"),
         Decision::Allow if detail.is_empty() => format!("{} {}", r.verb, r.op),
         Decision::Allow => format!("{} {}: {detail}", r.verb, r.op),
         Decision::Deny(why) => format!("{} {} refused: {why}", r.verb, r.op),
+    };
+    let text = crate::term::escape_control(&text);
+    match text.char_indices().nth(MAX_LINE_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.into_owned(),
     }
 }
+
+/// The longest progress message, in characters.
+pub const MAX_LINE_CHARS: usize = 300;
 
 /// Sends the sink's lines through `send(progress, message)` until dropped
 /// (the caller races it against the job). `progress` counts notifications,
@@ -155,6 +172,25 @@ mod tests {
             duration: Duration::ZERO,
             detail: Some(detail.into()),
         }
+    }
+
+    #[test]
+    fn guest_text_is_escaped_capped_and_prompts_stay_in_the_audit_trail() {
+        let hostile = format!("info: \x1b]0;title\x07\n[info] forged {}", "x".repeat(5000));
+        let shown = line(&record("log", Decision::Allow, &hostile));
+        assert!(
+            shown.starts_with("log info: \\x1b]0;title\\x07\\n[info] forged"),
+            "{shown}"
+        );
+        assert!(!shown.contains(['\x1b', '\x07', '\n']), "{shown}");
+        assert_eq!(shown.chars().count(), MAX_LINE_CHARS + 1, "{shown}");
+        let mut complete = record(
+            "complete",
+            Decision::Allow,
+            "model=m tokens=3 prompt=[[\"user\",\"secret plans\"]] completion=\"ok\"",
+        );
+        complete.op = "chat";
+        assert_eq!(line(&complete), "complete chat: model=m tokens=3");
     }
 
     #[test]
