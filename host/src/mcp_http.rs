@@ -165,12 +165,18 @@ where
                     async move {
                         // A GET is the session's standalone SSE stream, on
                         // which airlock sends nothing: holding one open is
-                        // waiting, and closing it loses nothing.
-                        if req.method() != Method::GET {
-                            conn.busy();
-                        }
+                        // waiting, and closing it loses nothing. Any other
+                        // request is busy once its whole body is in: one
+                        // sending its body slowly is still waiting.
+                        let get = req.method() == Method::GET;
+                        let working = conn.clone();
                         let guard = IdleOnDrop(conn);
-                        let response = app.handle(req).await;
+                        let busy = move || {
+                            if !get {
+                                working.busy();
+                            }
+                        };
+                        let response = app.handle(req, busy).await;
                         Ok::<_, Infallible>(response.map(|inner| Tracked {
                             inner,
                             _guard: guard,
@@ -206,7 +212,8 @@ struct App<S: ServerHandler + Send + 'static> {
 }
 
 impl<S: ServerHandler + Send + 'static> App<S> {
-    async fn handle(&self, req: Request<Incoming>) -> Response<BoxedBody> {
+    /// Serves `req`; `arrived` is called once its body is in.
+    async fn handle(&self, req: Request<Incoming>, arrived: impl FnOnce()) -> Response<BoxedBody> {
         if req.uri().path() != self.path {
             return text(
                 StatusCode::NOT_FOUND,
@@ -245,6 +252,7 @@ impl<S: ServerHandler + Send + 'static> App<S> {
                 ));
             }
         };
+        arrived();
         let method = parts.method.clone();
         let json = parts
             .headers

@@ -293,6 +293,18 @@ fn slow_socket(addr: &str) -> TcpStream {
     s
 }
 
+/// A connection that sent a whole request head and then only part of its
+/// body: still waiting, like one stuck in its head.
+fn slow_body_socket(addr: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n{{\"jsonrpc\""
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s
+}
+
 /// Whether the server has closed `s` (or answered on it) within `wait`.
 fn closed_within(mut s: &TcpStream, wait: Duration) -> bool {
     s.set_read_timeout(Some(wait)).unwrap();
@@ -493,10 +505,17 @@ mod mcp {
         .unwrap();
 
         let addr = server.addr.clone();
-        let slow: Vec<TcpStream> =
-            tokio::task::spawn_blocking(move || (0..12).map(|_| slow_socket(&addr)).collect())
-                .await
-                .unwrap();
+        let slow: Vec<TcpStream> = tokio::task::spawn_blocking(move || {
+            // Half stuck in their heads, half in their bodies.
+            (0..12)
+                .map(|i| match i % 2 {
+                    0 => slow_socket(&addr),
+                    _ => slow_body_socket(&addr),
+                })
+                .collect()
+        })
+        .await
+        .unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
 
         let start = Instant::now();
