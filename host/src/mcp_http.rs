@@ -276,6 +276,13 @@ impl<S: ServerHandler + Send + 'static> App<S> {
             }
             _ => false,
         };
+        // The session's running calls are cancelled before rmcp closes it: its
+        // close waits for them, and the client wants them stopped now. The
+        // session id, which only its client learnt, is what authorizes this,
+        // as it authorizes the DELETE itself.
+        if existed && let Some(id) = &session {
+            self.watch.session_deleted(id);
+        }
         // A call whose response is dropped unfinished (the client went away)
         // has its job cancelled: the handler finds this in the request's parts.
         let gone = ConnectionGone::new();
@@ -288,9 +295,6 @@ impl<S: ServerHandler + Send + 'static> App<S> {
             .await;
         match (method, response.status()) {
             (Method::DELETE, StatusCode::ACCEPTED) if existed => {
-                if let Some(id) = &session {
-                    self.watch.session_deleted(id);
-                }
                 let mut done = Response::new(Empty::new().boxed());
                 *done.status_mut() = StatusCode::NO_CONTENT;
                 done

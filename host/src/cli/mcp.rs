@@ -71,6 +71,10 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
     let names: Vec<String> = toolbox.descriptions().map(|d| d.name.clone()).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Guests run on these workers in 10 ms slices: left at its default of
+        // 61 polls, the check for new requests (a cancel, a DELETE, a call)
+        // would wait ~0.6 s behind spinning guests; at 1 it waits one slice.
+        .event_interval(1)
         .build()
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
     let served = match args.http {
@@ -104,7 +108,15 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
             .await
         }),
     };
-    // Jobs still running (a client that hung up mid-call) end with the process.
+    // The jobs of a client that left were cancelled and end within a tick,
+    // writing their `cancelled` audit lines: give them that moment. Jobs still
+    // running after it (a SIGTERM mid-call) end with the process.
+    rt.block_on(async {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while host.jobs_running() > 0 && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
     rt.shutdown_background();
     // The run's closing checkpoint, whoever still holds the host.
     audit.close();
