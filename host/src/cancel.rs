@@ -27,6 +27,8 @@ pub mod reason {
     pub const CONNECTION_CLOSED: &str = "the client went away: its HTTP connection closed";
     /// `DELETE` of the call's MCP session.
     pub const SESSION_DELETED: &str = "the client deleted its MCP session";
+    /// The server was asked to stop (Ctrl-C, SIGTERM).
+    pub const SERVER_STOPPING: &str = "the server is stopping";
 }
 
 /// What one server (stdio or HTTP) watches for its calls, shared by every
@@ -34,6 +36,7 @@ pub mod reason {
 #[derive(Clone, Default)]
 pub struct CallWatch {
     client_gone: CancellationToken,
+    stopping: CancellationToken,
     sessions: Arc<Sessions>,
 }
 
@@ -49,6 +52,11 @@ impl CallWatch {
             inner: input,
             gone: self.client_gone.clone(),
         }
+    }
+
+    /// Cancels every running call: the server is stopping.
+    pub fn stop(&self) {
+        self.stopping.cancel();
     }
 
     /// Cancels the running calls of HTTP session `id` (after its `DELETE`).
@@ -77,6 +85,8 @@ impl CallWatch {
         let why = tokio::select! {
             biased;
             out = &mut job => return out,
+            // First: stopping the server also ends its sessions (`ct`).
+            () = self.stopping.cancelled() => reason::SERVER_STOPPING,
             () = context.ct.cancelled() => reason::CLIENT_CANCELLED,
             () = self.client_gone.cancelled() => reason::STDIN_CLOSED,
             () = async {

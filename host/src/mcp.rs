@@ -324,9 +324,9 @@ impl ServerHandler for AirlockMcp {
     }
 }
 
-/// Serves `toolbox` on stdin/stdout until the client closes stdin.
-pub async fn serve_stdio(toolbox: Arc<Toolbox>) -> anyhow::Result<()> {
-    let watch = CallWatch::new();
+/// Serves `toolbox` on stdin/stdout until the client closes stdin; `watch`
+/// cancels the running calls when the caller stops the server.
+pub async fn serve_stdio(toolbox: Arc<Toolbox>, watch: CallWatch) -> anyhow::Result<()> {
     let (input, output) = rmcp::transport::stdio();
     let running = AirlockMcp::new(toolbox)
         .watching(watch.clone())
@@ -364,14 +364,15 @@ pub const HTTP_PATH: &str = "/mcp";
 /// Serves `toolbox` over streamable HTTP at [`HTTP_PATH`] on `listener`,
 /// accepting only requests whose `Host` is one of `allowed_hosts` (DNS
 /// rebinding protection) and whose `Origin`, if any, is `http://` one of them,
-/// within `limits` (see [`crate::mcp_http`]).
+/// within `limits` (see [`crate::mcp_http`]); `watch` cancels the running
+/// calls when the caller stops the server.
 pub async fn serve_http(
     toolbox: Arc<Toolbox>,
     listener: tokio::net::TcpListener,
     allowed_hosts: Vec<String>,
     limits: crate::mcp_http::HttpLimits,
+    watch: CallWatch,
 ) -> anyhow::Result<()> {
-    let watch = CallWatch::new();
     let handlers = watch.clone();
     crate::mcp_http::serve(
         move || AirlockMcp::new(toolbox.clone()).watching(handlers.clone()),

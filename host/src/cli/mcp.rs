@@ -11,6 +11,7 @@ use clap::Args;
 
 use super::Failure;
 use crate::Toolkit;
+use crate::cancel::CallWatch;
 use crate::mcp::{self, StartError, Toolbox};
 use crate::term::errln;
 
@@ -77,6 +78,7 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
         .event_interval(1)
         .build()
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
+    let watch = CallWatch::new();
     let served = match args.http {
         None => {
             errln!(
@@ -85,7 +87,10 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
                 args.toolkit.display(),
                 names.join(", ")
             );
-            rt.block_on(until_stopped(mcp::serve_stdio(toolbox)))
+            rt.block_on(until_stopped(
+                mcp::serve_stdio(toolbox, watch.clone()),
+                &watch,
+            ))
         }
         Some(addr) => rt.block_on(async {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -99,18 +104,22 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
                 mcp::HTTP_PATH,
                 names.join(", ")
             );
-            until_stopped(mcp::serve_http(
-                toolbox,
-                listener,
-                mcp::allowed_hosts(bound, &args.allowed_hosts),
-                limits,
-            ))
+            until_stopped(
+                mcp::serve_http(
+                    toolbox,
+                    listener,
+                    mcp::allowed_hosts(bound, &args.allowed_hosts),
+                    limits,
+                    watch.clone(),
+                ),
+                &watch,
+            )
             .await
         }),
     };
-    // The jobs of a client that left were cancelled and end within a tick,
-    // writing their `cancelled` audit lines: give them that moment. Jobs still
-    // running after it (a SIGTERM mid-call) end with the process.
+    // The jobs of a client that left, or of a server asked to stop, were
+    // cancelled and end within a tick, writing their `cancelled` audit lines:
+    // give them that moment before the runtime goes.
     rt.block_on(async {
         let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
         while host.jobs_running() > 0 && std::time::Instant::now() < until {
@@ -124,9 +133,11 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
 }
 
 /// Serves until `serve` ends or the process is asked to stop (Ctrl-C,
-/// SIGTERM), so the audit trail's closing checkpoint is still written.
+/// SIGTERM); then `watch` cancels the running calls, so they and the audit
+/// trail's closing checkpoint are still written.
 async fn until_stopped(
     serve: impl std::future::Future<Output = anyhow::Result<()>>,
+    watch: &CallWatch,
 ) -> anyhow::Result<()> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -135,8 +146,10 @@ async fn until_stopped(
     #[cfg(not(unix))]
     let terminated = std::future::pending::<Option<()>>();
     tokio::select! {
-        served = serve => served,
-        _ = tokio::signal::ctrl_c() => Ok(()),
-        _ = terminated => Ok(()),
+        served = serve => return served,
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
     }
+    watch.stop();
+    Ok(())
 }

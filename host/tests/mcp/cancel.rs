@@ -342,6 +342,37 @@ async fn closing_stdin_cancels_the_running_job() {
     drop(pending);
 }
 
+/// SIGTERM to a server with a call running: the call is cancelled (and
+/// audited as such) before the process exits, cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_server_cancels_its_running_calls() {
+    let env = Env::new(9, 9);
+    let (client, mut child) = env.stdio_client().await;
+    let spin = tool_name(&client, "spinner", "run").await;
+    let peer = client.peer().clone();
+    let pending = tokio::spawn(async move {
+        peer.send_cancellable_request(
+            call_request(&spin, spin_args()),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t0 = SystemTime::now();
+    let pid = child.id().expect("the server is running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let exited = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    let status = exited.expect("the server exits after SIGTERM").unwrap();
+    assert!(status.success(), "{status}");
+    let records = env.wait_cancelled(1);
+    check_stopped(&records[0], t0, "the server is stopping", "SIGTERM");
+    drop(pending);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_fetch_closes_its_upstream_connection() {
     let (origin, closed) = silent_server();
