@@ -10,8 +10,6 @@ use airlock_core::unescape;
 
 /// A key fragment this long or longer is redacted wherever it appears.
 pub const MIN_FRAGMENT: usize = 8;
-/// Decoded views searched besides the text itself.
-const MAX_LAYERS: usize = 3;
 /// What a redacted run of bytes becomes.
 const REDACTED: &str = "[redacted]";
 /// How much of a provider's text the host keeps for the audit trail.
@@ -64,32 +62,7 @@ impl Redactor {
     /// JSON `\u` escapes, percent-encoded or as HTML references), mapped
     /// back to the bytes that spell it.
     fn ranges(&self, text: &[u8]) -> Vec<(usize, usize)> {
-        let mut ranges: Vec<(usize, usize)> = Vec::new();
-        self.windows_in(text, &mut ranges);
-        let mut layers: Vec<Vec<u8>> = Vec::new();
-        while layers.len() < MAX_LAYERS {
-            let below = layers.last().map_or(text, Vec::as_slice);
-            let Some(view) = unescape::decode(below) else {
-                break;
-            };
-            let mut found = Vec::new();
-            self.windows_in(&view, &mut found);
-            layers.push(view);
-            for depth in (0..layers.len()).rev() {
-                let source = if depth == 0 { text } else { &layers[depth - 1] };
-                unescape::map_back(source, &mut found);
-            }
-            ranges.extend(found);
-        }
-        ranges.sort_unstable();
-        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
-        for (s, e) in ranges {
-            match merged.last_mut() {
-                Some(last) if s <= last.1 => last.1 = last.1.max(e),
-                _ => merged.push((s, e)),
-            }
-        }
-        merged
+        unescape::find_in_views(text, |view, out| self.windows_in(view, out))
     }
 
     /// `text` (lossily decoded) with every secret fragment replaced.

@@ -7,6 +7,12 @@
 //! Both secret scrubbers use it: fetch's reflection scrubber and complete's
 //! redactor of provider texts.
 
+use zeroize::Zeroize;
+
+/// Decoded views searched besides the text itself (an HTML reference to a
+/// JSON escape of a percent escape is three layers).
+pub const MAX_LAYERS: usize = 3;
+
 /// Bytes that can start an escape; everything else is copied as it is.
 fn is_trigger(b: u8) -> bool {
     matches!(b, b'\\' | b'%' | b'&')
@@ -246,6 +252,48 @@ pub fn decode(src: &[u8]) -> Option<Vec<u8>> {
         changed |= !literal;
     });
     changed.then_some(out)
+}
+
+/// Where `find` hits in `text` as written and in each decoded view of it (up
+/// to [`MAX_LAYERS`] deep), as ranges of `text` (a hit in a view covers the
+/// escapes that spell it), sorted, with overlapping or touching ranges merged.
+/// The views are zeroized before they are dropped: they may spell a secret.
+pub fn find_in_views(
+    text: &[u8],
+    mut find: impl FnMut(&[u8], &mut Vec<(usize, usize)>),
+) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    find(text, &mut ranges);
+    let mut layers: Vec<Vec<u8>> = Vec::new();
+    while layers.len() < MAX_LAYERS {
+        let below = layers.last().map_or(text, Vec::as_slice);
+        let Some(view) = decode(below) else {
+            break;
+        };
+        let mut found = Vec::new();
+        find(&view, &mut found);
+        layers.push(view);
+        if found.is_empty() {
+            continue;
+        }
+        for depth in (0..layers.len()).rev() {
+            let source = if depth == 0 { text } else { &layers[depth - 1] };
+            map_back(source, &mut found);
+        }
+        ranges.extend(found);
+    }
+    for layer in &mut layers {
+        layer.zeroize();
+    }
+    ranges.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+    for (s, e) in ranges {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
 }
 
 /// Maps byte ranges of `decode(src)` back to the ranges of `src` they were

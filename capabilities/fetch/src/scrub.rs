@@ -24,10 +24,6 @@ pub const REDACTED: &[u8] = b"[REDACTED]";
 /// unrelated text); the raw value is always scrubbed.
 const MIN_DERIVED: usize = 8;
 
-/// Decoded views searched besides the text itself (an HTML reference to a
-/// JSON escape of a percent escape is three layers).
-const MAX_LAYERS: usize = 3;
-
 /// Characters `encodeURIComponent` leaves alone, plus `!*'()` it also keeps.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -84,7 +80,7 @@ impl Scrubber {
             // A value that itself holds escapes is found in the views as
             // they decode it.
             let mut layer = Zeroizing::new(v.to_vec());
-            for _ in 0..MAX_LAYERS {
+            for _ in 0..unescape::MAX_LAYERS {
                 let Some(decoded) = unescape::decode(&layer) else {
                     break;
                 };
@@ -122,49 +118,17 @@ impl Scrubber {
         if self.needles == 0 {
             return (data.to_vec(), 0);
         }
-        let mut ranges = Vec::new();
-        self.hits(data, &mut ranges);
-        // Each decoded layer, searched, its hits mapped back layer by layer.
-        let mut layers: Vec<Vec<u8>> = Vec::new();
-        while layers.len() < MAX_LAYERS {
-            let below = layers.last().map_or(data, Vec::as_slice);
-            let Some(view) = unescape::decode(below) else {
-                break;
-            };
-            let mut found = Vec::new();
-            self.hits(&view, &mut found);
-            layers.push(view);
-            if found.is_empty() {
-                continue;
-            }
-            for depth in (0..layers.len()).rev() {
-                let source = if depth == 0 { data } else { &layers[depth - 1] };
-                unescape::map_back(source, &mut found);
-            }
-            ranges.extend(found);
-        }
-        for layer in &mut layers {
-            layer.zeroize();
-        }
-        ranges.sort_unstable();
+        // One run of overlapping or touching hits becomes one redaction.
+        let ranges = unescape::find_in_views(data, |text, out| self.hits(text, out));
         let mut out = Vec::with_capacity(data.len());
-        let (mut at, mut count) = (0, 0);
-        let mut i = 0;
-        while i < ranges.len() {
-            // One run of overlapping or touching hits becomes one redaction.
-            let (start, mut end) = ranges[i];
-            i += 1;
-            while let Some(&(_, e)) = ranges.get(i).filter(|(s, _)| *s <= end) {
-                end = end.max(e);
-                i += 1;
-            }
+        let mut at = 0;
+        for &(start, end) in &ranges {
             out.extend_from_slice(&data[at..start]);
             out.extend_from_slice(REDACTED);
             at = end;
-            count += 1;
         }
         out.extend_from_slice(&data[at..]);
-        (out, count)
+        (out, ranges.len())
     }
 
     /// [`Scrubber::scrub`] for text (guest-visible errors, URLs, header values).
