@@ -177,17 +177,19 @@ fn human(bytes: u64) -> String {
     }
 }
 
+/// Makes a FIFO at `path` (the unit tests' attacker file).
+#[cfg(test)]
+pub(crate) fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
 #[cfg(test)]
 mod host_files {
     use super::*;
-
-    fn mkfifo(path: &Path) {
-        let status = std::process::Command::new("mkfifo")
-            .arg(path)
-            .status()
-            .expect("mkfifo runs");
-        assert!(status.success(), "mkfifo {}", path.display());
-    }
 
     #[test]
     fn a_regular_file_under_the_cap_is_read_whole() {

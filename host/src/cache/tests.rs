@@ -44,11 +44,7 @@ fn a_key_that_is_not_a_private_32_byte_file_is_refused() {
     assert_eq!(load_key(&key).err(), Some(Unsafe::WrongLength(31)));
 
     let fifo = dir.path().join("fifo.key");
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::files::mkfifo(&fifo);
     chmod(&fifo, 0o600);
     assert_eq!(
         load_key(&fifo).err(),
