@@ -6,6 +6,7 @@
 //! `cargo xtask build-guests` (or `cargo xtask test`) before these tests.
 
 pub mod canaries;
+pub mod doubling;
 pub mod mixed;
 
 use std::ops::Deref;

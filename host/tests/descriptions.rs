@@ -148,30 +148,9 @@ const OPERATOR_TOML: &str = r#""Counts\u001b[31m words\u202E in\u2066 a text\u20
 /// What an agent must read of it.
 const OPERATOR_CLEAN: &str = "Counts[31m words in a text.";
 
-/// A component exporting `f(x: tLEVELS)`, `t0 = tuple<u8, u8>`, each level a
-/// tuple of two of the level below.
-fn doubling_component(levels: usize) -> Vec<u8> {
-    let mut wat = String::from(
-        r#"(component
-  (core module $m
-    (memory (export "memory") 1)
-    (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 8)
-    (func (export "f") (param i32)))
-  (core instance $i (instantiate $m))
-  (type $t0 (tuple u8 u8))
-"#,
-    );
-    for i in 1..=levels {
-        wat.push_str(&format!("  (type $t{i} (tuple $t{} $t{}))\n", i - 1, i - 1));
-    }
-    wat.push_str(&format!(
-        r#"  (func $f (param "x" $t{levels})
-    (canon lift (core func $i "f") (memory (core memory $i "memory"))
-      (realloc (core func $i "realloc"))))
-  (export "f" (func $f)))"#
-    ));
-    wat::parse_str(&wat).expect("the doubling component assembles")
-}
+#[path = "../../tests/doubling.rs"]
+mod doubling;
+use doubling::doubling_component;
 
 mod descriptions {
     use super::*;
