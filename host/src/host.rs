@@ -648,6 +648,7 @@ impl Airlock {
             )),
             duration: started.elapsed(),
             detail: Some(detail),
+            content: None,
         });
     }
 }

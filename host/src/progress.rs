@@ -79,27 +79,20 @@ impl JobEvents for ProgressSink {
 /// https://example.com/ ... status=200`, `fetch send refused: denied: ...`.
 /// The same names and reasons as the audit record, never secret values.
 /// Guest text (a log line, a header name in a refusal) reaches the client
-/// with its control characters shown as text and cut to [`MAX_LINE_CHARS`];
-/// the prompts and completions `[complete] log_content` adds to the audit
-/// trail for the operator are left out.
+/// with its control characters shown as text and cut to [`MAX_LINE_CHARS`].
+/// Watchers never get a record's operator-only `content`.
 pub fn line(r: &AuditRecord) -> String {
-    let mut detail = r.detail.as_deref().unwrap_or_default();
-    if r.verb == "complete"
-        && let Some(at) = detail.find(" prompt=")
-    {
-        detail = &detail[..at];
-    }
+    let detail = r.detail.as_deref().unwrap_or_default();
     let text = match &r.decision {
         Decision::Allow if r.verb == "log" => format!("log {detail}"),
         Decision::Allow if detail.is_empty() => format!("{} {}", r.verb, r.op),
         Decision::Allow => format!("{} {}: {detail}", r.verb, r.op),
         Decision::Deny(why) => format!("{} {} refused: {why}", r.verb, r.op),
     };
-    let text = crate::term::escape_control(&text);
-    match text.char_indices().nth(MAX_LINE_CHARS) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.into_owned(),
-    }
+    crate::agent_text::cap(
+        crate::term::escape_control(&text).into_owned(),
+        MAX_LINE_CHARS,
+    )
 }
 
 /// The longest progress message, in characters.
@@ -171,6 +164,7 @@ mod tests {
             decision,
             duration: Duration::ZERO,
             detail: Some(detail.into()),
+            content: None,
         }
     }
 
@@ -183,13 +177,11 @@ mod tests {
             "{shown}"
         );
         assert!(!shown.contains(['\x1b', '\x07', '\n']), "{shown}");
-        assert_eq!(shown.chars().count(), MAX_LINE_CHARS + 1, "{shown}");
-        let mut complete = record(
-            "complete",
-            Decision::Allow,
-            "model=m tokens=3 prompt=[[\"user\",\"secret plans\"]] completion=\"ok\"",
-        );
+        assert_eq!(shown.chars().count(), MAX_LINE_CHARS, "{shown}");
+        assert!(shown.ends_with('…'), "{shown}");
+        let mut complete = record("complete", Decision::Allow, "model=m tokens=3");
         complete.op = "chat";
+        complete.content = Some("prompt=[[\"user\",\"secret plans\"]] completion=\"ok\"".into());
         assert_eq!(line(&complete), "complete chat: model=m tokens=3");
     }
 

@@ -867,6 +867,7 @@ mod audit {
                             decision: airlock_core::Decision::Allow,
                             duration: std::time::Duration::ZERO,
                             detail: None,
+                            content: None,
                         });
                     }
                 });

@@ -243,18 +243,26 @@ impl CompleteState {
 
     /// Audits one call. `detail` never holds prompt or completion text
     /// unless the operator turned on `log_content`.
-    fn audit(&self, started: Instant, result: Result<(), &VerbError>, detail: String) {
+    fn audit(
+        &self,
+        started: Instant,
+        result: Result<(), &VerbError>,
+        detail: String,
+        content: Option<String>,
+    ) {
         let decision = match result {
             Ok(()) => Decision::Allow,
             Err(e) => Decision::Deny(format!("{}: {}", e.kind(), e.reason())),
         };
         self.job
-            .audit("complete", "chat", decision, started, Some(detail));
+            .audit_with_content("complete", "chat", decision, started, Some(detail), content);
     }
 
-    fn content_detail(&self, messages: &[Message], completion: Option<&str>) -> String {
-        if !self.log_content {
-            return String::new();
+    /// The prompt and completion for the audit trail, when the operator asked
+    /// for them and the trail keeps records.
+    fn content(&self, messages: &[Message], completion: Option<&str>) -> Option<String> {
+        if !self.log_content || !self.job.keeps_records() {
+            return None;
         }
         let prompt: Vec<(&str, &str)> = messages
             .iter()
@@ -268,13 +276,13 @@ impl CompleteState {
             })
             .collect();
         let mut out = format!(
-            " prompt={}",
+            "prompt={}",
             serde_json::to_string(&prompt).unwrap_or_default()
         );
         if let Some(text) = completion {
             let _ = write!(out, " completion={}", serde_json::Value::from(text));
         }
-        out
+        Some(out)
     }
 }
 
@@ -334,7 +342,7 @@ impl complete::Host for CompleteState {
                     self.grant.provider,
                     clip(requested, 64)
                 );
-                self.audit(started, Err(&e), detail);
+                self.audit(started, Err(&e), detail, None);
                 return Err(e);
             }
         };
@@ -353,7 +361,7 @@ impl complete::Host for CompleteState {
             Ok(body) => body,
             Err(why) => {
                 let e = VerbError::invalid(why);
-                self.audit(started, Err(&e), detail);
+                self.audit(started, Err(&e), detail, None);
                 return Err(e);
             }
         };
@@ -391,8 +399,8 @@ impl complete::Host for CompleteState {
                     self.grant.max_calls,
                     failure.to_string()
                 );
-                detail.push_str(&self.content_detail(&messages, None));
-                self.audit(started, Err(&e), detail);
+                let content = self.content(&messages, None);
+                self.audit(started, Err(&e), detail, content);
                 return Err(e);
             }
         };
@@ -424,8 +432,8 @@ impl complete::Host for CompleteState {
             self.usage.tokens,
             self.grant.max_total_tokens,
         );
-        detail.push_str(&self.content_detail(&messages, Some(&text)));
-        self.audit(started, Ok(()), detail);
+        let content = self.content(&messages, Some(&text));
+        self.audit(started, Ok(()), detail, content);
         Ok(Completion {
             text,
             model,

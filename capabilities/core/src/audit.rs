@@ -31,6 +31,10 @@ pub struct AuditRecord {
     pub duration: Duration,
     /// Extra non-secret facts (the key name used, the log message).
     pub detail: Option<String>,
+    /// What the operator asked to see of the call's content (`[complete]
+    /// log_content`: prompts and completions). Only the audit sink gets it:
+    /// a job's watchers (MCP progress) never do.
+    pub content: Option<String>,
 }
 
 /// Where audit records go. Implementations must not block for long: they run

@@ -92,6 +92,12 @@ impl Job {
         self.0.audit.enabled() || self.0.events.is_some()
     }
 
+    /// Whether the audit sink keeps records (watchers aside): what only the
+    /// trail gets, such as [`AuditRecord::content`], need not be built otherwise.
+    pub fn keeps_records(&self) -> bool {
+        self.0.audit.enabled()
+    }
+
     /// Records one verb decision in the audit trail.
     pub fn audit(
         &self,
@@ -101,11 +107,24 @@ impl Job {
         started: Instant,
         detail: Option<String>,
     ) {
+        self.audit_with_content(verb, op, decision, started, detail, None);
+    }
+
+    /// [`Job::audit`] with `content` for the audit sink alone.
+    pub fn audit_with_content(
+        &self,
+        verb: &'static str,
+        op: &'static str,
+        decision: Decision,
+        started: Instant,
+        detail: Option<String>,
+        content: Option<String>,
+    ) {
         self.0.calls.fetch_add(1, Ordering::Relaxed);
         if !self.audits() {
             return;
         }
-        let record = AuditRecord {
+        let mut record = AuditRecord {
             time: std::time::SystemTime::now(),
             job: self.0.id,
             tool: self.0.tool.to_string(),
@@ -114,11 +133,13 @@ impl Job {
             decision,
             duration: started.elapsed(),
             detail,
+            content: None,
         };
         if let Some(events) = &self.0.events {
             events.verb_call(&record);
         }
         if self.0.audit.enabled() {
+            record.content = content;
             self.0.audit.record(record);
         }
     }
@@ -130,5 +151,48 @@ impl std::fmt::Debug for Job {
             .field("id", &self.0.id)
             .field("tool", &self.0.tool)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{JobEvents, MemoryAudit};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Watcher(Mutex<Vec<AuditRecord>>);
+
+    impl JobEvents for Watcher {
+        fn verb_call(&self, record: &AuditRecord) {
+            self.0.lock().unwrap().push(record.clone());
+        }
+    }
+
+    /// The operator's content (logged prompts) goes to the audit sink and
+    /// never to a job's watcher (MCP progress, which the client reads).
+    #[test]
+    fn content_reaches_the_audit_trail_only() {
+        let audit = Arc::new(MemoryAudit::default());
+        let watcher = Arc::new(Watcher::default());
+        let control = JobControl {
+            events: Some(watcher.clone()),
+            ..JobControl::default()
+        };
+        let job = Job::controlled(1, "t".into(), Instant::now(), audit.clone(), &control);
+        assert!(job.keeps_records());
+        job.audit_with_content(
+            "complete",
+            "chat",
+            Decision::Allow,
+            Instant::now(),
+            Some("tokens=3".into()),
+            Some("prompt=secret plans".into()),
+        );
+        let kept = audit.records();
+        assert_eq!(kept[0].content.as_deref(), Some("prompt=secret plans"));
+        let seen = watcher.0.lock().unwrap();
+        assert_eq!(seen[0].detail.as_deref(), Some("tokens=3"));
+        assert_eq!(seen[0].content, None);
     }
 }

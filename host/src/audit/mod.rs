@@ -508,7 +508,7 @@ pub fn to_json(r: &AuditRecord) -> Value {
         Decision::Allow => ("allow", None),
         Decision::Deny(why) => ("deny", Some(why.as_str())),
     };
-    json!({
+    let mut body = json!({
         "time": humantime::format_rfc3339_micros(r.time).to_string(),
         "job": r.job,
         "tool": r.tool,
@@ -518,7 +518,11 @@ pub fn to_json(r: &AuditRecord) -> Value {
         "reason": reason,
         "duration_us": r.duration.as_micros() as u64,
         "detail": r.detail,
-    })
+    });
+    if let Some(content) = &r.content {
+        body["content"] = Value::String(content.clone());
+    }
+    body
 }
 
 impl AuditSink for JsonLinesAudit {

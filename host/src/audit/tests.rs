@@ -29,6 +29,7 @@ fn record(job: u64, decision: Decision) -> AuditRecord {
         decision,
         duration: Duration::from_micros(5),
         detail: Some("key=webhook".into()),
+        content: None,
     }
 }
 

@@ -98,9 +98,10 @@ fn public_key(arg: &str) -> Result<ed25519_dalek::VerifyingKey, Failure> {
                 "--key: {inline}, or the path of a file holding one"
             )));
         }
-        let text = std::fs::read_to_string(path)
+        let bytes = crate::files::read_regular_file(path, 4096, "a public key file")
             .map_err(|e| Failure::usage(format!("--key: cannot read {arg}: {e}")))?;
-        parse_public_key(&text).map_err(|e| Failure::usage(format!("--key {arg}: {e}")))
+        parse_public_key(&String::from_utf8_lossy(&bytes))
+            .map_err(|e| Failure::usage(format!("--key {arg}: {e}")))
     })
 }
 

@@ -250,7 +250,7 @@ fn audit_sink(flag: Option<&PathBuf>, config: &HostConfig) -> Result<Arc<dyn Aud
     if let Some(p) = &path
         && keys.is_none()
     {
-        eprintln!(
+        errln!(
             "airlock: warning: the audit trail {} is unkeyed: anyone who can write it can \
              rewrite it unnoticed; name an HMAC key and an Ed25519 signing key in the host \
              config's [audit] key and signing_key",
@@ -275,7 +275,7 @@ fn audit_sink(flag: Option<&PathBuf>, config: &HostConfig) -> Result<Arc<dyn Aud
 /// (its components were compiled in memory instead).
 fn warn_cache(host: &Airlock) {
     if let Some(w) = host.take_cache_warning() {
-        eprintln!("airlock: warning: {w}");
+        errln!("airlock: warning: {w}");
     }
 }
 

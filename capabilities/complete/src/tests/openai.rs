@@ -154,7 +154,7 @@ async fn log_content_puts_prompt_and_answer_in_the_audit_for_operators() {
     chat(&mut s, ask("the question\nline two"), opts())
         .await
         .unwrap();
-    let detail = only_record(&audit).detail.unwrap();
+    let detail = only_record(&audit).content.unwrap();
     assert!(
         detail.contains(r#"prompt=[["user","the question\nline two"]]"#),
         "{detail}"
