@@ -99,9 +99,7 @@ impl Toolbox {
                 });
             }
         }
-        let described: Vec<ToolDescription> =
-            entries.iter().map(|e| e.description.clone()).collect();
-        crate::names::check_unique(&described)?;
+        crate::names::check_unique(entries.iter().map(|e| &e.description))?;
         Ok(Self::from_entries(
             host,
             kit.path.display().to_string(),

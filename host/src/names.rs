@@ -100,7 +100,9 @@ pub fn assign(spec: &ToolSpec, descriptions: &mut [ToolDescription]) -> Result<(
 }
 
 /// Refuses two functions offered under one name, naming both and the fix.
-pub fn check_unique(descriptions: &[ToolDescription]) -> Result<(), DescribeError> {
+pub fn check_unique<'a>(
+    descriptions: impl IntoIterator<Item = &'a ToolDescription>,
+) -> Result<(), DescribeError> {
     let mut seen: BTreeMap<&str, &ToolDescription> = BTreeMap::new();
     for d in descriptions {
         if let Some(other) = seen.insert(&d.name, d) {

@@ -5,7 +5,6 @@
 //! [`HEARTBEAT`] while the job runs, so clients that reset their timeout on
 //! progress keep waiting.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +17,6 @@ use tokio::sync::Notify;
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// The longest time without a notification while the job runs.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
-/// Lines kept while waiting to be sent; more are only counted.
-const QUEUE: usize = 16;
 
 /// One job's lines waiting to be sent. The job pushes, [`pump`] takes.
 #[derive(Default)]
@@ -29,10 +26,12 @@ pub struct ProgressSink {
     sent: AtomicU64,
 }
 
+/// The oldest line not yet sent, and how many came after it (they are only
+/// counted: a notification carries one line).
 #[derive(Default)]
 struct Pending {
-    lines: VecDeque<String>,
-    dropped: u64,
+    first: Option<String>,
+    more: u64,
 }
 
 impl ProgressSink {
@@ -41,13 +40,13 @@ impl ProgressSink {
         Self::default()
     }
 
-    fn push(&self, line: String) {
+    /// Queues the line `line` makes, made only when it will be sent.
+    fn push(&self, line: impl FnOnce() -> String) {
         {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            if p.lines.len() < QUEUE {
-                p.lines.push_back(line);
-            } else {
-                p.dropped += 1;
+            match p.first {
+                None => p.first = Some(line()),
+                Some(_) => p.more += 1,
             }
         }
         self.wake.notify_one();
@@ -57,10 +56,8 @@ impl ProgressSink {
     /// dropped: the job's log and the audit trail keep every one).
     fn take(&self) -> Option<String> {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let first = p.lines.pop_front()?;
-        let more = p.lines.len() as u64 + p.dropped;
-        p.lines.clear();
-        p.dropped = 0;
+        let first = p.first.take()?;
+        let more = std::mem::take(&mut p.more);
         Some(if more == 0 {
             first
         } else {
@@ -71,7 +68,7 @@ impl ProgressSink {
 
 impl JobEvents for ProgressSink {
     fn verb_call(&self, record: &AuditRecord) {
-        self.push(line(record));
+        self.push(|| line(record));
     }
 }
 

@@ -68,27 +68,18 @@ impl Redactor {
     /// `text` (lossily decoded) with every secret fragment replaced.
     pub(crate) fn redact(&self, text: &[u8]) -> String {
         let ranges = self.ranges(text);
-        if ranges.is_empty() {
-            return String::from_utf8_lossy(text).into_owned();
-        }
-        let mut out = Vec::with_capacity(text.len());
-        let mut at = 0;
-        for (s, e) in ranges {
-            out.extend_from_slice(&text[at..s]);
-            out.extend_from_slice(REDACTED.as_bytes());
-            at = e;
-        }
-        out.extend_from_slice(&text[at..]);
+        let out = unescape::replace_ranges(text, &ranges, REDACTED.as_bytes());
         String::from_utf8_lossy(&out).into_owned()
     }
 
     /// `text` unchanged when it holds no secret fragment, else redacted.
     pub(crate) fn redact_string(&self, text: String) -> String {
-        if self.ranges(text.as_bytes()).is_empty() {
-            text
-        } else {
-            self.redact(text.as_bytes())
+        let ranges = self.ranges(text.as_bytes());
+        if ranges.is_empty() {
+            return text;
         }
+        let out = unescape::replace_ranges(text.as_bytes(), &ranges, REDACTED.as_bytes());
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// At most [`MAX_LOGGED_BYTES`] of `text`, redacted, for the host's logs.

@@ -296,6 +296,20 @@ pub fn find_in_views(
     merged
 }
 
+/// `text` with each of `ranges` (sorted, disjoint, as [`find_in_views`]
+/// returns them) replaced by `marker`.
+pub fn replace_ranges(text: &[u8], ranges: &[(usize, usize)], marker: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut at = 0;
+    for &(start, end) in ranges {
+        out.extend_from_slice(&text[at..start]);
+        out.extend_from_slice(marker);
+        at = end;
+    }
+    out.extend_from_slice(&text[at..]);
+    out
+}
+
 /// Maps byte ranges of `decode(src)` back to the ranges of `src` they were
 /// decoded from (an escape cut by a range is taken whole). `ranges` must be
 /// sorted by start; each comes back in place.

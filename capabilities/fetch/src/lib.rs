@@ -276,9 +276,12 @@ impl fetch::Host for FetchState {
             Ok(_) => Decision::Allow,
             Err(e) => Decision::Deny(format!("{}: {}", e.kind(), e.reason())),
         };
-        let detail = scrubber.scrub_str(&note.detail()).0;
-        self.job
-            .audit("fetch", "send", decision, started, Some(detail));
+        // Formatted and scrubbed only when someone reads it.
+        let detail = self
+            .job
+            .audits()
+            .then(|| scrubber.scrub_str(&note.detail()).0);
+        self.job.audit("fetch", "send", decision, started, detail);
         result
     }
 }

@@ -120,15 +120,10 @@ impl Scrubber {
         }
         // One run of overlapping or touching hits becomes one redaction.
         let ranges = unescape::find_in_views(data, |text, out| self.hits(text, out));
-        let mut out = Vec::with_capacity(data.len());
-        let mut at = 0;
-        for &(start, end) in &ranges {
-            out.extend_from_slice(&data[at..start]);
-            out.extend_from_slice(REDACTED);
-            at = end;
-        }
-        out.extend_from_slice(&data[at..]);
-        (out, ranges.len())
+        (
+            unescape::replace_ranges(data, &ranges, REDACTED),
+            ranges.len(),
+        )
     }
 
     /// [`Scrubber::scrub`] for text (guest-visible errors, URLs, header values).
