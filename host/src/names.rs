@@ -29,6 +29,15 @@ pub struct FunctionSpec {
     pub name: Option<String>,
 }
 
+/// The name agents call `function` of tool `spec` by: the toolkit's choice
+/// (`[tools.NAME.functions.FUNC] name`), else [`portable`].
+pub fn offered(spec: &ToolSpec, function: &str) -> String {
+    spec.functions
+        .get(function)
+        .and_then(|f| f.name.clone())
+        .unwrap_or_else(|| portable(&spec.name, function))
+}
+
 /// The default portable name of `function` of `tool`: both joined by `__`,
 /// every `-` and `.` written `_` (`word-count`, `count` -> `word_count__count`).
 pub fn portable(tool: &str, function: &str) -> String {
@@ -77,9 +86,11 @@ pub fn assign(spec: &ToolSpec, descriptions: &mut [ToolDescription]) -> Result<(
         }
     }
     for d in descriptions.iter_mut() {
-        let custom = spec.functions.get(&d.function).and_then(|f| f.name.clone());
-        let chosen = custom.is_some();
-        d.name = custom.unwrap_or_else(|| portable(&d.tool, &d.function));
+        let chosen = spec
+            .functions
+            .get(&d.function)
+            .is_some_and(|f| f.name.is_some());
+        d.name = offered(spec, &d.function);
         if let Err(why) = check(&d.name) {
             let fix = if chosen {
                 "change it".to_string()

@@ -130,11 +130,7 @@ pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> (String, bool) {
                     let offered: Vec<String> = exports
                         .iter()
                         .map(|e| {
-                            let name = spec
-                                .functions
-                                .get(&e.name)
-                                .and_then(|f| f.name.clone())
-                                .unwrap_or_else(|| crate::names::portable(&spec.name, &e.name));
+                            let name = crate::names::offered(spec, &e.name);
                             format!("{name} ({}.{})", spec.name, e.name)
                         })
                         .collect();
