@@ -216,24 +216,8 @@ fn first_line(e: &JobError) -> String {
 }
 
 fn mcp_tool(d: &ToolDescription) -> rmcp::model::Tool {
-    let object = |v: &Value| Arc::new(v.as_object().cloned().unwrap_or_default());
-    let mut tool = rmcp::model::Tool::new(
-        d.name.clone(),
-        d.description.clone(),
-        object(&d.input_schema),
-    )
-    .with_title(d.title.clone())
-    .with_raw_output_schema(object(&d.output_schema));
-    if let Some(h) = d.annotations {
-        tool = tool.with_annotations(
-            rmcp::model::ToolAnnotations::with_title(d.title.clone())
-                .read_only(h.read_only)
-                .destructive(h.destructive)
-                .idempotent(h.idempotent)
-                .open_world(h.open_world),
-        );
-    }
-    tool
+    // The one MCP form (`airlock schema --format mcp` prints the same).
+    serde_json::from_value(d.to_mcp()).expect("a description's MCP form is an MCP tool")
 }
 
 /// The MCP handler: a shared [`Toolbox`].
