@@ -286,40 +286,6 @@ impl CompleteState {
     }
 }
 
-/// Audits a call whose future is dropped before it ends (the host's own
-/// job timeout cancelling it), so no call goes unrecorded.
-struct InFlight {
-    job: Job,
-    started: Instant,
-    detail: Option<String>,
-}
-
-impl InFlight {
-    /// The call ended normally; it is audited by the caller.
-    fn disarm(mut self) {
-        self.detail = None;
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if let Some(detail) = self.detail.take() {
-            let why = if self.job.is_cancelled() {
-                "cancelled: the job's caller cancelled it during the call"
-            } else {
-                "timeout: the job ended during the call"
-            };
-            self.job.audit(
-                "complete",
-                "chat",
-                Decision::Deny(why.into()),
-                self.started,
-                Some(format!("{detail} cancelled")),
-            );
-        }
-    }
-}
-
 impl complete::Host for CompleteState {
     async fn chat(
         &mut self,
@@ -367,11 +333,9 @@ impl complete::Host for CompleteState {
         };
         self.usage.begin();
         let sent = Instant::now();
-        let in_flight = InFlight {
-            job: self.job.clone(),
-            started,
-            detail: Some(detail.clone()),
-        };
+        let in_flight =
+            self.job
+                .in_flight("complete", "chat", started, format!("{detail} cancelled"));
         // A cancelled job abandons the request at once (its connection
         // closes); the guard audits it as cancelled.
         let cancel = self.job.cancel().clone();

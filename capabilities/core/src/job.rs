@@ -154,6 +154,64 @@ impl std::fmt::Debug for Job {
     }
 }
 
+/// Audits a verb call whose future is dropped before it ends (the host
+/// cancelling the job, or its deadline passing), so no call goes unrecorded;
+/// [`InFlight::disarm`] it when the call ends and is audited normally.
+pub struct InFlight {
+    job: Option<Job>,
+    verb: &'static str,
+    op: &'static str,
+    started: Instant,
+    detail: String,
+}
+
+impl Job {
+    /// A guard for a verb call that started at `started`, audited with
+    /// `detail` if it is abandoned.
+    pub fn in_flight(
+        &self,
+        verb: &'static str,
+        op: &'static str,
+        started: Instant,
+        detail: String,
+    ) -> InFlight {
+        InFlight {
+            job: Some(self.clone()),
+            verb,
+            op,
+            started,
+            detail,
+        }
+    }
+}
+
+impl InFlight {
+    /// The call ended normally; it is audited by the caller.
+    pub fn disarm(mut self) {
+        self.job = None;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(job) = self.job.take() {
+            let why = if job.is_cancelled() {
+                "cancelled: the job's caller cancelled it during the call"
+            } else {
+                "timeout: the job ended during the call"
+            };
+            let detail = std::mem::take(&mut self.detail);
+            job.audit(
+                self.verb,
+                self.op,
+                Decision::Deny(why.into()),
+                self.started,
+                Some(detail),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ pub mod unescape;
 pub use audit::{AuditRecord, AuditSink, Decision, MemoryAudit, NullAudit};
 pub use cancel::{Cancel, JobControl, JobEvents};
 pub use error::VerbError;
-pub use job::Job;
+pub use job::{InFlight, Job};
 
 #[doc(hidden)]
 pub use anyhow;

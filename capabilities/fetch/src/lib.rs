@@ -227,47 +227,16 @@ fn scrub_error(e: VerbError, scrubber: &Scrubber) -> VerbError {
     }
 }
 
-/// Audits a `send` whose future is dropped before it ends (the host
-/// cancelling the job, or its deadline passing), so no call goes unrecorded.
-struct InFlight {
-    job: Option<Job>,
-    started: Instant,
-}
-
-impl InFlight {
-    /// The call ended normally; it is audited by the caller.
-    fn disarm(mut self) {
-        self.job = None;
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if let Some(job) = self.job.take() {
-            let why = if job.is_cancelled() {
-                "cancelled: the job's caller cancelled it during the request"
-            } else {
-                "timeout: the job ended during the request"
-            };
-            job.audit(
-                "fetch",
-                "send",
-                Decision::Deny(why.into()),
-                self.started,
-                Some("request abandoned, connection closed".into()),
-            );
-        }
-    }
-}
-
 impl fetch::Host for FetchState {
     async fn send(&mut self, req: fetch::Request) -> Result<fetch::Response, VerbError> {
         let started = Instant::now();
         let mut note = flow::Note::default();
-        let in_flight = InFlight {
-            job: Some(self.job.clone()),
+        let in_flight = self.job.in_flight(
+            "fetch",
+            "send",
             started,
-        };
+            "request abandoned, connection closed".into(),
+        );
         let result = self.perform(req, &mut note).await;
         in_flight.disarm();
         let scrubber = self.scrubber();
