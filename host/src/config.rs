@@ -848,7 +848,7 @@ mod tests {
         let big = dir.path().join("big");
         std::fs::write(&big, vec![b'k'; MAX_SECRET_FILE_BYTES as usize + 1]).unwrap();
         for (file, expected) in [
-            ("big", "larger than 64 KiB"),
+            ("big", "larger than 64KiB"),
             (".", "not a regular file"),
             ("/dev/zero", "not a regular file"),
         ] {

@@ -27,7 +27,7 @@ pub enum FileError {
         kind: &'static str,
     },
     /// Larger than the cap for its kind of file.
-    #[error("larger than {} (the cap for {what}); use a smaller file", human(*cap))]
+    #[error("larger than {} (the cap for {what}); use a smaller file", crate::units::format_size(usize::try_from(*cap).unwrap_or(usize::MAX)))]
     TooLarge {
         /// The cap in bytes.
         cap: u64,
@@ -164,16 +164,6 @@ fn kind_name(kind: FileType) -> &'static str {
         FileType::CharacterDevice => "a character device",
         FileType::BlockDevice => "a block device",
         _ => "not a file",
-    }
-}
-
-fn human(bytes: u64) -> String {
-    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
-        format!("{} MiB", bytes >> 20)
-    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
-        format!("{} KiB", bytes >> 10)
-    } else {
-        format!("{bytes} bytes")
     }
 }
 
