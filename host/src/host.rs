@@ -212,6 +212,10 @@ pub struct HostOptions {
     /// The cache's key file, outside the cache directory (`None`:
     /// `$AIRLOCK_CACHE_KEY` or `cache.key` in the user's local data dir).
     pub cache_key: Option<PathBuf>,
+    /// The cap on the compiled-component cache's total size, kept by
+    /// evicting the least recently used entries (`None`:
+    /// `$AIRLOCK_CACHE_MAX_SIZE`, else [`crate::cache::DEFAULT_MAX_SIZE`]).
+    pub cache_max_size: Option<u64>,
     /// Never touch the disk cache.
     pub no_cache: bool,
     /// Test-only: shows every job's guest memories to this probe (and builds
@@ -262,7 +266,8 @@ impl Airlock {
         let cache = if options.no_cache {
             ComponentCache::disabled()
         } else {
-            ComponentCache::new(options.cache_dir, options.cache_key)
+            let max_size = crate::cache::lru::max_size_setting(options.cache_max_size)?;
+            ComponentCache::new(options.cache_dir, options.cache_key).with_max_size(max_size)
         };
         Ok(Self {
             engine,

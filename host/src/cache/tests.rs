@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use super::key::load_key;
 use super::*;
 
 fn chmod(path: &Path, mode: u32) {
@@ -92,4 +93,41 @@ fn the_entry_cap_grows_with_the_component() {
     assert_eq!(entry_cap(0), 64 << 20);
     assert_eq!(entry_cap(1 << 20), (64 << 20) + (16 << 20));
     assert_eq!(entry_cap(usize::MAX), u64::MAX);
+}
+
+/// A hit records its use in the entry's mtime (atime is not kept on
+/// `noatime`/`relatime` mounts), at most once a minute.
+#[test]
+fn a_hit_on_a_stale_entry_touches_its_mtime_and_a_fresh_one_is_left() {
+    use std::time::{Duration, SystemTime};
+    let dir = tempfile::tempdir().unwrap();
+    chmod(dir.path(), 0o700);
+    let fd = open_dir(dir.path(), false).unwrap().unwrap();
+    let path = dir.path().join("entry");
+    std::fs::write(&path, b"bytes").unwrap();
+    chmod(&path, 0o600);
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    let set = |t| {
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap()
+    };
+    let mtime = || std::fs::metadata(&path).unwrap().modified().unwrap();
+    set(hour_ago);
+    let Entry::Read(bytes, Some(file)) = read_entry(&fd, "entry", 100) else {
+        panic!("a stale entry is read with its file kept to touch");
+    };
+    assert_eq!(bytes, b"bytes");
+    assert_eq!(mtime(), hour_ago, "reading alone does not touch");
+    touch(&file);
+    let touched = mtime();
+    assert!(touched > hour_ago + Duration::from_secs(3000), "{touched:?}");
+
+    let Entry::Read(_, fresh) = read_entry(&fd, "entry", 100) else {
+        panic!("read again");
+    };
+    assert!(fresh.is_none(), "used a moment ago: no second write");
 }

@@ -12,6 +12,18 @@
 //! the cache directory, covers the component digest, the engine hash and the
 //! compiled bytes. The entry is read once; the tag is checked on that
 //! in-memory copy, and those same bytes are deserialized.
+//!
+//! The cache is kept under a size cap by least-recently-used eviction
+//! ([`lru`]): a verified hit refreshes its entry's mtime, and storing an
+//! entry evicts the oldest others until the cache fits.
+
+mod key;
+pub mod lru;
+
+pub use lru::{
+    CACHE_MAX_SIZE_ENV, CacheEntry, DEFAULT_MAX_SIZE, Freed, HousekeepingError, Listing,
+    MaxSizeError, Other,
+};
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -19,9 +31,10 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, Mac};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 use secrecy::{ExposeSecret, SecretBox};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -58,6 +71,8 @@ pub struct ComponentCache {
     /// The engine's compatibility hash, computed on first use: a cache
     /// serves the one engine of its host.
     engine_hash: OnceLock<u64>,
+    /// The size the entries may take together (see [`lru`]).
+    max_size: u64,
     /// The opened directory and the key, or why the cache is not used.
     open: OnceLock<Result<Opened, CacheWarning>>,
     warned: AtomicBool,
@@ -192,9 +207,22 @@ impl ComponentCache {
             dir,
             key_path,
             engine_hash: OnceLock::new(),
+            max_size: DEFAULT_MAX_SIZE,
             open: OnceLock::new(),
             warned: AtomicBool::new(false),
         }
+    }
+
+    /// The same cache with its entries capped at `bytes` together
+    /// (default [`DEFAULT_MAX_SIZE`]; see [`lru::max_size_setting`]).
+    pub fn with_max_size(mut self, bytes: u64) -> Self {
+        self.max_size = bytes;
+        self
+    }
+
+    /// The size cap of the cache's entries together.
+    pub fn max_size(&self) -> u64 {
+        self.max_size
     }
 
     /// A cache that never touches the disk.
@@ -203,6 +231,7 @@ impl ComponentCache {
             dir: None,
             key_path: None,
             engine_hash: OnceLock::new(),
+            max_size: DEFAULT_MAX_SIZE,
             open: OnceLock::new(),
             warned: AtomicBool::new(false),
         }
@@ -262,8 +291,11 @@ impl ComponentCache {
         let existed = match read_entry(&opened.dir, &name, entry_cap(bytes.len())) {
             Entry::Missing => false,
             Entry::Untrusted => true,
-            Entry::Read(entry) => {
+            Entry::Read(entry, stale) => {
                 if let Some(compiled) = verified(&opened.key, &digest, engine_hash, &entry) {
+                    if let Some(fd) = stale {
+                        touch(&fd);
+                    }
                     // SAFETY: `compiled` is part of the one in-memory copy of
                     // the entry whose tag was just checked under this user's
                     // private key: bytes this cache wrote for this component
@@ -282,7 +314,9 @@ impl ComponentCache {
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(engine, &compiled)? };
         // A cache that cannot be written is not an error: the job still runs.
-        let _ = store(opened, &digest, engine_hash, &name, &compiled);
+        if store(opened, &digest, engine_hash, &name, &compiled).is_ok() {
+            lru::evict(&opened.dir, self.max_size, &name);
+        }
         let outcome = if existed {
             CacheOutcome::Replaced
         } else {
@@ -339,8 +373,15 @@ enum Entry {
     Missing,
     /// There, but not a private regular file under the cap.
     Untrusted,
-    Read(Vec<u8>),
+    /// Its bytes, and the file itself when its last use is older than
+    /// [`TOUCH_AFTER`] (to be touched if the bytes verify).
+    Read(Vec<u8>, Option<OwnedFd>),
 }
+
+/// How stale an entry's mtime (its last use) may get before a hit
+/// refreshes it: LRU order needs no finer grain, and a host loading one
+/// component over and over writes its inode once a minute at most.
+const TOUCH_AFTER: Duration = Duration::from_secs(60);
 
 /// Reads entry `name` once: no link followed, no blocking open, and only a
 /// regular file of this user, not writable by group or others, under `cap`.
@@ -351,15 +392,41 @@ fn read_entry(dir: &OwnedFd, name: &str, cap: u64) -> Entry {
         Err(rustix::io::Errno::NOENT) => return Entry::Missing,
         Err(_) => return Entry::Untrusted,
     };
-    if private(&fd, 0o022).is_err() {
+    let Ok(stat) = private(&fd, 0o022) else {
         return Entry::Untrusted;
-    }
+    };
+    let used = lru::mtime(&stat);
+    let stale = SystemTime::now()
+        .duration_since(used)
+        .is_ok_and(|age| age >= TOUCH_AFTER);
+    let keep = if stale { fd.try_clone().ok() } else { None };
     match read_open(fd, cap, "a compiled-cache entry") {
-        Ok(bytes) => Entry::Read(bytes),
+        Ok(bytes) => Entry::Read(bytes, keep),
         Err(FileError::NotRegular { .. } | FileError::TooLarge { .. } | FileError::Io(_)) => {
             Entry::Untrusted
         }
     }
+}
+
+/// Records a use of an entry: its mtime becomes now (its atime is left
+/// alone). mtime, not atime, because `noatime` and `relatime` mounts do not
+/// keep atime. A failure only makes the entry look older.
+fn touch(fd: &OwnedFd) {
+    let omit = Timespec {
+        tv_sec: 0,
+        tv_nsec: rustix::fs::UTIME_OMIT,
+    };
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: rustix::fs::UTIME_NOW,
+    };
+    let _ = rustix::fs::futimens(
+        fd,
+        &Timestamps {
+            last_access: omit,
+            last_modification: now,
+        },
+    );
 }
 
 /// Checks that `fd` belongs to the running user and has none of `forbidden`
@@ -388,35 +455,45 @@ fn open(dir: &Path, key_path: Option<&Path>) -> Result<Opened, CacheWarning> {
         problem,
     };
     let key_path = key_path.ok_or(CacheWarning::NoKeyPath)?;
-    let is_link = || std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
-    if is_link() {
-        return Err(dir_warning(Unsafe::Symlink));
-    }
-    // Missing parents are made private too; an existing directory keeps its
-    // mode and is checked below.
-    if let Err(e) = mkdir_private(dir) {
-        return Err(dir_warning(Unsafe::Io(e.to_string())));
-    }
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| {
-        // With O_DIRECTORY, Linux answers a link with ENOTDIR, not ELOOP.
-        dir_warning(match e {
-            _ if is_link() => Unsafe::Symlink,
-            rustix::io::Errno::NOTDIR => Unsafe::WrongKind("not a directory"),
-            e => e.into(),
-        })
-    })?;
-    private(&fd, 0o022).map_err(dir_warning)?;
+    let fd = open_dir(dir, true)
+        .map_err(dir_warning)?
+        .ok_or_else(|| dir_warning(Unsafe::Io("it vanished as it was made".into())))?;
     if inside(key_path, dir) {
         return Err(CacheWarning::KeyInsideCache {
             path: key_path.to_path_buf(),
         });
     }
-    let key = load_key(key_path).map_err(|problem| CacheWarning::Key {
+    let key = key::load_key(key_path).map_err(|problem| CacheWarning::Key {
         path: key_path.to_path_buf(),
         problem,
     })?;
     Ok(Opened { dir: fd, key })
+}
+
+/// Opens the cache directory (made first, mode 700, when `create`), only if
+/// it is a directory of this user's, not a link, not writable by group or
+/// others. `None`: it does not exist (and `create` was false).
+fn open_dir(dir: &Path, create: bool) -> Result<Option<OwnedFd>, Unsafe> {
+    let is_link = || std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link() {
+        return Err(Unsafe::Symlink);
+    }
+    // Missing parents are made private too; an existing directory keeps its
+    // mode and is checked below.
+    if create {
+        mkdir_private(dir).map_err(|e| Unsafe::Io(e.to_string()))?;
+    }
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(dir, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) if !create => return Ok(None),
+        // With O_DIRECTORY, Linux answers a link with ENOTDIR, not ELOOP.
+        Err(_) if is_link() => return Err(Unsafe::Symlink),
+        Err(rustix::io::Errno::NOTDIR) => return Err(Unsafe::WrongKind("not a directory")),
+        Err(e) => return Err(e.into()),
+    };
+    private(&fd, 0o022)?;
+    Ok(Some(fd))
 }
 
 fn mkdir_private(dir: &Path) -> std::io::Result<()> {
@@ -440,84 +517,6 @@ fn inside(path: &Path, dir: &Path) -> bool {
     };
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     resolve(path).starts_with(dir)
-}
-
-/// Reads the key, making it first (32 random bytes, mode 600) if it does
-/// not exist.
-fn load_key(path: &Path) -> Result<SecretBox<[u8; KEY_BYTES]>, Unsafe> {
-    match read_key(path) {
-        Err(Unsafe::Io(_)) if !exists_no_follow(path) => {
-            make_key(path).map_err(|e| Unsafe::Io(e.to_string()))?;
-            read_key(path)
-        }
-        other => other,
-    }
-}
-
-fn exists_no_follow(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok()
-}
-
-fn read_key(path: &Path) -> Result<SecretBox<[u8; KEY_BYTES]>, Unsafe> {
-    let fd = crate::files::open_nonblocking(path, OFlags::NOFOLLOW).map_err(|e| {
-        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-            Unsafe::Symlink
-        } else {
-            Unsafe::Io(e.to_string())
-        }
-    })?;
-    let stat = private(&fd, 0o077)?;
-    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-        return Err(Unsafe::WrongKind("not a regular file"));
-    }
-    if stat.st_size != KEY_BYTES as i64 {
-        return Err(Unsafe::WrongLength(
-            u64::try_from(stat.st_size).unwrap_or(0),
-        ));
-    }
-    let mut bytes = read_open(fd, KEY_BYTES as u64, "the cache key").map_err(|e| match e {
-        FileError::NotRegular { .. } => Unsafe::WrongKind("not a regular file"),
-        FileError::TooLarge { .. } => Unsafe::WrongLength(KEY_BYTES as u64 + 1),
-        FileError::Io(e) => Unsafe::Io(e.to_string()),
-    })?;
-    let key = SecretBox::init_with_mut(|k: &mut [u8; KEY_BYTES]| {
-        let n = bytes.len().min(KEY_BYTES);
-        k[..n].copy_from_slice(&bytes[..n]);
-    });
-    let len = bytes.len();
-    zeroize::Zeroize::zeroize(&mut bytes);
-    if len != KEY_BYTES {
-        return Err(Unsafe::WrongLength(len as u64));
-    }
-    Ok(key)
-}
-
-/// Writes a new key to a private temporary file and links it into place,
-/// so a concurrent process either finds no key or a whole one.
-fn make_key(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let parent = path.parent().unwrap_or(Path::new("."));
-    mkdir_private(parent)?;
-    let tmp = parent.join(format!(
-        ".cache.key-{}-{:016x}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let mut key = zeroize::Zeroizing::new([0u8; KEY_BYTES]);
-    getrandom::fill(key.as_mut_slice()).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(OFlags::NOFOLLOW.bits() as i32)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(key.as_slice()));
-    let linked = written.and_then(|()| match std::fs::hard_link(&tmp, path) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        other => other,
-    });
-    let _ = std::fs::remove_file(&tmp);
-    linked
 }
 
 /// Writes an entry: a new private temporary file (never following a link,
