@@ -552,3 +552,6 @@ async fn a_fifo_entry_does_not_hang_and_is_not_trusted() {
     );
     assert_loads_itself(dir.path(), CacheOutcome::Hit, "after the FIFO").await;
 }
+
+/// LRU eviction to the size cap, with real compiled entries.
+mod lru;

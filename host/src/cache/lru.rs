@@ -21,9 +21,10 @@ use rustix::fs::{AtFlags, FileType, Stat};
 use super::{CACHE_DIR_ENV, Unsafe, open_dir};
 
 /// The default cap on the entries' total size: 1 GiB holds some 25 entries
-/// of Python or JavaScript tools (about 40 MiB compiled each) or hundreds
-/// of Rust ones, so a toolkit and its recent rebuilds stay cached, and it
-/// is small next to the disk of any machine that compiles them.
+/// of Python or JavaScript tools (about 40 MiB compiled each) or thousands
+/// of Rust ones (tens to hundreds of KiB), so a toolkit and its recent
+/// rebuilds stay cached, and it is small next to the disk of any machine
+/// that compiles them.
 pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
 
 /// The environment variable setting the cap (`512MiB`, `2GiB`, bytes).
@@ -55,7 +56,7 @@ fn max_size_from(value: Option<std::ffi::OsString>) -> Result<u64, MaxSizeError>
 
 /// `$AIRLOCK_CACHE_MAX_SIZE` is not a size.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{CACHE_MAX_SIZE_ENV}={value:?} is not usable: {reason}")]
+#[error("{CACHE_MAX_SIZE_ENV}={value:?} is not usable: {reason}, or unset it for the default")]
 pub struct MaxSizeError {
     /// The variable's value.
     pub value: String,

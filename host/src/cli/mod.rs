@@ -1,5 +1,5 @@
-//! The `airlock` command line: `run`, `inspect`, `explain`, `demo`, `mcp` and
-//! `schema`. Every failure maps to one exit code and a one-line message naming
+//! The `airlock` command line: `run`, `inspect`, `explain`, `demo`, `mcp`,
+//! `schema` and `cache`. Every failure maps to one exit code and a one-line message naming
 //! cause and fix.
 
 /// `println!` for command output: every control character but the newline is
@@ -23,6 +23,7 @@ macro_rules! out {
 }
 
 mod audit;
+mod cache;
 mod demo;
 mod demo_servers;
 mod explain;
@@ -94,6 +95,8 @@ enum Command {
     Mcp(mcp::McpArgs),
     /// Print a toolkit's tool definitions for MCP, OpenAI or Anthropic.
     Schema(schema::SchemaArgs),
+    /// Show or clean the compiled-component cache (path, ls, gc).
+    Cache(cache::CacheArgs),
 }
 
 /// A failure of a CLI command, carrying its exit code.
@@ -290,7 +293,10 @@ fn warned<T>(host: &Airlock, result: T) -> T {
 /// components (inspect, explain, schema).
 fn bare_host() -> Result<Airlock, Failure> {
     Airlock::new(
-        HostOptions::default(),
+        HostOptions {
+            cache_max_size: Some(cache::max_size()?),
+            ..HostOptions::default()
+        },
         crate::Capabilities::default(),
         Arc::new(NullAudit),
     )
@@ -317,6 +323,7 @@ fn host_from(
     Airlock::new(
         HostOptions {
             no_cache,
+            cache_max_size: (!no_cache).then(cache::max_size).transpose()?,
             ..HostOptions::default()
         },
         config.capabilities,
@@ -375,6 +382,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => a.json,
         Command::Inspect(a) => a.json,
         Command::Audit(a) => a.json(),
+        Command::Cache(a) => a.json(),
         _ => false,
     };
     let result = match cli.command {
@@ -385,6 +393,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::audit(args),
         Command::Mcp(args) => mcp::mcp(args),
         Command::Schema(args) => schema::schema(args),
+        Command::Cache(args) => cache::cache(args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

@@ -295,4 +295,5 @@ fn the_cap_is_explicit_else_the_environment_else_one_gib() {
         text.starts_with("AIRLOCK_CACHE_MAX_SIZE=\"lots\" is not usable: `lots` is not a size; write e.g."),
         "{text}"
     );
+    assert!(text.ends_with(", or unset it for the default"), "{text}");
 }
