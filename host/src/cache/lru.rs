@@ -51,7 +51,10 @@ fn max_size_from(value: Option<std::ffi::OsString>) -> Result<u64, MaxSizeError>
     let text = value.to_string_lossy().into_owned();
     crate::units::parse_size(&text)
         .map(|n| n as u64)
-        .map_err(|reason| MaxSizeError { value: text, reason })
+        .map_err(|reason| MaxSizeError {
+            value: text,
+            reason,
+        })
 }
 
 /// `$AIRLOCK_CACHE_MAX_SIZE` is not a size.
@@ -151,7 +154,11 @@ pub struct Freed {
 impl Freed {
     /// The bytes freed, leftovers included.
     pub fn bytes(&self) -> u64 {
-        self.removed.iter().chain(&self.leftovers).map(|e| e.size).sum()
+        self.removed
+            .iter()
+            .chain(&self.leftovers)
+            .map(|e| e.size)
+            .sum()
     }
 
     /// The size of what is kept.
@@ -306,15 +313,16 @@ fn kind(name: &str) -> Kind {
         stem.split_once('-')
             .is_some_and(|(digest, engine)| hex(digest, 64) && hex(engine, 16))
     };
-    if name.strip_suffix(".cwasm").is_some_and(keyed) {
-        Kind::Entry
-    } else if name.strip_suffix(".sha256").is_some_and(keyed) {
-        Kind::Leftover
-    } else if name.strip_prefix(".tmp-").is_some_and(|rest| {
+    let temp = |rest: &str| {
         rest.split_once('-').is_some_and(|(pid, random)| {
             !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && hex(random, 16)
         })
-    }) {
+    };
+    if name.strip_suffix(".cwasm").is_some_and(keyed) {
+        Kind::Entry
+    } else if name.strip_suffix(".sha256").is_some_and(keyed)
+        || name.strip_prefix(".tmp-").is_some_and(temp)
+    {
         Kind::Leftover
     } else {
         Kind::Foreign("not a name this cache writes")

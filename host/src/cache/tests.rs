@@ -124,7 +124,10 @@ fn a_hit_on_a_stale_entry_touches_its_mtime_and_a_fresh_one_is_left() {
     assert_eq!(mtime(), hour_ago, "reading alone does not touch");
     touch(&file);
     let touched = mtime();
-    assert!(touched > hour_ago + Duration::from_secs(3000), "{touched:?}");
+    assert!(
+        touched > hour_ago + Duration::from_secs(3000),
+        "{touched:?}"
+    );
 
     let Entry::Read(_, fresh) = read_entry(&fd, "entry", 100) else {
         panic!("read again");

@@ -149,7 +149,11 @@ fn ls(dir: &Path, cap: u64, json: bool) -> Result<(), Failure> {
     }
     outln!("{}", dir.display());
     if !listing.entries.is_empty() {
-        outln!("{:<22} {:>10}  COMPONENT (sha256)", "LAST USE (UTC)", "SIZE");
+        outln!(
+            "{:<22} {:>10}  COMPONENT (sha256)",
+            "LAST USE (UTC)",
+            "SIZE"
+        );
     }
     for e in &listing.entries {
         outln!(
@@ -248,7 +252,11 @@ fn others_json(others: &[Other]) -> Value {
 /// Files the cache never deletes, one line each.
 fn print_others(others: &[Other]) {
     for o in others {
-        outln!("left alone (not an entry of airlock's): {} ({})", o.file, o.why);
+        outln!(
+            "left alone (not an entry of airlock's): {} ({})",
+            o.file,
+            o.why
+        );
     }
 }
 

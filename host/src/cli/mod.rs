@@ -1,6 +1,6 @@
 //! The `airlock` command line: `run`, `inspect`, `explain`, `demo`, `mcp`,
-//! `schema` and `cache`. Every failure maps to one exit code and a one-line message naming
-//! cause and fix.
+//! `schema` and `cache`. Every failure maps to one exit code and a one-line
+//! message naming cause and fix.
 
 /// `println!` for command output: every control character but the newline is
 /// shown as text (`crate::term::escape_text`, which keeps JSON exact), and when

@@ -79,7 +79,11 @@ async fn a_store_over_the_cap_evicts_the_least_recently_used_entry() {
     assert_eq!(left, want, "spin, the least recently used, was evicted");
     assert_loads_itself(d, CacheOutcome::Hit, "word-count was kept").await;
     let (_, b) = capped_load(d, u64::MAX, "spin");
-    assert_eq!(b.cache_outcome(), CacheOutcome::Compiled, "an evicted entry is a plain miss");
+    assert_eq!(
+        b.cache_outcome(),
+        CacheOutcome::Compiled,
+        "an evicted entry is a plain miss"
+    );
 }
 
 /// Three hosts load two components over and over with a cap so small that
@@ -115,7 +119,8 @@ async fn hosts_storing_and_evicting_at_once_never_load_a_broken_entry() {
     }
     let left = listing(dir.path());
     assert!(
-        left.iter().all(|p| p.extension().is_some_and(|e| e == "cwasm")),
+        left.iter()
+            .all(|p| p.extension().is_some_and(|e| e == "cwasm")),
         "only entries left: {left:?}"
     );
     assert!(

@@ -108,7 +108,10 @@ fn a_scan_sorts_entries_by_last_use_and_tells_ours_from_the_rest() {
     leftovers.sort();
     assert_eq!(
         leftovers,
-        [".tmp-123-0123456789abcdef", &name(4).replace(".cwasm", ".sha256")]
+        [
+            ".tmp-123-0123456789abcdef",
+            &name(4).replace(".cwasm", ".sha256")
+        ]
     );
     let mut others: Vec<(String, &str)> = listing
         .others
@@ -228,7 +231,10 @@ fn a_refused_directory_is_neither_listed_nor_cleaned() {
         problem,
     }
     .to_string();
-    assert!(text.contains("nothing in it was listed or deleted"), "{text}");
+    assert!(
+        text.contains("nothing in it was listed or deleted"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -292,7 +298,9 @@ fn the_cap_is_explicit_else_the_environment_else_one_gib() {
     assert_eq!(e.value, "lots");
     let text = e.to_string();
     assert!(
-        text.starts_with("AIRLOCK_CACHE_MAX_SIZE=\"lots\" is not usable: `lots` is not a size; write e.g."),
+        text.starts_with(
+            "AIRLOCK_CACHE_MAX_SIZE=\"lots\" is not usable: `lots` is not a size; write e.g."
+        ),
         "{text}"
     );
     assert!(text.ends_with(", or unset it for the default"), "{text}");
