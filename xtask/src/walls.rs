@@ -184,7 +184,9 @@ pub const WALLS: &[Wall] = &[
                   with a private per-user key, is verified; a corrupt, foreign or forged \
                   entry (even with a recomputed checksum) is recompiled and replaced, and a \
                   cache directory that is a link, another user's or writable by others is \
-                  not used at all.",
+                  not used at all. Eviction to the size cap deletes only entries of ours \
+                  (never a link, its target or a foreign file) and nothing in a refused \
+                  directory.",
         design: "Entries are deserialized only if their HMAC-SHA256 under the user's 0600 \
                  cache key matches, read once from a private regular file of the same user.",
     },
