@@ -1,5 +1,5 @@
-//! The `airlock` command line: `run`, `inspect`, `explain`, `demo`, `mcp` and
-//! `schema`. Every failure maps to one exit code and a one-line message naming
+//! The `airlock` command line: `run`, `inspect`, `explain`, `demo`, `mcp`,
+//! `schema`, and `new` and `wit` for writing tools. Every failure maps to one exit code and a one-line message naming
 //! cause and fix.
 
 /// `println!` for command output: every control character but the newline is
@@ -23,6 +23,7 @@ macro_rules! out {
 }
 
 mod audit;
+mod authoring;
 mod demo;
 mod demo_servers;
 mod explain;
@@ -94,6 +95,10 @@ enum Command {
     Mcp(mcp::McpArgs),
     /// Print a toolkit's tool definitions for MCP, OpenAI or Anthropic.
     Schema(schema::SchemaArgs),
+    /// Create a tool project (Rust, Python or JavaScript) that imports the verbs you choose.
+    New(authoring::NewArgs),
+    /// Write airlock's WIT package to DIR/wit/deps/airlock-verbs/ for building a tool.
+    Wit(authoring::WitArgs),
 }
 
 /// A failure of a CLI command, carrying its exit code.
@@ -385,6 +390,8 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::audit(args),
         Command::Mcp(args) => mcp::mcp(args),
         Command::Schema(args) => schema::schema(args),
+        Command::New(args) => authoring::new(args),
+        Command::Wit(args) => authoring::wit(args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
