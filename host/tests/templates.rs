@@ -265,3 +265,100 @@ async fn the_python_template_builds_runs_and_serves() {
 async fn the_javascript_template_builds_runs_and_serves() {
     prove("js").await;
 }
+
+/// `airlock ARGS` in `dir`, with its output.
+fn airlock(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn new_refuses_bad_names_unknown_verbs_and_existing_directories() {
+    let dir = scratch("errors");
+    let (code, _, err) = airlock(dir.path(), &["new", "My_Tool", "--lang", "rust"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`My_Tool` cannot name a tool") && err.contains("page-summary"),
+        "{err}"
+    );
+    let (code, _, err) = airlock(dir.path(), &["new", "t", "--lang", "go"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("choose rust, python or js"), "{err}");
+    let (code, _, err) = airlock(
+        dir.path(),
+        &["new", "t", "--lang", "js", "--verbs", "log,kv"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`kv` is not a verb"), "{err}");
+    assert!(!dir.path().join("t").exists());
+
+    let (code, out, err) = airlock(
+        dir.path(),
+        &["new", "signer", "--lang", "python", "--verbs", "sign,fetch"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("signer/wit/world.wit") && out.contains("signer/signer.key"),
+        "{out}"
+    );
+    let world = std::fs::read_to_string(dir.path().join("signer/wit/world.wit")).unwrap();
+    assert!(
+        world.contains("import airlock:verbs/sign@0.1.0;"),
+        "{world}"
+    );
+    assert!(
+        world.contains("import airlock:verbs/fetch@0.1.0;"),
+        "{world}"
+    );
+    assert!(!world.contains("verbs/log"), "{world}");
+    let (code, _, err) = airlock(dir.path(), &["new", "signer", "--lang", "rust"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    assert!(!dir.path().join("signer/Cargo.toml").exists());
+}
+
+#[test]
+fn wit_writes_the_package_once_and_refuses_a_changed_copy_without_force() {
+    let dir = scratch("wit");
+    let (code, out, err) = airlock(dir.path(), &["wit", "--out", "tool"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches("wrote ").count(), 6, "{out}");
+    let log = dir.path().join("tool/wit/deps/airlock-verbs/log.wit");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("interface log")
+    );
+
+    let (code, out, _) = airlock(dir.path(), &["wit", "--out", "tool"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.matches("unchanged ").count(), 6, "{out}");
+
+    std::fs::write(&log, "// mine\n").unwrap();
+    let (code, _, err) = airlock(dir.path(), &["wit", "--out", "tool"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("log.wit exists and differs") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "// mine\n");
+    let (code, out, err) = airlock(dir.path(), &["wit", "--out", "tool", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("replaced ") && out.contains("log.wit"),
+        "{out}"
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("interface log")
+    );
+}
