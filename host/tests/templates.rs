@@ -238,10 +238,10 @@ async fn prove(lang: &str) {
             "rust" => "target/wasm32-wasip2/release/hello.wasm",
             _ => "hello.wasm",
         });
-        let size = std::fs::metadata(&wasm).unwrap().len() as f64 / (1 << 20) as f64;
+        let size = std::fs::metadata(&wasm).unwrap().len() as f64 / 1024.0;
         let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
         eprintln!(
-            "| {lang} | {size:.1} MiB | {:.0} s | {} | {} | {} | {} |",
+            "| {lang} | {size:.0} KiB | {:.0} s | {} | {} | {} | {} |",
             build_time.as_secs_f64(),
             ms(cold),
             ms(cached),
