@@ -1,6 +1,6 @@
 //! The `airlock` command line: `run`, `inspect`, `explain`, `demo`, `mcp`,
-//! `schema` and `cache`. Every failure maps to one exit code and a one-line
-//! message naming cause and fix.
+//! `schema`, `cache`, and `new` and `wit` for writing tools. Every failure maps
+//! to one exit code and a one-line message naming cause and fix.
 
 /// `println!` for command output: every control character but the newline is
 /// shown as text (`crate::term::escape_text`, which keeps JSON exact), and when
@@ -24,6 +24,7 @@ macro_rules! out {
 
 mod audit;
 mod cache;
+mod authoring;
 mod demo;
 mod demo_servers;
 mod explain;
@@ -97,6 +98,10 @@ enum Command {
     Schema(schema::SchemaArgs),
     /// Show or clean the compiled-component cache (path, ls, gc).
     Cache(cache::CacheArgs),
+    /// Create a tool project (Rust, Python or JavaScript) that imports the verbs you choose.
+    New(authoring::NewArgs),
+    /// Write airlock's WIT package to DIR/wit/deps/airlock-verbs/ for building a tool.
+    Wit(authoring::WitArgs),
 }
 
 /// A failure of a CLI command, carrying its exit code.
@@ -394,6 +399,8 @@ pub fn main() -> ExitCode {
         Command::Mcp(args) => mcp::mcp(args),
         Command::Schema(args) => schema::schema(args),
         Command::Cache(args) => cache::cache(args),
+        Command::New(args) => authoring::new(args),
+        Command::Wit(args) => authoring::wit(args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
