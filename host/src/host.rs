@@ -434,7 +434,10 @@ impl Airlock {
             return Ok(pre.clone());
         }
         let linker = self.linker(set)?;
-        let pre = linker.instantiate_pre(component)?;
+        let pre = match crate::no_network::linker_for(&linker, &self.engine, component)? {
+            Some(stubbed) => stubbed.instantiate_pre(component)?,
+            None => linker.instantiate_pre(component)?,
+        };
         pres.insert((digest, set), pre.clone());
         Ok(pre)
     }

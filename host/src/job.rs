@@ -376,7 +376,9 @@ pub(crate) fn classify_failure(
     }
     let (code, message) = match err.downcast_ref::<Trap>() {
         Some(trap) => (trap_code(trap), trap.to_string()),
-        None => ("error".to_string(), first_line(&text)),
+        // A host function's error: its own words, not the backtrace header
+        // wasmtime wraps it in.
+        None => ("error".to_string(), first_line(&err.root_cause().to_string())),
     };
     JobError::Trap {
         code,

@@ -21,6 +21,7 @@ pub mod job;
 pub mod mcp;
 pub mod mcp_http;
 pub mod names;
+pub mod no_network;
 #[cfg(feature = "guest-debug")]
 pub mod probe;
 pub mod progress;

@@ -1,7 +1,8 @@
 //! Null WASI: the WASI interfaces a std-built guest imports, linked one at a
 //! time and backed by nothing. Empty args, environment and stdin; stdout and
 //! stderr captured per job with a cap; no preopened directory (the file system
-//! is linked empty); clocks, random and exit. Sockets and HTTP are never linked.
+//! is linked empty); clocks, random and exit. Sockets and HTTP are never linked: the
+//! refusing stubs of [`crate::no_network`] answer them.
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
@@ -46,6 +47,7 @@ pub fn null_wasi_meaning(interface: &str) -> &'static str {
         "wasi:filesystem/preopens" => "no directories are open",
         "wasi:filesystem/types" => "no file can be reached (nothing is open)",
         i if i.starts_with("wasi:io") => "streams for stdio only",
+        i if crate::no_network::STUBBED.contains(&i) => crate::no_network::MEANING,
         _ => "linked empty",
     }
 }

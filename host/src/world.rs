@@ -85,12 +85,14 @@ pub fn classify(name: &str, item: &ComponentItem) -> ImportKind {
             )),
         };
     }
-    if NULL_WASI.contains(&base) {
+    if NULL_WASI.contains(&base) || crate::no_network::is_stubbed(base, version) {
         return ImportKind::NullWasi;
     }
     if base.starts_with("wasi:sockets/") || base.starts_with("wasi:http/") {
         return ImportKind::Never(
-            "airlock never links sockets or HTTP: a tool has no network of its own".into(),
+            "airlock answers only the 0.2 socket and HTTP interfaces, with stubs that refuse \
+             every call: a tool has no network of its own"
+                .into(),
         );
     }
     if base.starts_with("wasi:") {

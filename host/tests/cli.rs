@@ -317,15 +317,20 @@ mod network {
     use super::*;
 
     #[test]
-    fn sockets_are_never_linkable() {
-        let args = r#"{"addr":"127.0.0.1:9"}"#;
-        let out = run_guest("netcat", "", args);
-        expect_error(&out, 3, "imports `wasi:sockets/");
-
-        let err = expect_json_error(&run_guest("netcat", "--json", args), 3, "not-granted");
-        assert!(!refusals(&err).is_empty(), "{err}");
-        let sockets = |r: &Value| text(&r["import"]).starts_with("wasi:sockets/");
-        assert!(refusals(&err).iter().all(sockets), "{err}");
+    fn socket_calls_fail_inside_the_tool_and_nothing_connects() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let addr = listener.local_addr().expect("its address");
+        let args = format!(r#"{{"addr":"{addr}"}}"#);
+        let out = run_guest("netcat", "--json", &args);
+        let err = expect_json_error(&out, 1, "tool-error");
+        let message = text(&err["message"]);
+        assert_has(message, &format!("connect {addr}: "));
+        assert_has(&message.to_lowercase(), "permission denied");
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("nothing may connect to the listener: {other:?}"),
+        }
     }
 }
 
@@ -418,15 +423,42 @@ fn inspect_lists_exports_and_needed_verbs() {
 }
 
 #[test]
-fn inspect_json_shows_refused_imports_and_schemas() {
+fn inspect_json_shows_socket_stubs_and_schemas() {
     let v = expect_json(&airlock(&["inspect", "--json", &guest("netcat")]), 0);
     let refused = v["imports"]["refused"].as_array().expect("imports.refused");
-    assert!(!refused.is_empty(), "{v}");
+    assert!(refused.is_empty(), "{v}");
+    let null_wasi = v["imports"]["null_wasi"].as_array().expect("imports.null_wasi");
+    let tcp = null_wasi
+        .iter()
+        .find(|i| text(&i["import"]).starts_with("wasi:sockets/tcp@"))
+        .expect("the tcp import");
+    assert_eq!(
+        tcp["gets"], "socket imports are present but refuse every call; no network exists",
+        "{v}"
+    );
     let exports = v["exports"].as_array().expect("exports");
     let connect = exports.iter().find(|e| e["name"] == "connect").unwrap();
     let schema = &connect["input_schema"];
     assert_eq!(schema["type"], "object", "{schema}");
     assert_eq!(schema["properties"]["addr"]["type"], "string", "{schema}");
+}
+
+#[test]
+fn explain_says_socket_imports_refuse_every_call() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let toolkit = dir.path().join("toolkit.toml");
+    let component = guest("netcat");
+    std::fs::write(
+        &toolkit,
+        format!("[tools.netcat]\ncomponent = {component:?}\n"),
+    )
+    .expect("the toolkit");
+    let (stdout, _) = expect(&airlock(&["explain", toolkit.to_str().unwrap()]), 0);
+    assert_has(&stdout, "the network: no sockets");
+    assert_has(
+        &stdout,
+        "Its socket imports are present but refuse every call; no network exists.",
+    );
 }
 
 #[test]

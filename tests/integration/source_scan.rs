@@ -100,6 +100,43 @@ mod network {
     use super::*;
 
     #[test]
+    fn the_host_links_no_real_socket_or_http_implementation() {
+        // Socket and HTTP imports are answered by host/src/no_network.rs
+        // alone; wasmtime-wasi's implementations are never linked.
+        let forbidden = [
+            ["bindings::", "sockets"].concat(),
+            ["wasmtime_wasi", "_http"].concat(),
+            ["wasmtime-wasi", "-http"].concat(),
+            ["p2::add_to_linker", "_async"].concat(),
+            ["p2::add_to_linker", "_sync"].concat(),
+            ["add_to_linker_with", "_options"].concat(),
+        ];
+        let mut sources = vec![workspace_root().join("host/Cargo.toml")];
+        let mut dirs = vec![workspace_root().join("host/src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("a source directory") {
+                let path = entry.expect("an entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    sources.push(path);
+                }
+            }
+        }
+        assert!(sources.len() > 20, "the scan found the sources: {sources:?}");
+        for path in sources {
+            let text = std::fs::read_to_string(&path).expect("a source file");
+            for needle in &forbidden {
+                assert!(
+                    !text.contains(needle.as_str()),
+                    "{} mentions `{needle}`",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_wasi_context_pins_sockets_off() {
         let path = workspace_root().join("host/src/wasi.rs");
         let text = std::fs::read_to_string(&path).expect("host/src/wasi.rs");

@@ -6,11 +6,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use airlock::world::Refusal;
 use airlock::{Budget, BudgetKind, JobError, LoadError};
 use airlock_tests::{
     WEBHOOK_KEY, assert_host_still_works, budget, caps, guest_bytes, hmac_hex, host, job_err,
-    load_err, load_ok, log_only, no_grants, signer_grants,
+    load, load_err, load_ok, log_only, no_grants, signer_grants,
 };
 use serde_json::{Value, json};
 
@@ -350,18 +349,11 @@ fn socket_imports_of(host: &airlock::Airlock, name: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn refused_imports(err: &LoadError) -> &[Refusal] {
-    match err {
-        LoadError::World { refusals, .. } => refusals,
-        other => panic!("expected a world refusal, got {other:?}"),
-    }
-}
-
 mod network {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sockets_are_refused_whatever_the_grants() {
+    async fn socket_imports_refuse_every_call_and_nothing_connects() {
         let host = host(caps());
         let sockets = socket_imports_of(&host, "netcat");
         assert!(
@@ -374,27 +366,60 @@ mod network {
                 .any(|i| i.starts_with("wasi:sockets/ip-name-lookup@")),
             "netcat should import ip-name-lookup: {sockets:?}"
         );
+        // A real listener the guest is told to reach, by address and by name.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let port = listener.local_addr().expect("its address").port();
         for grants in [no_grants(), signer_grants(&["webhook"])] {
-            let err = load_err(&host, "netcat", grants, Budget::default());
-            let refusals = refused_imports(&err);
-            let refused: BTreeSet<String> = refusals.iter().map(|r| r.import.clone()).collect();
-            assert_eq!(
-                refused, sockets,
-                "every socket import, and only those: {err}"
-            );
-            assert_eq!(refused.len(), refusals.len(), "each import once: {err}");
-            for r in refusals {
-                assert!(r.reason.contains("no grant can allow it"), "{r}");
-            }
-            let text = err.to_string();
-            for import in &sockets {
-                assert!(
-                    text.contains(import.as_str()),
-                    "{import} missing from: {text}"
-                );
+            let tool = load(&host, "netcat", grants, Budget::default())
+                .expect("socket imports are answered by refusing stubs");
+            for addr in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+                match host.run(&tool, None, &json!({ "addr": addr })).await {
+                    Err(JobError::ToolError(Value::String(e))) => {
+                        assert!(e.starts_with(&format!("connect {addr}: ")), "{e}");
+                        assert!(e.to_lowercase().contains("permission denied"), "{e}");
+                    }
+                    other => panic!("connect {addr} must fail inside the tool: {other:?}"),
+                }
             }
         }
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("nothing may connect to the listener: {other:?}"),
+        }
         assert_host_still_works(&host).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn network_interfaces_without_a_refusing_stub_are_refused() {
+        let host = host(caps());
+        let item = |name: &str| {
+            // Any instance type will do: classification reads the name.
+            let component = wasmtime::component::Component::new(host.engine(), guest_bytes("netcat"))
+                .expect("the guest compiles");
+            let ty = component.component_type();
+            let (_, ext) = ty
+                .imports(host.engine())
+                .find(|(n, _)| n.starts_with("wasi:sockets/tcp@"))
+                .expect("a tcp import");
+            airlock::world::classify(name, &ext.ty)
+        };
+        for name in [
+            "wasi:sockets/tcp@0.3.0",
+            "wasi:http/incoming-handler@0.2.6",
+            "wasi:sockets/raw@0.2.6",
+        ] {
+            match item(name) {
+                airlock::world::ImportKind::Never(why) => {
+                    assert!(why.contains("no network of its own"), "{name}: {why}")
+                }
+                other => panic!("{name} must be refused, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            item("wasi:sockets/tcp@0.2.9"),
+            airlock::world::ImportKind::NullWasi
+        );
     }
 }
 
