@@ -440,5 +440,4 @@ fn write_file(path: &Path, contents: &str, private: bool) -> std::io::Result<()>
 }
 
 #[cfg(test)]
-#[path = "project_tests.rs"]
 mod tests;

@@ -23,8 +23,8 @@ macro_rules! out {
 }
 
 mod audit;
-mod cache;
 mod authoring;
+mod cache;
 mod demo;
 mod demo_servers;
 mod explain;

@@ -128,7 +128,7 @@ fn the_readme_has_build_run_and_serve_blocks() {
 
 #[test]
 fn the_rust_template_pins_the_guests_wit_bindgen() {
-    let lock = include_str!("../../guests/Cargo.lock");
+    let lock = include_str!("../../../guests/Cargo.lock");
     let versions: Vec<&str> = lock
         .split("[[package]]")
         .filter(|p| p.contains("name = \"wit-bindgen\"\n"))
@@ -138,7 +138,7 @@ fn the_rust_template_pins_the_guests_wit_bindgen() {
         versions.contains(&WIT_BINDGEN),
         "the guests use wit-bindgen {versions:?}; set project::WIT_BINDGEN to theirs"
     );
-    let guests = include_str!("../../guests/Cargo.toml");
+    let guests = include_str!("../../../guests/Cargo.toml");
     let minor = WIT_BINDGEN.rsplit_once('.').unwrap().0;
     assert!(
         guests.contains(&format!("wit-bindgen = \"{minor}\"")),
