@@ -26,6 +26,7 @@ pub mod probe;
 pub mod progress;
 pub mod schema;
 pub mod term;
+pub mod tool_wit;
 pub mod type_size;
 pub mod units;
 pub mod values;
