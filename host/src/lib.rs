@@ -21,6 +21,7 @@ pub mod job;
 pub mod mcp;
 pub mod mcp_http;
 pub mod names;
+pub mod precheck;
 #[cfg(feature = "guest-debug")]
 pub mod probe;
 pub mod progress;
@@ -36,6 +37,6 @@ pub mod world;
 
 pub use airlock_core::{AuditSink, Cancel, JobControl, JobEvents, MemoryAudit, NullAudit};
 pub use config::{ConfigError, HostConfig, ToolSpec, Toolkit};
-pub use host::{Airlock, Export, HostOptions, IdleInstance, LoadError, Tool};
+pub use host::{Airlock, Export, HostOptions, IdleInstance, Inspection, LoadError, Tool};
 pub use job::{Budget, BudgetKind, JobError, JobOutput};
 pub use verbs::{Capabilities, Grants, Verb, VerbSet};

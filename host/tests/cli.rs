@@ -422,11 +422,14 @@ fn inspect_json_shows_refused_imports_and_schemas() {
     let v = expect_json(&airlock(&["inspect", "--json", &guest("netcat")]), 0);
     let refused = v["imports"]["refused"].as_array().expect("imports.refused");
     assert!(!refused.is_empty(), "{v}");
+    // A component that passes the check is compiled: its schemas are shown.
+    let v = expect_json(&airlock(&["inspect", "--json", &guest("word_count")]), 0);
+    assert_eq!(v["compiled"], true, "{v}");
     let exports = v["exports"].as_array().expect("exports");
-    let connect = exports.iter().find(|e| e["name"] == "connect").unwrap();
-    let schema = &connect["input_schema"];
+    let count = exports.iter().find(|e| e["name"] == "count").unwrap();
+    let schema = &count["input_schema"];
     assert_eq!(schema["type"], "object", "{schema}");
-    assert_eq!(schema["properties"]["addr"]["type"], "string", "{schema}");
+    assert_eq!(schema["properties"]["text"]["type"], "string", "{schema}");
 }
 
 #[test]
