@@ -232,10 +232,7 @@ fn export_entity(frame: &mut Frame, kind: ComponentExternalKind, index: u32) {
 
 /// An alias adds an item: an outer module or component is the one it names;
 /// one exported by an instance is unknown here.
-fn alias_entity(
-    stack: &mut [Frame],
-    alias: ComponentAlias<'_>,
-) -> Result<(), ReadError> {
+fn alias_entity(stack: &mut [Frame], alias: ComponentAlias<'_>) -> Result<(), ReadError> {
     let outer = |stack: &[Frame], count: u32, pick: fn(&Frame) -> &[Counts], index: u32| {
         let up = usize::try_from(count).unwrap_or(usize::MAX);
         stack

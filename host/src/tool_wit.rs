@@ -107,7 +107,10 @@ fn read_unguarded(path: &Path) -> Result<(Resolve, PackageId), WitError> {
         message,
     };
     let (main, deps) = if path.is_dir() {
-        (parse_dir(path).map_err(invalid)?, parse_deps(&path.join("deps"))?)
+        (
+            parse_dir(path).map_err(invalid)?,
+            parse_deps(&path.join("deps"))?,
+        )
     } else {
         (parse_file(path).map_err(invalid)?, Vec::new())
     };

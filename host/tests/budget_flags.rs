@@ -83,7 +83,11 @@ fn run_tool(tool: &str, flags: &str, args: &str) -> Output {
 fn expect_usage(out: &Output, message: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(stderr.trim_end(), format!("airlock: {message}"));
 }
 
@@ -109,7 +113,10 @@ fn expect_budget(out: &Output, budget: &str, needle: &str) {
 #[test]
 fn timeout_cannot_widen_a_toolkits_budget() {
     let out = run_tool("spin", "--timeout 4s", "{}");
-    expect_usage(&out, &widen_message("--timeout", "4s", "spin", "timeout", "1s"));
+    expect_usage(
+        &out,
+        &widen_message("--timeout", "4s", "spin", "timeout", "1s"),
+    );
 }
 
 #[test]
@@ -134,7 +141,10 @@ fn fuel_narrows_a_toolkits_budget() {
 #[test]
 fn memory_cannot_widen_a_toolkits_budget() {
     let out = run_tool("hog", "--memory 64MiB", r#"{"chunk-kib":256}"#);
-    expect_usage(&out, &widen_message("--memory", "64MiB", "hog", "memory", "32MiB"));
+    expect_usage(
+        &out,
+        &widen_message("--memory", "64MiB", "hog", "memory", "32MiB"),
+    );
 }
 
 #[test]
@@ -146,7 +156,10 @@ fn memory_narrows_a_toolkits_budget() {
 #[test]
 fn output_cannot_widen_a_toolkits_budget() {
     let out = run_tool("flood", "--call print --output 4MiB", r#"{"bytes": 10}"#);
-    expect_usage(&out, &widen_message("--output", "4MiB", "flood", "output", "2MiB"));
+    expect_usage(
+        &out,
+        &widen_message("--output", "4MiB", "flood", "output", "2MiB"),
+    );
 }
 
 #[test]

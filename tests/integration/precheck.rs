@@ -76,7 +76,11 @@ mod imports {
             }
             other => panic!("expected a world refusal, got {other:?}"),
         }
-        assert_eq!(files_under(dir.path()), 0, "a refused component was compiled");
+        assert_eq!(
+            files_under(dir.path()),
+            0,
+            "a refused component was compiled"
+        );
 
         // The control: a component that passes is compiled into the cache.
         let ok = importing("airlock:verbs/types@0.1.0");
@@ -96,7 +100,11 @@ mod imports {
         assert_eq!(found.functions, ["run"]);
         assert_eq!(found.imports.len(), 1);
         assert_eq!(found.imports[0].name, "evil:net/raw@1.0.0");
-        assert_eq!(files_under(dir.path()), 0, "a refused component was compiled");
+        assert_eq!(
+            files_under(dir.path()),
+            0,
+            "a refused component was compiled"
+        );
     }
 }
 
@@ -134,6 +142,10 @@ mod pool {
         }
         let err = host.inspect(&bytes, "greedy.wasm").err();
         assert!(matches!(err, Some(LoadError::OverLimits { .. })), "{err:?}");
-        assert_eq!(files_under(dir.path()), 0, "an over-limits component was compiled");
+        assert_eq!(
+            files_under(dir.path()),
+            0,
+            "an over-limits component was compiled"
+        );
     }
 }

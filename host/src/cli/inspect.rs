@@ -12,8 +12,8 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::Failure;
-use crate::describe::{self, DocSource, Docs, Signature};
 use crate::Inspection;
+use crate::describe::{self, DocSource, Docs, Signature};
 use crate::world::{Import, ImportKind};
 use crate::{schema, values, wasi};
 

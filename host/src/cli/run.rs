@@ -161,7 +161,13 @@ fn apply_flags(
     if let Some(t) = &args.timeout {
         let t = parse_duration(t).map_err(|e| Failure::usage(format!("--timeout: {e}")))?;
         let show = |d| humantime::format_duration(d).to_string();
-        check("--timeout", "timeout", show(t), show(budget.timeout), t > budget.timeout)?;
+        check(
+            "--timeout",
+            "timeout",
+            show(t),
+            show(budget.timeout),
+            t > budget.timeout,
+        )?;
         budget.timeout = t;
     }
     if let Some(m) = &args.memory {
@@ -178,7 +184,13 @@ fn apply_flags(
     }
     if let Some(f) = args.fuel {
         let wider = f > budget.fuel;
-        check("--fuel", "fuel", f.to_string(), budget.fuel.to_string(), wider)?;
+        check(
+            "--fuel",
+            "fuel",
+            f.to_string(),
+            budget.fuel.to_string(),
+            wider,
+        )?;
         budget.fuel = f;
     }
     Ok(budget)
