@@ -26,7 +26,8 @@
 //!    it, and the docs of records and their fields, variants and their
 //!    cases, enums and flags become `description`s inside the schemas. The
 //!    host's own package `airlock:verbs@0.1.0` is built in, so a tool's WIT
-//!    may `include airlock:verbs/signer@0.1.0;` without a `deps/` folder. The
+//!    may `include airlock:verbs/signer@0.1.0;` without a `deps/` folder, or
+//!    with the host's copy in `deps/` ([`crate::tool_wit`]). The
 //!    world used is the one whose exported functions cover the component's
 //!    exports; parameter names are checked against the component so stale
 //!    WIT is an error rather than wrong docs. WIT has no doc comments on
@@ -417,7 +418,7 @@ fn clean_docs(docs: Option<&str>) -> Option<String> {
 
 /// The airlock host's own WIT package, `airlock:verbs@0.1.0`, built in so a
 /// tool's WIT can include its worlds without a `deps/` folder.
-const VERBS_WIT: &[(&str, &str)] = &[
+pub(crate) const VERBS_WIT: &[(&str, &str)] = &[
     ("types.wit", include_str!("../../wit/types.wit")),
     ("sign.wit", include_str!("../../wit/sign.wit")),
     ("log.wit", include_str!("../../wit/log.wit")),
@@ -486,23 +487,9 @@ impl Docs {
         // all of them under the cap, before it does.
         crate::files::check_wit_path(path)
             .map_err(|(file, e)| format!("cannot read its WIT at {}: {e}", file.display()))?;
-        // With the built-in airlock:verbs first; if the tool's WIT brings its
-        // own copy (in deps/), that one alone.
-        let (resolve, pkg) = match push_with_verbs(path) {
-            Ok(ok) => ok,
-            Err(first) => {
-                let mut alone = Resolve::default();
-                match alone.push_path(path) {
-                    Ok((pkg, _)) => (alone, pkg),
-                    Err(_) => {
-                        return Err(format!(
-                            "cannot read its WIT at {}: {first}",
-                            path.display()
-                        ));
-                    }
-                }
-            }
-        };
+        // With the built-in airlock:verbs; a copy of it in deps/ is checked,
+        // never added twice (see `tool_wit`).
+        let (resolve, pkg) = crate::tool_wit::read(path).map_err(|e| e.to_string())?;
         let candidates: Vec<WorldId> = resolve.packages[pkg]
             .worlds
             .values()
@@ -618,22 +605,6 @@ impl Docs {
         }
         Ok(())
     }
-}
-
-fn push_with_verbs(path: &Path) -> anyhow::Result<(Resolve, wit_parser::PackageId)> {
-    let mut resolve = Resolve::default();
-    let mut map = wit_parser::SourceMap::new();
-    for (file, text) in VERBS_WIT {
-        map.push_str(&format!("<airlock>/wit/{file}"), *text);
-    }
-    let group = map
-        .parse()
-        .map_err(|(_, e)| anyhow::anyhow!("the built-in airlock:verbs WIT does not parse: {e}"))?;
-    resolve.push_group(group)?;
-    let (pkg, _) = resolve
-        .push_path(path)
-        .map_err(|e| anyhow::anyhow!("{}", resolve.render_error(&e)))?;
-    Ok((resolve, pkg))
 }
 
 fn world_function<'r>(
@@ -1411,7 +1382,7 @@ world maps {
             );
             return;
         };
-        let (resolve, pkg) = push_with_verbs(&root.join("guests/word-count/wit")).unwrap();
+        let (resolve, pkg) = crate::tool_wit::read(&root.join("guests/word-count/wit")).unwrap();
         let section = wit_parser::PackageMetadata::extract(&resolve, pkg)
             .encode()
             .unwrap();

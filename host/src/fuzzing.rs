@@ -196,16 +196,21 @@ fn new_host() -> Airlock {
 }
 
 /// Arbitrary bytes as a component: loading classifies its imports or fails
-/// with [`LoadError::NotAComponent`] (or [`LoadError::TypeTooLarge`]); the world check's decision agrees with
+/// with [`LoadError::NotAComponent`] (or [`LoadError::TypeTooLarge`], [`LoadError::OverLimits`]); the world check's decision agrees with
 /// the classification under every set of grants; a full load fails only as
 /// the check said it would.
 pub fn world_check(data: &[u8]) {
     static HOST: OnceLock<Airlock> = OnceLock::new();
     let host = HOST.get_or_init(new_host);
     let imports = match host.inspect(data, "fuzz input") {
-        Ok((imports, _exports)) => imports,
+        Ok(found) => found.imports,
         Err(LoadError::NotAComponent { reason, .. }) => {
             assert!(!reason.is_empty());
+            return;
+        }
+        // Counted from the bytes before compiling, valid or not.
+        Err(LoadError::OverLimits { reason, .. }) => {
+            assert!(reason.contains("in the pooling allocator"), "{reason}");
             return;
         }
         // Types too big to describe are refused by inspect and load alike.

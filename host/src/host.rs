@@ -1,6 +1,7 @@
 //! The host: one engine, the component and linker caches, the verbs'
 //! capabilities, and the two operations everything else uses — load a tool
-//! (compile or fetch from cache, check its world, pre-link it) and run a job.
+//! (check its world and limits from its bytes, compile or fetch from cache,
+//! pre-link it) and run a job.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use crate::job::{self, Budget, JobError, JobOutput, JobParts, JobState};
 use crate::type_size::TypeCap;
 use crate::verbs::{Capabilities, Grants, VerbSet};
 use crate::world::{self, Import, Refusal};
-use crate::{values, wasi};
+use crate::{precheck, values, wasi};
 
 /// Why a tool could not be loaded. Every message says what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +131,19 @@ pub struct Export {
     /// The result type, if the function returns something.
     pub result: Option<Type>,
     index: ComponentExportIndex,
+}
+
+/// What [`Airlock::inspect`] learned of a component.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// Its imports, classified, in order.
+    pub imports: Vec<Import>,
+    /// The names of its exported functions, read without compiling.
+    pub functions: Vec<String>,
+    /// Its exported functions with their types; `None` when an import is one
+    /// no grant can allow: such a component can never run, so it was not
+    /// compiled to find its types.
+    pub exports: Option<Vec<Export>>,
 }
 
 /// A loaded tool: checked, pre-linked, ready for jobs.
@@ -305,17 +319,57 @@ impl Airlock {
         &self.caps
     }
 
-    /// Compiles (or loads from cache) a component and lists its imports,
-    /// classified, and its exports, without checking any grant.
-    pub fn inspect(
-        &self,
-        bytes: &[u8],
-        what: &str,
-    ) -> Result<(Vec<Import>, Vec<Export>), LoadError> {
+    /// Lists a component's imports, classified, and its exports, without
+    /// checking any grant. Imports and limits are read from the bytes first:
+    /// a component over the per-job limits is an error, and one importing
+    /// something no grant can allow is not compiled at all (its
+    /// [`Inspection::exports`] is `None`; the names are still listed).
+    /// Otherwise it is compiled (or loaded from cache) for its export types.
+    pub fn inspect(&self, bytes: &[u8], what: &str) -> Result<Inspection, LoadError> {
+        let shape = self.precheck(bytes, what)?;
+        let imports = world::imports(&shape);
+        let functions = shape.functions;
+        if imports
+            .iter()
+            .any(|i| matches!(i.kind, world::ImportKind::Never(_)))
+        {
+            return Ok(Inspection {
+                imports,
+                functions,
+                exports: None,
+            });
+        }
         let (component, _, _) = self.compile(bytes, what)?;
         let exports = exports(&self.engine, &component);
         check_type_sizes(&exports, what)?;
-        Ok((world::imports(&self.engine, &component), exports))
+        Ok(Inspection {
+            imports,
+            functions,
+            exports: Some(exports),
+        })
+    }
+
+    /// Reads what the bytes say before compiling ([`crate::precheck`]) and
+    /// refuses a component over the per-job limits. Bytes it cannot read are
+    /// handed to the compiler, whose error (as before) says what is wrong.
+    fn precheck(&self, bytes: &[u8], what: &str) -> Result<precheck::Shape, LoadError> {
+        let shape = match precheck::read(bytes) {
+            Ok(shape) => shape,
+            Err(e) => {
+                self.compile(bytes, what)?;
+                return Err(LoadError::NotAComponent {
+                    what: what.to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        if let Some(reason) = shape.counts.over_limits() {
+            return Err(LoadError::OverLimits {
+                what: what.to_string(),
+                reason,
+            });
+        }
+        Ok(shape)
     }
 
     /// Why the compiled-component cache is not used, the first time it is
@@ -346,9 +400,10 @@ impl Airlock {
         self.load(name, &path.display().to_string(), &bytes, grants, budget)
     }
 
-    /// Loads a tool: checks its grants against the host, compiles or loads
-    /// the component, checks its world, and pre-links it with exactly the
-    /// verbs it both imports and was granted.
+    /// Loads a tool: checks its grants against the host, its imports and
+    /// per-job limits (read from the bytes, before any compile), compiles or
+    /// loads the component, and pre-links it with exactly the verbs it both
+    /// imports and was granted.
     pub fn load_tool(
         &self,
         name: &str,
@@ -373,14 +428,17 @@ impl Airlock {
                 tool: name.to_string(),
                 reason,
             })?;
-        let (component, digest, cache) = self.compile(bytes, what)?;
-        check_type_sizes(&exports(&self.engine, &component), what)?;
-        let imports = world::imports(&self.engine, &component);
+        // Imports and limits first, from the bytes: a refused component
+        // costs no compile (seconds and hundreds of MB for a large one).
+        let shape = self.precheck(bytes, what)?;
+        let imports = world::imports(&shape);
         let used =
             world::check(&imports, grants.set(), name).map_err(|refusals| LoadError::World {
                 tool: name.to_string(),
                 refusals,
             })?;
+        let (component, digest, cache) = self.compile(bytes, what)?;
+        check_type_sizes(&exports(&self.engine, &component), what)?;
         let pre = self
             .instance_pre(&component, digest, used)
             .map_err(|e| LoadError::Link {

@@ -22,11 +22,13 @@ pub mod mcp;
 pub mod mcp_http;
 pub mod names;
 pub mod no_network;
+pub mod precheck;
 #[cfg(feature = "guest-debug")]
 pub mod probe;
 pub mod progress;
 pub mod schema;
 pub mod term;
+pub mod tool_wit;
 pub mod type_size;
 pub mod units;
 pub mod values;
@@ -36,6 +38,6 @@ pub mod world;
 
 pub use airlock_core::{AuditSink, Cancel, JobControl, JobEvents, MemoryAudit, NullAudit};
 pub use config::{ConfigError, HostConfig, ToolSpec, Toolkit};
-pub use host::{Airlock, Export, HostOptions, IdleInstance, LoadError, Tool};
+pub use host::{Airlock, Export, HostOptions, IdleInstance, Inspection, LoadError, Tool};
 pub use job::{Budget, BudgetKind, JobError, JobOutput};
 pub use verbs::{Capabilities, Grants, Verb, VerbSet};

@@ -2,10 +2,6 @@
 //! component is sorted into a granted verb, null WASI, or a refusal that
 //! names the interface and the grant that would allow it (or says none can).
 
-use wasmtime::Engine;
-use wasmtime::component::Component;
-use wasmtime::component::types::ComponentItem;
-
 use crate::verbs::{Verb, VerbSet};
 use crate::wasi::NULL_WASI;
 
@@ -54,9 +50,10 @@ fn split_version(name: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Classifies one import name.
-pub fn classify(name: &str, item: &ComponentItem) -> ImportKind {
-    if !matches!(item, ComponentItem::ComponentInstance(_)) {
+/// Classifies one import name; `is_instance` says whether it imports an
+/// instance (an interface) rather than a function, type, module or component.
+pub fn classify(name: &str, is_instance: bool) -> ImportKind {
+    if !is_instance {
         return ImportKind::Never(
             "only interfaces can be imported; airlock links no bare functions, types or modules"
                 .into(),
@@ -119,14 +116,15 @@ fn same_minor(asked: &str, served: &str) -> bool {
     }
 }
 
-/// Every import of `component`, classified, in the component's order.
-pub fn imports(engine: &Engine, component: &Component) -> Vec<Import> {
-    component
-        .component_type()
-        .imports(engine)
-        .map(|(name, ext)| Import {
-            name: name.to_string(),
-            kind: classify(name, &ext.ty),
+/// Every import of a component, classified, in the component's order: read
+/// from its bytes ([`crate::precheck`]), so nothing is compiled to check them.
+pub fn imports(shape: &crate::precheck::Shape) -> Vec<Import> {
+    shape
+        .imports
+        .iter()
+        .map(|(name, is_instance)| Import {
+            name: name.clone(),
+            kind: classify(name, *is_instance),
         })
         .collect()
 }

@@ -438,6 +438,8 @@ fn inspect_json_shows_socket_stubs_and_schemas() {
         tcp["gets"], "socket imports are present but refuse every call; no network exists",
         "{v}"
     );
+    // A component that passes the check is compiled: its schemas are shown.
+    assert_eq!(v["compiled"], true, "{v}");
     let exports = v["exports"].as_array().expect("exports");
     let connect = exports.iter().find(|e| e["name"] == "connect").unwrap();
     let schema = &connect["input_schema"];

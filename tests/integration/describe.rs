@@ -81,7 +81,9 @@ fn every_guest_fits_the_type_caps_with_room() {
     let mut largest = (0, String::new());
     for member in members {
         let bytes = std::fs::read(guest(member)).unwrap();
-        let (_, exports) = host.inspect(&bytes, member).expect("a guest inspects");
+        let found = host.inspect(&bytes, member).expect("a guest inspects");
+        // A guest no grant can allow (netcat) is not compiled: no types.
+        let exports = found.exports.unwrap_or_default();
         for e in &exports {
             let parts = type_size::parts(&e.params, e.result.as_ref()).unwrap();
             if parts > largest.0 {

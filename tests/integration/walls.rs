@@ -390,21 +390,9 @@ mod network {
         assert_host_still_works(&host).await;
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn network_interfaces_without_a_refusing_stub_are_refused() {
-        let host = host(caps());
-        let item = |name: &str| {
-            // Any instance type will do: classification reads the name.
-            let component =
-                wasmtime::component::Component::new(host.engine(), guest_bytes("netcat"))
-                    .expect("the guest compiles");
-            let ty = component.component_type();
-            let (_, ext) = ty
-                .imports(host.engine())
-                .find(|(n, _)| n.starts_with("wasi:sockets/tcp@"))
-                .expect("a tcp import");
-            airlock::world::classify(name, &ext.ty)
-        };
+    #[test]
+    fn network_interfaces_without_a_refusing_stub_are_refused() {
+        let item = |name: &str| airlock::world::classify(name, true);
         for name in [
             "wasi:sockets/tcp@0.3.0",
             "wasi:http/incoming-handler@0.2.6",

@@ -29,6 +29,7 @@ const BENCHES: &[&str] = &[
     "ladder",
     "density",
     "mcp",
+    "refusal",
 ];
 
 /// Result directories (criterion groups) the run rewrites; removed first so
@@ -43,6 +44,7 @@ const GROUPS: &[&str] = &[
     "ladder",
     "density",
     "mcp",
+    "refuse_large",
 ];
 
 /// Where the hand-written part of `BENCHMARKS.md` starts.
@@ -401,6 +403,19 @@ fn rows(r: &Results) -> Result<Vec<Row>> {
         raw,
         "(the floor of a content-keyed cache)",
         None,
+    ));
+
+    // A large component refused by its imports, before any compile.
+    let refused = r.need("refuse_large", "airlock_refusal")?;
+    let compile = r.need("refuse_large", "compile")?;
+    rows.push(Row::timed(
+        "refuse_large",
+        "16 MB component importing what is never linked",
+        refused,
+        "compile",
+        compile,
+        "p50 ≤ 50 ms",
+        Some(refused.median <= 50_000_000.0),
     ));
 
     // 6. density

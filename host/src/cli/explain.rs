@@ -125,13 +125,14 @@ pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> (String, bool) {
         )),
         Ok(bytes) => match host.inspect(&bytes, &spec.name) {
             Err(e) => line(format!("  Its component is unusable: {e}")),
-            Ok((imports, exports)) => match world::check(&imports, spec.grants.set(), &spec.name) {
+            Ok(found) => match world::check(&found.imports, spec.grants.set(), &spec.name) {
                 Ok(used) => {
-                    let offered: Vec<String> = exports
+                    let offered: Vec<String> = found
+                        .functions
                         .iter()
-                        .map(|e| {
-                            let name = crate::names::offered(spec, &e.name);
-                            format!("{name} ({}.{})", spec.name, e.name)
+                        .map(|function| {
+                            let name = crate::names::offered(spec, function);
+                            format!("{name} ({}.{function})", spec.name)
                         })
                         .collect();
                     line(format!(

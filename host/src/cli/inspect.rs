@@ -3,6 +3,8 @@
 //! imports airlock will refuse). With `--wit` (or a `package-docs` section in
 //! the component) each export also shows its WIT doc comment; docs from the
 //! component itself are labelled unreviewed, since agents never see them.
+//! A component importing something no grant can allow is not compiled: it
+//! shows its functions by name only (`"compiled": false` in `--json`).
 
 use std::path::PathBuf;
 
@@ -10,8 +12,9 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::Failure;
+use crate::Inspection;
 use crate::describe::{self, DocSource, Docs, Signature};
-use crate::world::ImportKind;
+use crate::world::{Import, ImportKind};
 use crate::{schema, values, wasi};
 
 #[derive(Debug, Args)]
@@ -30,7 +33,13 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let bytes = crate::Airlock::read_component(&args.component)?;
     let host = super::bare_host()?;
     let what = args.component.display().to_string();
-    let (imports, exports) = super::warned(&host, host.inspect(&bytes, &what))?;
+    let found = super::warned(&host, host.inspect(&bytes, &what))?;
+    let imports = &found.imports;
+    // A component no grant can allow is not compiled: its functions are
+    // listed by name, without types, schemas or docs.
+    let Some(exports) = &found.exports else {
+        return print_uncompiled(&what, &found, args.json);
+    };
     let sigs: Vec<Signature<'_>> = exports.iter().map(Signature::from).collect();
     let docs = Docs::load(args.wit.as_deref(), &bytes, &sigs)
         .map_err(|e| Failure::usage(format!("{what}: {e}")))?;
@@ -53,20 +62,7 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
             })
         })
         .collect();
-    let mut verbs = Vec::new();
-    let mut null_wasi = Vec::new();
-    let mut refused = Vec::new();
-    for i in &imports {
-        match &i.kind {
-            ImportKind::Verb(v) => verbs.push(json!({"import": i.name, "verb": v.name()})),
-            ImportKind::Types => {}
-            ImportKind::NullWasi => {
-                let base = i.name.split('@').next().unwrap_or(&i.name);
-                null_wasi.push(json!({"import": i.name, "gets": wasi::null_wasi_meaning(base)}))
-            }
-            ImportKind::Never(why) => refused.push(json!({"import": i.name, "reason": why})),
-        }
-    }
+    let (verbs, null_wasi, refused) = sorted_imports(imports);
     if args.json {
         outln!(
             "{}",
@@ -77,6 +73,7 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
                     "reviewed": !matches!(d.source(), DocSource::PackageDocs),
                     "world": d.world_docs(),
                 })),
+                "compiled": true,
                 "exports": exports_json,
                 "imports": { "verbs": verbs, "null_wasi": null_wasi, "refused": refused },
             })
@@ -93,7 +90,7 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
         outln!("  (docs from {})", d.source());
     }
     outln!("\nexports:");
-    for e in &exports {
+    for e in exports {
         let params: Vec<String> = e
             .params
             .iter()
@@ -114,11 +111,63 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
             }
         }
     }
+    print_imports(&verbs, &null_wasi, &refused);
+    outln!("\n(run `airlock inspect --json` for each export's JSON Schema)");
+    Ok(())
+}
+
+/// The imports as JSON lists: verbs to grant, null WASI, refused.
+fn sorted_imports(imports: &[Import]) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
+    let mut verbs = Vec::new();
+    let mut null_wasi = Vec::new();
+    let mut refused = Vec::new();
+    for i in imports {
+        match &i.kind {
+            ImportKind::Verb(v) => verbs.push(json!({"import": i.name, "verb": v.name()})),
+            ImportKind::Types => {}
+            ImportKind::NullWasi => {
+                let base = i.name.split('@').next().unwrap_or(&i.name);
+                null_wasi.push(json!({"import": i.name, "gets": wasi::null_wasi_meaning(base)}))
+            }
+            ImportKind::Never(why) => refused.push(json!({"import": i.name, "reason": why})),
+        }
+    }
+    (verbs, null_wasi, refused)
+}
+
+/// A component refused whatever its grants, shown without compiling it: its
+/// functions by name, and its imports.
+fn print_uncompiled(what: &str, found: &Inspection, json: bool) -> Result<(), Failure> {
+    let (verbs, null_wasi, refused) = sorted_imports(&found.imports);
+    if json {
+        let exports: Vec<Value> = found.functions.iter().map(|n| json!({"name": n})).collect();
+        outln!(
+            "{}",
+            json!({
+                "component": what,
+                "docs": null,
+                "compiled": false,
+                "exports": exports,
+                "imports": { "verbs": verbs, "null_wasi": null_wasi, "refused": refused },
+            })
+        );
+        return Ok(());
+    }
+    outln!("{what}");
+    outln!("\nexports (names only: no grant can make this component run, so it was not compiled):");
+    for name in &found.functions {
+        outln!("  {name}");
+    }
+    print_imports(&verbs, &null_wasi, &refused);
+    Ok(())
+}
+
+fn print_imports(verbs: &[Value], null_wasi: &[Value], refused: &[Value]) {
     outln!("\nverbs it needs granted:");
     if verbs.is_empty() {
         outln!("  none");
     }
-    for v in &verbs {
+    for v in verbs {
         outln!(
             "  {} ({})",
             v["verb"].as_str().unwrap_or(""),
@@ -129,7 +178,7 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
     if null_wasi.is_empty() {
         outln!("  none");
     }
-    for w in &null_wasi {
+    for w in null_wasi {
         outln!(
             "  {}: {}",
             w["import"].as_str().unwrap_or(""),
@@ -140,13 +189,11 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
     if refused.is_empty() {
         outln!("  none");
     }
-    for r in &refused {
+    for r in refused {
         outln!(
             "  {}: {}",
             r["import"].as_str().unwrap_or(""),
             r["reason"].as_str().unwrap_or("")
         );
     }
-    outln!("\n(run `airlock inspect --json` for each export's JSON Schema)");
-    Ok(())
 }

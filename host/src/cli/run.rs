@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Failure, runtime};
 use crate::term::errln;
-use crate::units::{parse_duration, parse_size};
+use crate::units::{format_size, parse_duration, parse_size};
 use crate::{Budget, Grants, JobControl, JobOutput, Toolkit, Verb};
 use airlock_complete::CompleteGrant;
 use airlock_fetch::FetchGrant;
@@ -40,7 +40,8 @@ pub(super) struct RunArgs {
     /// Arguments as a JSON object keyed by the function's parameter names.
     #[arg(long, default_value = "{}")]
     args: String,
-    /// Wall-clock limit of the job, e.g. 5s or 250ms.
+    /// Wall-clock limit of the job, e.g. 5s or 250ms. With --toolkit, these
+    /// four flags may only narrow the toolkit's budget.
     #[arg(long)]
     timeout: Option<String>,
     /// Memory limit, e.g. 64MiB.
@@ -137,18 +138,59 @@ pub(super) fn parse_grants(flags: &[String]) -> Result<Grants, Failure> {
     Ok(grants)
 }
 
-fn apply_flags(args: &RunArgs, mut budget: Budget) -> Result<Budget, Failure> {
+/// Applies `--timeout`, `--memory`, `--output` and `--fuel` to `budget`.
+/// With a toolkit (`kit` names its file and the tool) a flag may only narrow
+/// the toolkit's budget, as `--grant` may not widen its grants: a wider
+/// value is a usage error naming the toolkit's value.
+fn apply_flags(
+    args: &RunArgs,
+    mut budget: Budget,
+    kit: Option<(&std::path::Path, &str)>,
+) -> Result<Budget, Failure> {
+    let check = |flag: &str, key: &str, given: String, allowed: String, wider: bool| {
+        let Some((file, tool)) = kit.filter(|_| wider) else {
+            return Ok(());
+        };
+        Err(Failure::usage(format!(
+            "{flag} {given} would widen tool `{tool}`'s budget ({key} = {allowed} in {}); \
+             flags can only narrow a toolkit's budget: raise `{key}` under \
+             [tools.{tool}.budget] in the toolkit instead",
+            file.display()
+        )))
+    };
     if let Some(t) = &args.timeout {
-        budget.timeout =
-            parse_duration(t).map_err(|e| Failure::usage(format!("--timeout: {e}")))?;
+        let t = parse_duration(t).map_err(|e| Failure::usage(format!("--timeout: {e}")))?;
+        let show = |d| humantime::format_duration(d).to_string();
+        check(
+            "--timeout",
+            "timeout",
+            show(t),
+            show(budget.timeout),
+            t > budget.timeout,
+        )?;
+        budget.timeout = t;
     }
     if let Some(m) = &args.memory {
-        budget.memory = parse_size(m).map_err(|e| Failure::usage(format!("--memory: {e}")))?;
+        let m = parse_size(m).map_err(|e| Failure::usage(format!("--memory: {e}")))?;
+        let (given, allowed) = (format_size(m), format_size(budget.memory));
+        check("--memory", "memory", given, allowed, m > budget.memory)?;
+        budget.memory = m;
     }
     if let Some(o) = &args.output {
-        budget.output = parse_size(o).map_err(|e| Failure::usage(format!("--output: {e}")))?;
+        let o = parse_size(o).map_err(|e| Failure::usage(format!("--output: {e}")))?;
+        let (given, allowed) = (format_size(o), format_size(budget.output));
+        check("--output", "output", given, allowed, o > budget.output)?;
+        budget.output = o;
     }
     if let Some(f) = args.fuel {
+        let wider = f > budget.fuel;
+        check(
+            "--fuel",
+            "fuel",
+            f.to_string(),
+            budget.fuel.to_string(),
+            wider,
+        )?;
         budget.fuel = f;
     }
     Ok(budget)
@@ -214,7 +256,8 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
             ));
         }
     };
-    let budget = apply_flags(&args, budget)?;
+    let kit = args.toolkit.as_deref().map(|file| (file, name.as_str()));
+    let budget = apply_flags(&args, budget, kit)?;
     let host = super::configured_host(args.config.as_ref(), args.audit.as_ref(), args.no_cache)?;
     let tool = host
         .load_tool_file(&name, &component, grants, budget)

@@ -46,8 +46,20 @@ pub(super) fn schema(args: SchemaArgs) -> Result<(), Failure> {
         let bytes = crate::Airlock::read_component(&spec.component)
             .map_err(|e| Failure::usage(format!("tool `{}`: {e}", spec.name)))?;
         let what = spec.component.display().to_string();
-        let (_, exports) = super::warned(&host, host.inspect(&bytes, &what))?;
-        tools.extend(describe::describe_tool(spec, &exports)?);
+        let found = super::warned(&host, host.inspect(&bytes, &what))?;
+        // Not compiled: it imports what no grant allows, so no agent could
+        // ever call it; say why instead of describing it.
+        let Some(exports) = &found.exports else {
+            let refusals = crate::world::check(&found.imports, spec.grants.set(), &spec.name)
+                .err()
+                .unwrap_or_default();
+            return Err(crate::LoadError::World {
+                tool: spec.name.clone(),
+                refusals,
+            }
+            .into());
+        };
+        tools.extend(describe::describe_tool(spec, exports)?);
     }
     let format = match args.format {
         FormatArg::Mcp => Format::Mcp,
