@@ -378,7 +378,10 @@ pub(crate) fn classify_failure(
         Some(trap) => (trap_code(trap), trap.to_string()),
         // A host function's error: its own words, not the backtrace header
         // wasmtime wraps it in.
-        None => ("error".to_string(), first_line(&err.root_cause().to_string())),
+        None => (
+            "error".to_string(),
+            first_line(&err.root_cause().to_string()),
+        ),
     };
     JobError::Trap {
         code,

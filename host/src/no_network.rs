@@ -111,25 +111,28 @@ fn define_refusal<T: WasiView + Send + 'static>(
     // Building a request is bookkeeping in memory: it succeeds (and keeps
     // nothing), so that the refusal comes where a request would leave.
     let building = interface.starts_with("wasi:http/types@");
-    target.func_new_async(function, move |mut store, ty: ComponentFunc, params, results| {
-        let qualified = qualified.clone();
-        Box::new(async move {
-            // An owned handle is destroyed; a borrowed one is given back, as
-            // wasmtime requires of a host function before it returns.
-            let mut handles = Vec::new();
-            params.iter().for_each(|p| handles_in(p, &mut handles));
-            for h in handles {
-                h.resource_drop_async(&mut store)
-                    .await
-                    .map_err(|e| format_err!("{qualified}: dropping a handle: {e}"))?;
-            }
-            for (slot, ty) in results.iter_mut().zip(ty.results()) {
-                *slot = answer(&mut store, &ty, building)
-                    .map_err(|e| format_err!("{qualified}: {e}; no network exists"))?;
-            }
-            Ok(())
-        })
-    })?;
+    target.func_new_async(
+        function,
+        move |mut store, ty: ComponentFunc, params, results| {
+            let qualified = qualified.clone();
+            Box::new(async move {
+                // An owned handle is destroyed; a borrowed one is given back, as
+                // wasmtime requires of a host function before it returns.
+                let mut handles = Vec::new();
+                params.iter().for_each(|p| handles_in(p, &mut handles));
+                for h in handles {
+                    h.resource_drop_async(&mut store)
+                        .await
+                        .map_err(|e| format_err!("{qualified}: dropping a handle: {e}"))?;
+                }
+                for (slot, ty) in results.iter_mut().zip(ty.results()) {
+                    *slot = answer(&mut store, &ty, building)
+                        .map_err(|e| format_err!("{qualified}: {e}; no network exists"))?;
+                }
+                Ok(())
+            })
+        },
+    )?;
     Ok(())
 }
 
@@ -156,7 +159,11 @@ fn handles_in(value: &Val, out: &mut Vec<ResourceAny>) {
 /// `result` (its success when `building` and the success can be made: a unit
 /// or an inert handle), an inert handle for a stubbed resource, else an empty
 /// value.
-fn answer<T: WasiView>(store: &mut StoreContextMut<'_, T>, ty: &Type, building: bool) -> wasmtime::Result<Val> {
+fn answer<T: WasiView>(
+    store: &mut StoreContextMut<'_, T>,
+    ty: &Type,
+    building: bool,
+) -> wasmtime::Result<Val> {
     match ty {
         Type::Result(r) if building && r.ok().is_none_or(|ok| makeable(&ok)) => {
             Ok(Val::Result(Ok(match r.ok() {
@@ -176,13 +183,15 @@ fn makeable(ty: &Type) -> bool {
 }
 
 /// The error case of a `result`.
-fn refusal<T: WasiView>(store: &mut StoreContextMut<'_, T>, r: &ResultType) -> wasmtime::Result<Val> {
+fn refusal<T: WasiView>(
+    store: &mut StoreContextMut<'_, T>,
+    r: &ResultType,
+) -> wasmtime::Result<Val> {
     Ok(Val::Result(Err(match r.err() {
         Some(e) => Some(Box::new(denial(store, &e)?)),
         None => None,
     })))
 }
-
 
 /// The error value that says "not allowed": the first [`DENIALS`] case of an
 /// enum or variant, else its first case.
@@ -261,7 +270,10 @@ fn empty<T: WasiView>(store: &mut StoreContextMut<'_, T>, ty: &Type) -> wasmtime
         Type::Own(r) if *r == ResourceType::host::<DynOutputStream>() => {
             let sink: DynOutputStream = Box::new(SinkOutputStream);
             let sink = store.data_mut().ctx().table.push(sink)?;
-            Val::Resource(ResourceAny::try_from_resource(sink, store.as_context_mut())?)
+            Val::Resource(ResourceAny::try_from_resource(
+                sink,
+                store.as_context_mut(),
+            )?)
         }
         other => bail!("cannot answer a {other:?}"),
     })

@@ -427,7 +427,9 @@ fn inspect_json_shows_socket_stubs_and_schemas() {
     let v = expect_json(&airlock(&["inspect", "--json", &guest("netcat")]), 0);
     let refused = v["imports"]["refused"].as_array().expect("imports.refused");
     assert!(refused.is_empty(), "{v}");
-    let null_wasi = v["imports"]["null_wasi"].as_array().expect("imports.null_wasi");
+    let null_wasi = v["imports"]["null_wasi"]
+        .as_array()
+        .expect("imports.null_wasi");
     let tcp = null_wasi
         .iter()
         .find(|i| text(&i["import"]).starts_with("wasi:sockets/tcp@"))

@@ -123,7 +123,10 @@ mod network {
                 }
             }
         }
-        assert!(sources.len() > 20, "the scan found the sources: {sources:?}");
+        assert!(
+            sources.len() > 20,
+            "the scan found the sources: {sources:?}"
+        );
         for path in sources {
             let text = std::fs::read_to_string(&path).expect("a source file");
             for needle in &forbidden {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use airlock::{Budget, BudgetKind, JobError, LoadError};
 use airlock_tests::{
-    WEBHOOK_KEY, assert_host_still_works, budget, caps, guest_bytes, hmac_hex, host, job_err,
-    load, load_err, load_ok, log_only, no_grants, signer_grants,
+    WEBHOOK_KEY, assert_host_still_works, budget, caps, guest_bytes, hmac_hex, host, job_err, load,
+    load_err, load_ok, log_only, no_grants, signer_grants,
 };
 use serde_json::{Value, json};
 
@@ -395,8 +395,9 @@ mod network {
         let host = host(caps());
         let item = |name: &str| {
             // Any instance type will do: classification reads the name.
-            let component = wasmtime::component::Component::new(host.engine(), guest_bytes("netcat"))
-                .expect("the guest compiles");
+            let component =
+                wasmtime::component::Component::new(host.engine(), guest_bytes("netcat"))
+                    .expect("the guest compiles");
             let ty = component.component_type();
             let (_, ext) = ty
                 .imports(host.engine())
