@@ -16,7 +16,9 @@
 //! - `pressure`: more jobs than slots, instance-heavy tools, handle floods
 //!   and giant messages to every verb;
 //! - `bench_guests`: the benchmark guests do what the benches assume;
-//! - `describe`: export types too big to describe are refused at load.
+//! - `describe`: export types too big to describe are refused at load;
+//! - `no_network`: Python and JavaScript components, unmodified, reach no
+//!   network through their socket and HTTP imports.
 //!
 //! Inside them, a test that attacks one of the walls sits in a module named
 //! after it (`walls::cpu::spin_runs_out_of_fuel`): WALLS.md is generated from
@@ -31,6 +33,7 @@ mod credentials;
 mod describe;
 mod fetch;
 mod log;
+mod no_network;
 mod pressure;
 mod residue;
 mod sign;
