@@ -20,7 +20,8 @@
 //!
 //! When a toolchain cannot be installed (no Python, no npm, no registry), the
 //! build fails with the reason if `CI` is set; otherwise it prints one warning
-//! and skips these guests, and their tests say they skipped.
+//! and skips these guests, and their tests say they skipped (or use an
+//! earlier build left in the output directory).
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
@@ -90,7 +91,8 @@ pub fn build(root: &Path, out: &Path) -> Result<Vec<String>> {
             Err(e) => {
                 let names: Vec<&str> = guests(lang).map(|g| g.name).collect();
                 eprintln!(
-                    "xtask: warning: skipping {} ({e:#}); their tests will skip",
+                    "xtask: warning: not building {} ({e:#}); their tests skip unless an \
+                     earlier build is there",
                     names.join(", ")
                 );
                 continue;
