@@ -46,18 +46,42 @@ pub fn workspace_root() -> PathBuf {
 ///
 /// When the file does not exist, with a message saying how to build it.
 pub fn guest(name: &str) -> PathBuf {
-    let file = format!("{}.wasm", name.replace('-', "_"));
-    let dir = match std::env::var_os(GUESTS_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => workspace_root().join("target/wasm32-wasip2/release"),
-    };
-    let path = dir.join(file);
+    let path = guest_path(name);
     assert!(
         path.is_file(),
         "guest `{name}` not built: run `cargo xtask build-guests` (looked for {})",
         path.display()
     );
     path
+}
+
+/// Where [`guest`] looks for guest `name`, built or not.
+pub fn guest_path(name: &str) -> PathBuf {
+    let file = format!("{}.wasm", name.replace('-', "_"));
+    let dir = match std::env::var_os(GUESTS_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => workspace_root().join("target/wasm32-wasip2/release"),
+    };
+    dir.join(file)
+}
+
+/// Guest `name` when it is built, for the guests built by toolchains a
+/// developer may not have (Python, JavaScript: see `xtask/src/polyglot.rs`).
+/// When it is missing, `None` after printing a skip line for `test`, or,
+/// when `CI` is set, a panic saying how to build it.
+pub fn optional_guest(name: &str, test: &str) -> Option<PathBuf> {
+    let path = guest_path(name);
+    if path.is_file() {
+        return Some(path);
+    }
+    let how = format!(
+        "guest `{name}` not built: run `cargo xtask build-guests`, which installs its \
+         toolchain into target/polyglot (looked for {})",
+        path.display()
+    );
+    assert!(std::env::var_os("CI").is_none(), "{how}");
+    eprintln!("skipping {test}: {how}");
+    None
 }
 
 /// The bytes of guest `name` (see [`guest`]).

@@ -18,6 +18,8 @@
 //! - `bench_guests`: the benchmark guests do what the benches assume;
 //! - `describe`: export types too big to describe are refused at load;
 //! - `precheck`: refused imports and over-limits components cost no compile.
+//! - `no_network`: Python and JavaScript components, unmodified, reach no
+//!   network through their socket and HTTP imports.
 //!
 //! Inside them, a test that attacks one of the walls sits in a module named
 //! after it (`walls::cpu::spin_runs_out_of_fuel`): WALLS.md is generated from
@@ -32,6 +34,7 @@ mod credentials;
 mod describe;
 mod fetch;
 mod log;
+mod no_network;
 mod precheck;
 mod pressure;
 mod residue;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod fuzz;
+mod polyglot;
 mod walls;
 
 /// The target the guests are built for.
@@ -22,8 +23,11 @@ const GUESTS_ENV: &str = "AIRLOCK_GUESTS";
 const USAGE: &str = "usage: cargo xtask <command> [args...]
 
 commands:
-  build-guests   build every guest in guests/ for wasm32-wasip2 into target/
-  test           build-guests and mcp-venv, then `cargo test --workspace [args...]`
+  build-guests   build every guest in guests/ for wasm32-wasip2 into target/: the
+                 Rust ones with cargo, py-netcat and js-netcat with componentize-py
+                 and componentize-js (installed into target/polyglot)
+  test           build-guests, mcp-venv and strace, then
+                 `cargo test --workspace [args...]`
   demo           build-guests, then `cargo run --release -p airlock -- demo [args...]`
   bench          build-guests, run the benchmark suite and write BENCHMARKS.md
                  (--quick: shorter runs); `cargo bench -p airlock` runs every bench
@@ -181,7 +185,9 @@ fn ensure_target(root: &Path) -> Result<()> {
     }
 }
 
-/// Build every guest into `<root>/target/wasm32-wasip2/release` and return that directory.
+/// Build every guest into `<root>/target/wasm32-wasip2/release` and return
+/// that directory: the Rust guests with cargo, then the Python and JavaScript
+/// ones (see [`polyglot`]).
 fn build_guests(root: &Path) -> Result<PathBuf> {
     ensure_target(root)?;
     let target_dir = root.join("target");
@@ -207,6 +213,7 @@ fn build_guests(root: &Path) -> Result<PathBuf> {
             .len();
         built.push(format!("{name} {:.1} KiB", size as f64 / 1024.0));
     }
+    built.extend(polyglot::build(root, &out)?);
     built.sort();
     println!(
         "built {} guests in {}: {}",
@@ -234,6 +241,13 @@ fn test_command(root: &Path, rest: &[String]) -> Result<Command> {
             return Err(e.context("CI must run the Python MCP interop test"));
         }
         eprintln!("xtask: warning: no MCP interop venv ({e:#}); the Python interop test will skip");
+    }
+    // The syscall-level no-network test traces the CLI with it.
+    if let Err(e) = ensure_strace() {
+        if std::env::var_os("CI").is_some() {
+            return Err(e.context("CI must run the strace no-network test"));
+        }
+        eprintln!("xtask: warning: no strace ({e:#}); the strace no-network test will skip");
     }
     let mut cmd = cargo(root);
     cmd.args(["test", "--workspace", "--no-fail-fast"])
@@ -273,6 +287,32 @@ fn lint(root: &Path) -> Result<()> {
         .args(DENY);
     clippy.env("CARGO_TARGET_DIR", root.join("target"));
     run(&mut clippy, "fix the clippy warnings above (in guests/)")
+}
+
+/// Make sure `strace` runs, installing it with apt-get (Debian, Ubuntu) when
+/// it is missing: `host/tests/no_network.rs` traces the CLI's system calls.
+fn ensure_strace() -> Result<()> {
+    let works = || {
+        Command::new("strace")
+            .arg("-V")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if works() {
+        return Ok(());
+    }
+    let hint = "install strace by hand (Debian: `apt-get install strace`; needs root)";
+    run(Command::new("apt-get").arg("update"), hint)?;
+    run(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", "strace"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        hint,
+    )?;
+    if !works() {
+        bail!("apt-get installed strace but `strace -V` still fails");
+    }
+    Ok(())
 }
 
 /// The script the interop test runs; its first line names the PyPI requirement.

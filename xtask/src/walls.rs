@@ -37,11 +37,15 @@ pub const WALLS: &[Wall] = &[
     Wall {
         key: "network",
         title: "Network",
-        promise: "A guest has no network of its own: `wasi:sockets` and `wasi:http` are refused \
-                  at load whatever the grants say, and the WASI context pins sockets and name \
-                  lookups off.",
-        design: "The world check never links `wasi:sockets/*` or `wasi:http/*`, and the WASI \
-                 context is built with TCP, UDP and name lookups disabled.",
+        promise: "A guest has no network of its own: its `wasi:sockets` and `wasi:http` 0.2 \
+                  imports are answered by stubs that refuse every call, so Rust, Python and \
+                  JavaScript tools alike fail inside the guest, real loopback servers receive \
+                  nothing and the host process makes no network system call; any other \
+                  network interface is refused at load whatever the grants say.",
+        design: "Socket and HTTP imports are linked only to the refusing stubs of \
+                 `host/src/no_network.rs`, which hold no OS capability; wasmtime-wasi's \
+                 implementations are never linked, and the WASI context is built with TCP, \
+                 UDP and name lookups disabled.",
     },
     Wall {
         key: "filesystem",
