@@ -68,6 +68,7 @@ fn main() -> Result<()> {
     let pool = PoolSize {
         max_jobs: u32::try_from(TARGET + 512).expect("fits"),
         max_memory_bytes: 64 << 20,
+        ..PoolSize::default()
     };
     let (host, _cache) = common::host(
         Capabilities::default(),

@@ -11,8 +11,11 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 /// How often the epoch advances: the granularity of CPU deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Core module instances one job may create (a Rust tool needs 3 or 4).
-pub const CORE_INSTANCES_PER_JOB: u32 = 16;
+/// Core module instances one job may create, by default
+/// ([`PoolSize::core_instances_per_job`]). Measured: a Rust tool needs 3 or 4,
+/// a componentize-js 0.23 tool 4, a componentize-py 0.25 tool 14; 32 leaves
+/// room for those toolchains to grow and still bounds a hostile component.
+pub const CORE_INSTANCES_PER_JOB: u32 = 32;
 /// Linear memories one job may create.
 pub const MEMORIES_PER_JOB: u32 = 2;
 /// Tables one job may create.
@@ -27,6 +30,9 @@ pub struct PoolSize {
     pub max_jobs: u32,
     /// Largest linear memory any job may reach (the store limit is lower).
     pub max_memory_bytes: usize,
+    /// Core module instances one job may create: a component needing more is
+    /// refused at load, before it is compiled.
+    pub core_instances_per_job: u32,
 }
 
 impl Default for PoolSize {
@@ -34,6 +40,7 @@ impl Default for PoolSize {
         Self {
             max_jobs: 256,
             max_memory_bytes: 256 << 20,
+            core_instances_per_job: CORE_INSTANCES_PER_JOB,
         }
     }
 }
@@ -80,13 +87,13 @@ fn config(pool: PoolSize) -> Config {
     let mut pooling = PoolingAllocationConfig::new();
     pooling
         .total_component_instances(j)
-        .total_core_instances(CORE_INSTANCES_PER_JOB * j)
+        .total_core_instances(pool.core_instances_per_job.saturating_mul(j))
         .total_memories(MEMORIES_PER_JOB * j)
         .total_tables(TABLES_PER_JOB * j)
         .total_stacks(j)
         .max_memory_size(pool.max_memory_bytes)
         .table_elements(10_000)
-        .max_core_instances_per_component(CORE_INSTANCES_PER_JOB)
+        .max_core_instances_per_component(pool.core_instances_per_job)
         .max_memories_per_component(MEMORIES_PER_JOB)
         .max_tables_per_component(TABLES_PER_JOB)
         .linear_memory_keep_resident(64 << 10)

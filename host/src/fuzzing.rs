@@ -180,6 +180,7 @@ fn options() -> HostOptions {
         pool: PoolSize {
             max_jobs: 2,
             max_memory_bytes: 1 << 20,
+            ..PoolSize::default()
         },
         no_cache: true,
         ..HostOptions::default()

@@ -249,6 +249,7 @@ pub struct Airlock {
     pres: Mutex<HashMap<(Digest32, VerbSet), InstancePre<JobState>>>,
     slots: Arc<tokio::sync::Semaphore>,
     max_jobs: u32,
+    core_instances: u32,
     next_job: AtomicU64,
     #[cfg(feature = "guest-debug")]
     probe: Option<Arc<dyn crate::probe::MemoryProbe>>,
@@ -293,6 +294,7 @@ impl Airlock {
             pres: Mutex::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(options.pool.max_jobs as usize)),
             max_jobs: options.pool.max_jobs,
+            core_instances: options.pool.core_instances_per_job,
             next_job: AtomicU64::new(1),
             #[cfg(feature = "guest-debug")]
             probe: options.memory_probe,
@@ -363,7 +365,7 @@ impl Airlock {
                 });
             }
         };
-        if let Some(reason) = shape.counts.over_limits() {
+        if let Some(reason) = shape.counts.over_limits(self.core_instances) {
             return Err(LoadError::OverLimits {
                 what: what.to_string(),
                 reason,
@@ -555,6 +557,7 @@ impl Airlock {
                 captured,
                 verbs,
                 cancel: control.cancel.clone(),
+                core_instances: self.core_instances,
             },
         )
         .map_err(|e| JobError::Internal(format!("{e:#}")))?;

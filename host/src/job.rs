@@ -205,6 +205,7 @@ impl WasiView for JobState {
 /// Store limits that remember which limit refused a growth.
 struct JobLimiter {
     memory: usize,
+    core_instances: usize,
     table_elements: usize,
     hit: Option<&'static str>,
 }
@@ -237,7 +238,7 @@ impl ResourceLimiter for JobLimiter {
     }
 
     fn instances(&self) -> usize {
-        crate::engine::CORE_INSTANCES_PER_JOB as usize
+        self.core_instances
     }
     fn tables(&self) -> usize {
         crate::engine::TABLES_PER_JOB as usize
@@ -253,6 +254,8 @@ pub(crate) struct JobParts {
     pub verbs: VerbStates,
     /// Interrupts the guest at the next epoch tick once cancelled.
     pub cancel: airlock_core::Cancel,
+    /// Core module instances the job may create (the host's pool setting).
+    pub core_instances: u32,
 }
 
 /// Builds the store with every limit armed before anything is instantiated.
@@ -270,6 +273,7 @@ pub(crate) fn new_store(
         table,
         limiter: JobLimiter {
             memory: budget.memory,
+            core_instances: parts.core_instances as usize,
             table_elements: budget.table_elements,
             hit: None,
         },

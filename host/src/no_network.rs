@@ -36,6 +36,13 @@ pub fn is_stubbed(base: &str, version: Option<&str>) -> bool {
     STUBBED.contains(&base) && version.is_some_and(|v| v.starts_with("0.2."))
 }
 
+/// Whether the import named `name` (`wasi:sockets/tcp@0.2.9`) is answered
+/// by a refusing stub.
+pub fn answers(name: &str) -> bool {
+    let (base, version) = name.split_once('@').unwrap_or((name, ""));
+    is_stubbed(base, Some(version))
+}
+
 /// The error cases a refusal picks, first match wins: the enum or variant
 /// case that says "not allowed" in each stubbed interface.
 const DENIALS: &[&str] = &["access-denied", "HTTP-request-denied", "forbidden"];
@@ -56,11 +63,7 @@ pub fn linker_for<T: WasiView + Send + 'static>(
         .imports(engine)
         .map(|(name, item)| (name.to_string(), item.ty))
         .collect();
-    let stubbed = |name: &str| {
-        let (base, version) = name.split_once('@').unwrap_or((name, ""));
-        is_stubbed(base, Some(version))
-    };
-    if !imports.iter().any(|(name, _)| stubbed(name)) {
+    if !imports.iter().any(|(name, _)| answers(name)) {
         return Ok(None);
     }
     let mut linker = base.clone();
@@ -71,7 +74,7 @@ pub fn linker_for<T: WasiView + Send + 'static>(
         let ComponentItem::ComponentInstance(instance) = item else {
             continue;
         };
-        let define = stubbed(name);
+        let define = answers(name);
         let mut target = if define {
             Some(linker.instance(name)?)
         } else {

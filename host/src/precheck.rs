@@ -17,7 +17,7 @@ use wasmparser::{
     ComponentTypeRef, Encoding, Instance, Parser, Payload,
 };
 
-use crate::engine::{CORE_INSTANCES_PER_JOB, MEMORIES_PER_JOB, TABLES_PER_JOB};
+use crate::engine::{MEMORIES_PER_JOB, TABLES_PER_JOB};
 
 /// What one job of a component (or of a nested one) creates.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,9 +37,10 @@ impl Counts {
         self.tables = self.tables.saturating_add(other.tables);
     }
 
-    /// Why these counts are over the per-job limits of `engine.rs`, in the
-    /// words wasmtime uses when it finds the same at compile time.
-    pub fn over_limits(&self) -> Option<String> {
+    /// Why these counts are over the per-job limits of `engine.rs` (with
+    /// `core_instances` from the host's pool), in the words wasmtime uses when
+    /// it finds the same at compile time.
+    pub fn over_limits(&self, core_instances: u32) -> Option<String> {
         let over = |n: u64, max: u32, what: &str| {
             (n > u64::from(max)).then(|| {
                 format!(
@@ -48,13 +49,9 @@ impl Counts {
                 )
             })
         };
-        over(
-            self.core_instances,
-            CORE_INSTANCES_PER_JOB,
-            "core module instances",
-        )
-        .or_else(|| over(self.memories, MEMORIES_PER_JOB, "Wasm linear memories"))
-        .or_else(|| over(self.tables, TABLES_PER_JOB, "tables"))
+        over(self.core_instances, core_instances, "core module instances")
+            .or_else(|| over(self.memories, MEMORIES_PER_JOB, "Wasm linear memories"))
+            .or_else(|| over(self.tables, TABLES_PER_JOB, "tables"))
     }
 }
 
@@ -326,7 +323,10 @@ mod tests {
                 tables: 4
             }
         );
-        assert_eq!(s.counts.over_limits(), None);
+        assert_eq!(
+            s.counts.over_limits(crate::engine::CORE_INSTANCES_PER_JOB),
+            None
+        );
     }
 
     #[test]
@@ -356,7 +356,10 @@ mod tests {
                 (instance (instantiate $c))
             )"#,
         );
-        let why = s.counts.over_limits().unwrap();
+        let why = s
+            .counts
+            .over_limits(crate::engine::CORE_INSTANCES_PER_JOB)
+            .unwrap();
         assert!(why.contains("3 Wasm linear memories"), "{why}");
         assert!(why.contains("maximum of 2"), "{why}");
     }

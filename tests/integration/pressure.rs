@@ -132,7 +132,7 @@ mod pool {
             .expect("a component at the per-job limit loads"),
         );
         // Four times the slots, all at once: every admitted job must find its
-        // 16 core instances in the pool.
+        // core instances in the pool.
         let jobs: Vec<_> = (0..8)
             .map(|_| {
                 let (host, heavy) = (host.clone(), heavy.clone());
@@ -156,12 +156,13 @@ mod pool {
                 Budget::default(),
             )
             .err()
-            .expect("17 core instances are refused");
+            .expect("one core instance over the limit is refused");
         match &err {
             LoadError::OverLimits { what, reason } => {
                 assert_eq!(what, "greedy");
+                let over = CORE_INSTANCES_PER_JOB + 1;
                 assert!(
-                    reason.contains("17 core module instances")
+                    reason.contains(&format!("{over} core module instances"))
                         && reason.contains(&format!("maximum of {CORE_INSTANCES_PER_JOB}")),
                     "{reason}"
                 );
@@ -170,6 +171,38 @@ mod pool {
         }
         assert!(err.to_string().contains("split the tool"), "{err}");
         assert_host_still_works(&host).await;
+    }
+
+    #[tokio::test]
+    async fn the_per_job_instance_limit_is_a_host_setting() {
+        let host = host_with(
+            HostOptions {
+                pool: PoolSize {
+                    max_jobs: 2,
+                    core_instances_per_job: 6,
+                    ..PoolSize::default()
+                },
+                cache_dir: Some(cache_dir().to_path_buf()),
+                ..HostOptions::default()
+            },
+            caps(),
+        );
+        let at = host
+            .load_tool("at", &instance_heavy(6), no_grants(), Budget::default())
+            .expect("a component at the host's limit loads");
+        assert_eq!(
+            host.run(&at, None, &json!({}))
+                .await
+                .expect("it runs")
+                .value,
+            json!(7)
+        );
+        match host.load_tool("over", &instance_heavy(7), no_grants(), Budget::default()) {
+            Err(LoadError::OverLimits { reason, .. }) => {
+                assert!(reason.contains("maximum of 6"), "{reason}")
+            }
+            other => panic!("expected over-limits, got {:?}", other.err()),
+        }
     }
 }
 
@@ -220,6 +253,7 @@ mod hostcall_data {
                 pool: PoolSize {
                     max_jobs: 2,
                     max_memory_bytes: 3 << 29,
+                    ..PoolSize::default()
                 },
                 cache_dir: Some(cache_dir().to_path_buf()),
                 ..HostOptions::default()

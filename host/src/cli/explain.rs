@@ -139,11 +139,11 @@ pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> (String, bool) {
                         "  Agents call its functions as: {}",
                         offered.join(", ")
                     ));
-                    let stubbed = imports.iter().any(|i| {
-                        let (base, version) = i.name.split_once('@').unwrap_or((&i.name, ""));
-                        crate::no_network::is_stubbed(base, Some(version))
-                    });
-                    if stubbed {
+                    if found
+                        .imports
+                        .iter()
+                        .any(|i| crate::no_network::answers(&i.name))
+                    {
                         line(format!("  Its {}.", crate::no_network::MEANING));
                     }
                     let used: Vec<&str> = used.iter().map(|v| v.name()).collect();
