@@ -417,15 +417,9 @@ fn clean_docs(docs: Option<&str>) -> Option<String> {
 // ---- docs ----
 
 /// The airlock host's own WIT package, `airlock:verbs@0.1.0`, built in so a
-/// tool's WIT can include its worlds without a `deps/` folder.
-pub(crate) const VERBS_WIT: &[(&str, &str)] = &[
-    ("types.wit", include_str!("../../wit/types.wit")),
-    ("sign.wit", include_str!("../../wit/sign.wit")),
-    ("log.wit", include_str!("../../wit/log.wit")),
-    ("fetch.wit", include_str!("../../wit/fetch.wit")),
-    ("complete.wit", include_str!("../../wit/complete.wit")),
-    ("worlds.wit", include_str!("../../wit/worlds.wit")),
-];
+/// tool's WIT can include its worlds without a `deps/` folder: the same files
+/// `airlock wit` writes.
+pub(crate) use airlock_authoring::wit::VERBS_WIT;
 
 /// Where a tool's docs came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1083,7 +1077,7 @@ world maps {
         built_in.sort();
         assert_eq!(
             built_in, on_disk,
-            "add the new wit/ file to VERBS_WIT in describe.rs"
+            "add the new wit/ file to VERBS_WIT in authoring/src/wit.rs"
         );
         for (name, text) in VERBS_WIT {
             assert_eq!(

@@ -6,7 +6,9 @@
 //!
 //! Built guests come from `cargo xtask build-guests` (or `$AIRLOCK_GUESTS`).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
@@ -15,17 +17,7 @@ use tempfile::TempDir;
 
 /// The built component of guest `name` (e.g. `spin`).
 fn guest(name: &str) -> String {
-    let dir = match std::env::var_os("AIRLOCK_GUESTS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release"),
-    };
-    let path = dir.join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "guest `{name}` not built: run `cargo xtask build-guests` (looked for {})",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
+    common::guest_string(name)
 }
 
 /// The scratch directory: `toolkit.toml` and the compiled-component cache.

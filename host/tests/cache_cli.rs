@@ -5,6 +5,8 @@
 //! The tests in `mod cache` attack the cache wall: gc as a way to delete or
 //! reach what is not ours.
 
+mod common;
+
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -97,17 +99,7 @@ fn json_of(out: &Output) -> Value {
 }
 
 fn guest(name: &str) -> PathBuf {
-    let dir = match std::env::var_os("AIRLOCK_GUESTS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release"),
-    };
-    let path = dir.join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "guest `{name}` not built: run `cargo xtask build-guests` (looked for {})",
-        path.display()
-    );
-    path
+    common::guest_path(name)
 }
 
 #[test]

@@ -11,6 +11,8 @@
 //! invocation shares one compiled-component cache (`AIRLOCK_CACHE`) and runs
 //! in an empty directory, so no `./airlock.toml` is picked up by accident.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -57,21 +59,12 @@ fn prune_old_scratch() {
 }
 
 fn guests_dir() -> PathBuf {
-    match std::env::var_os("AIRLOCK_GUESTS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release"),
-    }
+    common::guests_dir()
 }
 
 /// The built component of guest `name` (e.g. `word_count`), as a path string.
 fn guest(name: &str) -> String {
-    let path = guests_dir().join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "guest `{name}` not built: run `cargo xtask build-guests` (looked for {})",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
+    common::guest_string(name)
 }
 
 fn example(file: &str) -> String {

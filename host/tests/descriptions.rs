@@ -7,6 +7,8 @@
 //!
 //! Built guests come from `cargo xtask build-guests` (or `$AIRLOCK_GUESTS`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -23,17 +25,7 @@ fn root() -> PathBuf {
 
 /// The built component of guest `name` (e.g. `word_count`).
 fn guest(name: &str) -> PathBuf {
-    let dir = match std::env::var_os("AIRLOCK_GUESTS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => root().join("target/wasm32-wasip2/release"),
-    };
-    let path = dir.join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "guest `{name}` not built: run `cargo xtask build-guests` (looked for {})",
-        path.display()
-    );
-    path
+    common::guest_path(name)
 }
 
 /// One directory for the whole test process: components, toolkits, the

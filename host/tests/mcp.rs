@@ -9,6 +9,8 @@
 //! Servers' stderr goes to a file per server (the log lines would otherwise
 //! fill a pipe nobody reads).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -29,22 +31,9 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn guests_dir() -> PathBuf {
-    match std::env::var_os("AIRLOCK_GUESTS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => root().join("target/wasm32-wasip2/release"),
-    }
-}
-
 /// The built component of guest `name` (e.g. `word_count`).
 fn guest(name: &str) -> String {
-    let path = guests_dir().join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "guest `{name}` not built: run `cargo xtask build-guests` (looked for {})",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
+    common::guest_string(name)
 }
 
 fn wit(guest_dir: &str) -> String {

@@ -6,9 +6,11 @@
 //! clients are raw sockets (one request at a time, as a minimal MCP client
 //! does) and the official Rust SDK's client (`rmcp`).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -21,17 +23,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 fn guest(name: &str) -> String {
-    let dir = match std::env::var_os("AIRLOCK_GUESTS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release"),
-    };
-    let path = dir.join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "guest `{name}` not built: run `cargo xtask build-guests` (looked for {})",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
+    common::guest_string(name)
 }
 
 /// The directory shared by the whole test process: the toolkit, the configs,

@@ -10,6 +10,8 @@
 //! (`cargo xtask test` installs them): without them the test prints a skip
 //! line, unless `CI` is set, where it fails.
 
+mod common;
+
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,10 +34,7 @@ const FORBIDDEN: &[&str] = &[
 ];
 
 fn guests_dir() -> PathBuf {
-    match std::env::var_os("AIRLOCK_GUESTS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release"),
-    }
+    common::guests_dir()
 }
 
 /// `why` this test cannot run here: a panic in CI, a skip line elsewhere.

@@ -7,8 +7,10 @@
 //! The guests are built by `cargo xtask build-guests` into
 //! `<workspace>/target/wasm32-wasip2/release` (or `$AIRLOCK_GUESTS`).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -39,17 +41,7 @@ fn scratch() -> &'static Path {
 }
 
 fn guest(name: &str) -> String {
-    let dir = match std::env::var_os("AIRLOCK_GUESTS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release"),
-    };
-    let path = dir.join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "guest `{name}` not built: run `cargo xtask build-guests` (looked for {})",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
+    common::guest_string(name)
 }
 
 /// Writes `text` to `name` in the scratch directory; returns the path.
