@@ -1,8 +1,9 @@
 //! Refusing stubs for `wasi:sockets` and `wasi:http`: Python and JavaScript
 //! toolchains import them even when a tool never touches the network. Every
 //! function is answered here, in the host, by code that holds no OS capability:
-//! a call that can fail fails (`access-denied`, `HTTP-request-denied`), a
-//! constructor hands back an inert handle, and nothing ever reaches a socket.
+//! a socket call that can fail fails (`access-denied`), building an HTTP request
+//! succeeds in memory and keeps nothing, sending it fails (`HTTP-request-denied`),
+//! and a constructor hands back an inert handle (wasmtime caps a store's handles).
 //! wasmtime-wasi's socket and HTTP implementations are never linked.
 
 use wasmtime::component::types::{ComponentFunc, ComponentItem, ResultType, Type};
@@ -74,12 +75,7 @@ pub fn linker_for<T: WasiView + Send + 'static>(
         let ComponentItem::ComponentInstance(instance) = item else {
             continue;
         };
-        let define = answers(name);
-        let mut target = if define {
-            Some(linker.instance(name)?)
-        } else {
-            None
-        };
+        let mut target = answers(name).then(|| linker.instance(name)).transpose()?;
         for (export, ty) in instance.exports(engine) {
             match ty.ty {
                 ComponentItem::Resource(r) => {
