@@ -281,6 +281,9 @@ pub(crate) fn new_store(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
+    // Handles the guest holds of any resource (a stream, an inert socket
+    // stub): the same budget as the host's resource table.
+    store.set_max_component_handles(budget.resources);
     store.set_fuel(budget.fuel)?;
     store.set_hostcall_fuel(budget.hostcall_bytes);
     store.set_epoch_deadline(1);
@@ -356,10 +359,10 @@ pub(crate) fn classify_failure(
                 + &stderr_tail(captured),
         };
     }
-    if err
-        .chain()
-        .any(|e| matches!(e.downcast_ref(), Some(ResourceTableError::Full)))
-    {
+    if err.chain().any(|e| {
+        matches!(e.downcast_ref(), Some(ResourceTableError::Full))
+            || e.to_string().contains("store handle limit exceeded")
+    }) {
         return JobError::Budget {
             which: BudgetKind::Resources,
             detail: format!(

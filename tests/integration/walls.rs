@@ -390,6 +390,82 @@ mod network {
         assert_host_still_works(&host).await;
     }
 
+    /// A component that asks the socket stubs for a network handle `count`
+    /// times: `hold` keeps every handle, `churn` drops each one at once.
+    fn network_handle_flood() -> Vec<u8> {
+        wat::parse_str(
+            r#"(component
+  (import "wasi:sockets/network@0.2.6" (instance $net
+    (export "network" (type (sub resource)))))
+  (alias export $net "network" (type $network))
+  (import "wasi:sockets/instance-network@0.2.6" (instance $inet
+    (alias outer 1 $network (type $n))
+    (export "network" (type $nt (eq $n)))
+    (export "instance-network" (func (result (own $nt))))))
+  (core func $get (canon lower (func $inet "instance-network")))
+  (core func $drop (canon resource.drop $network))
+  (core module $m
+    (import "" "get" (func $get (result i32)))
+    (import "" "drop" (func $drop (param i32)))
+    (func $loop (param $n i32) (param $keep i32) (result i32)
+      (local $i i32) (local $h i32)
+      (block $done
+        (loop $next
+          (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+          (local.set $h (call $get))
+          (if (i32.eqz (local.get $keep)) (then (call $drop (local.get $h))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $next)))
+      (local.get $i))
+    (func (export "hold") (param i32) (result i32) (call $loop (local.get 0) (i32.const 1)))
+    (func (export "churn") (param i32) (result i32) (call $loop (local.get 0) (i32.const 0))))
+  (core instance $i (instantiate $m
+    (with "" (instance (export "get" (func $get)) (export "drop" (func $drop))))))
+  (func (export "hold") (param "count" u32) (result u32) (canon lift (core func $i "hold")))
+  (func (export "churn") (param "count" u32) (result u32) (canon lift (core func $i "churn"))))"#,
+        )
+        .expect("valid component text")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_guest_hoarding_stub_handles_hits_the_resources_budget() {
+        let host = host(caps());
+        let tool = host
+            .load_tool(
+                "flood",
+                &network_handle_flood(),
+                no_grants(),
+                budget(|b| b.resources = 100),
+            )
+            .expect("socket imports are answered by stubs");
+        // Dropped at once, a million handles are fine: nothing piles up.
+        let out = host
+            .run(&tool, Some("churn"), &json!({ "count": 1_000_000 }))
+            .await
+            .expect("churn runs");
+        assert_eq!(out.value, json!(1_000_000));
+        let out = host
+            .run(&tool, Some("hold"), &json!({ "count": 50 }))
+            .await
+            .expect("50 handles fit in 100");
+        assert_eq!(out.value, json!(50));
+        match job_err(
+            host.run(&tool, Some("hold"), &json!({ "count": 101 }))
+                .await,
+            "one handle over the budget",
+        ) {
+            JobError::Budget {
+                which: BudgetKind::Resources,
+                detail,
+            } => assert!(
+                detail.contains("more than 100 resource handles"),
+                "{detail}"
+            ),
+            other => panic!("expected the resources budget, got {other:?}"),
+        }
+        assert_host_still_works(&host).await;
+    }
+
     #[test]
     fn network_interfaces_without_a_refusing_stub_are_refused() {
         let item = |name: &str| airlock::world::classify(name, true);
