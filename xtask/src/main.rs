@@ -336,19 +336,26 @@ fn mcp_venv(root: &Path) -> Result<PathBuf> {
                 script.display()
             )
         })?;
-    let venv = root.join("target/mcp-venv");
+    python_venv(&root.join("target/mcp-venv"), requirement, "the MCP SDK")
+}
+
+/// A Python venv at `venv` holding `requirement` (one pip requirement),
+/// made unless a marker file says it already holds exactly that; returns
+/// its python. `what` names the package in the error when pip fails.
+fn python_venv(venv: &Path, requirement: &str, what: &str) -> Result<PathBuf> {
     let python = venv.join("bin/python");
     let marker = venv.join("airlock-requirement.txt");
     let installed = std::fs::read_to_string(&marker).unwrap_or_default();
     if python.is_file() && installed.trim() == requirement {
         return Ok(python);
     }
+    eprintln!("xtask: installing {requirement} into {}", venv.display());
     let python3 = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
     let mut create = Command::new(&python3);
-    create.arg("-m").arg("venv").arg("--clear").arg(&venv);
+    create.arg("-m").arg("venv").arg("--clear").arg(venv);
     run(
         &mut create,
-        "install Python 3 with its venv module (Debian: python3-venv)",
+        "install Python 3.10+ with its venv module (Debian: python3-venv)",
     )?;
     let mut pip = Command::new(&python);
     pip.args([
@@ -359,7 +366,7 @@ fn mcp_venv(root: &Path) -> Result<PathBuf> {
         "--disable-pip-version-check",
         requirement,
     ]);
-    run(&mut pip, "pip could not install the MCP SDK from PyPI")?;
+    run(&mut pip, &format!("pip could not install {what} from PyPI"))?;
     std::fs::write(&marker, requirement)
         .with_context(|| format!("could not write {}", marker.display()))?;
     Ok(python)

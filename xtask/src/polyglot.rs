@@ -127,71 +127,56 @@ fn requirement(lang: Lang) -> String {
 /// The componentize executable for `lang`, installed into `dir` first unless
 /// the installed version is already the pinned one.
 fn toolchain(dir: &Path, lang: Lang) -> Result<PathBuf> {
-    let (home, exe) = match lang {
+    let want = requirement(lang);
+    let exe = match lang {
         Lang::Python => {
             let venv = dir.join("py-venv");
-            let exe = venv.join("bin/componentize-py");
-            (venv, exe)
+            crate::python_venv(&venv, &want, "componentize-py")?;
+            venv.join("bin/componentize-py")
         }
         Lang::JavaScript => {
-            let npm = dir.join("js-tools");
-            let exe = npm.join("node_modules/.bin/componentize-js");
-            (npm, exe)
+            let home = dir.join("js-tools");
+            let exe = home.join("node_modules/.bin/componentize-js");
+            let marker = home.join("airlock-requirement.txt");
+            let installed = std::fs::read_to_string(&marker).unwrap_or_default();
+            if !(exe.is_file() && installed.trim() == want) {
+                install_componentize_js(&home)?;
+                std::fs::write(&marker, &want)
+                    .with_context(|| format!("could not write {}", marker.display()))?;
+            }
+            exe
         }
     };
-    let want = requirement(lang);
-    let marker = home.join("airlock-requirement.txt");
-    let installed = std::fs::read_to_string(&marker).unwrap_or_default();
-    if exe.is_file() && installed.trim() == want {
-        return Ok(exe);
-    }
-    eprintln!("xtask: installing {want} into {}", home.display());
-    match lang {
-        Lang::Python => {
-            let python3 = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
-            let mut create = Command::new(&python3);
-            create.arg("-m").arg("venv").arg("--clear").arg(&home);
-            crate::run(
-                &mut create,
-                "install Python 3.10+ with its venv module (Debian: python3-venv)",
-            )?;
-            let mut pip = Command::new(home.join("bin/python"));
-            pip.args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                &want,
-            ]);
-            crate::run(&mut pip, "pip could not install componentize-py from PyPI")?;
-        }
-        Lang::JavaScript => {
-            std::fs::create_dir_all(&home)
-                .with_context(|| format!("could not create {}", home.display()))?;
-            let package = serde_json::json!({
-                "private": true,
-                "description": "the componentize-js that `cargo xtask build-guests` uses",
-                "dependencies": { COMPONENTIZE_JS_PACKAGE: COMPONENTIZE_JS },
-            });
-            let manifest = home.join("package.json");
-            std::fs::write(&manifest, serde_json::to_string_pretty(&package)?)
-                .with_context(|| format!("could not write {}", manifest.display()))?;
-            let mut npm = Command::new("npm");
-            npm.args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
-                .current_dir(&home);
-            crate::run(
-                &mut npm,
-                "npm could not install componentize-js (needs Node.js 20+ and the npm registry)",
-            )?;
-        }
-    }
     if !exe.is_file() {
         bail!("{want} installed but {} is missing", exe.display());
     }
-    std::fs::write(&marker, &want)
-        .with_context(|| format!("could not write {}", marker.display()))?;
     Ok(exe)
+}
+
+/// `npm install` of the pinned componentize-js into `home`.
+fn install_componentize_js(home: &Path) -> Result<()> {
+    eprintln!(
+        "xtask: installing {} into {}",
+        requirement(Lang::JavaScript),
+        home.display()
+    );
+    std::fs::create_dir_all(home)
+        .with_context(|| format!("could not create {}", home.display()))?;
+    let package = serde_json::json!({
+        "private": true,
+        "description": "the componentize-js that `cargo xtask build-guests` uses",
+        "dependencies": { COMPONENTIZE_JS_PACKAGE: COMPONENTIZE_JS },
+    });
+    let manifest = home.join("package.json");
+    std::fs::write(&manifest, serde_json::to_string_pretty(&package)?)
+        .with_context(|| format!("could not write {}", manifest.display()))?;
+    let mut npm = Command::new("npm");
+    npm.args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(home);
+    crate::run(
+        &mut npm,
+        "npm could not install componentize-js (needs Node.js 20+ and the npm registry)",
+    )
 }
 
 /// The files a guest's build reads, as (path in the build directory, bytes):
