@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use airlock::{Airlock, Budget, Capabilities, Grants, HostOptions, JobError, LoadError, Tool};
+use airlock::{
+    Airlock, Budget, BudgetKind, Capabilities, Grants, HostOptions, JobError, LoadError, Tool,
+};
 use airlock_core::MemoryAudit;
 use airlock_sign::{SignCapability, SignKey};
 use hmac::{Hmac, Mac};
@@ -323,6 +325,24 @@ pub async fn assert_host_still_works(host: &TestHost) {
         "word-count after a failing job"
     );
     assert_eq!(out.value, expected_counts(text));
+}
+
+/// Asserts `err` is the resources budget of a job allowed `limit` handles.
+///
+/// # Panics
+///
+/// When it is any other error, or its detail does not name the limit.
+pub fn assert_resources_budget(err: &JobError, limit: usize) {
+    match err {
+        JobError::Budget {
+            which: BudgetKind::Resources,
+            detail,
+        } => assert!(
+            detail.contains(&format!("more than {limit} resource handles")),
+            "{detail}"
+        ),
+        other => panic!("expected the resources budget, got {other:?}"),
+    }
 }
 
 /// `Err` of a job, panicking with the value when it succeeded.

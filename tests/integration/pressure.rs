@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use airlock::engine::{CORE_INSTANCES_PER_JOB, PoolSize};
 use airlock::{Budget, BudgetKind, HostOptions, JobError, LoadError};
 use airlock_tests::{
-    TestHost, assert_host_still_works, budget, cache_dir, caps, expected_counts, host, host_with,
-    job_err, load_ok, no_grants,
+    TestHost, assert_host_still_works, assert_resources_budget, budget, cache_dir, caps,
+    expected_counts, host, host_with, job_err, load_ok, no_grants,
 };
 use serde_json::json;
 
@@ -224,16 +224,7 @@ mod tables {
                 .await,
             "a million handles",
         );
-        match &err {
-            JobError::Budget {
-                which: BudgetKind::Resources,
-                detail,
-            } => assert!(
-                detail.contains("more than 100 resource handles"),
-                "{detail}"
-            ),
-            other => panic!("expected the resources budget, got {other:?}"),
-        }
+        assert_resources_budget(&err, 100);
         assert_host_still_works(&host).await;
     }
 }

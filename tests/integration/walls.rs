@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use airlock::{Budget, BudgetKind, JobError, LoadError};
 use airlock_tests::{
-    WEBHOOK_KEY, assert_host_still_works, budget, caps, guest_bytes, hmac_hex, host, job_err, load,
-    load_err, load_ok, log_only, no_grants, signer_grants,
+    WEBHOOK_KEY, assert_host_still_works, assert_resources_budget, budget, caps, guest_bytes,
+    hmac_hex, host, job_err, load, load_err, load_ok, log_only, no_grants, signer_grants,
 };
 use serde_json::{Value, json};
 
@@ -449,20 +449,12 @@ mod network {
             .await
             .expect("50 handles fit in 100");
         assert_eq!(out.value, json!(50));
-        match job_err(
+        let err = job_err(
             host.run(&tool, Some("hold"), &json!({ "count": 101 }))
                 .await,
             "one handle over the budget",
-        ) {
-            JobError::Budget {
-                which: BudgetKind::Resources,
-                detail,
-            } => assert!(
-                detail.contains("more than 100 resource handles"),
-                "{detail}"
-            ),
-            other => panic!("expected the resources budget, got {other:?}"),
-        }
+        );
+        assert_resources_budget(&err, 100);
         assert_host_still_works(&host).await;
     }
 
