@@ -11,13 +11,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rmcp::ServiceExt;
 use rmcp::transport::TokioChildProcess;
 use serde_json::Value;
-use tempfile::TempDir;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -31,14 +29,7 @@ fn guest(name: &str) -> PathBuf {
 /// One directory for the whole test process: components, toolkits, the
 /// compiled-component cache and servers' stderr.
 fn scratch() -> &'static Path {
-    static DIR: OnceLock<TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("airlock-descriptions-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .expect("cannot create a scratch directory")
-    })
-    .path()
+    common::scratch()
 }
 
 /// The `airlock` command with `args`, run in the scratch directory (so no

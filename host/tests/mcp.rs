@@ -48,14 +48,7 @@ fn wit(guest_dir: &str) -> String {
 /// The directory shared by the whole test process: toolkits, configs, the
 /// component cache and the servers' stderr files.
 fn scratch() -> &'static Path {
-    static DIR: OnceLock<TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("airlock-mcp-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .expect("cannot create a scratch directory")
-    })
-    .path()
+    common::scratch()
 }
 
 /// The toolkit every server test uses, and its host config.

@@ -16,7 +16,6 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
 /// The attack: a title change (OSC 0), a hyperlink (OSC 8), a carriage
 /// return, a forged `[info]` line, a C1 CSI, DEL and a right-to-left override.
@@ -30,14 +29,7 @@ const SHOWN_HEAD: &str =
     "a\\x1b]0;pwned\\x07b \\x1b]8;;https://evil.example/\\x1b\\click\\x1b]8;;\\x1b\\ c\\rd";
 
 fn scratch() -> &'static Path {
-    static DIR: OnceLock<TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("airlock-terminal-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .expect("cannot create a scratch directory")
-    })
-    .path()
+    common::scratch()
 }
 
 fn guest(name: &str) -> String {

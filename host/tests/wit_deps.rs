@@ -10,7 +10,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 use rmcp::ServiceExt;
 use rmcp::transport::TokioChildProcess;
@@ -28,14 +27,7 @@ fn guest(name: &str) -> PathBuf {
 
 /// The compiled-component cache shared by this test process.
 fn cache() -> &'static Path {
-    static DIR: OnceLock<TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("airlock-wit-deps-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap()
-    })
-    .path()
+    common::scratch()
 }
 
 /// `airlock ARGS` run in `cwd` with the shared cache and no stdin.

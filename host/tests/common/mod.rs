@@ -33,3 +33,16 @@ pub fn guest_path(name: &str) -> PathBuf {
 pub fn guest_string(name: &str) -> String {
     guest_path(name).to_string_lossy().into_owned()
 }
+
+/// A directory for the whole test process (toolkits, the compiled-component
+/// cache, servers' stderr), removed when the process ends.
+pub fn scratch() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix(concat!("airlock-", env!("CARGO_CRATE_NAME"), "-"))
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("cannot create a scratch directory")
+    })
+    .path()
+}
