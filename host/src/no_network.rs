@@ -32,21 +32,16 @@ pub const STUBBED: &[&str] = &[
 /// What a guest gets from a stubbed interface, in plain words.
 pub const MEANING: &str = "socket imports are present but refuse every call; no network exists";
 
-/// Whether the import `base@version` is answered by a refusing stub.
-pub fn is_stubbed(base: &str, version: Option<&str>) -> bool {
-    STUBBED.contains(&base) && version.is_some_and(|v| v.starts_with("0.2."))
-}
-
 /// Whether the import named `name` (`wasi:sockets/tcp@0.2.9`) is answered
 /// by a refusing stub.
 pub fn answers(name: &str) -> bool {
-    let (base, version) = name.split_once('@').unwrap_or((name, ""));
-    is_stubbed(base, Some(version))
+    name.split_once('@')
+        .is_some_and(|(base, version)| STUBBED.contains(&base) && version.starts_with("0.2."))
 }
 
-/// The error cases a refusal picks, first match wins: the enum or variant
-/// case that says "not allowed" in each stubbed interface.
-const DENIALS: &[&str] = &["access-denied", "HTTP-request-denied", "forbidden"];
+/// The error cases a refusal picks, first match wins: the case that says
+/// "not allowed" in `wasi:sockets` and in `wasi:http`.
+const DENIALS: &[&str] = &["access-denied", "HTTP-request-denied"];
 
 /// The one host type behind every stubbed resource (a network, a socket, a
 /// header map, a request): a handle with nothing behind it.

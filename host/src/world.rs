@@ -82,7 +82,7 @@ pub fn classify(name: &str, is_instance: bool) -> ImportKind {
             )),
         };
     }
-    if NULL_WASI.contains(&base) || crate::no_network::is_stubbed(base, version) {
+    if NULL_WASI.contains(&base) || crate::no_network::answers(name) {
         return ImportKind::NullWasi;
     }
     if base.starts_with("wasi:sockets/") || base.starts_with("wasi:http/") {
