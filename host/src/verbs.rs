@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use airlock_complete::{CompleteCapability, CompleteGrant, CompleteState};
-use airlock_core::{Capability, Job};
+use airlock_core::{Capability, Job, ScopeChange};
 use airlock_fetch::{FetchCapability, FetchGrant, FetchState};
 use airlock_log::{LogCapability, LogGrant, LogState};
 use airlock_sign::{SignCapability, SignGrant, SignState};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use wasmtime::component::Linker;
 
 use crate::job::JobState;
@@ -99,21 +99,22 @@ impl VerbSet {
 }
 
 /// What one tool was granted (`[tools.NAME.grants]`). An absent verb does not
-/// exist for the tool.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// exist for the tool. Serializes with the toolkit's field names (absent verbs
+/// left out), so a signed statement can carry it and read it back equal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grants {
     /// The `sign` verb's scope.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign: Option<Arc<SignGrant>>,
     /// The `log` verb's scope.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<Arc<LogGrant>>,
     /// The `fetch` verb's scope.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetch: Option<Arc<FetchGrant>>,
     /// The `complete` verb's scope.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete: Option<Arc<CompleteGrant>>,
 }
 
@@ -152,6 +153,61 @@ impl Grants {
             out.push((Verb::Complete, CompleteCapability::describe(g)));
         }
         out
+    }
+}
+
+/// `+ verb NAME` (widens) or `- verb NAME` when only one side grants a verb,
+/// else the verb's own comparison.
+fn compare_verb<C: Capability>(
+    before: Option<&Arc<C::Grant>>,
+    after: Option<&Arc<C::Grant>>,
+) -> Vec<ScopeChange> {
+    match (before, after) {
+        (None, None) => Vec::new(),
+        (None, Some(_)) => vec![ScopeChange::widening(format!("+ verb {}", C::VERB))],
+        (Some(_), None) => vec![ScopeChange::narrowing(format!("- verb {}", C::VERB))],
+        (Some(b), Some(a)) => C::compare(b, a),
+    }
+}
+
+impl Grants {
+    /// Every difference from these grants to `after`, verb by verb in
+    /// [`Verb::ALL`] order, each marked `widens` when `after` allows something
+    /// these do not. A verb only `after` grants is one line, `+ verb NAME`
+    /// (its scope is what `describe` says); empty when both allow the same.
+    pub fn compare(&self, after: &Grants) -> Vec<ScopeChange> {
+        let mut out = Vec::new();
+        for verb in Verb::ALL {
+            out.extend(match verb {
+                Verb::Sign => {
+                    compare_verb::<SignCapability>(self.sign.as_ref(), after.sign.as_ref())
+                }
+                Verb::Log => compare_verb::<LogCapability>(self.log.as_ref(), after.log.as_ref()),
+                Verb::Fetch => {
+                    compare_verb::<FetchCapability>(self.fetch.as_ref(), after.fetch.as_ref())
+                }
+                Verb::Complete => compare_verb::<CompleteCapability>(
+                    self.complete.as_ref(),
+                    after.complete.as_ref(),
+                ),
+            });
+        }
+        out
+    }
+
+    /// Whether these grants allow nothing `wider` does not; the error lists
+    /// each widening change from `wider` to these, in plain words.
+    pub fn within(&self, wider: &Grants) -> Result<(), Vec<ScopeChange>> {
+        let widened: Vec<ScopeChange> = wider
+            .compare(self)
+            .into_iter()
+            .filter(|c| c.widens)
+            .collect();
+        if widened.is_empty() {
+            Ok(())
+        } else {
+            Err(widened)
+        }
     }
 }
 

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use airlock_core::bindings::airlock::verbs::complete::{self, Completion, Message, Options, Role};
-use airlock_core::{Capability, Decision, Job, VerbError};
+use airlock_core::{Capability, Decision, Job, ScopeChange, VerbError};
 use secrecy::SecretSlice;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -205,6 +205,10 @@ impl Capability for CompleteCapability {
 
     fn describe(grant: &CompleteGrant) -> Vec<String> {
         grant.describe()
+    }
+
+    fn compare(before: &CompleteGrant, after: &CompleteGrant) -> Vec<ScopeChange> {
+        CompleteGrant::compare(before, after)
     }
 
     fn add_to_linker<T: Send + 'static>(

@@ -9,12 +9,14 @@ mod audit;
 mod cancel;
 mod error;
 mod job;
+mod scope;
 pub mod unescape;
 
 pub use audit::{AuditRecord, AuditSink, Decision, MemoryAudit, NullAudit};
 pub use cancel::{Cancel, JobControl, JobEvents};
 pub use error::VerbError;
 pub use job::{InFlight, Job};
+pub use scope::ScopeChange;
 
 #[doc(hidden)]
 pub use anyhow;
@@ -46,7 +48,14 @@ pub trait Capability: Send + Sync + 'static {
     /// The WIT interface this verb serves, without version (`airlock:verbs/sign`).
     const INTERFACE: &'static str;
     /// What one tool is allowed to do with this verb (deserialized from a toolkit).
-    type Grant: serde::de::DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static;
+    /// Serialized (with the toolkit's field names) into signed statements.
+    type Grant: serde::de::DeserializeOwned
+        + serde::Serialize
+        + Clone
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static;
     /// One job's state: the grant, quotas used so far, the job handle.
     type State: Send + 'static;
 
@@ -60,6 +69,12 @@ pub trait Capability: Send + Sync + 'static {
 
     /// Describes the grant in plain words for `airlock explain`, one line each.
     fn describe(grant: &Self::Grant) -> Vec<String>;
+
+    /// Every difference between two grants, each marked `widens` when `after`
+    /// allows something `before` did not; empty when they allow the same.
+    /// Compared by meaning, not text: a URL pattern inside an old one, or a
+    /// limit spelled differently with the same value, widens nothing.
+    fn compare(before: &Self::Grant, after: &Self::Grant) -> Vec<ScopeChange>;
 
     /// Links this verb's interface into `linker`, reaching the state with `get`.
     fn add_to_linker<T: Send + 'static>(

@@ -504,6 +504,19 @@ impl Cidr {
         }
     }
 
+    /// Whether every address this entry lets a tool reach, `outer` lets it
+    /// reach too: this network lies inside `outer`, and a metadata address
+    /// (which only a single-address entry unlocks) is named by `outer` exactly.
+    pub fn within(&self, outer: &Cidr) -> bool {
+        let metadata = self.is_single() && classify(self.net) == Some(Class::Metadata);
+        if metadata {
+            return outer == self;
+        }
+        self.net.is_ipv4() == outer.net.is_ipv4()
+            && outer.len <= self.len
+            && outer.contains(self.net)
+    }
+
     /// Whether this entry is exactly one address (needed to unlock metadata).
     pub fn is_single(&self) -> bool {
         u32::from(self.len) == if self.net.is_ipv4() { 32 } else { 128 }

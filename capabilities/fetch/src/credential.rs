@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use http::HeaderName;
 use secrecy::{ExposeSecret, SecretSlice};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::grant::{GrantError, HostPattern, PathPattern, UrlPattern};
+use crate::grant::{GrantError, UrlPattern};
 
 /// Who a managed request header belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,12 +194,13 @@ impl HostCredential {
 /// A toolkit's use of a host credential (`credentials = [{ name = "github" }]`
 /// in a fetch grant), optionally narrowed to `urls` that each lie within one
 /// of the host's URLs for it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "CredentialEntry")]
 pub struct CredentialRef {
     /// The `NAME` of a `[fetch.credentials.NAME]` in the host config.
     pub name: String,
     /// Narrower URL patterns; empty: the host's URLs for it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
 }
 
@@ -261,43 +262,10 @@ impl TryFrom<CredentialEntry> for CredentialRef {
     }
 }
 
-/// Whether every URL `inner` matches, `outer` matches too: the same scheme
-/// and port; the same exact host, or a host (or subdomain wildcard) under an
-/// outer subdomain wildcard; a path rule whose every path the outer rule
-/// covers (a character prefix that starts with the outer prefix, or for an
-/// outer segment rule `/api`, `/api` itself or anything starting `/api/`).
+/// Whether every URL `inner` matches, `outer` matches too (see
+/// [`UrlPattern::within`]).
 pub fn within(inner: &UrlPattern, outer: &UrlPattern) -> bool {
-    let host = match (&outer.host, &inner.host) {
-        (HostPattern::Exact(o), HostPattern::Exact(i)) => o == i,
-        (HostPattern::Exact(_), HostPattern::Subdomains(_)) => false,
-        (HostPattern::Subdomains(_), HostPattern::Exact(i)) => outer.matches_host(i),
-        (HostPattern::Subdomains(base), HostPattern::Subdomains(inner_base)) => {
-            inner_base == base
-                || inner_base
-                    .strip_suffix(base.as_str())
-                    .is_some_and(|front| front.len() > 1 && front.ends_with('.'))
-        }
-    };
-    let path = match &outer.path {
-        PathPattern::Prefix(o) => inner_path_text(&inner.path).starts_with(o.as_str()),
-        PathPattern::Segments(o) if o.ends_with('/') => {
-            inner_path_text(&inner.path).starts_with(o.as_str())
-        }
-        PathPattern::Segments(o) => {
-            let dir = format!("{o}/");
-            match &inner.path {
-                PathPattern::Segments(i) if !i.ends_with('/') => i == o || i.starts_with(&dir),
-                other => inner_path_text(other).starts_with(&dir),
-            }
-        }
-    };
-    outer.scheme == inner.scheme && outer.port == inner.port && host && path
-}
-
-fn inner_path_text(p: &PathPattern) -> &str {
-    match p {
-        PathPattern::Prefix(p) | PathPattern::Segments(p) => p,
-    }
+    inner.within(outer)
 }
 
 /// A credential a grant uses: the host's, narrowed by the toolkit.

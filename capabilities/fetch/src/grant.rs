@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::canon::{CanonHost, Cidr, Target};
@@ -28,7 +28,7 @@ pub const DEFAULT_TIMEOUT: &str = "10s";
 pub const DEFAULT_MAX_REDIRECTS: u32 = 5;
 
 /// What one tool may fetch (`[tools.NAME.grants.fetch]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FetchGrant {
     /// URL patterns `scheme://host[:port]/path-prefix`, `*.` only as a leading
@@ -244,6 +244,44 @@ impl UrlPattern {
                 .strip_prefix(p.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
         }
+    }
+
+    /// Whether every URL this pattern matches, `outer` matches too: the same
+    /// scheme and port; the same exact host, or an exact host or subdomain
+    /// wildcard under an outer subdomain wildcard (`*.` stands for at least
+    /// one more label, so `*.a.example.com` and `x.example.com` lie within
+    /// `*.example.com`, `example.com` does not); and a path rule whose every
+    /// path the outer rule covers (a character prefix that starts with the
+    /// outer prefix, or for an outer segment rule `/api`, `/api` itself or
+    /// anything starting `/api/`). Exact, never approximate in the wrong
+    /// direction: `true` only when no URL escapes.
+    pub fn within(&self, outer: &UrlPattern) -> bool {
+        let host = match (&outer.host, &self.host) {
+            (HostPattern::Exact(o), HostPattern::Exact(i)) => o == i,
+            (HostPattern::Exact(_), HostPattern::Subdomains(_)) => false,
+            (HostPattern::Subdomains(_), HostPattern::Exact(i)) => outer.matches_host(i),
+            (HostPattern::Subdomains(base), HostPattern::Subdomains(inner_base)) => {
+                inner_base == base
+                    || inner_base
+                        .strip_suffix(base.as_str())
+                        .is_some_and(|front| front.len() > 1 && front.ends_with('.'))
+            }
+        };
+        let inner_text = match &self.path {
+            PathPattern::Prefix(p) | PathPattern::Segments(p) => p.as_str(),
+        };
+        let path = match &outer.path {
+            PathPattern::Prefix(o) => inner_text.starts_with(o.as_str()),
+            PathPattern::Segments(o) if o.ends_with('/') => inner_text.starts_with(o.as_str()),
+            PathPattern::Segments(o) => {
+                let dir = format!("{o}/");
+                match &self.path {
+                    PathPattern::Segments(i) if !i.ends_with('/') => i == o || i.starts_with(&dir),
+                    _ => inner_text.starts_with(&dir),
+                }
+            }
+        };
+        outer.scheme == self.scheme && outer.port == self.port && host && path
     }
 
     /// The pattern in plain words, for `describe`.

@@ -13,6 +13,7 @@
 
 mod canon;
 mod client;
+mod compare;
 mod credential;
 mod flow;
 #[cfg(feature = "fuzzing")]
@@ -37,7 +38,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use airlock_core::bindings::airlock::verbs::fetch;
-use airlock_core::{Capability, Decision, Job, VerbError, WitError};
+use airlock_core::{Capability, Decision, Job, ScopeChange, VerbError, WitError};
 use rustls::{ClientConfig, RootCertStore};
 use wasmtime::component::{HasSelf, Linker};
 
@@ -203,6 +204,10 @@ impl Capability for FetchCapability {
 
     fn describe(grant: &FetchGrant) -> Vec<String> {
         grant::describe(grant)
+    }
+
+    fn compare(before: &FetchGrant, after: &FetchGrant) -> Vec<ScopeChange> {
+        compare::compare(before, after)
     }
 
     fn add_to_linker<T: Send + 'static>(

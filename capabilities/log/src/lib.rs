@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use airlock_core::bindings::airlock::verbs::log;
-use airlock_core::{Capability, Decision, Job, VerbError};
-use serde::Deserialize;
+use airlock_core::{Capability, Decision, Job, ScopeChange, VerbError};
+use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasSelf, Linker};
 
 pub use log::Level;
@@ -25,14 +25,14 @@ const AUDIT_EXCERPT_BYTES: usize = 200;
 pub struct LogCapability;
 
 /// How much one tool may log (`[tools.NAME.grants.log]`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogGrant {
     /// Longest message kept; longer ones are truncated (default 4 KiB).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_message_bytes: Option<usize>,
     /// Total bytes per job; further calls fail with `exhausted("log-bytes")` (default 64 KiB).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_total_bytes: Option<usize>,
 }
 
@@ -101,6 +101,23 @@ impl Capability for LogCapability {
             grant.max_message(),
             grant.max_total()
         )]
+    }
+
+    /// Larger caps widen; an absent cap is its default.
+    fn compare(before: &LogGrant, after: &LogGrant) -> Vec<ScopeChange> {
+        let message = ScopeChange::limit(
+            Self::VERB,
+            "max_message_bytes",
+            before.max_message(),
+            after.max_message(),
+        );
+        let total = ScopeChange::limit(
+            Self::VERB,
+            "max_total_bytes",
+            before.max_total(),
+            after.max_total(),
+        );
+        message.into_iter().chain(total).collect()
     }
 
     fn add_to_linker<T: Send + 'static>(

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use airlock_core::bindings::airlock::verbs::sign;
-use airlock_core::{Capability, Decision, Job, VerbError};
+use airlock_core::{Capability, Decision, Job, ScopeChange, VerbError};
 use ed25519_dalek::{Signature, Signer, Verifier};
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -53,20 +53,91 @@ impl std::fmt::Debug for SignCapability {
 }
 
 /// What one tool may sign with (`[tools.NAME.grants.sign]`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignGrant {
     /// Key names the tool may use.
     pub keys: Vec<String>,
     /// Per key: an Ed25519 domain-separation prefix (`domain || 0x00 || data`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub domains: BTreeMap<String, String>,
     /// Most sign/verify calls in one job (unlimited when absent).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_calls: Option<u32>,
     /// Largest `data` accepted per call, in bytes (default 1 MiB).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_data_bytes: Option<usize>,
+}
+
+/// A call limit where absent means unlimited, ordered so that unlimited is
+/// the largest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Calls {
+    At(u32),
+    Unlimited,
+}
+
+impl std::fmt::Display for Calls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Calls::At(n) => write!(f, "{n}"),
+            Calls::Unlimited => f.write_str("unlimited"),
+        }
+    }
+}
+
+impl SignGrant {
+    /// Every difference from `before` to `after` (see `Capability::compare`):
+    /// a new key widens; for a key in both, a domain removed or changed widens
+    /// (the tool may sign messages outside the old domain) and one added
+    /// narrows; more calls (absent: unlimited) or larger messages (absent:
+    /// [`DEFAULT_MAX_DATA_BYTES`]) widen.
+    pub fn compare(before: &SignGrant, after: &SignGrant) -> Vec<ScopeChange> {
+        const VERB: &str = "sign";
+        let mut out = ScopeChange::items(VERB, "key", &before.keys, &after.keys);
+        let mut keys: Vec<&String> = Vec::new();
+        for key in &after.keys {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        for key in keys.iter().copied().filter(|k| before.keys.contains(k)) {
+            match (before.domains.get(key), after.domains.get(key)) {
+                (Some(b), Some(a)) if a != b => out.push(ScopeChange::widening(format!(
+                    "~ {VERB} domain {key} {b:?} → {a:?}"
+                ))),
+                (Some(b), None) => out.push(ScopeChange::widening(format!(
+                    "- {VERB} domain {key} {b:?}"
+                ))),
+                (None, Some(a)) => out.push(ScopeChange::narrowing(format!(
+                    "+ {VERB} domain {key} {a:?}"
+                ))),
+                _ => {}
+            }
+        }
+        for key in keys.iter().copied().filter(|k| !before.keys.contains(k)) {
+            if let Some(a) = after.domains.get(key) {
+                out.push(ScopeChange::narrowing(format!(
+                    "+ {VERB} domain {key} {a:?}"
+                )));
+            }
+        }
+        let calls = |g: &SignGrant| g.max_calls.map_or(Calls::Unlimited, Calls::At);
+        out.extend(ScopeChange::limit(
+            VERB,
+            "max_calls",
+            calls(before),
+            calls(after),
+        ));
+        let data = |g: &SignGrant| g.max_data_bytes.unwrap_or(DEFAULT_MAX_DATA_BYTES);
+        out.extend(ScopeChange::limit(
+            VERB,
+            "max_data_bytes",
+            data(before),
+            data(after),
+        ));
+        out
+    }
 }
 
 /// One job's view of the verb.
@@ -130,6 +201,10 @@ impl Capability for SignCapability {
             grant.max_data_bytes.unwrap_or(DEFAULT_MAX_DATA_BYTES)
         ));
         lines
+    }
+
+    fn compare(before: &SignGrant, after: &SignGrant) -> Vec<ScopeChange> {
+        SignGrant::compare(before, after)
     }
 
     fn add_to_linker<T: Send + 'static>(
