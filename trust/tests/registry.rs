@@ -314,7 +314,8 @@ mod supply_chain {
         let h = Hostile::start();
         let (dir, digest) = genuine(&h, &artifact("shape"));
         let r = h.tool("team/tool:1.0.0");
-        let edits: [(&str, fn(&mut Value)); 3] = [
+        type Edit = (&'static str, fn(&mut Value));
+        let edits: [Edit; 3] = [
             ("swapped", |m| {
                 m["layers"].as_array_mut().unwrap().swap(0, 1)
             }),

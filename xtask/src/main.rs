@@ -312,7 +312,8 @@ fn ensure_debian_package(probe: &[&str], package: &str) -> Result<()> {
     if works() {
         return Ok(());
     }
-    let hint = format!("install {package} by hand (Debian: `apt-get install {package}`; needs root)");
+    let hint =
+        format!("install {package} by hand (Debian: `apt-get install {package}`; needs root)");
     run(Command::new("apt-get").arg("update"), &hint)?;
     run(
         Command::new("apt-get")
