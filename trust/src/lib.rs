@@ -6,6 +6,7 @@
 pub mod dsse;
 pub mod key;
 pub mod lock;
+pub mod oci;
 pub mod policy;
 pub mod publish;
 pub mod statement;

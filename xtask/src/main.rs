@@ -26,7 +26,7 @@ commands:
   build-guests   build every guest in guests/ for wasm32-wasip2 into target/: the
                  Rust ones with cargo, py-netcat and js-netcat with componentize-py
                  and componentize-js (installed into target/polyglot)
-  test           build-guests, mcp-venv and strace, then
+  test           build-guests, mcp-venv, strace and docker-registry, then
                  `cargo test --workspace [args...]`
   demo           build-guests, then `cargo run --release -p airlock -- demo [args...]`
   bench          build-guests, run the benchmark suite and write BENCHMARKS.md
@@ -242,12 +242,22 @@ fn test_command(root: &Path, rest: &[String]) -> Result<Command> {
         }
         eprintln!("xtask: warning: no MCP interop venv ({e:#}); the Python interop test will skip");
     }
-    // The syscall-level no-network test traces the CLI with it.
-    if let Err(e) = ensure_strace() {
-        if std::env::var_os("CI").is_some() {
-            return Err(e.context("CI must run the strace no-network test"));
+    // The syscall-level no-network test traces the CLI with strace; the
+    // distribution tests push to and pull from a real loopback registry.
+    for (probe, package, tests) in [
+        (["strace", "-V"], "strace", "the strace no-network test"),
+        (
+            ["docker-registry", "--version"],
+            "docker-registry",
+            "the OCI registry tests (trust/tests/registry.rs)",
+        ),
+    ] {
+        if let Err(e) = ensure_debian_package(&probe, package) {
+            if std::env::var_os("CI").is_some() {
+                return Err(e.context(format!("CI must run {tests}")));
+            }
+            eprintln!("xtask: warning: no {package} ({e:#}); {tests} will skip");
         }
-        eprintln!("xtask: warning: no strace ({e:#}); the strace no-network test will skip");
     }
     let mut cmd = cargo(root);
     cmd.args(["test", "--workspace", "--no-fail-fast"])
@@ -289,28 +299,33 @@ fn lint(root: &Path) -> Result<()> {
     run(&mut clippy, "fix the clippy warnings above (in guests/)")
 }
 
-/// Make sure `strace` runs, installing it with apt-get (Debian, Ubuntu) when
-/// it is missing: `host/tests/no_network.rs` traces the CLI's system calls.
-fn ensure_strace() -> Result<()> {
+/// Make sure `probe` (a command and its arguments) runs, installing Debian's
+/// `package` with apt-get (Debian, Ubuntu) when it does not: `strace` for
+/// `host/tests/no_network.rs`, `docker-registry` for `trust/tests/registry.rs`.
+fn ensure_debian_package(probe: &[&str], package: &str) -> Result<()> {
     let works = || {
-        Command::new("strace")
-            .arg("-V")
+        Command::new(probe[0])
+            .args(&probe[1..])
             .output()
             .is_ok_and(|out| out.status.success())
     };
     if works() {
         return Ok(());
     }
-    let hint = "install strace by hand (Debian: `apt-get install strace`; needs root)";
-    run(Command::new("apt-get").arg("update"), hint)?;
+    let hint =
+        format!("install {package} by hand (Debian: `apt-get install {package}`; needs root)");
+    run(Command::new("apt-get").arg("update"), &hint)?;
     run(
         Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "strace"])
+            .args(["install", "-y", "--no-install-recommends", package])
             .env("DEBIAN_FRONTEND", "noninteractive"),
-        hint,
+        &hint,
     )?;
     if !works() {
-        bail!("apt-get installed strace but `strace -V` still fails");
+        bail!(
+            "apt-get installed {package} but `{}` still fails",
+            probe.join(" ")
+        );
     }
     Ok(())
 }

@@ -267,6 +267,19 @@ pub const WALLS: &[Wall] = &[
                  callback interrupts a cancelled guest, and the verbs race their upstream \
                  requests against the same handle.",
     },
+    Wall {
+        key: "supply_chain",
+        title: "Supply chain",
+        promise: "A tool's bytes reach a job only when they match the digest its toolkit \
+                  pinned and a signature the operator trusts: a registry or directory that \
+                  serves other bytes for a digest, moves a pinned tag, plants a symlink or \
+                  claims an oversized blob is refused with a typed error before anything \
+                  is used.",
+        design: "`airlock-trust` re-hashes every manifest and blob it reads (registry or \
+                 OCI layout) against its descriptor and the pinned digest, caps every size \
+                 before and while reading, and the host loads a tool only through the \
+                 verified lock.",
+    },
 ];
 
 /// Where the statuses of the last run are saved, under the repo root.
