@@ -24,6 +24,17 @@ use crate::verbs::{Capabilities, Grants};
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A pinned or included tool is not what was approved (a widened grant,
+    /// a lockfile that does not match): a refusal, not a typo.
+    #[error("{path}: tool `{tool}`: {refusal}")]
+    Untrusted {
+        /// The toolkit.
+        path: PathBuf,
+        /// The tool.
+        tool: String,
+        /// Why it is refused.
+        refusal: crate::supply::Refusal,
+    },
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -42,7 +53,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(path: &Path, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(path: &Path, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         path: path.to_path_buf(),
         message: message.into(),
@@ -53,7 +64,7 @@ fn invalid(path: &Path, message: impl Into<String>) -> ConfigError {
 pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
 
 /// Reads a toolkit or host config: a regular UTF-8 file under [`MAX_CONFIG_BYTES`].
-fn read(path: &Path) -> Result<String, ConfigError> {
+pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
     let err = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -101,25 +112,33 @@ impl BudgetSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ToolkitFile {
+    #[serde(default)]
+    include: Vec<crate::supply::Include>,
+    #[serde(default)]
     tools: BTreeMap<String, ToolEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `[tools.NAME]` as written: a component path, a pinned reference
+/// (`tool = "REF"`), or neither (narrowing a tool of an included toolkit).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ToolEntry {
-    component: PathBuf,
+pub(crate) struct ToolEntry {
     #[serde(default)]
-    description: Option<String>,
+    pub(crate) component: Option<PathBuf>,
     #[serde(default)]
-    wit: Option<PathBuf>,
+    pub(crate) tool: Option<String>,
     #[serde(default)]
-    budget: BudgetSpec,
+    pub(crate) description: Option<String>,
     #[serde(default)]
-    grants: Grants,
+    pub(crate) wit: Option<PathBuf>,
     #[serde(default)]
-    functions: BTreeMap<String, FunctionSpec>,
+    pub(crate) budget: BudgetSpec,
     #[serde(default)]
-    annotations: HintOverrides,
+    pub(crate) grants: Option<Grants>,
+    #[serde(default)]
+    pub(crate) functions: BTreeMap<String, FunctionSpec>,
+    #[serde(default)]
+    pub(crate) annotations: HintOverrides,
 }
 
 /// One tool of a toolkit, resolved.
@@ -142,6 +161,26 @@ pub struct ToolSpec {
     pub functions: BTreeMap<String, FunctionSpec>,
     /// MCP hints the toolkit makes more cautious (`[tools.NAME.annotations]`).
     pub annotations: HintOverrides,
+    /// For a pinned tool (`tool = "REF"`): what its lockfile pins, checked
+    /// against the trust policy at every load.
+    pub pin: Option<Arc<crate::supply::Pin>>,
+}
+
+impl ToolSpec {
+    /// A tool with no toolkit entry behind it (`airlock run COMPONENT`).
+    pub fn bare(name: &str, grants: Grants, budget: Budget) -> Self {
+        Self {
+            name: name.to_string(),
+            component: PathBuf::new(),
+            description: None,
+            wit: None,
+            budget,
+            grants,
+            functions: BTreeMap::new(),
+            annotations: HintOverrides::default(),
+            pin: None,
+        }
+    }
 }
 
 /// A toolkit file: the tools an agent is given for a task.
@@ -159,12 +198,24 @@ impl Toolkit {
         Self::parse(&read(path)?, path)
     }
 
-    /// Parses toolkit text; `path` is used for errors and relative components.
+    /// Parses toolkit text; `path` is used for errors, relative components,
+    /// includes and the lockfile beside it.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        Self::parse_nested(text, path, &mut Vec::new())
+    }
+
+    /// [`Self::parse`] inside `including` (the toolkits that include this
+    /// one, to refuse cycles).
+    pub(crate) fn parse_nested(
+        text: &str,
+        path: &Path,
+        including: &mut Vec<PathBuf>,
+    ) -> Result<Self, ConfigError> {
         let file: ToolkitFile =
             toml::from_str(text).map_err(|e| invalid(path, toml_message(&e, text)))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut tools = BTreeMap::new();
+        let mut tools = crate::supply::included_tools(&file.include, path, including)?;
+        let lock = crate::supply::LockView::new(path);
         for (name, entry) in file.tools {
             if name.is_empty()
                 || !name
@@ -176,20 +227,51 @@ impl Toolkit {
                     format!("tool name `{name}` may use only letters, digits, `-` and `_`"),
                 ));
             }
-            check_names_and_hints(&name, &entry).map_err(|m| invalid(path, m))?;
-            tools.insert(
-                name.clone(),
-                ToolSpec {
-                    component: base.join(&entry.component),
-                    description: entry.description,
-                    wit: entry.wit.map(|w| base.join(w)),
-                    budget: entry.budget.apply(Budget::default()),
-                    grants: entry.grants,
-                    functions: entry.functions,
-                    annotations: entry.annotations,
-                    name,
+            let spec = match (entry.component.clone(), entry.tool.clone()) {
+                (Some(component), None) => {
+                    check_names_and_hints(&name, &entry).map_err(|m| invalid(path, m))?;
+                    ToolSpec {
+                        component: base.join(component),
+                        description: entry.description,
+                        wit: entry.wit.map(|w| base.join(w)),
+                        budget: entry.budget.apply(Budget::default()),
+                        grants: entry.grants.unwrap_or_default(),
+                        functions: entry.functions,
+                        annotations: entry.annotations,
+                        pin: None,
+                        name: name.clone(),
+                    }
+                }
+                (None, Some(reference)) => lock.pinned(&name, &reference, entry)?,
+                (None, None) => match tools.remove(&name) {
+                    Some(included) => crate::supply::narrow(path, included, entry)?,
+                    None => {
+                        return Err(invalid(
+                            path,
+                            format!(
+                                "[tools.{name}] names no component: add component = \"PATH\", \
+                                 tool = \"REGISTRY/NAMESPACE/NAME:VERSION\", or include the \
+                                 toolkit that has it"
+                            ),
+                        ));
+                    }
                 },
-            );
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        path,
+                        format!("[tools.{name}] sets both component and tool; keep one"),
+                    ));
+                }
+            };
+            if tools.insert(name.clone(), spec).is_some() {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "[tools.{name}] is also a tool of an included toolkit; rename it, or \
+                         leave out component/tool to narrow the included one"
+                    ),
+                ));
+            }
         }
         if tools.is_empty() {
             return Err(invalid(
@@ -219,7 +301,7 @@ impl Toolkit {
 
 /// A function name the toolkit chose must be portable; its hints may only
 /// be more cautious than its grants.
-fn check_names_and_hints(tool: &str, entry: &ToolEntry) -> Result<(), String> {
+pub(crate) fn check_names_and_hints(tool: &str, entry: &ToolEntry) -> Result<(), String> {
     for (function, spec) in &entry.functions {
         if let Some(name) = &spec.name {
             crate::names::check(name).map_err(|why| {
@@ -227,7 +309,8 @@ fn check_names_and_hints(tool: &str, entry: &ToolEntry) -> Result<(), String> {
             })?;
         }
     }
-    crate::annotations::check(&entry.grants, &entry.annotations)
+    let none = Grants::default();
+    crate::annotations::check(entry.grants.as_ref().unwrap_or(&none), &entry.annotations)
         .map_err(|why| format!("[tools.{tool}.annotations] {why}"))
 }
 
@@ -264,6 +347,15 @@ struct HostFile {
     fetch: FetchSection,
     #[serde(default)]
     mcp: McpSection,
+    #[serde(default)]
+    trust: TrustSection,
+}
+
+/// `[trust]`: the trust policy signed tools are checked against.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustSection {
+    policy: Option<PathBuf>,
 }
 
 /// `[mcp]`: what one client may hold of `airlock mcp --http`; an absent
@@ -468,12 +560,23 @@ pub struct HostConfig {
     pub audit: AuditSettings,
     /// What one client may hold of `airlock mcp --http` (`[mcp]`).
     pub mcp_http: crate::mcp_http::HttpLimits,
+    /// The trust policy (`[trust] policy = "trust.toml"`), if any.
+    pub trust: Option<Arc<airlock_trust::Policy>>,
 }
 
 impl HostConfig {
     /// Reads a host config and resolves every secret it references.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Self::parse(&read(path)?, path)
+    }
+
+    /// Reads only `[trust]` of a host config (resolving no secret): the
+    /// trust policy, for commands that check tools without running them.
+    pub fn load_trust(path: &Path) -> Result<Option<Arc<airlock_trust::Policy>>, ConfigError> {
+        let text = read(path)?;
+        let file: HostFile =
+            toml::from_str(&text).map_err(|e| invalid(path, toml_message(&e, &text)))?;
+        trust_policy(&file, path)
     }
 
     /// Reads only `[audit]` of a host config, resolving only its secrets
@@ -557,8 +660,26 @@ impl HostConfig {
             },
             mcp_http: file.mcp.limits(path)?,
             audit: AuditSettings::resolve(&file, path, copy, same)?,
+            trust: trust_policy(&file, path)?,
         })
     }
+}
+
+/// The policy `[trust] policy` names, read relative to the host config.
+fn trust_policy(
+    file: &HostFile,
+    path: &Path,
+) -> Result<Option<Arc<airlock_trust::Policy>>, ConfigError> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    file.trust
+        .policy
+        .as_ref()
+        .map(|p| {
+            airlock_trust::Policy::load(&base.join(p))
+                .map(Arc::new)
+                .map_err(|e| invalid(path, format!("[trust] policy: {e}")))
+        })
+        .transpose()
 }
 
 /// `[fetch.credentials.NAME]`, each checked and holding its secret; none may

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use airlock_core::{AuditRecord, AuditSink, Decision, Job, JobControl};
 use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
@@ -99,6 +100,16 @@ pub enum LoadError {
         tool: String,
         /// The linker's explanation.
         reason: String,
+    },
+    /// The trust policy refuses the tool: an unsigned tool where signed
+    /// ones are required, or a pinned tool whose signature, approval, lock,
+    /// digest or grants do not hold.
+    #[error("tool `{tool}` was refused: {refusal}")]
+    Untrusted {
+        /// The tool.
+        tool: String,
+        /// Why.
+        refusal: crate::supply::Refusal,
     },
 }
 
@@ -232,6 +243,8 @@ pub struct HostOptions {
     pub cache_max_size: Option<u64>,
     /// Never touch the disk cache.
     pub no_cache: bool,
+    /// The trust policy every tool is checked against at load.
+    pub policy: Option<Arc<airlock_trust::Policy>>,
     /// Test-only: shows every job's guest memories to this probe (and builds
     /// the engine with guest debugging on). See [`crate::probe`].
     #[cfg(feature = "guest-debug")]
@@ -244,6 +257,7 @@ pub struct Airlock {
     _ticker: EpochTicker,
     cache: ComponentCache,
     caps: Capabilities,
+    policy: Option<Arc<airlock_trust::Policy>>,
     audit: Arc<dyn AuditSink>,
     linkers: Mutex<HashMap<VerbSet, Arc<Linker<JobState>>>>,
     pres: Mutex<HashMap<(Digest32, VerbSet), InstancePre<JobState>>>,
@@ -289,6 +303,7 @@ impl Airlock {
             _ticker: ticker,
             cache,
             caps,
+            policy: options.policy,
             audit,
             linkers: Mutex::default(),
             pres: Mutex::default(),
@@ -341,7 +356,7 @@ impl Airlock {
                 exports: None,
             });
         }
-        let (component, _, _) = self.compile(bytes, what)?;
+        let (component, _) = self.compile(bytes, Sha256::digest(bytes).into(), what)?;
         let exports = exports(&self.engine, &component);
         check_type_sizes(&exports, what)?;
         Ok(Inspection {
@@ -358,7 +373,7 @@ impl Airlock {
         let shape = match precheck::read(bytes) {
             Ok(shape) => shape,
             Err(e) => {
-                self.compile(bytes, what)?;
+                self.compile(bytes, Sha256::digest(bytes).into(), what)?;
                 return Err(LoadError::NotAComponent {
                     what: what.to_string(),
                     reason: e.to_string(),
@@ -388,6 +403,34 @@ impl Airlock {
                 path: path.to_path_buf(),
                 source,
             })
+    }
+
+    /// The trust policy tools are checked against, if any.
+    pub fn policy(&self) -> Option<&Arc<airlock_trust::Policy>> {
+        self.policy.as_ref()
+    }
+
+    /// Loads a toolkit's tool: checks it under the trust policy (for a
+    /// pinned tool: signature, approval, lockfile and grants within the
+    /// approved request), then loads its component, refusing bytes whose
+    /// sha256 is not the pinned one and imports other than the requested
+    /// verbs before anything is compiled.
+    pub fn load_spec(&self, spec: &crate::config::ToolSpec) -> Result<Tool, LoadError> {
+        let untrusted = |refusal| LoadError::Untrusted {
+            tool: spec.name.clone(),
+            refusal,
+        };
+        let pin = crate::supply::check_load(self.policy.as_deref(), spec).map_err(untrusted)?;
+        let bytes = Self::read_component(&spec.component)?;
+        let what = spec.component.display().to_string();
+        self.load_checked(
+            &spec.name,
+            &what,
+            &bytes,
+            spec.grants.clone(),
+            spec.budget,
+            pin,
+        )
     }
 
     /// Loads a tool from a file.
@@ -424,6 +467,43 @@ impl Airlock {
         grants: Grants,
         budget: Budget,
     ) -> Result<Tool, LoadError> {
+        if let Some(policy) = &self.policy {
+            // A tool loaded without a toolkit is a bare component.
+            let spec = crate::config::ToolSpec::bare(name, grants.clone(), budget);
+            crate::supply::check_load(Some(policy), &spec).map_err(|refusal| {
+                LoadError::Untrusted {
+                    tool: name.to_string(),
+                    refusal,
+                }
+            })?;
+        }
+        self.load_checked(name, what, bytes, grants, budget, None)
+    }
+
+    fn load_checked(
+        &self,
+        name: &str,
+        what: &str,
+        bytes: &[u8],
+        grants: Grants,
+        budget: Budget,
+        pin: Option<crate::supply::PinCheck>,
+    ) -> Result<Tool, LoadError> {
+        // Hashed once: the pin is checked before the bytes are parsed, and
+        // the same digest keys the compiled-component cache.
+        let digest: Digest32 = Sha256::digest(bytes).into();
+        if let Some(pin) = &pin
+            && pin.digest != digest
+        {
+            return Err(LoadError::Untrusted {
+                tool: name.to_string(),
+                refusal: crate::supply::Refusal::Trust(airlock_trust::TrustError::DigestMismatch {
+                    what: format!("component {what}"),
+                    expected: airlock_trust::Digest::from_raw(&pin.digest),
+                    actual: airlock_trust::Digest::from_raw(&digest),
+                }),
+            });
+        }
         self.caps
             .check(&grants)
             .map_err(|reason| LoadError::Grant {
@@ -434,12 +514,24 @@ impl Airlock {
         // costs no compile (seconds and hundreds of MB for a large one).
         let shape = self.precheck(bytes, what)?;
         let imports = world::imports(&shape);
+        if let Some(pin) = &pin {
+            let imported = world::imported_verbs(&imports);
+            if imported != pin.verbs {
+                return Err(LoadError::Untrusted {
+                    tool: name.to_string(),
+                    refusal: crate::supply::Refusal::VerbsDiffer {
+                        requested: crate::supply::verb_list(pin.verbs),
+                        imported: crate::supply::verb_list(imported),
+                    },
+                });
+            }
+        }
         let used =
             world::check(&imports, grants.set(), name).map_err(|refusals| LoadError::World {
                 tool: name.to_string(),
                 refusals,
             })?;
-        let (component, digest, cache) = self.compile(bytes, what)?;
+        let (component, cache) = self.compile(bytes, digest, what)?;
         check_type_sizes(&exports(&self.engine, &component), what)?;
         let pre = self
             .instance_pre(&component, digest, used)
@@ -464,23 +556,26 @@ impl Airlock {
     fn compile(
         &self,
         bytes: &[u8],
+        digest: Digest32,
         what: &str,
-    ) -> Result<(Component, Digest32, CacheOutcome), LoadError> {
-        self.cache.load(&self.engine, bytes).map_err(|e| {
-            let what = what.to_string();
-            let reason = format!("{e}")
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            // The pooling allocator checks a component against the per-job
-            // limits when it compiles (engine.rs sets them).
-            if reason.contains("in the pooling allocator") {
-                LoadError::OverLimits { what, reason }
-            } else {
-                LoadError::NotAComponent { what, reason }
-            }
-        })
+    ) -> Result<(Component, CacheOutcome), LoadError> {
+        self.cache
+            .load_hashed(&self.engine, bytes, digest)
+            .map_err(|e| {
+                let what = what.to_string();
+                let reason = format!("{e}")
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                // The pooling allocator checks a component against the per-job
+                // limits when it compiles (engine.rs sets them).
+                if reason.contains("in the pooling allocator") {
+                    LoadError::OverLimits { what, reason }
+                } else {
+                    LoadError::NotAComponent { what, reason }
+                }
+            })
     }
 
     fn instance_pre(

@@ -27,6 +27,7 @@ pub mod precheck;
 pub mod probe;
 pub mod progress;
 pub mod schema;
+pub mod supply;
 pub mod term;
 pub mod tool_wit;
 pub mod type_size;

@@ -84,12 +84,7 @@ impl Toolbox {
     pub fn load(host: Arc<Airlock>, kit: &Toolkit) -> Result<Self, StartError> {
         let mut entries = Vec::new();
         for spec in kit.tools.values() {
-            let tool = host.load_tool_file(
-                &spec.name,
-                &spec.component,
-                spec.grants.clone(),
-                spec.budget,
-            )?;
+            let tool = host.load_spec(spec)?;
             let tool = Arc::new(tool);
             for description in describe::describe_tool(spec, tool.exports())? {
                 entries.push(Entry {

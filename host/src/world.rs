@@ -129,6 +129,14 @@ pub fn imports(shape: &crate::precheck::Shape) -> Vec<Import> {
         .collect()
 }
 
+/// The verbs among `imports`.
+pub fn imported_verbs(imports: &[Import]) -> VerbSet {
+    imports.iter().fold(VerbSet::EMPTY, |set, i| match i.kind {
+        ImportKind::Verb(v) => set.with(v),
+        _ => set,
+    })
+}
+
 /// Checks `imports` against `granted`; lists *every* refusal, not the first.
 pub fn check(imports: &[Import], granted: VerbSet, tool: &str) -> Result<VerbSet, Vec<Refusal>> {
     let mut used = VerbSet::EMPTY;

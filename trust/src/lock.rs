@@ -65,6 +65,16 @@ pub enum Approval {
         /// The approver's key.
         approver: KeyId,
     },
+    /// An approver approved an earlier version, and this version's request
+    /// stays within that one (checked at every load): a narrowing update.
+    Within {
+        /// The digest of the earlier version's approval envelope.
+        envelope: Digest,
+        /// The approver's key.
+        approver: KeyId,
+        /// The digest of the earlier version's statement it approved.
+        statement: Digest,
+    },
 }
 
 impl Lockfile {

@@ -237,13 +237,14 @@ impl Policy {
 
     /// Checks verbs and hosts a tool asks for (or is granted) against the
     /// policy's blocked lists.
-    pub fn check_blocked<'a>(
+    pub fn check_blocked(
         &self,
         tool: &str,
-        verbs: impl IntoIterator<Item = &'a str>,
-        hosts: impl IntoIterator<Item = &'a str>,
+        verbs: impl IntoIterator<Item = impl AsRef<str>>,
+        hosts: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<(), TrustError> {
         for verb in verbs {
+            let verb = verb.as_ref();
             if self.blocked_verbs.iter().any(|b| b == verb) {
                 return Err(TrustError::BlockedVerb {
                     tool: tool.to_string(),
@@ -252,6 +253,7 @@ impl Policy {
             }
         }
         for host in hosts {
+            let host = host.as_ref();
             if let Some(blocked) = self.blocked_hosts.iter().find(|b| hosts_overlap(b, host)) {
                 return Err(TrustError::BlockedHost {
                     tool: tool.to_string(),

@@ -232,10 +232,9 @@ impl<P: for<'de> Deserialize<'de>> Statement<P> {
 
 /// Whether `version` is an exact version (`MAJOR.MINOR.PATCH[-pre]`).
 pub fn is_exact_version(version: &str) -> bool {
-    let core =
-        version
-            .split_once('-')
-            .map_or(version, |(c, pre)| if pre.is_empty() { "" } else { c });
+    let core = version
+        .split_once('-')
+        .map_or(version, |(c, pre)| if pre.is_empty() { "" } else { c });
     let parts: Vec<&str> = core.split('.').collect();
     parts.len() == 3
         && parts

@@ -266,12 +266,20 @@ impl ComponentCache {
         bytes: &[u8],
     ) -> wasmtime::Result<(Component, Digest32, CacheOutcome)> {
         let digest: Digest32 = Sha256::digest(bytes).into();
+        let (component, outcome) = self.load_hashed(engine, bytes, digest)?;
+        Ok((component, digest, outcome))
+    }
+
+    /// [`Self::load`] of bytes whose sha256 the caller already computed
+    /// (the host hashes once, to check a pinned digest and key the cache).
+    pub fn load_hashed(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        digest: Digest32,
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let Some(dir) = &self.dir else {
-            return Ok((
-                Component::new(engine, bytes)?,
-                digest,
-                CacheOutcome::Compiled,
-            ));
+            return Ok((Component::new(engine, bytes)?, CacheOutcome::Compiled));
         };
         let opened = match self
             .open
@@ -279,11 +287,7 @@ impl ComponentCache {
         {
             Ok(opened) => opened,
             Err(_) => {
-                return Ok((
-                    Component::new(engine, bytes)?,
-                    digest,
-                    CacheOutcome::Refused,
-                ));
+                return Ok((Component::new(engine, bytes)?, CacheOutcome::Refused));
             }
         };
         let engine_hash = self.engine_hash(engine);
@@ -303,7 +307,7 @@ impl ComponentCache {
                     // engine settings too.
                     #[allow(unsafe_code)]
                     if let Ok(component) = unsafe { Component::deserialize(engine, compiled) } {
-                        return Ok((component, digest, CacheOutcome::Hit));
+                        return Ok((component, CacheOutcome::Hit));
                     }
                 }
                 true
@@ -322,7 +326,7 @@ impl ComponentCache {
         } else {
             CacheOutcome::Compiled
         };
-        Ok((component, digest, outcome))
+        Ok((component, outcome))
     }
 
     fn engine_hash(&self, engine: &Engine) -> u64 {

@@ -18,6 +18,9 @@ pub(super) struct ExplainArgs {
     /// Explain only this tool.
     #[arg(long)]
     tool: Option<String>,
+    /// The host config whose trust policy pinned tools are checked against.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 pub(super) fn explain(args: ExplainArgs) -> Result<(), Failure> {
@@ -26,7 +29,11 @@ pub(super) fn explain(args: ExplainArgs) -> Result<(), Failure> {
         Some(name) => vec![kit.tool(name)?],
         None => kit.tools.values().collect(),
     };
-    let host = super::bare_host()?;
+    let policy = match &args.config {
+        Some(path) => crate::HostConfig::load_trust(path)?,
+        None => None,
+    };
+    let host = super::host_with_policy(policy)?;
     let mut refused = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         if i > 0 {
@@ -69,6 +76,24 @@ pub(super) fn describe(host: &Airlock, spec: &ToolSpec) -> (String, bool) {
         line(format!("  {d}"));
     }
     line(format!("  component: {}", spec.component.display()));
+    if let Some(pin) = &spec.pin {
+        for l in crate::supply::pin_lines(pin) {
+            line(format!("  {l}"));
+        }
+        match host.policy() {
+            None => line("  trust: no trust policy is configured, so a load refuses it".into()),
+            Some(policy) => match crate::supply::check_load(Some(policy), spec) {
+                Ok(_) => line(format!(
+                    "  trust: its signature, approval and grants pass {} (checked again at every load)",
+                    policy.path.display()
+                )),
+                Err(refusal) => {
+                    passes = false;
+                    line(format!("  trust: REFUSED: {refusal}"));
+                }
+            },
+        }
+    }
 
     line("  It can:".into());
     let granted = spec.grants.describe();

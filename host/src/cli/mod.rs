@@ -32,6 +32,8 @@ mod inspect;
 mod mcp;
 mod run;
 mod schema;
+mod tool;
+mod tool_pin;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,6 +104,10 @@ enum Command {
     New(authoring::NewArgs),
     /// Write airlock's WIT package to DIR/wit/deps/airlock-verbs/ for building a tool.
     Wit(authoring::WitArgs),
+    /// Make an Ed25519 key pair for signing tools or approvals.
+    Key(tool::KeyArgs),
+    /// Publish, verify, approve, pin and update signed tools (pack, verify, push, pull, approve, diff, add, update).
+    Tool(tool::ToolArgs),
 }
 
 /// A failure of a CLI command, carrying its exit code.
@@ -154,12 +160,32 @@ impl Failure {
 
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
-        Self {
-            code: exit::USAGE,
-            kind: "config",
-            message: e.to_string(),
-            detail: json!(null),
+        match &e {
+            ConfigError::Untrusted { tool, refusal, .. } => untrusted(tool, refusal, e.to_string()),
+            _ => Self {
+                code: exit::USAGE,
+                kind: "config",
+                message: e.to_string(),
+                detail: json!(null),
+            },
         }
+    }
+}
+
+/// A supply-chain refusal: exit 3, kind `untrusted`, the widened scopes (if
+/// any) listed in the detail.
+fn untrusted(tool: &str, refusal: &crate::supply::Refusal, message: String) -> Failure {
+    let changes = match refusal {
+        crate::supply::Refusal::Widened { changes, .. } => {
+            changes.iter().map(|c| c.line.clone()).collect()
+        }
+        _ => Vec::new(),
+    };
+    Failure {
+        code: exit::REFUSED,
+        kind: "untrusted",
+        message,
+        detail: json!({"tool": tool, "widened": changes}),
     }
 }
 
@@ -177,6 +203,9 @@ impl From<LoadError> for Failure {
                 ),
             ),
             LoadError::Link { .. } => (exit::REFUSED, "not-granted", json!(null)),
+            LoadError::Untrusted { tool, refusal } => {
+                return untrusted(tool, refusal, e.to_string());
+            }
             LoadError::Io { .. } => (exit::USAGE, "usage", json!(null)),
             LoadError::NotAComponent { .. } => (exit::USAGE, "invalid-component", json!(null)),
             LoadError::OverLimits { .. } => (exit::REFUSED, "over-limits", json!(null)),
@@ -297,9 +326,15 @@ fn warned<T>(host: &Airlock, result: T) -> T {
 /// A host with no secrets and no audit, for commands that only look at
 /// components (inspect, explain, schema).
 fn bare_host() -> Result<Airlock, Failure> {
+    host_with_policy(None)
+}
+
+/// A host with no verbs' secrets, checking tools against `policy`.
+fn host_with_policy(policy: Option<Arc<airlock_trust::Policy>>) -> Result<Airlock, Failure> {
     Airlock::new(
         HostOptions {
             cache_max_size: Some(cache::max_size()?),
+            policy,
             ..HostOptions::default()
         },
         crate::Capabilities::default(),
@@ -328,6 +363,7 @@ fn host_from(
     Airlock::new(
         HostOptions {
             no_cache,
+            policy: config.trust.clone(),
             cache_max_size: (!no_cache).then(cache::max_size).transpose()?,
             ..HostOptions::default()
         },
@@ -401,6 +437,8 @@ pub fn main() -> ExitCode {
         Command::Cache(args) => cache::cache(args),
         Command::New(args) => authoring::new(args),
         Command::Wit(args) => authoring::wit(args),
+        Command::Key(args) => tool::key(args),
+        Command::Tool(args) => tool::tool(args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

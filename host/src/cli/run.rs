@@ -203,7 +203,8 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
         ))
     })?;
     let mut call = args.call.clone();
-    let (name, component, grants, budget) = match (&args.toolkit, &args.tool, &args.component) {
+    let (name, component, grants, budget, spec) = match (&args.toolkit, &args.tool, &args.component)
+    {
         (Some(kit), Some(tool), None) => {
             if !args.grants.is_empty() {
                 return Err(Failure::usage(
@@ -231,6 +232,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
                 spec.component.clone(),
                 spec.grants.clone(),
                 spec.budget,
+                Some(spec.clone()),
             )
         }
         (None, None, Some(path)) => {
@@ -243,6 +245,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
                 path.clone(),
                 parse_grants(&args.grants)?,
                 Budget::default(),
+                None,
             )
         }
         (Some(_), _, Some(_)) => {
@@ -259,8 +262,12 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
     let kit = args.toolkit.as_deref().map(|file| (file, name.as_str()));
     let budget = apply_flags(&args, budget, kit)?;
     let host = super::configured_host(args.config.as_ref(), args.audit.as_ref(), args.no_cache)?;
-    let tool = host
-        .load_tool_file(&name, &component, grants, budget)
+    let loaded = match spec {
+        // Through the toolkit: its pins are checked at this load.
+        Some(spec) => host.load_spec(&crate::ToolSpec { budget, ..spec }),
+        None => host.load_tool_file(&name, &component, grants, budget),
+    };
+    let tool = loaded
         .inspect_err(|_| super::warn_cache(&host))
         .map_err(|e| {
             let no_config = args.config.is_none() && !std::path::Path::new("airlock.toml").exists();
