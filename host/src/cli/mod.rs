@@ -143,7 +143,7 @@ impl Failure {
     /// line breaks: its lines list imports, whose names the component model
     /// limits to plain identifiers.
     fn print(&self) {
-        if self.kind == "not-granted" {
+        if matches!(self.kind, "not-granted" | "untrusted") {
             for (i, line) in self.message.split('\n').enumerate() {
                 let prefix = if i == 0 { "airlock: " } else { "" };
                 errln!("{prefix}{line}");

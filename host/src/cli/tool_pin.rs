@@ -58,11 +58,20 @@ struct Resolved {
 }
 
 fn refused(message: String, changes: &[airlock_core::ScopeChange]) -> Failure {
+    let widened: Vec<String> = changes
+        .iter()
+        .filter(|c| c.widens)
+        .map(|c| c.line.clone())
+        .collect();
+    let mut message = message;
+    for line in &widened {
+        message += &format!("\n  {line}");
+    }
     Failure {
         code: exit::REFUSED,
         kind: "untrusted",
         message,
-        detail: json!({"widened": changes.iter().filter(|c| c.widens).map(|c| c.line.clone()).collect::<Vec<_>>()}),
+        detail: json!({ "widened": widened }),
     }
 }
 
