@@ -169,6 +169,23 @@ async fn pull_to_layout_keeps_every_byte_and_the_manifest_digest() {
 }
 
 #[tokio::test]
+async fn a_5_mb_component_round_trips_byte_exact() {
+    let Some(reg) = Registry::start() else { return };
+    let mut a = artifact("large");
+    a.component = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let r = reg.tool("team/large:1.0.0");
+    let t = std::time::Instant::now();
+    let digest = oci::push(&r, &a, &Auth::Anonymous).await.unwrap();
+    let pushed = t.elapsed();
+    let t = std::time::Instant::now();
+    let pulled = oci::pull(&r, &Auth::Anonymous).await.unwrap();
+    eprintln!("5 MB component: push {pushed:?}, pull {:?}", t.elapsed());
+    assert_eq!((pulled.artifact, pulled.manifest_digest), (a, digest));
+}
+
+#[tokio::test]
 async fn approvals_come_from_the_referrers_api_when_the_registry_has_one() {
     let h = common::Hostile::start();
     let mut a = artifact("api");
