@@ -168,6 +168,54 @@ async fn pull_to_layout_keeps_every_byte_and_the_manifest_digest() {
     assert_eq!(Source::Registry(r).fetch().await.unwrap(), pulled);
 }
 
+#[tokio::test]
+async fn a_5_mb_component_round_trips_byte_exact() {
+    let Some(reg) = Registry::start() else { return };
+    let mut a = artifact("large");
+    a.component = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let r = reg.tool("team/large:1.0.0");
+    let t = std::time::Instant::now();
+    let digest = oci::push(&r, &a, &Auth::Anonymous).await.unwrap();
+    let pushed = t.elapsed();
+    let t = std::time::Instant::now();
+    let pulled = oci::pull(&r, &Auth::Anonymous).await.unwrap();
+    eprintln!("5 MB component: push {pushed:?}, pull {:?}", t.elapsed());
+    assert_eq!((pulled.artifact, pulled.manifest_digest), (a, digest));
+}
+
+#[tokio::test]
+async fn approvals_come_from_the_referrers_api_when_the_registry_has_one() {
+    let h = common::Hostile::start();
+    let mut a = artifact("api");
+    a.approvals = vec![approval("alice"), approval("bob")];
+    let dir = tempfile::tempdir().unwrap();
+    let digest = oci::write_layout(dir.path(), "1.0.0", &a).unwrap();
+    common::serve_layout(&h, "team/tool", dir.path());
+    // Move the referrers index from the fallback tag to the referrers API.
+    let fallback = format!("/v2/team/tool/manifests/{}", referrers_tag(&digest));
+    let index = h.routes.lock().unwrap().remove(&fallback).unwrap();
+    h.route(
+        &format!("/v2/team/tool/referrers/{digest}"),
+        OCI_INDEX_MEDIA_TYPE,
+        &index.body,
+    );
+    let pulled = oci::pull(&h.tool("team/tool:1.0.0"), &Auth::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(pulled.artifact, a);
+}
+
+#[test]
+fn registry_credentials_never_show_in_debug() {
+    let auth = Auth::Basic {
+        username: "ci".into(),
+        password: "hunter2-token".to_string().into(),
+    };
+    assert!(!format!("{auth:?}").contains("hunter2"), "{auth:?}");
+}
+
 mod supply_chain {
     use super::*;
     use common::Hostile;

@@ -191,13 +191,16 @@ pub(crate) fn encode(a: &Artifact) -> Result<Stored, DistError> {
         Descriptor::of(WASM_LAYER_MEDIA_TYPE, &a.component),
         Descriptor::of(DSSE_MEDIA_TYPE, &a.statement),
     ];
-    let config = to_json(&serde_json::json!({
+    let mut config = serde_json::json!({
         "created": CREATED,
         "architecture": "wasm",
         "os": "wasip2",
         "layerDigests": layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>(),
-        "component": component_world(&a.component),
-    }));
+    });
+    if let Some(world) = component_world(&a.component) {
+        config["component"] = world;
+    }
+    let config = to_json(&config);
     let manifest = to_json(&ImageManifest {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST_MEDIA_TYPE.to_string()),
@@ -253,15 +256,15 @@ pub(crate) fn add_referrer(
 }
 
 /// The component's top-level imports and exports, as the Wasm config lists
-/// them; `null` when the bytes are not a component (the config stays valid).
-fn component_world(bytes: &[u8]) -> serde_json::Value {
+/// them; none when the bytes are not a component (the config stays valid).
+fn component_world(bytes: &[u8]) -> Option<serde_json::Value> {
     use wasmparser::{Encoding, Parser, Payload};
     let (mut imports, mut exports, mut depth) = (Vec::new(), Vec::new(), 0usize);
     for payload in Parser::new(0).parse_all(bytes) {
         match payload {
             Ok(Payload::Version { encoding, .. }) => {
                 if depth == 0 && encoding != Encoding::Component {
-                    return serde_json::Value::Null;
+                    return None;
                 }
                 depth += 1;
             }
@@ -277,10 +280,10 @@ fn component_world(bytes: &[u8]) -> serde_json::Value {
                 }
             }
             Ok(_) => {}
-            Err(_) => return serde_json::Value::Null,
+            Err(_) => return None,
         }
     }
-    serde_json::json!({ "exports": exports, "imports": imports })
+    Some(serde_json::json!({ "exports": exports, "imports": imports }))
 }
 
 fn unexpected(what: &str, reason: impl Into<String>) -> DistError {
@@ -424,4 +427,49 @@ pub(crate) fn check_hash(what: &str, expected: &str, bytes: &[u8]) -> Result<(),
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_of(component: Vec<u8>) -> serde_json::Value {
+        let a = Artifact {
+            component,
+            statement: b"{}".to_vec(),
+            approvals: Vec::new(),
+        };
+        let stored = encode(&a).unwrap();
+        let [config, layer, statement] = parse_tool(&stored.manifest).unwrap();
+        check_blob("config", &config, &stored.config).unwrap();
+        assert_eq!(layer.digest, sha256_digest(&a.component));
+        assert_eq!(statement.digest, sha256_digest(&a.statement));
+        serde_json::from_slice(&stored.config).unwrap()
+    }
+
+    #[test]
+    fn the_config_lists_a_components_top_level_imports_and_exports() {
+        let component = wat::parse_str(
+            r#"(component
+                 (import "airlock:verbs/log@0.1.0" (instance))
+                 (import "f" (func $f))
+                 (component $inner (import "nested" (func)))
+                 (export "g" (func $f)))"#,
+        )
+        .unwrap();
+        let config = config_of(component);
+        assert_eq!(config["architecture"], "wasm");
+        assert_eq!(config["os"], "wasip2");
+        assert_eq!(config["created"], CREATED);
+        assert_eq!(
+            config["component"],
+            serde_json::json!({ "exports": ["g"], "imports": ["airlock:verbs/log@0.1.0", "f"] })
+        );
+        // A core module or other bytes leave `component` out, the config still valid.
+        for other in [wat::parse_str("(module)").unwrap(), b"not wasm".to_vec()] {
+            let config = config_of(other);
+            assert!(config.get("component").is_none(), "{config}");
+            assert_eq!(config["os"], "wasip2");
+        }
+    }
 }

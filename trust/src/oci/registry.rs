@@ -284,6 +284,8 @@ impl Session {
         media_type: &str,
         what: &str,
     ) -> Result<(Vec<u8>, String), DistError> {
+        // oci-client reads a manifest body whole before we see it: the cap is
+        // checked after, and the read timeout bounds only a slow sender.
         let (bytes, _) = self
             .client
             .pull_manifest_raw(image, &self.auth, &[media_type])
