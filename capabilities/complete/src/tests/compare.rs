@@ -101,7 +101,7 @@ fn grant() -> impl Strategy<Value = CompleteGrant> {
         })
 }
 
-mod compare {
+mod props {
     use super::*;
 
     proptest! {
