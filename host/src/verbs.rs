@@ -307,3 +307,188 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>, set: VerbSet) -> wasm
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn grants(toml_text: &str) -> Grants {
+        toml::from_str(toml_text).unwrap_or_else(|e| panic!("{toml_text}: {e}"))
+    }
+
+    fn lines(changes: &[ScopeChange]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| format!("{}{}", if c.widens { "W " } else { "N " }, c.line))
+            .collect()
+    }
+
+    const BEFORE: &str = r#"
+        log = {}
+        [sign]
+        keys = ["jefe"]
+        [fetch]
+        allow = ["https://*.example.com/*"]
+        max_requests = 10
+    "#;
+
+    const AFTER: &str = r#"
+        [sign]
+        keys = ["jefe", "release-key"]
+        [fetch]
+        allow = ["https://api.example.com/*", "https://api.new.example/*"]
+        max_requests = 100
+        [complete]
+        provider = "openai"
+        models = ["gpt-5"]
+    "#;
+
+    mod compare {
+        use super::*;
+
+        #[test]
+        fn changes_come_verb_by_verb_and_a_new_verb_is_one_line() {
+            let (before, after) = (grants(BEFORE), grants(AFTER));
+            assert!(before.compare(&before).is_empty());
+            assert_eq!(
+                lines(&before.compare(&after)),
+                [
+                    "W + sign key release-key",
+                    "N - verb log",
+                    "N - fetch https://*.example.com/*",
+                    "N + fetch https://api.example.com/* (within https://*.example.com/*)",
+                    "W + fetch https://api.new.example/*",
+                    "W ~ fetch max_requests 10 → 100",
+                    "W + verb complete",
+                ]
+            );
+            assert_eq!(
+                lines(&after.compare(&before)),
+                [
+                    "N - sign key release-key",
+                    "W + verb log",
+                    "N - fetch https://api.example.com/* (still allowed by https://*.example.com/*)",
+                    "N - fetch https://api.new.example/*",
+                    "W + fetch https://*.example.com/*",
+                    "N ~ fetch max_requests 100 → 10",
+                    "N - verb complete",
+                ]
+            );
+        }
+
+        #[test]
+        fn within_names_only_the_widening_changes() {
+            let wide = grants(AFTER);
+            let narrow = grants(
+                r#"
+                [sign]
+                keys = ["release-key"]
+                [fetch]
+                allow = ["https://api.new.example/v1/*"]
+                max_requests = 5
+                "#,
+            );
+            assert_eq!(narrow.within(&wide), Ok(()));
+            assert_eq!(wide.within(&wide), Ok(()));
+            let err = wide.within(&narrow).unwrap_err();
+            assert!(err.iter().all(|c| c.widens));
+            assert_eq!(
+                err.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                [
+                    "+ sign key jefe",
+                    "+ fetch https://api.example.com/*",
+                    "+ fetch https://api.new.example/*",
+                    "~ fetch max_requests 5 → 100",
+                    "+ verb complete",
+                ]
+            );
+        }
+
+        #[test]
+        fn grants_round_trip_through_canonical_json() {
+            let g = grants(&format!(
+                "{AFTER}\n[log]\nmax_total_bytes = 100\n[sign.domains]\njefe = \"d\"\n"
+            ));
+            let json = serde_json::to_string(&g).unwrap();
+            let back: Grants = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, g);
+            assert_eq!(serde_json::to_string(&back).unwrap(), json, "stable text");
+            assert!(back.compare(&g).is_empty());
+            assert_eq!(serde_json::to_string(&Grants::default()).unwrap(), "{}");
+            let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            v["shell"] = serde_json::json!({});
+            let e = serde_json::from_value::<Grants>(v).unwrap_err();
+            assert!(e.to_string().contains("unknown field `shell`"), "{e}");
+            let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            v["fetch"]["proxy"] = "http://x".into();
+            assert!(serde_json::from_value::<Grants>(v).is_err());
+        }
+
+        fn arb() -> impl Strategy<Value = Grants> {
+            let sign = prop::sample::subsequence(vec!["a", "b"], 0..3).prop_map(|k| SignGrant {
+                keys: k.into_iter().map(String::from).collect(),
+                ..SignGrant::default()
+            });
+            let log = prop::option::of(1usize..100).prop_map(|m| LogGrant {
+                max_message_bytes: m,
+                ..LogGrant::default()
+            });
+            let fetch = (
+                prop::sample::subsequence(
+                    vec![
+                        "https://*.example.com/*",
+                        "https://api.example.com/v1",
+                        "https://api.example.com/*",
+                        "http://api.example.com/*",
+                    ],
+                    0..3,
+                ),
+                1u32..50,
+            )
+                .prop_map(|(allow, max_requests)| FetchGrant {
+                    allow: allow.into_iter().map(String::from).collect(),
+                    max_requests,
+                    ..FetchGrant::default()
+                });
+            let complete = (prop::sample::subsequence(vec!["m1", "m2"], 1..3), 1u32..9).prop_map(
+                |(models, max_calls)| CompleteGrant {
+                    max_calls,
+                    ..CompleteGrant::new("openai", models)
+                },
+            );
+            (
+                prop::option::of(sign),
+                prop::option::of(log),
+                prop::option::of(fetch),
+                prop::option::of(complete),
+            )
+                .prop_map(|(sign, log, fetch, complete)| Grants {
+                    sign: sign.map(Arc::new),
+                    log: log.map(Arc::new),
+                    fetch: fetch.map(Arc::new),
+                    complete: complete.map(Arc::new),
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn within_agrees_with_no_widening_and_json_round_trips(a in arb(), b in arb()) {
+                prop_assert!(a.compare(&a).is_empty());
+                prop_assert_eq!(a.within(&a), Ok(()));
+                let widening: Vec<ScopeChange> =
+                    b.compare(&a).into_iter().filter(|c| c.widens).collect();
+                match a.within(&b) {
+                    Ok(()) => prop_assert!(widening.is_empty()),
+                    Err(lines) => prop_assert_eq!(lines, widening),
+                }
+                // Within both ways: the same verbs, and nothing widens either way.
+                if a.within(&b).is_ok() && b.within(&a).is_ok() {
+                    prop_assert_eq!(a.set(), b.set());
+                }
+                let json = serde_json::to_string(&a).unwrap();
+                prop_assert_eq!(serde_json::from_str::<Grants>(&json).unwrap(), a);
+            }
+        }
+    }
+}

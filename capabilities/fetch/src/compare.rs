@@ -25,30 +25,14 @@ pub fn compare(before: &FetchGrant, after: &FetchGrant) -> Vec<ScopeChange> {
         &methods(before),
         &methods(after),
     ));
-    let limits = [
-        (
-            "max_requests",
-            before.max_requests as u64,
-            after.max_requests as u64,
-        ),
-        (
-            "max_request_bytes",
-            before.max_request_bytes as u64,
-            after.max_request_bytes as u64,
-        ),
-        (
-            "max_response_bytes",
-            before.max_response_bytes as u64,
-            after.max_response_bytes as u64,
-        ),
-        (
-            "max_redirects",
-            before.max_redirects as u64,
-            after.max_redirects as u64,
-        ),
+    let limits: [(&str, Limit); 4] = [
+        ("max_requests", |g| g.max_requests.into()),
+        ("max_request_bytes", |g| g.max_request_bytes as u64),
+        ("max_response_bytes", |g| g.max_response_bytes as u64),
+        ("max_redirects", |g| g.max_redirects.into()),
     ];
-    for (field, b, a) in limits {
-        out.extend(ScopeChange::limit(VERB, field, b, a));
+    for (field, get) in limits {
+        out.extend(ScopeChange::limit(VERB, field, get(before), get(after)));
     }
     out.extend(timeout(&before.timeout, &after.timeout));
     out.extend(coverage(
@@ -60,6 +44,9 @@ pub fn compare(before: &FetchGrant, after: &FetchGrant) -> Vec<ScopeChange> {
     out.extend(credentials(&before.credentials, &after.credentials));
     out
 }
+
+/// Reads one limit of a grant.
+type Limit = fn(&FetchGrant) -> u64;
 
 /// Each entry as written, with its parse (`None`: invalid).
 fn parsed<T>(raw: &[String], parse: impl Fn(&str) -> Option<T>) -> Vec<(&str, Option<T>)> {

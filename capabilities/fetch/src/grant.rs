@@ -253,8 +253,7 @@ impl UrlPattern {
     /// `*.example.com`, `example.com` does not); and a path rule whose every
     /// path the outer rule covers (a character prefix that starts with the
     /// outer prefix, or for an outer segment rule `/api`, `/api` itself or
-    /// anything starting `/api/`). Exact, never approximate in the wrong
-    /// direction: `true` only when no URL escapes.
+    /// anything starting `/api/`). `true` only when no URL can escape.
     pub fn within(&self, outer: &UrlPattern) -> bool {
         let host = match (&outer.host, &self.host) {
             (HostPattern::Exact(o), HostPattern::Exact(i)) => o == i,

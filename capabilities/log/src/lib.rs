@@ -270,4 +270,77 @@ mod tests {
             );
         }
     }
+
+    /// Comparing two log grants: larger caps widen, an absent cap is its
+    /// default.
+    mod compare {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn g(message: Option<usize>, total: Option<usize>) -> LogGrant {
+            LogGrant {
+                max_message_bytes: message,
+                max_total_bytes: total,
+            }
+        }
+
+        fn lines(before: &LogGrant, after: &LogGrant) -> Vec<String> {
+            LogCapability::compare(before, after)
+                .into_iter()
+                .map(|c| format!("{}{}", if c.widens { "W " } else { "N " }, c.line))
+                .collect()
+        }
+
+        #[test]
+        fn larger_caps_widen_and_absent_is_the_default() {
+            let default = LogGrant::default();
+            assert!(LogCapability::compare(&default, &default).is_empty());
+            let explicit = g(
+                Some(DEFAULT_MAX_MESSAGE_BYTES),
+                Some(DEFAULT_MAX_TOTAL_BYTES),
+            );
+            assert!(LogCapability::compare(&default, &explicit).is_empty());
+            assert_eq!(
+                lines(&default, &g(Some(8192), Some(1024))),
+                [
+                    "W ~ log max_message_bytes 4096 → 8192",
+                    "N ~ log max_total_bytes 65536 → 1024"
+                ]
+            );
+            assert_eq!(
+                lines(&g(Some(8192), None), &default),
+                ["N ~ log max_message_bytes 8192 → 4096"]
+            );
+        }
+
+        #[test]
+        fn the_grant_round_trips_through_json() {
+            let grant = g(Some(10), None);
+            let json = serde_json::to_string(&grant).unwrap();
+            assert_eq!(json, r#"{"max_message_bytes":10}"#);
+            assert_eq!(serde_json::from_str::<LogGrant>(&json).unwrap(), grant);
+            assert!(serde_json::from_str::<LogGrant>(r#"{"max_lines":1}"#).is_err());
+        }
+
+        proptest! {
+            #[test]
+            fn narrowing_never_widens_and_the_way_back_always_does(
+                m in prop::option::of(1usize..1 << 20),
+                t in prop::option::of(1usize..1 << 20),
+                cut in 1usize..1 << 20,
+                which in any::<bool>(),
+            ) {
+                let wide = g(m, t);
+                prop_assert!(LogCapability::compare(&wide, &wide).is_empty());
+                let lower = |v: usize| v - 1 - cut % v;
+                let narrow = if which {
+                    g(Some(lower(wide.max_message())), t)
+                } else {
+                    g(m, Some(lower(wide.max_total())))
+                };
+                prop_assert!(!LogCapability::compare(&wide, &narrow).iter().any(|c| c.widens));
+                prop_assert!(LogCapability::compare(&narrow, &wide).iter().any(|c| c.widens));
+            }
+        }
+    }
 }

@@ -271,3 +271,168 @@ fn describe_speaks_plainly() {
     assert!(lines[0].contains("jefe") && lines[0].contains("never key bytes"));
     assert!(lines.iter().any(|l| l == "at most 3 sign calls per job"));
 }
+
+/// Comparing two sign grants: keys, domains and limits, and properties over
+/// generated pairs.
+mod compare {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn lines(before: &SignGrant, after: &SignGrant) -> Vec<String> {
+        SignCapability::compare(before, after)
+            .into_iter()
+            .map(|c| format!("{}{}", if c.widens { "W " } else { "N " }, c.line))
+            .collect()
+    }
+
+    fn widens(before: &SignGrant, after: &SignGrant) -> bool {
+        SignCapability::compare(before, after)
+            .iter()
+            .any(|c| c.widens)
+    }
+
+    fn with_domains(keys: &[&str], domains: &[(&str, &str)]) -> SignGrant {
+        SignGrant {
+            domains: domains
+                .iter()
+                .map(|(k, d)| (k.to_string(), d.to_string()))
+                .collect(),
+            ..grant(keys)
+        }
+    }
+
+    #[test]
+    fn a_new_key_widens_and_a_removed_one_narrows() {
+        let before = grant(&["jefe"]);
+        let after = grant(&["jefe", "release-key"]);
+        assert!(SignCapability::compare(&before, &before).is_empty());
+        assert_eq!(lines(&before, &after), ["W + sign key release-key"]);
+        assert_eq!(lines(&after, &before), ["N - sign key release-key"]);
+        assert!(SignCapability::compare(&grant(&["a", "b"]), &grant(&["b", "a"])).is_empty());
+    }
+
+    #[test]
+    fn removing_or_changing_a_domain_widens_and_adding_one_narrows() {
+        let bare = with_domains(&["release"], &[]);
+        let bound = with_domains(&["release"], &[("release", "airlock/v1")]);
+        let other = with_domains(&["release"], &[("release", "airlock/v2")]);
+        assert_eq!(
+            lines(&bare, &bound),
+            ["N + sign domain release \"airlock/v1\""]
+        );
+        assert_eq!(
+            lines(&bound, &bare),
+            ["W - sign domain release \"airlock/v1\""]
+        );
+        assert_eq!(
+            lines(&bound, &other),
+            ["W ~ sign domain release \"airlock/v1\" → \"airlock/v2\""]
+        );
+        let new_bound = with_domains(&["jefe", "release"], &[("release", "d")]);
+        assert_eq!(
+            lines(&grant(&["jefe"]), &new_bound),
+            ["W + sign key release", "N + sign domain release \"d\""]
+        );
+    }
+
+    #[test]
+    fn more_calls_or_larger_data_widen_and_absent_means_unlimited_or_the_default() {
+        let limited = SignGrant {
+            max_calls: Some(10),
+            max_data_bytes: Some(DEFAULT_MAX_DATA_BYTES),
+            ..grant(&["jefe"])
+        };
+        let open = grant(&["jefe"]);
+        assert_eq!(
+            lines(&limited, &open),
+            ["W ~ sign max_calls 10 → unlimited"],
+            "an explicit default data cap equals the absent one"
+        );
+        assert_eq!(
+            lines(&open, &limited),
+            ["N ~ sign max_calls unlimited → 10"]
+        );
+        let more = SignGrant {
+            max_calls: Some(100),
+            max_data_bytes: Some(DEFAULT_MAX_DATA_BYTES * 2),
+            ..grant(&["jefe"])
+        };
+        assert_eq!(
+            lines(&limited, &more),
+            [
+                "W ~ sign max_calls 10 → 100",
+                "W ~ sign max_data_bytes 1048576 → 2097152"
+            ]
+        );
+        assert!(!widens(&more, &limited));
+    }
+
+    #[test]
+    fn the_grant_round_trips_through_json() {
+        let g = SignGrant {
+            max_calls: Some(3),
+            ..with_domains(&["release"], &[("release", "d")])
+        };
+        let json = serde_json::to_string(&g).unwrap();
+        assert_eq!(serde_json::from_str::<SignGrant>(&json).unwrap(), g);
+        let bare = serde_json::to_string(&grant(&["k"])).unwrap();
+        assert_eq!(bare, r#"{"keys":["k"]}"#, "absent fields stay absent");
+        assert!(serde_json::from_str::<SignGrant>(r#"{"keys":[],"secret":"x"}"#).is_err());
+    }
+
+    fn arb() -> impl Strategy<Value = SignGrant> {
+        (
+            prop::sample::subsequence(vec!["a", "b", "c"], 0..4),
+            prop::collection::vec(prop::option::of(prop::sample::select(vec!["d1", "d2"])), 3),
+            prop::option::of(1u32..100),
+            prop::option::of(1usize..1 << 22),
+        )
+            .prop_map(|(keys, domains, max_calls, max_data_bytes)| SignGrant {
+                domains: keys
+                    .iter()
+                    .zip(&domains)
+                    .filter_map(|(k, d)| d.map(|d| (k.to_string(), d.to_string())))
+                    .collect(),
+                keys: keys.iter().map(|k| k.to_string()).collect(),
+                max_calls,
+                max_data_bytes,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn narrowing_never_widens_and_the_way_back_always_does(
+            wide in arb(),
+            keep in prop::collection::vec(any::<bool>(), 3),
+            bind in prop::collection::vec(any::<bool>(), 3),
+            cut in 1u32..1000,
+        ) {
+            prop_assert!(SignCapability::compare(&wide, &wide).is_empty());
+            let mut narrow = wide.clone();
+            let mut i = 0;
+            narrow.keys.retain(|_| { i += 1; keep[i - 1] });
+            narrow.domains.retain(|k, _| narrow.keys.contains(k));
+            for (k, b) in narrow.keys.iter().zip(&bind) {
+                if *b {
+                    narrow.domains.entry(k.clone()).or_insert_with(|| "added".into());
+                }
+            }
+            // One limit strictly lower, for sure.
+            narrow.max_calls = Some(wide.max_calls.map_or(cut, |n| n - 1 - cut % n));
+            prop_assert!(
+                !SignCapability::compare(&wide, &narrow).iter().any(|c| c.widens),
+                "{:?}", lines(&wide, &narrow)
+            );
+            prop_assert!(widens(&narrow, &wide));
+        }
+
+        #[test]
+        fn grants_that_differ_widen_at_least_one_way(a in arb(), b in arb()) {
+            let data = |g: &SignGrant| g.max_data_bytes.unwrap_or(DEFAULT_MAX_DATA_BYTES);
+            let same = a.keys == b.keys && a.domains == b.domains
+                && a.max_calls == b.max_calls && data(&a) == data(&b);
+            prop_assert_eq!(SignCapability::compare(&a, &b).is_empty(), same);
+            prop_assert_eq!(!widens(&a, &b) && !widens(&b, &a), same);
+        }
+    }
+}

@@ -4,6 +4,7 @@
 
 mod anthropic;
 mod budget;
+mod compare;
 mod failures;
 mod openai;
 mod scrub;

@@ -3,6 +3,8 @@
 //! `StaticResolver` standing in for DNS.
 
 mod bypass;
+mod compare;
+mod compare_props;
 mod grants;
 mod live;
 mod props;

@@ -108,17 +108,17 @@ mod fetch_scope {
 }
 
 #[derive(Debug, Clone)]
-struct PatternSpec {
-    scheme: &'static str,
-    wildcard: bool,
-    base: String,
-    port: Option<u16>,
-    path: String,
-    star: bool,
+pub(super) struct PatternSpec {
+    pub scheme: &'static str,
+    pub wildcard: bool,
+    pub base: String,
+    pub port: Option<u16>,
+    pub path: String,
+    pub star: bool,
 }
 
 impl PatternSpec {
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
         let wild = if self.wildcard { "*." } else { "" };
         let star = if self.star { "*" } else { "" };
@@ -130,15 +130,15 @@ impl PatternSpec {
 }
 
 #[derive(Debug, Clone)]
-struct UrlSpec {
-    scheme: &'static str,
-    host: String,
-    port: Option<u16>,
-    path: String,
+pub(super) struct UrlSpec {
+    pub scheme: &'static str,
+    pub host: String,
+    pub port: Option<u16>,
+    pub path: String,
 }
 
 impl UrlSpec {
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
         format!("{}://{}{port}{}", self.scheme, self.host, self.path)
     }
@@ -171,7 +171,7 @@ fn port() -> impl Strategy<Value = Option<u16>> {
     prop::option::of(prop::sample::select(vec![80u16, 443, 8080]))
 }
 
-fn pattern_spec() -> impl Strategy<Value = PatternSpec> {
+pub(super) fn pattern_spec() -> impl Strategy<Value = PatternSpec> {
     (
         scheme(),
         any::<bool>(),
@@ -190,7 +190,7 @@ fn pattern_spec() -> impl Strategy<Value = PatternSpec> {
         })
 }
 
-fn url_spec() -> impl Strategy<Value = UrlSpec> {
+pub(super) fn url_spec() -> impl Strategy<Value = UrlSpec> {
     (scheme(), small_labels(1..5), port(), small_path(4)).prop_map(|(scheme, host, port, path)| {
         UrlSpec {
             scheme,
