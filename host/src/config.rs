@@ -33,7 +33,7 @@ pub enum ConfigError {
         /// The tool.
         tool: String,
         /// Why it is refused.
-        refusal: crate::supply::Refusal,
+        refusal: Box<crate::supply::Refusal>,
     },
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]

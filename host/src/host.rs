@@ -109,7 +109,7 @@ pub enum LoadError {
         /// The tool.
         tool: String,
         /// Why.
-        refusal: crate::supply::Refusal,
+        refusal: Box<crate::supply::Refusal>,
     },
 }
 
@@ -418,7 +418,7 @@ impl Airlock {
     pub fn load_spec(&self, spec: &crate::config::ToolSpec) -> Result<Tool, LoadError> {
         let untrusted = |refusal| LoadError::Untrusted {
             tool: spec.name.clone(),
-            refusal,
+            refusal: Box::new(refusal),
         };
         let pin = crate::supply::check_load(self.policy.as_deref(), spec).map_err(untrusted)?;
         let bytes = Self::read_component(&spec.component)?;
@@ -473,7 +473,7 @@ impl Airlock {
             crate::supply::check_load(Some(policy), &spec).map_err(|refusal| {
                 LoadError::Untrusted {
                     tool: name.to_string(),
-                    refusal,
+                    refusal: Box::new(refusal),
                 }
             })?;
         }
@@ -497,11 +497,13 @@ impl Airlock {
         {
             return Err(LoadError::Untrusted {
                 tool: name.to_string(),
-                refusal: crate::supply::Refusal::Trust(airlock_trust::TrustError::DigestMismatch {
-                    what: format!("component {what}"),
-                    expected: airlock_trust::Digest::from_raw(&pin.digest),
-                    actual: airlock_trust::Digest::from_raw(&digest),
-                }),
+                refusal: Box::new(crate::supply::Refusal::Trust(
+                    airlock_trust::TrustError::DigestMismatch {
+                        what: format!("component {what}"),
+                        expected: airlock_trust::Digest::from_raw(&pin.digest),
+                        actual: airlock_trust::Digest::from_raw(&digest),
+                    },
+                )),
             });
         }
         self.caps
@@ -519,10 +521,10 @@ impl Airlock {
             if imported != pin.verbs {
                 return Err(LoadError::Untrusted {
                     tool: name.to_string(),
-                    refusal: crate::supply::Refusal::VerbsDiffer {
+                    refusal: Box::new(crate::supply::Refusal::VerbsDiffer {
                         requested: crate::supply::verb_list(pin.verbs),
                         imported: crate::supply::verb_list(imported),
-                    },
+                    }),
                 });
             }
         }

@@ -6,13 +6,13 @@
 //! against a real registry in `walkthrough.rs`.
 
 mod common;
-#[path = "supply_chain/world.rs"]
-mod world;
 #[path = "supply_chain/walkthrough.rs"]
 mod walkthrough;
+#[path = "supply_chain/world.rs"]
+mod world;
 
 mod supply_chain {
-    use crate::world::{NARROW, World, WIDE};
+    use crate::world::{NARROW, WIDE, World};
 
     fn refused(out: &std::process::Output, needle: &str) {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -25,7 +25,10 @@ mod supply_chain {
         let w = World::new();
         w.write(
             "bare.toml",
-            &format!("[tools.bare]\ncomponent = {:?}\n", w.component.display().to_string()),
+            &format!(
+                "[tools.bare]\ncomponent = {:?}\n",
+                w.component.display().to_string()
+            ),
         );
         refused(&w.run_tool("bare.toml", "bare"), "requires signed tools");
     }
@@ -42,7 +45,10 @@ mod supply_chain {
         let w = World::new();
         // The web team's key signs a tool under the data namespace.
         w.publish("1.0.0", NARROW, "web-team", "data");
-        refused(&w.add("1.0.0"), "may publish under [\"web\"] only, not under `data`");
+        refused(
+            &w.add("1.0.0"),
+            "may publish under [\"web\"] only, not under `data`",
+        );
     }
 
     #[test]
@@ -113,7 +119,11 @@ mod supply_chain {
             &w.update("1.0.0", &["--allow-downgrade"]),
             &format!("{old} is revoked"),
         );
-        assert_eq!(w.lock().tools["signer"].version, "1.1.0", "the pin did not move");
+        assert_eq!(
+            w.lock().tools["signer"].version,
+            "1.1.0",
+            "the pin did not move"
+        );
     }
 
     #[test]
@@ -150,15 +160,25 @@ mod supply_chain {
     fn an_include_that_widens_is_refused_and_one_that_narrows_runs() {
         let w = World::approved("1.0.0", NARROW);
         w.ok(&w.add("1.0.0"));
-        let task = "include = [\"toolkit.toml\"]\n[tools.signer.grants.sign]\nkeys = [\"webhook\"]\n";
-        w.write("task.toml", &format!("{task}max_calls = 11\n[tools.signer.grants.log]\n"));
-        refused(&w.run_tool("task.toml", "signer"), "~ sign max_calls 10 → 11");
+        let task =
+            "include = [\"toolkit.toml\"]\n[tools.signer.grants.sign]\nkeys = [\"webhook\"]\n";
+        w.write(
+            "task.toml",
+            &format!("{task}max_calls = 11\n[tools.signer.grants.log]\n"),
+        );
+        refused(
+            &w.run_tool("task.toml", "signer"),
+            "~ sign max_calls 10 → 11",
+        );
         w.write(
             "task.toml",
             "include = [\"toolkit.toml\"]\n[tools.signer.budget]\nmemory = \"1GiB\"\n",
         );
         refused(&w.run_tool("task.toml", "signer"), "~ budget memory");
-        w.write("task.toml", &format!("{task}max_calls = 1\n[tools.signer.grants.log]\n"));
+        w.write(
+            "task.toml",
+            &format!("{task}max_calls = 1\n[tools.signer.grants.log]\n"),
+        );
         w.ok(&w.run_tool("task.toml", "signer"));
     }
 
@@ -183,7 +203,13 @@ mod supply_chain {
         w.publish("1.0.0", NARROW, "data-team", "data");
         // The CLI will not sign an approval with a publisher's key...
         refused(
-            &w.airlock(&["tool", "approve", "oci:catalog:1.0.0", "--key", "data-team.key"]),
+            &w.airlock(&[
+                "tool",
+                "approve",
+                "oci:catalog:1.0.0",
+                "--key",
+                "data-team.key",
+            ]),
             "signed by no approver key",
         );
         // ...so the attacker forges one with the library and attaches it.
@@ -205,8 +231,16 @@ mod supply_chain {
     #[test]
     fn a_request_naming_other_verbs_than_the_imports_is_refused() {
         let w = World::new();
-        let out = w.pack("1.0.0", "[grants.sign]\nkeys = [\"webhook\"]\n", "data-team", "data");
-        refused(&out, "imports verbs [sign, log] but its signed request asks for [sign]");
+        let out = w.pack(
+            "1.0.0",
+            "[grants.sign]\nkeys = [\"webhook\"]\n",
+            "data-team",
+            "data",
+        );
+        refused(
+            &out,
+            "imports verbs [sign, log] but its signed request asks for [sign]",
+        );
     }
 
     #[test]
@@ -214,7 +248,14 @@ mod supply_chain {
         let w = World::single_user();
         w.publish("1.0.0", WIDE, "data-team", "data");
         refused(&w.add("1.0.0"), "run again with --approve");
-        w.ok(&w.airlock(&["tool", "add", "toolkit.toml", "signer", "oci:catalog:1.0.0", "--approve"]));
+        w.ok(&w.airlock(&[
+            "tool",
+            "add",
+            "toolkit.toml",
+            "signer",
+            "oci:catalog:1.0.0",
+            "--approve",
+        ]));
         assert!(matches!(
             w.lock().tools["signer"].approval,
             airlock_trust::Approval::Local { .. }

@@ -170,7 +170,7 @@ fn commit(
             supply::check_load(Some(policy), spec).map_err(|refusal| {
                 Failure::from(crate::LoadError::Untrusted {
                     tool: name.to_string(),
-                    refusal,
+                    refusal: Box::new(refusal),
                 })
             })?;
             Ok(())

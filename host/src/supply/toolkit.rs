@@ -43,7 +43,7 @@ fn untrusted(path: &Path, tool: &str, refusal: Refusal) -> ConfigError {
     ConfigError::Untrusted {
         path: path.to_path_buf(),
         tool: tool.to_string(),
-        refusal,
+        refusal: Box::new(refusal),
     }
 }
 
@@ -312,7 +312,7 @@ impl LockView {
         let check = ToolEntry {
             functions: spec.functions.clone(),
             grants: Some(spec.grants.clone()),
-            annotations: spec.annotations.clone(),
+            annotations: spec.annotations,
             ..ToolEntry::default()
         };
         crate::config::check_names_and_hints(name, &check).map_err(|m| invalid(path, m))?;

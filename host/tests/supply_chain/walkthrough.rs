@@ -55,9 +55,9 @@ fn the_readme_walkthrough_runs_as_written() {
         .parent()
         .unwrap()
         .to_path_buf();
-    let path = std::env::join_paths(
-        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-    )
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
     .unwrap();
     let out = Command::new("bash")
         .args(["-e", "-u", "-o", "pipefail", "-c", &script])
@@ -65,7 +65,10 @@ fn the_readme_walkthrough_runs_as_written() {
         .env("PATH", path)
         .env("REGISTRY", registry.addr.to_string())
         .env("AIRLOCK_CACHE", crate::common::scratch().join("cache"))
-        .env("AIRLOCK_CACHE_KEY", crate::common::scratch().join("cache.key"))
+        .env(
+            "AIRLOCK_CACHE_KEY",
+            crate::common::scratch().join("cache.key"),
+        )
         .output()
         .expect("bash runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -78,8 +81,18 @@ fn the_readme_walkthrough_runs_as_written() {
     // What each step promised: the refused upgrade named its widened scope,
     // the approved one moved the pin, and both runs signed.
     assert!(stderr.contains("~ sign max_calls 10 → 100"), "{stderr}");
-    assert!(stdout.contains("updated sign-webhook: data/sign-webhook 1.1.0"), "{stdout}");
-    assert_eq!(stdout.matches("\"header\": \"sha256=").count(), 2, "{stdout}");
+    assert!(
+        stdout.contains("updated sign-webhook: data/sign-webhook 1.1.0"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("\"header\": \"sha256=").count(),
+        2,
+        "{stdout}"
+    );
     let lock = std::fs::read_to_string(dir.path().join("toolkit.lock")).unwrap();
-    assert!(lock.contains("version = \"1.1.0\"") && lock.contains("kind = \"signed\""), "{lock}");
+    assert!(
+        lock.contains("version = \"1.1.0\"") && lock.contains("kind = \"signed\""),
+        "{lock}"
+    );
 }

@@ -80,7 +80,10 @@ impl World {
             self.public("web-team")
         );
         if self.team {
-            text += &format!("[approvers.security]\nkey = \"{}\"\n", self.public("security"));
+            text += &format!(
+                "[approvers.security]\nkey = \"{}\"\n",
+                self.public("security")
+            );
         }
         text += extra;
         self.write("trust.toml", &text);
@@ -96,7 +99,10 @@ impl World {
 
     /// A key's id.
     pub fn key_id(&self, key: &str) -> String {
-        airlock_trust::PublicKey::parse(&self.public(key)).unwrap().id().0
+        airlock_trust::PublicKey::parse(&self.public(key))
+            .unwrap()
+            .id()
+            .0
     }
 
     /// Writes a file in the world.
@@ -111,7 +117,10 @@ impl World {
             .current_dir(&self.dir)
             .env("AIRLOCK_WEBHOOK_SECRET", "s3cret")
             .env("AIRLOCK_CACHE", crate::common::scratch().join("cache"))
-            .env("AIRLOCK_CACHE_KEY", crate::common::scratch().join("cache.key"))
+            .env(
+                "AIRLOCK_CACHE_KEY",
+                crate::common::scratch().join("cache.key"),
+            )
             .output()
             .expect("the airlock binary runs")
     }
@@ -155,7 +164,12 @@ impl World {
     /// Packs and pushes `version` to the catalog layout `oci:catalog`.
     pub fn publish(&self, version: &str, request: &str, key: &str, namespace: &str) {
         self.ok(&self.pack(version, request, key, namespace));
-        self.airlock_ok(&["tool", "push", "signer.wasm", &format!("oci:catalog:{version}")]);
+        self.airlock_ok(&[
+            "tool",
+            "push",
+            "signer.wasm",
+            &format!("oci:catalog:{version}"),
+        ]);
     }
 
     /// The security team approves `version` in the catalog.

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use airlock_trust::oci::{Artifact, ToolRef};
 
-
 /// A sample artifact: `seed` makes the bytes differ.
 pub fn artifact(seed: &str) -> Artifact {
     let mut component = b"\0asm\x0d\0\x01\0".to_vec();
