@@ -113,6 +113,16 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// The trust policy's refusal of tool `tool`.
+    pub fn untrusted(tool: &str, refusal: crate::supply::Refusal) -> Self {
+        Self::Untrusted {
+            tool: tool.to_string(),
+            refusal: Box::new(refusal),
+        }
+    }
+}
+
 /// One line per distinct reason, naming every import refused for it.
 fn list(refusals: &[Refusal]) -> String {
     let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
@@ -416,11 +426,8 @@ impl Airlock {
     /// sha256 is not the pinned one and imports other than the requested
     /// verbs before anything is compiled.
     pub fn load_spec(&self, spec: &crate::config::ToolSpec) -> Result<Tool, LoadError> {
-        let untrusted = |refusal| LoadError::Untrusted {
-            tool: spec.name.clone(),
-            refusal: Box::new(refusal),
-        };
-        let pin = crate::supply::check_load(self.policy.as_deref(), spec).map_err(untrusted)?;
+        let pin = crate::supply::check_load(self.policy.as_deref(), spec)
+            .map_err(|refusal| LoadError::untrusted(&spec.name, refusal))?;
         let bytes = Self::read_component(&spec.component)?;
         let what = spec.component.display().to_string();
         self.load_checked(
@@ -470,12 +477,8 @@ impl Airlock {
         if let Some(policy) = &self.policy {
             // A tool loaded without a toolkit is a bare component.
             let spec = crate::config::ToolSpec::bare(name, grants.clone(), budget);
-            crate::supply::check_load(Some(policy), &spec).map_err(|refusal| {
-                LoadError::Untrusted {
-                    tool: name.to_string(),
-                    refusal: Box::new(refusal),
-                }
-            })?;
+            crate::supply::check_load(Some(policy), &spec)
+                .map_err(|refusal| LoadError::untrusted(name, refusal))?;
         }
         self.load_checked(name, what, bytes, grants, budget, None)
     }
@@ -519,13 +522,11 @@ impl Airlock {
         if let Some(pin) = &pin {
             let imported = world::imported_verbs(&imports);
             if imported != pin.verbs {
-                return Err(LoadError::Untrusted {
-                    tool: name.to_string(),
-                    refusal: Box::new(crate::supply::Refusal::VerbsDiffer {
-                        requested: crate::supply::verb_list(pin.verbs),
-                        imported: crate::supply::verb_list(imported),
-                    }),
-                });
+                let differ = crate::supply::Refusal::VerbsDiffer {
+                    requested: crate::supply::verb_list(pin.verbs),
+                    imported: crate::supply::verb_list(imported),
+                };
+                return Err(LoadError::untrusted(name, differ));
             }
         }
         let used =

@@ -173,17 +173,11 @@ mod supply_chain {
         let mut forged = a.component.clone();
         *forged.last_mut().unwrap() ^= 1;
         std::fs::write(blob(dir.path(), &expected), &forged).unwrap();
-        match oci::read_layout(dir.path(), "1.0.0") {
-            Err(DistError::DigestMismatch {
-                what,
-                expected: e,
-                actual,
-            }) => {
-                assert_eq!(what, "the component layer");
-                assert_eq!((e, actual), (expected, sha256_digest(&forged)));
-            }
-            other => panic!("expected DigestMismatch, got {other:?}"),
-        }
+        crate::common::assert_forged_component(
+            oci::read_layout(dir.path(), "1.0.0"),
+            &expected,
+            &forged,
+        );
     }
 
     #[test]

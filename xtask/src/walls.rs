@@ -270,15 +270,18 @@ pub const WALLS: &[Wall] = &[
     Wall {
         key: "supply_chain",
         title: "Supply chain",
-        promise: "A tool's bytes reach a job only when they match the digest its toolkit \
-                  pinned and a signature the operator trusts: a registry or directory that \
-                  serves other bytes for a digest, moves a pinned tag, plants a symlink or \
-                  claims an oversized blob is refused with a typed error before anything \
-                  is used.",
+        promise: "A shared tool runs only as the exact bytes its toolkit pinned, signed by a \
+                  publisher key the operator trusts for its namespace, approved as requested, \
+                  with grants no wider than the approval: unknown, out-of-namespace and revoked \
+                  signers, swapped components, replayed statements, forged approvals, edited \
+                  lockfiles, hand-widened toolkits and includes, downgrades, floating tags \
+                  and registries serving other bytes are each refused with exit 3 and the \
+                  reason.",
         design: "`airlock-trust` re-hashes every manifest and blob it reads (registry or \
-                 OCI layout) against its descriptor and the pinned digest, caps every size \
-                 before and while reading, and the host loads a tool only through the \
-                 verified lock.",
+                 OCI layout) and turns DSSE/in-toto statements into verdicts under \
+                 `trust.toml`; the host re-checks the lock, signatures, approval and grants \
+                 at every load and the pinned digest with the one hash the cache needs, \
+                 before compiling.",
     },
 ];
 

@@ -167,12 +167,8 @@ fn commit(
         .map_err(Failure::from)
         .and_then(|kit| {
             let spec = kit.tool(name)?;
-            supply::check_load(Some(policy), spec).map_err(|refusal| {
-                Failure::from(crate::LoadError::Untrusted {
-                    tool: name.to_string(),
-                    refusal: Box::new(refusal),
-                })
-            })?;
+            supply::check_load(Some(policy), spec)
+                .map_err(|refusal| Failure::from(crate::LoadError::untrusted(name, refusal)))?;
             Ok(())
         });
     if let Err(e) = check {

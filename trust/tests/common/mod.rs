@@ -138,6 +138,29 @@ fn serve(mut conn: TcpStream, table: &Mutex<HashMap<String, Reply>>) {
     }
 }
 
+/// Asserts `result` is the component layer refused for hashing to `forged`'s
+/// digest instead of `expected`.
+pub fn assert_forged_component<T: std::fmt::Debug>(
+    result: Result<T, airlock_trust::oci::DistError>,
+    expected: &str,
+    forged: &[u8],
+) {
+    match result {
+        Err(airlock_trust::oci::DistError::DigestMismatch {
+            what,
+            expected: e,
+            actual,
+        }) => {
+            assert_eq!(what, "the component layer");
+            assert_eq!(
+                (e.as_str(), actual),
+                (expected, airlock_trust::oci::sha256_digest(forged))
+            );
+        }
+        other => panic!("expected DigestMismatch, got {other:?}"),
+    }
+}
+
 /// Serve every blob of the layout at `dir` from `h` under `repo`, as a
 /// registry would: each blob at `blobs/<digest>`, each manifest or index at
 /// `manifests/<digest>`, and each tag of `index.json` at `manifests/<tag>`.
