@@ -11,6 +11,9 @@
 //!   toolkit: everything above, plus the statement's and approval's Ed25519
 //!   signatures, policy, lockfile claims and grants checked, and the pinned
 //!   digest compared with the one hash the cache needs anyway.
+//! * `check_only`: `airlock::supply::check_load` alone (signatures, policy,
+//!   lockfile claims, grants), the part of `pinned_5mb` that `bare_5mb` lacks
+//!   apart from one digest comparison.
 //! * `toolkit_and_pinned_5mb`: also reading the toolkit, its lockfile and the
 //!   statement and approval from the local store (what `airlock run` does).
 //!
@@ -170,6 +173,10 @@ fn load_pinned(c: &mut Criterion) {
                     .expect("the pinned tool loads"),
             )
         })
+    });
+    let policy = cat.policy.clone();
+    group.bench_function("check_only", |b| {
+        b.iter(|| black_box(airlock::supply::check_load(Some(&policy), black_box(&spec)).is_ok()))
     });
     group.bench_function("toolkit_and_pinned_5mb", |b| {
         b.iter(|| {

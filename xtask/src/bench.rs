@@ -30,6 +30,7 @@ const BENCHES: &[&str] = &[
     "density",
     "mcp",
     "refusal",
+    "supply",
 ];
 
 /// Result directories (criterion groups) the run rewrites; removed first so
@@ -45,6 +46,8 @@ const GROUPS: &[&str] = &[
     "density",
     "mcp",
     "refuse_large",
+    "load_pinned",
+    "tool_add",
 ];
 
 /// Where the hand-written part of `BENCHMARKS.md` starts.
@@ -417,6 +420,43 @@ fn rows(r: &Results) -> Result<Vec<Row>> {
         "p50 ≤ 50 ms",
         Some(refused.median <= 50_000_000.0),
     ));
+
+    // What trust costs at every load, and pinning a tool (issue 14).
+    let bare = r.need("load_pinned", "bare_5mb")?;
+    let pinned = r.need("load_pinned", "pinned_5mb")?;
+    rows.push(Row::timed(
+        "load_pinned",
+        "5 MB pinned tool: lock, signatures, approval, grants checked",
+        pinned,
+        "same bytes bare",
+        bare,
+        "ratio ≤ 1.05 (no measurable change)",
+        Some(pinned.median / bare.median <= 1.05),
+    ));
+    rows.push(Row::timed(
+        "load_pinned",
+        "the trust check alone",
+        r.need("load_pinned", "check_only")?,
+        "bare load",
+        bare,
+        "(for scale)",
+        None,
+    ));
+    // Needs Debian's docker-registry; without it the bench skips this group.
+    if let (Some(add), Some(push)) = (
+        r.stats("tool_add", "add_and_first_load_5mb")?,
+        r.stats("tool_add", "push_5mb")?,
+    ) {
+        rows.push(Row::timed(
+            "tool_add",
+            "add + first load of a 5 MB tool from a loopback registry (2 processes)",
+            add,
+            "push",
+            push,
+            "(for scale)",
+            None,
+        ));
+    }
 
     // 6. density
     let d = r.json("density", "results.json")?;
