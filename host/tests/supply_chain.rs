@@ -6,6 +6,8 @@
 //! against a real registry in `walkthrough.rs`.
 
 mod common;
+#[path = "../../trust/tests/common/registry.rs"]
+mod registry;
 #[path = "supply_chain/walkthrough.rs"]
 mod walkthrough;
 #[path = "supply_chain/world.rs"]

@@ -5,8 +5,7 @@
 
 use std::process::Command;
 
-#[path = "../../../trust/tests/common/registry.rs"]
-mod registry;
+use crate::registry;
 
 /// The shell blocks of README between `<!-- walkthrough -->` and
 /// `<!-- /walkthrough -->`.
