@@ -1,14 +1,17 @@
 //! The one hardened wasmtime `Engine` per process and the epoch ticker that
 //! drives job deadlines. Settings follow the project's hardening recipe.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the epoch advances: the granularity of CPU deadlines.
+/// How often the epoch advances by default ([`crate::HostOptions::epoch_tick`]):
+/// how often a running job checks for cancellation. Deadlines do not wait for
+/// it: a job less than a tick from its deadline asks the ticker to wake then.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Core module instances one job may create, by default
@@ -117,50 +120,138 @@ fn pool_address_space(max_jobs: u32) -> u64 {
     2 * u64::from(max_jobs) * ((4 << 30) + (32 << 20))
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+/// Advances the engine's epoch every tick until dropped, and also at each
+/// instant a job asked for with [`Deadlines::wake_at`]: a job about to pass
+/// its deadline is interrupted at the deadline, not at the next tick.
 pub struct EpochTicker {
-    stop: Arc<AtomicBool>,
+    deadlines: Deadlines,
     handle: Option<JoinHandle<()>>,
 }
 
+/// The ticker's wake-up list, shared with the jobs.
+#[derive(Clone)]
+pub struct Deadlines {
+    shared: Arc<TickerShared>,
+    tick: Duration,
+}
+
+struct TickerShared {
+    state: Mutex<TickerState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct TickerState {
+    stop: bool,
+    /// Instants the epoch must also advance at, earliest first.
+    at: BinaryHeap<Reverse<Instant>>,
+}
+
+impl Deadlines {
+    /// The tick: how often the epoch advances regardless of deadlines.
+    pub fn tick(&self) -> Duration {
+        self.tick
+    }
+
+    /// Advances the epoch at `instant` as well (a job's deadline). Jobs call
+    /// this only when their deadline is less than a tick away, so the list
+    /// holds the few jobs about to run out, never every job started.
+    pub fn wake_at(&self, instant: Instant) {
+        let mut state = self.shared.state.lock().expect("the ticker's lock");
+        let earliest = state
+            .at
+            .peek()
+            .is_none_or(|Reverse(first)| instant < *first);
+        state.at.push(Reverse(instant));
+        drop(state);
+        if earliest {
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
 impl EpochTicker {
-    /// Starts the ticker thread for `engine`.
+    /// Starts the ticker thread for `engine`, ticking every [`EPOCH_TICK`].
     pub fn start(engine: &Engine) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
+        Self::with_tick(engine, EPOCH_TICK)
+    }
+
+    /// Starts the ticker thread for `engine`, ticking every `tick`.
+    pub fn with_tick(engine: &Engine, tick: Duration) -> Self {
+        let shared = Arc::new(TickerShared {
+            state: Mutex::default(),
+            wake: Condvar::new(),
+        });
         let engine = engine.weak();
-        let flag = stop.clone();
+        let thread_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("airlock-epoch".into())
-            .spawn(move || {
-                // Ticks at fixed instants, not a fixed sleep after each tick,
-                // so wake-up delays do not add up: a deadline is seen at most
-                // one tick (plus one wake-up) after it passes.
-                let mut next = std::time::Instant::now();
-                while !flag.load(Ordering::Relaxed) {
-                    next += EPOCH_TICK;
-                    let now = std::time::Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
-                    } else {
-                        next = now;
-                    }
-                    match engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
+            .spawn(move || run_ticker(&thread_shared, &engine, tick))
             .expect("spawning the epoch ticker thread");
         Self {
-            stop,
+            deadlines: Deadlines { shared, tick },
             handle: Some(handle),
         }
+    }
+
+    /// The handle jobs use to be woken at their deadline.
+    pub fn deadlines(&self) -> &Deadlines {
+        &self.deadlines
+    }
+}
+
+/// Ticks at fixed instants, not a fixed sleep after each tick, so wake-up
+/// delays do not add up; between ticks, wakes at each requested instant.
+fn run_ticker(shared: &TickerShared, engine: &wasmtime::EngineWeak, tick: Duration) {
+    let mut next_tick = Instant::now() + tick;
+    let mut state = shared.state.lock().expect("the ticker's lock");
+    loop {
+        if state.stop {
+            return;
+        }
+        let now = Instant::now();
+        let mut due = false;
+        while state.at.peek().is_some_and(|Reverse(at)| *at <= now) {
+            state.at.pop();
+            due = true;
+        }
+        if now >= next_tick {
+            due = true;
+            next_tick += tick;
+            if next_tick <= now {
+                next_tick = now + tick;
+            }
+        }
+        if due {
+            drop(state);
+            match engine.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+            state = shared.state.lock().expect("the ticker's lock");
+            continue;
+        }
+        let until = state
+            .at
+            .peek()
+            .map_or(next_tick, |Reverse(at)| (*at).min(next_tick));
+        state = shared
+            .wake
+            .wait_timeout(state, until.saturating_duration_since(now))
+            .expect("the ticker's lock")
+            .0;
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.deadlines
+            .shared
+            .state
+            .lock()
+            .expect("the ticker's lock")
+            .stop = true;
+        self.deadlines.shared.wake.notify_one();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }

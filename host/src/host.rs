@@ -17,7 +17,7 @@ use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
 
 use crate::cache::{CacheOutcome, CacheWarning, ComponentCache, Digest32};
-use crate::engine::{EpochTicker, PoolSize, build_engine};
+use crate::engine::{EPOCH_TICK, EpochTicker, PoolSize, build_engine};
 use crate::job::{self, Budget, JobError, JobOutput, JobParts, JobState};
 use crate::type_size::TypeCap;
 use crate::verbs::{Capabilities, Grants, VerbSet};
@@ -255,6 +255,10 @@ pub struct HostOptions {
     pub no_cache: bool,
     /// The trust policy every tool is checked against at load.
     pub policy: Option<Arc<airlock_trust::Policy>>,
+    /// How often running jobs check for cancellation (`None`:
+    /// [`crate::engine::EPOCH_TICK`], 10 ms). Deadlines are kept to the
+    /// instant whatever the tick: the ticker also wakes at a near deadline.
+    pub epoch_tick: Option<Duration>,
     /// Test-only: shows every job's guest memories to this probe (and builds
     /// the engine with guest debugging on). See [`crate::probe`].
     #[cfg(feature = "guest-debug")]
@@ -264,7 +268,7 @@ pub struct HostOptions {
 /// The airlock host.
 pub struct Airlock {
     engine: Engine,
-    _ticker: EpochTicker,
+    ticker: EpochTicker,
     cache: ComponentCache,
     caps: Capabilities,
     policy: Option<Arc<airlock_trust::Policy>>,
@@ -301,7 +305,7 @@ impl Airlock {
         };
         #[cfg(not(feature = "guest-debug"))]
         let engine = build_engine(options.pool)?;
-        let ticker = EpochTicker::start(&engine);
+        let ticker = EpochTicker::with_tick(&engine, options.epoch_tick.unwrap_or(EPOCH_TICK));
         let cache = if options.no_cache {
             ComponentCache::disabled()
         } else {
@@ -310,7 +314,7 @@ impl Airlock {
         };
         Ok(Self {
             engine,
-            _ticker: ticker,
+            ticker,
             cache,
             caps,
             policy: options.policy,
@@ -656,6 +660,7 @@ impl Airlock {
                 verbs,
                 cancel: control.cancel.clone(),
                 core_instances: self.core_instances,
+                deadlines: self.ticker.deadlines().clone(),
             },
         )
         .map_err(|e| JobError::Internal(format!("{e:#}")))?;

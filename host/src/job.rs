@@ -256,6 +256,8 @@ pub(crate) struct JobParts {
     pub cancel: airlock_core::Cancel,
     /// Core module instances the job may create (the host's pool setting).
     pub core_instances: u32,
+    /// The epoch ticker, asked to wake at the deadline once it is near.
+    pub deadlines: crate::engine::Deadlines,
 }
 
 /// Builds the store with every limit armed before anything is instantiated.
@@ -288,12 +290,23 @@ pub(crate) fn new_store(
     store.set_hostcall_fuel(budget.hostcall_bytes);
     store.set_epoch_deadline(1);
     let cancel = parts.cancel;
+    let deadlines = parts.deadlines;
+    // A deadline closer than one tick would be seen only at the next tick:
+    // ask the ticker to advance the epoch at the deadline itself.
+    let mut woken = budget.timeout <= deadlines.tick();
+    if woken {
+        deadlines.wake_at(deadline);
+    }
     store.epoch_deadline_callback(move |_| {
-        if cancel.is_cancelled() || Instant::now() >= deadline {
-            Ok(UpdateDeadline::Interrupt)
-        } else {
-            Ok(UpdateDeadline::Yield(1))
+        let now = Instant::now();
+        if cancel.is_cancelled() || now >= deadline {
+            return Ok(UpdateDeadline::Interrupt);
         }
+        if !woken && deadline - now <= deadlines.tick() {
+            deadlines.wake_at(deadline);
+            woken = true;
+        }
+        Ok(UpdateDeadline::Yield(1))
     });
     Ok((store, parts.captured))
 }

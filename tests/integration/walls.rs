@@ -6,10 +6,11 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use airlock::{Budget, BudgetKind, JobError, LoadError};
+use airlock::{Budget, BudgetKind, HostOptions, JobError, LoadError};
 use airlock_tests::{
-    WEBHOOK_KEY, assert_host_still_works, assert_resources_budget, budget, caps, guest_bytes,
-    hmac_hex, host, job_err, load, load_err, load_ok, log_only, no_grants, signer_grants,
+    WEBHOOK_KEY, assert_host_still_works, assert_resources_budget, budget, cache_dir, caps,
+    guest_bytes, hmac_hex, host, host_with, job_err, load, load_err, load_ok, log_only, no_grants,
+    signer_grants,
 };
 use serde_json::{Value, json};
 
@@ -63,6 +64,52 @@ mod cpu {
             "stopped too late: {elapsed:?}"
         );
         assert_host_still_works(&host).await;
+    }
+
+    /// A spin whose deadline falls between two ticks of a slow ticker ends
+    /// at the deadline: the job asks the ticker to wake it there.
+    async fn spin_ends_at_its_deadline_with_tick(tick: Duration, timeout: Duration) {
+        let host = host_with(
+            HostOptions {
+                no_cache: false,
+                cache_dir: Some(cache_dir().to_path_buf()),
+                epoch_tick: Some(tick),
+                ..HostOptions::default()
+            },
+            caps(),
+        );
+        let tool = load_ok(
+            &host,
+            "spin",
+            no_grants(),
+            budget(|b| {
+                b.fuel = 1 << 60;
+                b.timeout = timeout;
+            }),
+        );
+        let started = Instant::now();
+        let err = job_err(host.run(&tool, None, &json!({})).await, "spin");
+        let elapsed = started.elapsed();
+        assert_budget(&err, BudgetKind::Deadline);
+        assert!(elapsed >= timeout, "stopped too early: {elapsed:?}");
+        // The next tick after the deadline is a whole tick later.
+        let next_tick = tick * (timeout.as_millis() / tick.as_millis() + 1) as u32;
+        assert!(
+            elapsed < next_tick - tick / 4,
+            "waited for the tick at {next_tick:?}: {elapsed:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deadline_shorter_than_a_tick_is_kept() {
+        spin_ends_at_its_deadline_with_tick(Duration::from_secs(8), Duration::from_millis(300))
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deadline_between_two_ticks_is_kept() {
+        spin_ends_at_its_deadline_with_tick(Duration::from_secs(2), Duration::from_millis(2500))
+            .await;
     }
 }
 
