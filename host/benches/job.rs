@@ -42,6 +42,10 @@
 //!   `bench_bulky.wasm`, a 5 MB component (a 5 MiB data segment), the size
 //!   the target names. Every load asserts it was a cache hit: compile
 //!   never happens on these paths.
+//! * `airlock_warm_process_5mb`: `Airlock::load_tool_file` of the 5 MB
+//!   component by a host that loaded it before: its file's identity (device,
+//!   inode, size, modification and change times) is unchanged, so neither the
+//!   file, its hash nor the cache entry is read again (`host/src/memo.rs`).
 //! * `sha256_input_5mb`: only the sha256 of the 5 MB component's bytes, the
 //!   digest that names it in the cache (the floor of a content-keyed cache).
 
@@ -146,6 +150,27 @@ fn load_cached(c: &mut Criterion) {
             b.iter(|| black_box(deserialize(&engine, &cwasm).expect("the compiled file loads")))
         });
         if !suffix.is_empty() {
+            // A tool loaded again by the same process: its file's identity
+            // unchanged, its component verified before (crate `memo`).
+            let host = airlock::Airlock::new(
+                HostOptions {
+                    cache_dir: Some(dir.path().join("cache")),
+                    cache_key: Some(dir.path().join("cache.key")),
+                    ..HostOptions::default()
+                },
+                Capabilities::default(),
+                std::sync::Arc::new(airlock::NullAudit),
+            )
+            .expect("the host starts");
+            let path = guest(name);
+            let load = || {
+                host.load_tool_file(name, &path, Grants::default(), Budget::default())
+                    .expect("the tool loads")
+            };
+            load();
+            group.bench_function(format!("airlock_warm_process{suffix}"), |b| {
+                b.iter(|| black_box(load()))
+            });
             // What naming the component by its content costs by itself.
             group.bench_function(format!("sha256_input{suffix}"), |b| {
                 b.iter(|| black_box(Sha256::digest(black_box(&bytes))))

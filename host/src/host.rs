@@ -237,6 +237,13 @@ impl Tool {
     }
 }
 
+/// The component a load starts from: bytes and their sha256, or what this
+/// process verified of them before ([`crate::memo`]).
+enum Input<'a> {
+    Bytes(&'a [u8], Digest32),
+    Verified(Digest32, crate::memo::Verified),
+}
+
 /// Settings of a host.
 #[derive(Debug, Clone, Default)]
 pub struct HostOptions {
@@ -272,6 +279,7 @@ pub struct Airlock {
     cache: ComponentCache,
     caps: Capabilities,
     policy: Option<Arc<airlock_trust::Policy>>,
+    memo: crate::memo::Memo,
     audit: Arc<dyn AuditSink>,
     linkers: Mutex<HashMap<VerbSet, Arc<Linker<JobState>>>>,
     pres: Mutex<HashMap<(Digest32, VerbSet), InstancePre<JobState>>>,
@@ -318,6 +326,7 @@ impl Airlock {
             cache,
             caps,
             policy: options.policy,
+            memo: crate::memo::Memo::default(),
             audit,
             linkers: Mutex::default(),
             pres: Mutex::default(),
@@ -432,12 +441,9 @@ impl Airlock {
     pub fn load_spec(&self, spec: &crate::config::ToolSpec) -> Result<Tool, LoadError> {
         let pin = crate::supply::check_load(self.policy.as_deref(), spec)
             .map_err(|refusal| LoadError::untrusted(&spec.name, refusal))?;
-        let bytes = Self::read_component(&spec.component)?;
-        let what = spec.component.display().to_string();
-        self.load_checked(
+        self.load_path(
             &spec.name,
-            &what,
-            &bytes,
+            &spec.component,
             spec.grants.clone(),
             spec.budget,
             pin,
@@ -452,8 +458,8 @@ impl Airlock {
         grants: Grants,
         budget: Budget,
     ) -> Result<Tool, LoadError> {
-        let bytes = Self::read_component(path)?;
-        self.load(name, &path.display().to_string(), &bytes, grants, budget)
+        self.check_bare(name, &grants, budget)?;
+        self.load_path(name, path, grants, budget, None)
     }
 
     /// Loads a tool: checks its grants against the host, its imports and
@@ -467,51 +473,87 @@ impl Airlock {
         grants: Grants,
         budget: Budget,
     ) -> Result<Tool, LoadError> {
-        self.load(name, name, bytes, grants, budget)
+        self.check_bare(name, &grants, budget)?;
+        let digest: Digest32 = Sha256::digest(bytes).into();
+        self.load_checked(
+            name,
+            name,
+            Input::Bytes(bytes, digest),
+            grants,
+            budget,
+            None,
+        )
     }
 
-    fn load(
-        &self,
-        name: &str,
-        what: &str,
-        bytes: &[u8],
-        grants: Grants,
-        budget: Budget,
-    ) -> Result<Tool, LoadError> {
+    /// A tool loaded without a toolkit is a bare component: under a trust
+    /// policy it must pass `require_signed` and the blocked verbs and hosts.
+    fn check_bare(&self, name: &str, grants: &Grants, budget: Budget) -> Result<(), LoadError> {
         if let Some(policy) = &self.policy {
-            // A tool loaded without a toolkit is a bare component.
             let spec = crate::config::ToolSpec::bare(name, grants.clone(), budget);
             crate::supply::check_load(Some(policy), &spec)
                 .map_err(|refusal| LoadError::untrusted(name, refusal))?;
         }
-        self.load_checked(name, what, bytes, grants, budget, None)
+        Ok(())
+    }
+
+    /// Loads the component at `path`: from this process's memory when the
+    /// file's identity is the one it had when it was read and verified,
+    /// otherwise read (its identity taken first) and hashed.
+    fn load_path(
+        &self,
+        name: &str,
+        path: &Path,
+        grants: Grants,
+        budget: Budget,
+        pin: Option<crate::supply::PinCheck>,
+    ) -> Result<Tool, LoadError> {
+        let what = path.display().to_string();
+        if let Some((digest, verified)) = self.memo.digest_of(path) {
+            let input = Input::Verified(digest, verified);
+            return self.load_checked(name, &what, input, grants, budget, pin);
+        }
+        // The identity before the read: bytes changed after it make the next
+        // load read again, never remember other bytes under it.
+        let id = crate::memo::FileId::at(path);
+        let bytes = Self::read_component(path)?;
+        let digest: Digest32 = Sha256::digest(&bytes).into();
+        let tool = self.load_checked(
+            name,
+            &what,
+            Input::Bytes(&bytes, digest),
+            grants,
+            budget,
+            pin,
+        )?;
+        if let Some(id) = id {
+            self.memo.remember_file(path, id, digest);
+        }
+        Ok(tool)
     }
 
     fn load_checked(
         &self,
         name: &str,
         what: &str,
-        bytes: &[u8],
+        input: Input<'_>,
         grants: Grants,
         budget: Budget,
         pin: Option<crate::supply::PinCheck>,
     ) -> Result<Tool, LoadError> {
         // Hashed once: the pin is checked before the bytes are parsed, and
         // the same digest keys the compiled-component cache.
-        let digest: Digest32 = Sha256::digest(bytes).into();
+        let digest = match &input {
+            Input::Bytes(_, d) | Input::Verified(d, _) => *d,
+        };
         if let Some(pin) = &pin
             && pin.digest != digest
         {
-            return Err(LoadError::Untrusted {
-                tool: name.to_string(),
-                refusal: Box::new(crate::supply::Refusal::Trust(
-                    airlock_trust::TrustError::DigestMismatch {
-                        what: format!("component {what}"),
-                        expected: airlock_trust::Digest::from_raw(&pin.digest),
-                        actual: airlock_trust::Digest::from_raw(&digest),
-                    },
-                )),
-            });
+            let mismatch = airlock_trust::TrustError::DigestMismatch {
+                what: format!("component {what}"),
+                expected: airlock_trust::Digest::from_raw(&pin.digest),
+                actual: airlock_trust::Digest::from_raw(&digest),
+            };
+            return Err(LoadError::untrusted(name, mismatch.into()));
         }
         self.caps
             .check(&grants)
@@ -519,9 +561,18 @@ impl Airlock {
                 tool: name.to_string(),
                 reason,
             })?;
-        // Imports and limits first, from the bytes: a refused component
-        // costs no compile (seconds and hundreds of MB for a large one).
-        let shape = self.precheck(bytes, what)?;
+        // Verified earlier in this process (its shape read, its compiled form
+        // checked), or read now: imports and limits first, from the bytes, so
+        // a refused component costs no compile.
+        let known = match &input {
+            Input::Verified(_, v) => Some(v.clone()),
+            Input::Bytes(..) => self.memo.verified(&digest),
+        };
+        let shape = match (&known, &input) {
+            (Some(v), _) => v.shape.clone(),
+            (None, Input::Bytes(bytes, _)) => Arc::new(self.precheck(bytes, what)?),
+            (None, Input::Verified(..)) => unreachable!("a verified input is known"),
+        };
         let imports = world::imports(&shape);
         if let Some(pin) = &pin {
             let imported = world::imported_verbs(&imports);
@@ -538,8 +589,22 @@ impl Airlock {
                 tool: name.to_string(),
                 refusals,
             })?;
-        let (component, cache) = self.compile(bytes, digest, what)?;
-        check_type_sizes(&exports(&self.engine, &component), what)?;
+        let (component, cache) = match (known, &input) {
+            (Some(v), _) => (v.component, self.cache.remembered_outcome()),
+            (None, Input::Bytes(bytes, _)) => {
+                let (component, cache) = self.compile(bytes, digest, what)?;
+                check_type_sizes(&exports(&self.engine, &component), what)?;
+                self.memo.remember(
+                    digest,
+                    crate::memo::Verified {
+                        shape,
+                        component: component.clone(),
+                    },
+                );
+                (component, cache)
+            }
+            (None, Input::Verified(..)) => unreachable!("a verified input is known"),
+        };
         let pre = self
             .instance_pre(&component, digest, used)
             .map_err(|e| LoadError::Link {

@@ -20,6 +20,7 @@ pub mod host;
 pub mod job;
 pub mod mcp;
 pub mod mcp_http;
+mod memo;
 pub mod names;
 pub mod no_network;
 pub mod precheck;

@@ -555,3 +555,4 @@ async fn a_fifo_entry_does_not_hang_and_is_not_trusted() {
 
 /// LRU eviction to the size cap, with real compiled entries.
 mod lru;
+mod memo;

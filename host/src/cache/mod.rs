@@ -259,6 +259,16 @@ impl ComponentCache {
         (!self.warned.swap(true, Ordering::Relaxed)).then(|| w.clone())
     }
 
+    /// What a load served from the process's memory reports: a hit, unless
+    /// the cache is refused (then the component was compiled in memory).
+    pub fn remembered_outcome(&self) -> CacheOutcome {
+        match self.open.get() {
+            Some(Err(_)) => CacheOutcome::Refused,
+            _ if self.dir.is_none() => CacheOutcome::Compiled,
+            _ => CacheOutcome::Hit,
+        }
+    }
+
     /// Compiles `bytes` or loads its verified compiled form.
     pub fn load(
         &self,
