@@ -349,6 +349,9 @@ struct HostFile {
     mcp: McpSection,
     #[serde(default)]
     trust: TrustSection,
+    /// `[kv.NAME]`: the key-value stores kv grants may name.
+    #[serde(default)]
+    kv: BTreeMap<String, airlock_kv::StoreSpec>,
 }
 
 /// `[trust]`: the trust policy signed tools are checked against.
@@ -651,12 +654,14 @@ impl HostConfig {
         let released = fetch_credentials(&file, |s| copy(s), same).map_err(|m| invalid(path, m))?;
         let fetch = FetchCapability::new(released, Arc::new(SystemResolver))
             .map_err(|e| invalid(path, e.to_string()))?;
+        let kv = airlock_kv::KvCapability::open(&file.kv, base).map_err(|m| invalid(path, m))?;
         Ok(Self {
             capabilities: Capabilities {
                 sign: SignCapability::new(keys),
                 log: Default::default(),
                 fetch,
                 complete,
+                kv,
             },
             mcp_http: file.mcp.limits(path)?,
             audit: AuditSettings::resolve(&file, path, copy, same)?,
@@ -926,6 +931,32 @@ mod tests {
         assert!(cfg.audit.keys.is_none());
         let debug = format!("{cfg:?}");
         assert!(!debug.contains("topsecret"), "{debug}");
+    }
+
+    #[test]
+    fn kv_stores_open_relative_to_the_config_and_unknown_kinds_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = HostConfig::parse(
+            "[kv.notes]\nkind = \"sqlite\"\npath = \"notes.db\"\n",
+            &dir.path().join("airlock.toml"),
+        )
+        .unwrap();
+        assert_eq!(cfg.capabilities.kv.store_names(), vec!["notes"]);
+        assert!(dir.path().join("notes.db").is_file());
+        let e = HostConfig::parse(
+            "[kv.notes]\nkind = \"redis\"\npath = \"x\"\n",
+            &dir.path().join("airlock.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[kv"), "{e}");
+        let e = HostConfig::parse(
+            "[kv.notes]\nkind = \"sqlite\"\npath = \"no/such/dir/notes.db\"\n",
+            &dir.path().join("airlock.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[kv.notes]: cannot open"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::units::{format_size, parse_duration, parse_size};
 use crate::{Budget, Grants, JobControl, JobOutput, Toolkit, Verb};
 use airlock_complete::CompleteGrant;
 use airlock_fetch::FetchGrant;
+use airlock_kv::KvGrant;
 use airlock_log::LogGrant;
 use airlock_sign::SignGrant;
 
@@ -122,6 +123,15 @@ pub(super) fn parse_grants(flags: &[String]) -> Result<Grants, Failure> {
                     Failure::usage("--grant complete needs a provider and models: --grant complete:PROVIDER/MODEL[,MODEL]")
                 })?;
                 grants.complete = Some(Arc::new(CompleteGrant::new(provider, list(Some(models)))));
+            }
+            Some(Verb::Kv) => {
+                let store = scope.filter(|s| !s.is_empty()).ok_or_else(|| {
+                    Failure::usage("--grant kv needs a store: --grant kv:STORE (a [kv.STORE] of the host config)")
+                })?;
+                grants.kv = Some(Arc::new(KvGrant {
+                    store: store.to_string(),
+                    ..KvGrant::default()
+                }));
             }
             None => {
                 return Err(Failure::usage(format!(
