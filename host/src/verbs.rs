@@ -32,13 +32,8 @@ pub enum Verb {
 
 impl Verb {
     /// Every verb this host serves.
-    pub const ALL: &'static [Verb] = &[
-        Verb::Sign,
-        Verb::Log,
-        Verb::Fetch,
-        Verb::Complete,
-        Verb::Kv,
-    ];
+    pub const ALL: &'static [Verb] =
+        &[Verb::Sign, Verb::Log, Verb::Fetch, Verb::Complete, Verb::Kv];
 
     /// The verb's name in toolkits and on the command line.
     pub fn name(self) -> &'static str {
