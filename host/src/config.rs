@@ -654,7 +654,15 @@ impl HostConfig {
         let released = fetch_credentials(&file, |s| copy(s), same).map_err(|m| invalid(path, m))?;
         let fetch = FetchCapability::new(released, Arc::new(SystemResolver))
             .map_err(|e| invalid(path, e.to_string()))?;
-        let kv = airlock_kv::KvCapability::open(&file.kv, base).map_err(|m| invalid(path, m))?;
+        // A store's connection string comes from a secret, as UTF-8 text.
+        let kv_secret = |name: &str| {
+            let bytes = copy(name)?;
+            String::from_utf8(bytes.expose_secret().to_vec())
+                .map(secrecy::SecretString::from)
+                .map_err(|_| format!("secret `{name}` is not UTF-8 text"))
+        };
+        let kv = airlock_kv::KvCapability::open(&file.kv, base, kv_secret)
+            .map_err(|m| invalid(path, m))?;
         Ok(Self {
             capabilities: Capabilities {
                 sign: SignCapability::new(keys),

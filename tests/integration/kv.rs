@@ -21,7 +21,8 @@ fn kv_host() -> (TestHost, tempfile::TempDir) {
     )]
     .into_iter()
     .collect();
-    let kv = KvCapability::open(&specs, dir.path()).expect("the store opens");
+    let kv = KvCapability::open(&specs, dir.path(), |_| Err("no secrets here".into()))
+        .expect("the store opens");
     let caps = Capabilities {
         kv,
         ..Capabilities::default()

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod grant;
+mod postgres;
 mod sqlite;
 mod store;
 
@@ -11,6 +12,7 @@ pub use grant::{
     DEFAULT_MAX_KEYS, DEFAULT_MAX_TOTAL_BYTES, DEFAULT_MAX_VALUE_BYTES, KvGrant,
     MAX_NAMESPACE_BYTES, check_namespace,
 };
+pub use postgres::{MAX_CONNECTIONS, PgStore};
 pub use sqlite::SqliteStore;
 pub use store::{Store, StoreSpec};
 
@@ -21,6 +23,7 @@ use std::time::Instant;
 
 use airlock_core::bindings::airlock::verbs::kv;
 use airlock_core::{Capability, Decision, Job, ScopeChange, VerbError};
+use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{HasSelf, Linker};
 
@@ -47,12 +50,18 @@ impl KvCapability {
         }
     }
 
-    /// Opens every store of `specs` (paths relative to `base`); the error
-    /// names the store that failed.
-    pub fn open(specs: &BTreeMap<String, StoreSpec>, base: &Path) -> Result<Self, String> {
+    /// Opens every store of `specs` (paths relative to `base`, connection
+    /// strings from the secrets `secret` resolves); the error names the
+    /// store that failed and never holds a secret.
+    pub fn open(
+        specs: &BTreeMap<String, StoreSpec>,
+        base: &Path,
+        secret: impl Fn(&str) -> Result<SecretString, String>,
+    ) -> Result<Self, String> {
         let mut stores = Vec::new();
         for (name, spec) in specs {
-            let store = Store::open(spec, base).map_err(|e| format!("[kv.{name}]: {e}"))?;
+            let store =
+                Store::open(spec, base, &secret).map_err(|e| format!("[kv.{name}]: {e}"))?;
             stores.push((name.clone(), store));
         }
         Ok(Self::new(stores))

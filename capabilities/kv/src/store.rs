@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use secrecy::SecretString;
+
+use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
 
 /// `[kv.NAME]` of the host config: where one store lives. The path or the
@@ -17,6 +20,12 @@ pub enum StoreSpec {
     Sqlite {
         /// The database file.
         path: PathBuf,
+    },
+    /// A PostgreSQL database several hosts may share.
+    Postgres {
+        /// The name of the `[secrets.NAME]` holding the connection string
+        /// (`host=… user=… password=… dbname=…` or `postgres://…`).
+        url: String,
     },
 }
 
@@ -34,20 +43,31 @@ pub(crate) enum StoreError {
 pub enum Store {
     /// An SQLite file.
     Sqlite(SqliteStore),
+    /// A PostgreSQL database.
+    Postgres(PgStore),
 }
 
 impl Store {
     /// Opens the store `spec` describes; relative paths are resolved
-    /// against `base`.
-    pub fn open(spec: &StoreSpec, base: &Path) -> Result<Self, String> {
+    /// against `base`, secrets named by the spec come from `secret`.
+    pub fn open(
+        spec: &StoreSpec,
+        base: &Path,
+        secret: impl Fn(&str) -> Result<SecretString, String>,
+    ) -> Result<Self, String> {
         match spec {
             StoreSpec::Sqlite { path } => Ok(Store::Sqlite(SqliteStore::open(&base.join(path))?)),
+            StoreSpec::Postgres { url } => {
+                let url = secret(url).map_err(|e| format!("url names secret `{url}`: {e}"))?;
+                Ok(Store::Postgres(PgStore::new(url)?))
+            }
         }
     }
 
     pub(crate) async fn get(&self, ns: String, key: String) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Store::Sqlite(s) => s.get(ns, key).await,
+            Store::Postgres(s) => s.get(ns, key).await,
         }
     }
 
@@ -60,12 +80,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.set(ns, key, value, limits).await,
+            Store::Postgres(s) => s.set(ns, key, value, limits).await,
         }
     }
 
     pub(crate) async fn delete(&self, ns: String, key: String) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(s) => s.delete(ns, key).await,
+            Store::Postgres(s) => s.delete(ns, key).await,
         }
     }
 
@@ -78,6 +100,7 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         match self {
             Store::Sqlite(s) => s.list(ns, prefix, cursor, limit).await,
+            Store::Postgres(s) => s.list(ns, prefix, cursor, limit).await,
         }
     }
 }

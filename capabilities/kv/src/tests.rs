@@ -1,5 +1,7 @@
-//! Wasm-free tests of the kv verb: call the `Host` methods on a `KvState`
-//! over a real SQLite file in a temp directory.
+//! Wasm-free tests of the kv verb: every scenario of `scenarios.rs` calls
+//! the `Host` methods on `KvState`s over a real SQLite file in a temp
+//! directory and over a real PostgreSQL server (`tests/pg.rs`, the harness
+//! the workspace's tests share).
 
 use super::*;
 use airlock_core::{MemoryAudit, WitError};
@@ -12,6 +14,16 @@ struct Fixture {
     audit: Arc<MemoryAudit>,
 }
 
+#[path = "../../../tests/pg.rs"]
+mod pg;
+mod scenarios;
+
+/// No secret is configured in the SQLite fixture.
+fn no_secret(name: &str) -> Result<SecretString, String> {
+    Err(format!("no secret `{name}` in this test"))
+}
+
+/// Stores `main` and `other` in SQLite files of a fresh directory.
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let specs: BTreeMap<String, StoreSpec> = toml::from_str(
@@ -21,7 +33,42 @@ fn fixture() -> Fixture {
         "#,
     )
     .unwrap();
-    let cap = KvCapability::open(&specs, dir.path()).unwrap();
+    let cap = KvCapability::open(&specs, dir.path(), no_secret).unwrap();
+    Fixture {
+        _dir: dir,
+        cap,
+        audit: Arc::new(MemoryAudit::default()),
+    }
+}
+
+/// Store `main` in a fresh database `db` of the PostgreSQL server `pg`
+/// (created here), its connection string read from a secret; `other` in
+/// SQLite.
+async fn pg_fixture(pg: &pg::Postgres, db: &str) -> Fixture {
+    let (admin, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .expect("the test server accepts connections");
+    let conn = tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    drop(admin);
+    let _ = conn.await;
+    let dir = tempfile::tempdir().unwrap();
+    let specs: BTreeMap<String, StoreSpec> = toml::from_str(
+        r#"
+        main = { kind = "postgres", url = "pg-main" }
+        other = { kind = "sqlite", path = "other.db" }
+        "#,
+    )
+    .unwrap();
+    let url = pg.url().replace("dbname=postgres", &format!("dbname={db}"));
+    let cap = KvCapability::open(&specs, dir.path(), |name| {
+        assert_eq!(name, "pg-main");
+        Ok(SecretString::from(url.clone()))
+    })
+    .unwrap();
     Fixture {
         _dir: dir,
         cap,
@@ -57,297 +104,64 @@ fn guest_err<T: std::fmt::Debug>(r: Result<T, VerbError>) -> WitError {
     }
 }
 
-#[tokio::test]
-async fn set_get_delete_round_trip_bytes() {
-    let f = fixture();
-    let mut s = f.state("t", grant(r#"store = "main""#));
-    assert_eq!(
-        s.namespace(),
-        "t",
-        "the namespace defaults to the tool's name"
-    );
-    assert_eq!(s.get("a".into()).await.unwrap(), None);
-    s.set("a".into(), vec![0, 1, 255]).await.unwrap();
-    assert_eq!(s.get("a".into()).await.unwrap(), Some(vec![0, 1, 255]));
-    s.set("a".into(), b"second".to_vec()).await.unwrap();
-    assert_eq!(s.get("a".into()).await.unwrap(), Some(b"second".to_vec()));
-    assert!(s.delete("a".into()).await.unwrap());
-    assert!(!s.delete("a".into()).await.unwrap());
-    assert_eq!(s.get("a".into()).await.unwrap(), None);
-    // Survives the state: a later job of the same tool reads it back.
-    s.set("kept".into(), b"v".to_vec()).await.unwrap();
-    let mut later = f.state("t", grant(r#"store = "main""#));
-    assert_eq!(later.get("kept".into()).await.unwrap(), Some(b"v".to_vec()));
+/// For each scenario, a test running it on SQLite, and `POSTGRES`: every
+/// scenario's name and body, for the test that runs them on PostgreSQL.
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::scenarios::$name(Arc::new(super::fixture())).await
+            }
+        )*
+        /// Every scenario of this module, for PostgreSQL.
+        pub(super) const POSTGRES: &[(&str, super::Scenario)] =
+            &[$((stringify!($name), |f| Box::pin(super::scenarios::$name(f)))),*];
+    };
 }
 
-#[tokio::test]
-async fn audit_names_op_namespace_and_key_hash_never_key_or_value() {
-    let f = fixture();
-    let mut s = f.state("t", grant(r#"store = "main""#));
-    s.set("alice@example.com".into(), b"SECRET-VALUE".to_vec())
-        .await
-        .unwrap();
-    let _ = s.get("alice@example.com".into()).await.unwrap();
-    let records = f.audit.records();
-    assert_eq!(records.len(), 2);
-    assert_eq!((records[0].verb, records[0].op), ("kv", "set"));
-    assert_eq!(records[1].op, "get");
-    let detail = records[0].detail.clone().unwrap();
-    assert!(
-        detail.starts_with("store=main ns=t key_len=17 key_sha256="),
-        "{detail}"
+type Scenario = fn(Arc<Fixture>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+mod on_sqlite {
+    use super::*;
+
+    scenarios!(
+        set_get_delete_round_trip_bytes,
+        audit_names_op_namespace_and_key_hash_never_key_or_value,
+        list_pages_through_every_key_once_in_order,
+        fifty_concurrent_writers_lose_nothing,
     );
-    assert!(detail.ends_with("value_len=12"), "{detail}");
-    let all = format!("{records:?}");
-    assert!(!all.contains("alice"), "{all}");
-    assert!(!all.contains("SECRET-VALUE"), "{all}");
 }
 
 mod kv_scope {
     use super::*;
 
-    /// Two tools on one store: whatever key, prefix or cursor one names,
-    /// it never reads, lists, overwrites or deletes the other's keys.
-    #[tokio::test]
-    async fn no_key_prefix_or_cursor_reaches_another_namespace() {
-        let f = fixture();
-        let mut victim = f.state("victim", grant(r#"store = "main""#));
-        victim
-            .set("secret".into(), b"v-data".to_vec())
-            .await
-            .unwrap();
-        victim.set("x%y".into(), b"v2".to_vec()).await.unwrap();
-        let mut attacker = f.state("attacker", grant(r#"store = "main""#));
-        for key in [
-            "../victim/secret",
-            "victim/secret",
-            "victim:secret",
-            "/victim/secret",
-            "%",
-            "_ecret",
-            "secret' OR '1'='1",
-            "secret\"; --",
-        ] {
-            assert_eq!(attacker.get(key.into()).await.unwrap(), None, "{key}");
-            assert!(!attacker.delete(key.into()).await.unwrap(), "{key}");
-        }
-        // Same key name, own namespace: a separate value.
-        assert_eq!(attacker.get("secret".into()).await.unwrap(), None);
-        attacker
-            .set("secret".into(), b"mine".to_vec())
-            .await
-            .unwrap();
-        assert_eq!(
-            victim.get("secret".into()).await.unwrap(),
-            Some(b"v-data".to_vec())
-        );
-        // LIKE wildcards in a prefix are text, not patterns.
-        for prefix in ["%", "_", "%%", "x_", "\\", "*", ""] {
-            let page = attacker.list(prefix.into(), None, 0).await.unwrap();
+    scenarios!(
+        no_key_prefix_or_cursor_reaches_another_namespace,
+        nul_control_and_oversized_keys_are_invalid,
+        a_read_only_grant_is_denied_every_write,
+        an_ungranted_state_denies_everything,
+        quotas_refuse_the_write_that_would_pass_them_and_write_nothing,
+    );
+
+    /// Every scenario, walls and plain, on a real PostgreSQL server: each on
+    /// a fresh database, so namespaces and quotas start empty.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_scenario_holds_on_postgres() {
+        let Some(pg) = pg::Postgres::start("kv_scope::every_scenario_holds_on_postgres") else {
+            return;
+        };
+        let all = POSTGRES.iter().chain(super::on_sqlite::POSTGRES);
+        for (i, (name, scenario)) in all.enumerate() {
+            let f = Arc::new(super::pg_fixture(&pg, &format!("s{i}")).await);
+            eprintln!("postgres: {name}");
+            scenario(f.clone()).await;
+            let trail = format!("{:?} {:?}", f.audit.records(), f.cap);
             assert!(
-                page.keys.iter().all(|k| k == "secret"),
-                "{prefix:?} -> {:?}",
-                page.keys
+                !trail.contains("dbname"),
+                "the connection string leaked: {trail}"
             );
         }
-        assert_eq!(
-            attacker.list("%".into(), None, 0).await.unwrap().keys,
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            victim.list("x%".into(), None, 0).await.unwrap().keys,
-            ["x%y"]
-        );
-        assert_eq!(
-            victim.list("x_".into(), None, 0).await.unwrap().keys,
-            Vec::<String>::new()
-        );
-        // A cursor below everything lists only its own namespace.
-        let page = attacker
-            .list(String::new(), Some(" ".into()), 0)
-            .await
-            .unwrap();
-        assert_eq!(page.keys, ["secret"]);
-        // A grant naming the victim's namespace is the only way in: the
-        // operator's choice, visible in the toolkit.
-        let mut shared = f.state(
-            "attacker",
-            grant("store = \"main\"\nnamespace = \"victim\""),
-        );
-        assert_eq!(
-            shared.get("secret".into()).await.unwrap(),
-            Some(b"v-data".to_vec())
-        );
-    }
-
-    #[tokio::test]
-    async fn nul_control_and_oversized_keys_are_invalid() {
-        let f = fixture();
-        let mut s = f.state("t", grant(r#"store = "main""#));
-        let long = "k".repeat(MAX_KEY_BYTES + 1);
-        for key in [
-            "",
-            "a\0b",
-            "\0",
-            "line\nbreak",
-            "tab\t",
-            "\u{7f}",
-            "\u{85}",
-            long.as_str(),
-        ] {
-            let e = guest_err(s.set(key.into(), b"v".to_vec()).await);
-            assert!(matches!(e, WitError::Invalid(_)), "{key:?}: {e:?}");
-            let e = guest_err(s.get(key.into()).await);
-            assert!(matches!(e, WitError::Invalid(_)), "{key:?}: {e:?}");
-        }
-        let e = guest_err(s.list("a\0".into(), None, 1).await);
-        assert!(matches!(e, WitError::Invalid(_)), "{e:?}");
-        let e = guest_err(s.list(String::new(), Some("\0".into()), 1).await);
-        assert!(matches!(e, WitError::Invalid(_)), "{e:?}");
-        // The longest allowed key works, and nothing was written before.
-        let max = "k".repeat(MAX_KEY_BYTES);
-        s.set(max.clone(), b"v".to_vec()).await.unwrap();
-        assert_eq!(s.list(String::new(), None, 0).await.unwrap().keys, [max]);
-    }
-
-    #[tokio::test]
-    async fn a_read_only_grant_is_denied_every_write() {
-        let f = fixture();
-        let mut w = f.state("t", grant(r#"store = "main""#));
-        w.set("a".into(), b"1".to_vec()).await.unwrap();
-        let mut r = f.state("t", grant("store = \"main\"\nread_only = true"));
-        assert_eq!(r.get("a".into()).await.unwrap(), Some(b"1".to_vec()));
-        let e = guest_err(r.set("a".into(), b"2".to_vec()).await);
-        assert!(
-            matches!(&e, WitError::Denied(m) if m.contains("read-only")),
-            "{e:?}"
-        );
-        let e = guest_err(r.delete("a".into()).await);
-        assert!(
-            matches!(&e, WitError::Denied(m) if m.contains("read-only")),
-            "{e:?}"
-        );
-        assert_eq!(r.get("a".into()).await.unwrap(), Some(b"1".to_vec()));
-        let last = f.audit.records().pop().unwrap();
-        assert!(matches!(&last.decision, Decision::Allow));
-        let denied = &f.audit.records()[3];
-        assert!(matches!(&denied.decision, Decision::Deny(m) if m.starts_with("denied:")));
-    }
-
-    #[tokio::test]
-    async fn an_ungranted_state_denies_everything() {
-        let f = fixture();
-        let job = Job::new(
-            1,
-            "t".into(),
-            Instant::now() + Duration::from_secs(5),
-            f.audit.clone(),
-        );
-        let mut s = f.cap.state(Arc::new(KvGrant::default()), job);
-        let e = guest_err(s.get("a".into()).await);
-        assert!(matches!(e, WitError::Denied(_)), "{e:?}");
-        let e = guest_err(s.list(String::new(), None, 0).await);
-        assert!(matches!(e, WitError::Denied(_)), "{e:?}");
-    }
-
-    #[tokio::test]
-    async fn quotas_refuse_the_write_that_would_pass_them_and_write_nothing() {
-        let f = fixture();
-        let g = grant(
-            "store = \"main\"\nmax_keys = 2\nmax_value_bytes = 8\nmax_total_bytes = 20\nmax_calls = 8",
-        );
-        let mut s = f.state("t", g.clone());
-        let e = guest_err(s.set("big".into(), vec![0; 9]).await);
-        assert_exhausted(e, "kv-value-bytes");
-        s.set("a".into(), vec![1; 8]).await.unwrap(); // 9 bytes
-        s.set("b".into(), vec![2; 8]).await.unwrap(); // 18 bytes
-        let e = guest_err(s.set("c".into(), vec![3]).await);
-        assert_exhausted(e, "kv-keys");
-        assert_eq!(s.get("c".into()).await.unwrap(), None);
-        s.delete("b".into()).await.unwrap(); // 9 bytes, 1 key
-        let e = guest_err(s.set("long-key".into(), vec![3; 8]).await); // 9 + 16 > 20
-        assert_exhausted(e, "kv-total-bytes");
-        s.set("c".into(), vec![3; 8]).await.unwrap(); // 18
-        // Overwriting with a value of the same size stays within the total.
-        s.set("c".into(), vec![4; 8]).await.unwrap();
-        // Eight calls reached the store (the oversized value never did): the ninth is refused.
-        let e = guest_err(s.get("a".into()).await);
-        assert_exhausted(e, "kv-calls");
-        // The quotas are the namespace's: a new job sees the same usage.
-        let mut next = f.state("t", g);
-        let e = guest_err(next.set("d".into(), vec![0]).await);
-        assert_exhausted(e, "kv-keys");
-    }
-
-    #[tokio::test]
-    async fn list_pages_through_every_key_once_in_order() {
-        let f = fixture();
-        let mut s = f.state("t", grant(r#"store = "main""#));
-        let mut want = Vec::new();
-        for i in 0..25 {
-            let key = format!("item/{i:02}");
-            s.set(key.clone(), vec![i]).await.unwrap();
-            want.push(key);
-        }
-        s.set("other".into(), vec![]).await.unwrap();
-        s.set("item".into(), vec![]).await.unwrap();
-        let mut got = Vec::new();
-        let mut cursor = None;
-        let mut pages = 0;
-        loop {
-            let page = s.list("item/".into(), cursor, 10).await.unwrap();
-            pages += 1;
-            assert!(page.keys.len() <= 10);
-            got.extend(page.keys);
-            match page.next {
-                Some(n) => cursor = Some(n),
-                None => break,
-            }
-        }
-        assert_eq!(pages, 3);
-        assert_eq!(got, want);
-        let all = s.list(String::new(), None, MAX_LIST + 5).await.unwrap();
-        assert_eq!(all.keys.len(), 27);
-        assert_eq!(all.next, None);
-    }
-
-    /// 50 jobs on 50 tasks write their own keys at once: every key is there
-    /// with its value, and the namespace's usage counts every one.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn fifty_concurrent_writers_lose_nothing() {
-        let f = Arc::new(fixture());
-        let mut tasks = Vec::new();
-        for job in 0..50u32 {
-            let f = f.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut s = f.state("t", grant("store = \"main\"\nmax_keys = 500"));
-                for i in 0..10u32 {
-                    s.set(format!("{job}/{i}"), format!("{job}-{i}").into_bytes())
-                        .await
-                        .unwrap();
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let mut s = f.state("t", grant("store = \"main\"\nmax_keys = 500"));
-        for job in 0..50u32 {
-            for i in 0..10u32 {
-                let v = s.get(format!("{job}/{i}")).await.unwrap();
-                assert_eq!(v, Some(format!("{job}-{i}").into_bytes()));
-            }
-        }
-        assert_eq!(
-            s.list(String::new(), None, MAX_LIST)
-                .await
-                .unwrap()
-                .keys
-                .len(),
-            500
-        );
-        let e = guest_err(s.set("one-more".into(), vec![]).await);
-        assert_exhausted(e, "kv-keys");
     }
 }
 
