@@ -968,6 +968,39 @@ mod tests {
     }
 
     #[test]
+    fn a_postgres_kv_store_reads_its_connection_string_from_a_secret_and_never_shows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pg-url"),
+            "host=127.0.0.1 user=kv password=pg-topsecret-71 dbname=kv",
+        )
+        .unwrap();
+        let cfg = HostConfig::parse(
+            "[secrets.pg]\nfile = \"pg-url\"\n[kv.shared]\nkind = \"postgres\"\nurl = \"pg\"\n",
+            &dir.path().join("airlock.toml"),
+        )
+        .unwrap();
+        assert_eq!(cfg.capabilities.kv.store_names(), vec!["shared"]);
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("topsecret"), "{debug}");
+        let e = HostConfig::parse(
+            "[kv.shared]\nkind = \"postgres\"\nurl = \"nope\"\n",
+            &dir.path().join("airlock.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[kv.shared]: url names secret `nope`"), "{e}");
+        std::fs::write(dir.path().join("bad-url"), "not a connection string ===").unwrap();
+        let e = HostConfig::parse(
+            "[secrets.b]\nfile = \"bad-url\"\n[kv.shared]\nkind = \"postgres\"\nurl = \"b\"\n",
+            &dir.path().join("airlock.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("does not parse") && !e.contains("==="), "{e}");
+    }
+
+    #[test]
     fn a_missing_secret_names_the_secret_and_where_it_was_looked_for() {
         let e = HostConfig::parse(
             "[secrets.h]\nenv = \"AIRLOCK_TEST_SURELY_UNSET_91\"\n[sign.keys.k]\nkind = \"hmac-sha256\"\nsecret = \"h\"\n",
