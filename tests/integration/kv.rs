@@ -7,22 +7,32 @@ use std::sync::Arc;
 
 use airlock::{Budget, Capabilities, LoadError, Tool};
 use airlock_kv::{KvCapability, StoreSpec};
+use airlock_tests::pg::Postgres;
 use airlock_tests::{TestHost, grants, guest, host, load_err, verb_error};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
 /// A host with one SQLite kv store, `main`, in a fresh directory.
 fn kv_host() -> (TestHost, tempfile::TempDir) {
+    kv_host_on(None)
+}
+
+/// A host whose kv store `main` is the PostgreSQL server `pg`, or an
+/// SQLite file in a fresh directory.
+fn kv_host_on(pg: Option<&Postgres>) -> (TestHost, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let specs = [(
-        "main".to_string(),
-        StoreSpec::Sqlite {
+    let spec = match pg {
+        Some(_) => StoreSpec::Postgres { url: "pg".into() },
+        None => StoreSpec::Sqlite {
             path: "kv.db".into(),
         },
-    )]
-    .into_iter()
-    .collect();
-    let kv = KvCapability::open(&specs, dir.path(), |_| Err("no secrets here".into()))
-        .expect("the store opens");
+    };
+    let specs = [("main".to_string(), spec)].into_iter().collect();
+    let kv = KvCapability::open(&specs, dir.path(), |_| match pg {
+        Some(pg) => Ok(SecretString::from(pg.url())),
+        None => Err("no secrets here".into()),
+    })
+    .expect("the store opens");
     let caps = Capabilities {
         kv,
         ..Capabilities::default()
@@ -115,7 +125,19 @@ async fn values_round_trip_and_every_call_is_audited_without_key_or_value() {
 /// those 500 keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_jobs_lose_no_write() {
-    let (host, _dir) = kv_host();
+    fifty_jobs(kv_host()).await;
+}
+
+/// The same 50 jobs on a PostgreSQL store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_jobs_lose_no_write_on_postgres() {
+    let Some(pg) = Postgres::start("kv::fifty_concurrent_jobs_lose_no_write_on_postgres") else {
+        return;
+    };
+    fifty_jobs(kv_host_on(Some(&pg))).await;
+}
+
+async fn fifty_jobs((host, _dir): (TestHost, tempfile::TempDir)) {
     let host = Arc::new(host);
     let tool = Arc::new(probe(&host, "counter", json!({ "store": "main" })));
     let mut jobs = Vec::new();
@@ -158,7 +180,20 @@ mod kv_scope {
     /// deletes nothing of it, and the victim still reads its value.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_probe_reaches_nothing_of_another_namespace() {
-        let (host, _dir) = kv_host();
+        escapes(kv_host()).await;
+    }
+
+    /// The same escapes against a PostgreSQL store.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_probe_reaches_nothing_of_another_namespace_on_postgres() {
+        let test = "kv::kv_scope::the_probe_reaches_nothing_of_another_namespace_on_postgres";
+        let Some(pg) = Postgres::start(test) else {
+            return;
+        };
+        escapes(kv_host_on(Some(&pg))).await;
+    }
+
+    async fn escapes((host, _dir): (TestHost, tempfile::TempDir)) {
         let victim = probe(&host, "victim", json!({ "store": "main" }));
         let out = run(
             &host,
