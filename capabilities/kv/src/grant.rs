@@ -149,17 +149,16 @@ impl KvGrant {
             Some(ns) => format!("namespace \"{ns}\""),
             None => "the namespace named after the tool".to_string(),
         };
+        let store = &self.store;
         let mut lines = vec![if self.read_only {
             format!(
-                "may read (get, list) keys in {ns} of the kv store `{}`, never write; \
-                 no other namespace is reachable",
-                self.store
+                "may read (get, list) keys of the kv store `{store}`, inside {ns}, never \
+                 write; no other namespace is reachable"
             )
         } else {
             format!(
-                "may read and write keys in {ns} of the kv store `{}`; \
-                 no other namespace is reachable",
-                self.store
+                "may read and write keys of the kv store `{store}`, inside {ns}; \
+                 no other namespace is reachable"
             )
         }];
         lines.push(format!(

@@ -234,14 +234,18 @@ fn grants_round_trip_and_describe_in_plain_words() {
     assert_eq!(
         KvCapability::describe(&g),
         [
-            "may read (get, list) keys in namespace \"crm\" of the kv store `main`, never write; \
-             no other namespace is reachable",
+            "may read (get, list) keys of the kv store `main`, inside namespace \"crm\", never \
+             write; no other namespace is reachable",
             "at most 10000 keys and 67108864 bytes in all in the namespace, 1048576 bytes per value",
             "at most 5 kv calls per job",
         ]
     );
     let w = KvCapability::describe(&grant(r#"store = "main""#));
-    assert!(w[0].starts_with("may read and write keys in the namespace named after the tool"));
+    assert_eq!(
+        w[0],
+        "may read and write keys of the kv store `main`, inside the namespace named after \
+         the tool; no other namespace is reachable"
+    );
     assert_eq!(w[2], "no limit on kv calls per job");
 }
 
