@@ -369,3 +369,25 @@ fn print_output(output: &JobOutput, as_json: bool) {
         serde_json::to_string_pretty(&output.value).unwrap_or_else(|_| "null".into())
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kv_grant_flag_names_a_store_and_nothing_else() {
+        let g = parse_grants(&["kv:notes".to_string()]).unwrap_or_else(|_| panic!("parses"));
+        let kv = g.kv.expect("a kv grant");
+        assert_eq!(kv.store, "notes");
+        assert_eq!(kv.namespace, None);
+        assert!(!kv.read_only);
+        for flag in ["kv", "kv:"] {
+            let e = parse_grants(&[flag.to_string()]).map(|_| ()).unwrap_err();
+            assert!(
+                e.message.contains("--grant kv:STORE"),
+                "{flag}: {}",
+                e.message
+            );
+        }
+    }
+}
