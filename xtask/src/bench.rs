@@ -30,6 +30,7 @@ const BENCHES: &[&str] = &[
     "density",
     "mcp",
     "refusal",
+    "kv",
 ];
 
 /// Result directories (criterion groups) the run rewrites; removed first so
@@ -45,6 +46,8 @@ const GROUPS: &[&str] = &[
     "density",
     "mcp",
     "refuse_large",
+    "kv_get",
+    "kv_set",
 ];
 
 /// Where the hand-written part of `BENCHMARKS.md` starts.
@@ -545,6 +548,19 @@ fn rows(r: &Results) -> Result<Vec<Row>> {
             target: "(ratio = × an airlock job)",
             met: None,
         });
+    }
+
+    // kv: one call through the verb (SQLite store) against direct rusqlite.
+    for (group, case) in [("kv_get", "get 16 B"), ("kv_set", "set 16 B")] {
+        rows.push(Row::timed(
+            group,
+            format!("{case}, per call"),
+            r.need(group, "verb")?,
+            "direct rusqlite",
+            r.need(group, "direct")?,
+            "(for scale)",
+            None,
+        ));
     }
     Ok(rows)
 }

@@ -216,7 +216,12 @@ impl KvState {
     ) -> Result<R, VerbError> {
         let started = Instant::now();
         let detail = format!("store={} ns={} {detail}", self.grant.store, self.namespace);
-        let result = match check.and_then(|()| self.authorize(write)) {
+        // Not granted at all: denied, whatever else is wrong with the call.
+        let granted = match self.store {
+            Some(_) => check,
+            None => Err(VerbError::denied("the kv verb is not granted to this tool")),
+        };
+        let result = match granted.and_then(|()| self.authorize(write)) {
             Err(e) => Err(e),
             Ok(store) => {
                 let guard = self.job.in_flight("kv", op, started, detail.clone());

@@ -179,6 +179,11 @@ pub(super) async fn an_ungranted_state_denies_everything(f: Arc<Fixture>) {
     assert!(matches!(e, WitError::Denied(_)), "{e:?}");
     let e = guest_err(s.list(String::new(), None, 0).await);
     assert!(matches!(e, WitError::Denied(_)), "{e:?}");
+    // Denied before anything else is checked: an oversized value or a NUL key.
+    let e = guest_err(s.set("a".into(), vec![0; 2 << 20]).await);
+    assert!(matches!(e, WitError::Denied(_)), "{e:?}");
+    let e = guest_err(s.delete("\0".into()).await);
+    assert!(matches!(e, WitError::Denied(_)), "{e:?}");
 }
 
 pub(super) async fn quotas_refuse_the_write_that_would_pass_them_and_write_nothing(
