@@ -4,7 +4,8 @@
 //!
 //! Std only, so any test crate can use it: `airlock-tests` exports it as
 //! `airlock_tests::pg`, other crates include the file with
-//! `#[path = "…/tests/pg.rs"] mod pg;`. When the server binaries are missing,
+//! `#[cfg(test)] #[path = "…/tests/pg.rs"] mod pg;` in their `lib.rs` (where
+//! `cargo xtask walls` can follow the path). When the server binaries are missing,
 //! [`Postgres::start`] returns `None` after printing why the test skips, or
 //! panics when `CI` is set (`cargo xtask test` installs Debian's `postgresql`).
 #![allow(dead_code)]

@@ -319,5 +319,9 @@ impl kv::Host for KvState {
     }
 }
 
+/// The workspace's PostgreSQL test harness.
+#[cfg(test)]
+#[path = "../../../tests/pg.rs"]
+mod pg;
 #[cfg(test)]
 mod tests;

@@ -14,8 +14,8 @@ struct Fixture {
     audit: Arc<MemoryAudit>,
 }
 
-#[path = "../../../tests/pg.rs"]
-mod pg;
+use crate::pg;
+
 mod scenarios;
 
 /// No secret is configured in the SQLite fixture.
