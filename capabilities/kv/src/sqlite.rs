@@ -1,9 +1,10 @@
 //! The embedded kv backend: one SQLite file (WAL, busy timeout), every key in
 //! a row keyed by (namespace, key) and a usage row per namespace, each write
-//! one `IMMEDIATE` transaction so its quota check and its write are atomic.
+//! one `IMMEDIATE` transaction (on the blocking pool) so its quota check and
+//! its write are atomic; an uncontended read runs in place.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -76,8 +77,23 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("sqlite worker failed: {e}")))?
     }
 
+    /// Runs a read on the calling thread when the connection is free (a
+    /// read in WAL mode does not wait for writers, so it takes microseconds),
+    /// else on the blocking pool like a write.
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let f = match self.conn.try_lock() {
+            Ok(mut guard) => return f(&mut guard),
+            Err(TryLockError::Poisoned(p)) => return f(&mut p.into_inner()),
+            Err(TryLockError::WouldBlock) => f,
+        };
+        self.with(f).await
+    }
+
     pub(crate) async fn get(&self, ns: String, key: String) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with(move |c| {
+        self.read(move |c| {
             c.prepare_cached("SELECT value FROM airlock_kv WHERE ns = ?1 AND key = ?2")
                 .and_then(|mut s| s.query_row(params![ns, key], |r| r.get(0)).optional())
                 .map_err(backend)
@@ -148,7 +164,7 @@ impl SqliteStore {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        self.with(move |c| {
+        self.read(move |c| {
             let mut s = c
                 .prepare_cached(
                     "SELECT key FROM airlock_kv
