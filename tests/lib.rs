@@ -8,6 +8,7 @@
 pub mod canaries;
 pub mod doubling;
 pub mod mixed;
+pub mod pg;
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};

@@ -17,6 +17,7 @@ pub const VERBS_WIT: &[(&str, &str)] = &[
     ("log.wit", include_str!("../../wit/log.wit")),
     ("fetch.wit", include_str!("../../wit/fetch.wit")),
     ("complete.wit", include_str!("../../wit/complete.wit")),
+    ("kv.wit", include_str!("../../wit/kv.wit")),
     ("worlds.wit", include_str!("../../wit/worlds.wit")),
 ];
 

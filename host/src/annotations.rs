@@ -88,7 +88,8 @@ pub fn classify(grants: &Grants) -> Classification {
     let mut outside = Vec::new();
     for verb in grants.set().iter() {
         match verb {
-            Verb::Sign | Verb::Log => {}
+            // A writable kv grant is classified after the loop.
+            Verb::Sign | Verb::Log | Verb::Kv => {}
             Verb::Complete => outside.push("complete sends prompts to a model".to_string()),
             Verb::Fetch => {
                 let Some(fetch) = &grants.fetch else { continue };
@@ -148,13 +149,33 @@ pub fn classify(grants: &Grants) -> Classification {
         hints.open_world = true;
         outside.join("; ")
     };
-    Classification {
+    let mut c = Classification {
         hints,
         read_only_why,
         destructive_why,
         idempotent_why,
         open_world_why,
+    };
+    // kv keeps state in the host's store: a writable grant changes it,
+    // overwrites and deletes (a read-only one changes nothing).
+    if let Some(kv) = grants.kv.as_ref().filter(|k| !k.read_only) {
+        let why = format!("kv may set and delete keys in store `{}`", kv.store);
+        if c.hints.read_only {
+            c.read_only_why = why.clone();
+        } else {
+            c.read_only_why = format!("{}; {why}", c.read_only_why);
+        }
+        if c.hints.idempotent {
+            c.idempotent_why = format!("{why}, so a repeated call may act again");
+        }
+        if !c.hints.destructive {
+            c.destructive_why = format!("{why}, replacing or removing what was there");
+        }
+        c.hints.read_only = false;
+        c.hints.idempotent = false;
+        c.hints.destructive = true;
     }
+    c
 }
 
 /// Refuses an override that is less cautious than `grants` allow; the error
@@ -294,6 +315,22 @@ mod tests {
             assert_eq!(c.hints, h(true, false, true, true), "{methods:?}");
             assert!(c.open_world_why.contains("https://api.example.com/"));
         }
+    }
+
+    #[test]
+    fn kv_read_only_changes_nothing_and_writable_kv_is_destructive_but_closed() {
+        let c = classify(&grants(json!({"kv": {"store": "s", "read_only": true}})));
+        assert_eq!(c.hints, Hints::PURE);
+        let c = classify(&grants(json!({"kv": {"store": "s"}})));
+        assert_eq!(c.hints, h(false, true, false, false));
+        assert!(c.read_only_why.contains("kv may set and delete"), "{c:?}");
+        assert!(c.destructive_why.contains("store `s`"), "{c:?}");
+        let c = classify(&fetch(Some(&["POST"])));
+        let mut g = fetch(Some(&["POST"]));
+        g.kv = grants(json!({"kv": {"store": "s"}})).kv;
+        let both = classify(&g);
+        assert!(both.read_only_why.starts_with(&c.read_only_why), "{both:?}");
+        assert!(both.read_only_why.contains("kv may"), "{both:?}");
     }
 
     #[test]

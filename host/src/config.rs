@@ -349,6 +349,9 @@ struct HostFile {
     mcp: McpSection,
     #[serde(default)]
     trust: TrustSection,
+    /// `[kv.NAME]`: the key-value stores kv grants may name.
+    #[serde(default)]
+    kv: BTreeMap<String, airlock_kv::StoreSpec>,
 }
 
 /// `[trust]`: the trust policy signed tools are checked against.
@@ -651,12 +654,22 @@ impl HostConfig {
         let released = fetch_credentials(&file, |s| copy(s), same).map_err(|m| invalid(path, m))?;
         let fetch = FetchCapability::new(released, Arc::new(SystemResolver))
             .map_err(|e| invalid(path, e.to_string()))?;
+        // A store's connection string comes from a secret, as UTF-8 text.
+        let kv_secret = |name: &str| {
+            let bytes = copy(name)?;
+            String::from_utf8(bytes.expose_secret().to_vec())
+                .map(secrecy::SecretString::from)
+                .map_err(|_| format!("secret `{name}` is not UTF-8 text"))
+        };
+        let kv = airlock_kv::KvCapability::open(&file.kv, base, kv_secret)
+            .map_err(|m| invalid(path, m))?;
         Ok(Self {
             capabilities: Capabilities {
                 sign: SignCapability::new(keys),
                 log: Default::default(),
                 fetch,
                 complete,
+                kv,
             },
             mcp_http: file.mcp.limits(path)?,
             audit: AuditSettings::resolve(&file, path, copy, same)?,
@@ -926,6 +939,65 @@ mod tests {
         assert!(cfg.audit.keys.is_none());
         let debug = format!("{cfg:?}");
         assert!(!debug.contains("topsecret"), "{debug}");
+    }
+
+    #[test]
+    fn kv_stores_open_relative_to_the_config_and_unknown_kinds_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = HostConfig::parse(
+            "[kv.notes]\nkind = \"sqlite\"\npath = \"notes.db\"\n",
+            &dir.path().join("airlock.toml"),
+        )
+        .unwrap();
+        assert_eq!(cfg.capabilities.kv.store_names(), vec!["notes"]);
+        assert!(dir.path().join("notes.db").is_file());
+        let e = HostConfig::parse(
+            "[kv.notes]\nkind = \"redis\"\npath = \"x\"\n",
+            &dir.path().join("airlock.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[kv"), "{e}");
+        let e = HostConfig::parse(
+            "[kv.notes]\nkind = \"sqlite\"\npath = \"no/such/dir/notes.db\"\n",
+            &dir.path().join("airlock.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[kv.notes]: cannot open"), "{e}");
+    }
+
+    #[test]
+    fn a_postgres_kv_store_reads_its_connection_string_from_a_secret_and_never_shows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pg-url"),
+            "host=127.0.0.1 user=kv password=pg-topsecret-71 dbname=kv",
+        )
+        .unwrap();
+        let cfg = HostConfig::parse(
+            "[secrets.pg]\nfile = \"pg-url\"\n[kv.shared]\nkind = \"postgres\"\nurl = \"pg\"\n",
+            &dir.path().join("airlock.toml"),
+        )
+        .unwrap();
+        assert_eq!(cfg.capabilities.kv.store_names(), vec!["shared"]);
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("topsecret"), "{debug}");
+        let e = HostConfig::parse(
+            "[kv.shared]\nkind = \"postgres\"\nurl = \"nope\"\n",
+            &dir.path().join("airlock.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[kv.shared]: url names secret `nope`"), "{e}");
+        std::fs::write(dir.path().join("bad-url"), "not a connection string ===").unwrap();
+        let e = HostConfig::parse(
+            "[secrets.b]\nfile = \"bad-url\"\n[kv.shared]\nkind = \"postgres\"\nurl = \"b\"\n",
+            &dir.path().join("airlock.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("does not parse") && !e.contains("==="), "{e}");
     }
 
     #[test]

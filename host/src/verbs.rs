@@ -7,6 +7,7 @@ use std::sync::Arc;
 use airlock_complete::{CompleteCapability, CompleteGrant, CompleteState};
 use airlock_core::{Capability, Job, ScopeChange};
 use airlock_fetch::{FetchCapability, FetchGrant, FetchState};
+use airlock_kv::{KvCapability, KvGrant, KvState};
 use airlock_log::{LogCapability, LogGrant, LogState};
 use airlock_sign::{SignCapability, SignGrant, SignState};
 use serde::{Deserialize, Serialize};
@@ -25,11 +26,14 @@ pub enum Verb {
     Fetch,
     /// `airlock:verbs/complete`.
     Complete,
+    /// `airlock:verbs/kv`.
+    Kv,
 }
 
 impl Verb {
     /// Every verb this host serves.
-    pub const ALL: &'static [Verb] = &[Verb::Sign, Verb::Log, Verb::Fetch, Verb::Complete];
+    pub const ALL: &'static [Verb] =
+        &[Verb::Sign, Verb::Log, Verb::Fetch, Verb::Complete, Verb::Kv];
 
     /// The verb's name in toolkits and on the command line.
     pub fn name(self) -> &'static str {
@@ -38,6 +42,7 @@ impl Verb {
             Verb::Log => LogCapability::VERB,
             Verb::Fetch => FetchCapability::VERB,
             Verb::Complete => CompleteCapability::VERB,
+            Verb::Kv => KvCapability::VERB,
         }
     }
 
@@ -49,6 +54,7 @@ impl Verb {
                 Verb::Log => LogCapability::INTERFACE,
                 Verb::Fetch => FetchCapability::INTERFACE,
                 Verb::Complete => CompleteCapability::INTERFACE,
+                Verb::Kv => KvCapability::INTERFACE,
             };
             full.strip_prefix("airlock:verbs/") == Some(iface)
         })
@@ -61,6 +67,7 @@ impl Verb {
             Verb::Log => "log",
             Verb::Fetch => "fetch:URL-PATTERN",
             Verb::Complete => "complete:PROVIDER/MODEL",
+            Verb::Kv => "kv:STORE",
         }
     }
 
@@ -116,6 +123,9 @@ pub struct Grants {
     /// The `complete` verb's scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete: Option<Arc<CompleteGrant>>,
+    /// The `kv` verb's scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv: Option<Arc<KvGrant>>,
 }
 
 impl Grants {
@@ -134,6 +144,9 @@ impl Grants {
         if self.complete.is_some() {
             s = s.with(Verb::Complete);
         }
+        if self.kv.is_some() {
+            s = s.with(Verb::Kv);
+        }
         s
     }
 
@@ -151,6 +164,9 @@ impl Grants {
         }
         if let Some(g) = &self.complete {
             out.push((Verb::Complete, CompleteCapability::describe(g)));
+        }
+        if let Some(g) = &self.kv {
+            out.push((Verb::Kv, KvCapability::describe(g)));
         }
         out
     }
@@ -190,6 +206,7 @@ impl Grants {
                     self.complete.as_ref(),
                     after.complete.as_ref(),
                 ),
+                Verb::Kv => compare_verb::<KvCapability>(self.kv.as_ref(), after.kv.as_ref()),
             });
         }
         out
@@ -222,6 +239,8 @@ pub struct Capabilities {
     pub fetch: FetchCapability,
     /// Language-model providers.
     pub complete: CompleteCapability,
+    /// Key-value stores.
+    pub kv: KvCapability,
 }
 
 impl Capabilities {
@@ -239,6 +258,9 @@ impl Capabilities {
         if let Some(g) = &grants.complete {
             self.complete.check_grant(g)?;
         }
+        if let Some(g) = &grants.kv {
+            self.kv.check_grant(g)?;
+        }
         Ok(())
     }
 
@@ -249,6 +271,7 @@ impl Capabilities {
         static NO_LOG: std::sync::OnceLock<Arc<LogGrant>> = std::sync::OnceLock::new();
         static NO_FETCH: std::sync::OnceLock<Arc<FetchGrant>> = std::sync::OnceLock::new();
         static NO_COMPLETE: std::sync::OnceLock<Arc<CompleteGrant>> = std::sync::OnceLock::new();
+        static NO_KV: std::sync::OnceLock<Arc<KvGrant>> = std::sync::OnceLock::new();
         let sign = grants
             .sign
             .clone()
@@ -271,11 +294,17 @@ impl Capabilities {
             .complete
             .clone()
             .unwrap_or_else(|| NO_COMPLETE.get_or_init(Default::default).clone());
+        // The empty grant names no store: every call is denied.
+        let kv = grants
+            .kv
+            .clone()
+            .unwrap_or_else(|| NO_KV.get_or_init(Default::default).clone());
         VerbStates {
             sign: self.sign.state(sign, job.clone()),
             log: self.log.state(log, job.clone()),
             fetch: self.fetch.state(fetch, job.clone()),
             complete: self.complete.state(complete, job.clone()),
+            kv: self.kv.state(kv, job.clone()),
         }
     }
 }
@@ -286,6 +315,7 @@ pub(crate) struct VerbStates {
     pub log: LogState,
     pub fetch: FetchState,
     pub complete: CompleteState,
+    pub kv: KvState,
 }
 
 /// Links exactly the verbs in `set` (plus the type-only `types` interface).
@@ -303,6 +333,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>, set: VerbSet) -> wasm
             Verb::Complete => {
                 CompleteCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.complete)?
             }
+            Verb::Kv => KvCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.kv)?,
         }
     }
     Ok(())
@@ -457,17 +488,30 @@ mod tests {
                     ..CompleteGrant::new("openai", models)
                 },
             );
+            let kv = (
+                prop::sample::select(vec!["a", "b"]),
+                any::<bool>(),
+                prop::option::of(1u64..20),
+            )
+                .prop_map(|(store, read_only, max_keys)| KvGrant {
+                    store: store.into(),
+                    read_only,
+                    max_keys,
+                    ..KvGrant::default()
+                });
             (
                 prop::option::of(sign),
                 prop::option::of(log),
                 prop::option::of(fetch),
                 prop::option::of(complete),
+                prop::option::of(kv),
             )
-                .prop_map(|(sign, log, fetch, complete)| Grants {
+                .prop_map(|(sign, log, fetch, complete, kv)| Grants {
                     sign: sign.map(Arc::new),
                     log: log.map(Arc::new),
                     fetch: fetch.map(Arc::new),
                     complete: complete.map(Arc::new),
+                    kv: kv.map(Arc::new),
                 })
         }
 

@@ -554,7 +554,7 @@ fn explain_shows_fetch_scopes_in_plain_words() {
     assert_has(facts, "it imports the verbs: log, fetch");
     assert_has(
         counter,
-        "the verbs it was not granted: sign, log, fetch, complete",
+        "the verbs it was not granted: sign, log, fetch, complete, kv",
     );
 }
 

@@ -294,10 +294,10 @@ fn new_refuses_bad_names_unknown_verbs_and_existing_directories() {
     assert!(err.contains("choose rust, python or js"), "{err}");
     let (code, _, err) = airlock(
         dir.path(),
-        &["new", "t", "--lang", "js", "--verbs", "log,kv"],
+        &["new", "t", "--lang", "js", "--verbs", "log,shell"],
     );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("`kv` is not a verb"), "{err}");
+    assert!(err.contains("`shell` is not a verb"), "{err}");
     assert!(!dir.path().join("t").exists());
 
     let (code, out, err) = airlock(
@@ -319,6 +319,15 @@ fn new_refuses_bad_names_unknown_verbs_and_existing_directories() {
         "{world}"
     );
     assert!(!world.contains("verbs/log"), "{world}");
+    let (code, _, err) = airlock(
+        dir.path(),
+        &["new", "counter", "--lang", "rust", "--verbs", "kv"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let world = std::fs::read_to_string(dir.path().join("counter/wit/world.wit")).unwrap();
+    assert!(world.contains("import airlock:verbs/kv@0.1.0;"), "{world}");
+    let config = std::fs::read_to_string(dir.path().join("counter/airlock.toml")).unwrap();
+    assert!(config.contains("[kv.counter]"), "{config}");
     let (code, _, err) = airlock(dir.path(), &["new", "signer", "--lang", "rust"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("already exists"), "{err}");

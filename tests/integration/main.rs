@@ -9,6 +9,7 @@
 //! - `source_scan`: the host's source never hands a guest ambient authority;
 //! - `cache`: the compiled-component cache is used, and never trusted blindly;
 //! - `fetch`, `complete`: the network and model verbs, through real guests;
+//! - `kv`: the key-value verb, its namespaces, quotas and concurrent writers;
 //! - `credentials`: fetch credentials go only where the host config pins
 //!   them, and no reflection of one reaches a guest;
 //! - `residue`: a reused pool slot holds nothing from the job before;
@@ -33,6 +34,7 @@ mod concurrency;
 mod credentials;
 mod describe;
 mod fetch;
+mod kv;
 mod log;
 mod no_network;
 mod precheck;

@@ -31,6 +31,7 @@ const BENCHES: &[&str] = &[
     "mcp",
     "refusal",
     "supply",
+    "kv",
 ];
 
 /// Result directories (criterion groups) the run rewrites; removed first so
@@ -48,6 +49,8 @@ const GROUPS: &[&str] = &[
     "refuse_large",
     "load_pinned",
     "tool_add",
+    "kv_get",
+    "kv_set",
 ];
 
 /// Where the hand-written part of `BENCHMARKS.md` starts.
@@ -595,6 +598,19 @@ fn rows(r: &Results) -> Result<Vec<Row>> {
             target: "(ratio = × an airlock job)",
             met: None,
         });
+    }
+
+    // kv: one call through the verb (SQLite store) against direct rusqlite.
+    for (group, case) in [("kv_get", "get 16 B"), ("kv_set", "set 16 B")] {
+        rows.push(Row::timed(
+            group,
+            format!("{case}, per call"),
+            r.need(group, "verb")?,
+            "direct rusqlite",
+            r.need(group, "direct")?,
+            "(for scale)",
+            None,
+        ));
     }
     Ok(rows)
 }

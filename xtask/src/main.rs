@@ -244,15 +244,25 @@ fn test_command(root: &Path, rest: &[String]) -> Result<Command> {
     }
     // The syscall-level no-network test traces the CLI with strace; the
     // distribution tests push to and pull from a real loopback registry.
+    // The kv tests run a real PostgreSQL server (tests/pg.rs).
     for (probe, package, tests) in [
-        (["strace", "-V"], "strace", "the strace no-network test"),
         (
-            ["docker-registry", "--version"],
+            &["strace", "-V"][..],
+            "strace",
+            "the strace no-network test",
+        ),
+        (
+            &["docker-registry", "--version"][..],
             "docker-registry",
             "the OCI registry tests (trust/tests/registry.rs)",
         ),
+        (
+            &["sh", "-c", "ls /usr/lib/postgresql/*/bin/initdb"][..],
+            "postgresql",
+            "the PostgreSQL kv tests (tests/pg.rs)",
+        ),
     ] {
-        if let Err(e) = ensure_debian_package(&probe, package) {
+        if let Err(e) = ensure_debian_package(probe, package) {
             if std::env::var_os("CI").is_some() {
                 return Err(e.context(format!("CI must run {tests}")));
             }
@@ -301,7 +311,8 @@ fn lint(root: &Path) -> Result<()> {
 
 /// Make sure `probe` (a command and its arguments) runs, installing Debian's
 /// `package` with apt-get (Debian, Ubuntu) when it does not: `strace` for
-/// `host/tests/no_network.rs`, `docker-registry` for `trust/tests/registry.rs`.
+/// `host/tests/no_network.rs`, `docker-registry` for `trust/tests/registry.rs`,
+/// `postgresql` for the kv tests (`tests/pg.rs`).
 fn ensure_debian_package(probe: &[&str], package: &str) -> Result<()> {
     let works = || {
         Command::new(probe[0])

@@ -236,6 +236,19 @@ pub const WALLS: &[Wall] = &[
         design: "The complete grant lists models and budgets; the verb checks each call.",
     },
     Wall {
+        key: "kv_scope",
+        title: "`kv` scope",
+        promise: "A tool reaches only the namespace its kv grant names in the store it names: \
+                  no key, prefix or cursor (`../`, another namespace's name, NUL, LIKE \
+                  wildcards, quotes) reads, lists, overwrites or deletes another namespace's \
+                  keys; a read-only grant is denied every write and a write past a quota is \
+                  refused as `exhausted` with nothing written.",
+        design: "The namespace comes from the grant (or the tool's name), never from the \
+                 guest, and is a separate column bound as a parameter in every statement; \
+                 list prefixes are compared as text with `substr`/`starts_with`, never as \
+                 patterns; quotas are checked and the write made in one transaction.",
+    },
+    Wall {
         key: "mcp",
         title: "MCP server",
         promise: "Over MCP every failure is a tool error result, not a broken server: a tool \

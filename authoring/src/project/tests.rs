@@ -5,7 +5,7 @@ use super::*;
 
 /// Every non-empty subset of the verbs.
 fn combinations() -> Vec<Vec<Verb>> {
-    (1u32..16)
+    (1u32..1 << Verb::ALL.len())
         .map(|mask| {
             Verb::ALL
                 .into_iter()
@@ -75,7 +75,9 @@ fn every_combination_imports_and_grants_exactly_its_verbs() {
             assert_eq!(granted, want, "{lang} {verbs:?}");
 
             let host_config = files.iter().find(|f| f.path == Path::new("airlock.toml"));
-            let needs_config = verbs.contains(&Verb::Sign) || verbs.contains(&Verb::Complete);
+            let needs_config = verbs.contains(&Verb::Sign)
+                || verbs.contains(&Verb::Complete)
+                || verbs.contains(&Verb::Kv);
             assert_eq!(host_config.is_some(), needs_config, "{lang} {verbs:?}");
             if let Some(config) = host_config {
                 let config: toml::Table = toml::from_str(&config.contents).unwrap();
@@ -84,6 +86,7 @@ fn every_combination_imports_and_grants_exactly_its_verbs() {
                     config.contains_key("providers"),
                     verbs.contains(&Verb::Complete)
                 );
+                assert_eq!(config.contains_key("kv"), verbs.contains(&Verb::Kv));
             }
 
             // The code uses each verb it imports, and no other.
@@ -99,6 +102,9 @@ fn every_combination_imports_and_grants_exactly_its_verbs() {
                     (_, Verb::Sign) => "hmac_sha256(",
                     (_, Verb::Fetch) => "send(",
                     (_, Verb::Complete) => "chat(",
+                    (Lang::Js, Verb::Kv) => "kvSet(",
+                    (Lang::Rust, Verb::Kv) => "kv::set(",
+                    (Lang::Python, Verb::Kv) => "kv.set(",
                 };
                 assert_eq!(
                     source.contains(call),
@@ -180,7 +186,8 @@ fn names_are_checked() {
         Project::new("hello", Lang::Rust, &[]),
         Err(Error::NoVerbs)
     ));
-    assert!(matches!("kv".parse::<Verb>(), Err(Error::UnknownVerb(v)) if v == "kv"));
+    assert!(matches!("kv".parse::<Verb>(), Ok(Verb::Kv)));
+    assert!(matches!("shell".parse::<Verb>(), Err(Error::UnknownVerb(v)) if v == "shell"));
     assert!(matches!("go".parse::<Lang>(), Err(Error::UnknownLang(_))));
 }
 

@@ -12,6 +12,9 @@ import { chat } from 'airlock:verbs/complete@0.1.0';
 {{#fetch}}
 import { send } from 'airlock:verbs/fetch@0.1.0';
 {{/fetch}}
+{{#kv}}
+import { get as kvGet, set as kvSet } from 'airlock:verbs/kv@0.1.0';
+{{/kv}}
 {{#log}}
 import { emit } from 'airlock:verbs/log@0.1.0';
 {{/log}}
@@ -46,6 +49,17 @@ export function greet(name) {
   const options = { model: undefined, maxTokens: 64, temperature: undefined, stop: [] };
   const completion = verb('complete', () => chat([ask], options));
 {{/complete}}
+{{#kv}}
+  // A counter per name in the host's kv store (4 bytes, little-endian).
+  const counter = `greeted/${name}`;
+  const stored = verb('kv', () => kvGet(counter));
+  const times = stored && stored.length === 4
+    ? new DataView(stored.buffer, stored.byteOffset, 4).getUint32(0, true)
+    : 0;
+  const next = new Uint8Array(4);
+  new DataView(next.buffer).setUint32(0, times + 1, true);
+  verb('kv', () => kvSet(counter, next));
+{{/kv}}
   return {
     message,
 {{#sign}}
@@ -57,6 +71,9 @@ export function greet(name) {
 {{#complete}}
     reply: completion.text,
 {{/complete}}
+{{#kv}}
+    times,
+{{/kv}}
   };
 }
 

@@ -16,6 +16,9 @@ from wit_world.imports import complete
 {{#fetch}}
 from wit_world.imports import fetch
 {{/fetch}}
+{{#kv}}
+from wit_world.imports import kv
+{{/kv}}
 {{#log}}
 from wit_world.imports import log
 {{/log}}
@@ -68,6 +71,16 @@ class WitWorld(wit_world.WitWorld):
         except Err as e:
             raise Err(describe("complete", e.value))
 {{/complete}}
+{{#kv}}
+        # A counter per name in the host's kv store (4 bytes, little-endian).
+        counter = f"greeted/{name}"
+        try:
+            stored = kv.get(counter)
+            times = int.from_bytes(stored, "little") if stored is not None and len(stored) == 4 else 0
+            kv.set(counter, (times + 1).to_bytes(4, "little"))
+        except Err as e:
+            raise Err(describe("kv", e.value))
+{{/kv}}
         return Greeting(
             message=message,
 {{#sign}}
@@ -79,6 +92,9 @@ class WitWorld(wit_world.WitWorld):
 {{#complete}}
             reply=completion.text,
 {{/complete}}
+{{#kv}}
+            times=times,
+{{/kv}}
         )
 
 

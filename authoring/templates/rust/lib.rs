@@ -15,6 +15,9 @@ use airlock::verbs::complete::{self, Message, Options, Role};
 {{#fetch}}
 use airlock::verbs::fetch::{self, Request};
 {{/fetch}}
+{{#kv}}
+use airlock::verbs::kv;
+{{/kv}}
 {{#log}}
 use airlock::verbs::log::{self, Level};
 {{/log}}
@@ -68,6 +71,15 @@ impl Guest for Tool {
         };
         let completion = complete::chat(&messages, &options).map_err(|e| describe("complete", e))?;
 {{/complete}}
+{{#kv}}
+        // A counter per name in the host's kv store (4 bytes, little-endian).
+        let counter = format!("greeted/{name}");
+        let times = kv::get(&counter)
+            .map_err(|e| describe("kv", e))?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+            .map_or(0, u32::from_le_bytes);
+        kv::set(&counter, &(times + 1).to_le_bytes()).map_err(|e| describe("kv", e))?;
+{{/kv}}
         Ok(Greeting {
             message,
 {{#sign}}
@@ -79,6 +91,9 @@ impl Guest for Tool {
 {{#complete}}
             reply: completion.text,
 {{/complete}}
+{{#kv}}
+            times,
+{{/kv}}
         })
     }
 }

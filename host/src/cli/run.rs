@@ -13,6 +13,7 @@ use crate::units::{format_size, parse_duration, parse_size};
 use crate::{Budget, Grants, JobControl, JobOutput, Toolkit, Verb};
 use airlock_complete::CompleteGrant;
 use airlock_fetch::FetchGrant;
+use airlock_kv::KvGrant;
 use airlock_log::LogGrant;
 use airlock_sign::SignGrant;
 
@@ -122,6 +123,15 @@ pub(super) fn parse_grants(flags: &[String]) -> Result<Grants, Failure> {
                     Failure::usage("--grant complete needs a provider and models: --grant complete:PROVIDER/MODEL[,MODEL]")
                 })?;
                 grants.complete = Some(Arc::new(CompleteGrant::new(provider, list(Some(models)))));
+            }
+            Some(Verb::Kv) => {
+                let store = scope.filter(|s| !s.is_empty()).ok_or_else(|| {
+                    Failure::usage("--grant kv needs a store: --grant kv:STORE (a [kv.STORE] of the host config)")
+                })?;
+                grants.kv = Some(Arc::new(KvGrant {
+                    store: store.to_string(),
+                    ..KvGrant::default()
+                }));
             }
             None => {
                 return Err(Failure::usage(format!(
@@ -358,4 +368,26 @@ fn print_output(output: &JobOutput, as_json: bool) {
         "{}",
         serde_json::to_string_pretty(&output.value).unwrap_or_else(|_| "null".into())
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kv_grant_flag_names_a_store_and_nothing_else() {
+        let g = parse_grants(&["kv:notes".to_string()]).unwrap_or_else(|_| panic!("parses"));
+        let kv = g.kv.expect("a kv grant");
+        assert_eq!(kv.store, "notes");
+        assert_eq!(kv.namespace, None);
+        assert!(!kv.read_only);
+        for flag in ["kv", "kv:"] {
+            let e = parse_grants(&[flag.to_string()]).map(|_| ()).unwrap_err();
+            assert!(
+                e.message.contains("--grant kv:STORE"),
+                "{flag}: {}",
+                e.message
+            );
+        }
+    }
 }
