@@ -17,6 +17,7 @@ pub const VERBS_WIT: &[(&str, &str)] = &[
     ("log.wit", include_str!("../../wit/log.wit")),
     ("fetch.wit", include_str!("../../wit/fetch.wit")),
     ("complete.wit", include_str!("../../wit/complete.wit")),
+    ("sql.wit", include_str!("../../wit/sql.wit")),
     ("worlds.wit", include_str!("../../wit/worlds.wit")),
 ];
 
@@ -85,6 +86,7 @@ mod tests {
         for verb in crate::Verb::ALL {
             assert!(package.interfaces.contains_key(verb.name()), "{verb:?}");
         }
+        assert!(package.interfaces.contains_key("sql"));
         for world in [
             "pure",
             "logger",
@@ -92,6 +94,7 @@ mod tests {
             "fetcher",
             "chatter",
             "researcher",
+            "analyst",
         ] {
             assert!(package.worlds.contains_key(world), "{world}");
         }
