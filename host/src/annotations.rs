@@ -88,7 +88,8 @@ pub fn classify(grants: &Grants) -> Classification {
     let mut outside = Vec::new();
     for verb in grants.set().iter() {
         match verb {
-            Verb::Sign | Verb::Log => {}
+            // sql grants are read-only views of the operator's databases.
+            Verb::Sign | Verb::Log | Verb::Sql => {}
             Verb::Complete => outside.push("complete sends prompts to a model".to_string()),
             Verb::Fetch => {
                 let Some(fetch) = &grants.fetch else { continue };

@@ -349,6 +349,29 @@ struct HostFile {
     mcp: McpSection,
     #[serde(default)]
     trust: TrustSection,
+    #[serde(default)]
+    databases: BTreeMap<String, DatabaseSpec>,
+    #[serde(default)]
+    sql: SqlSection,
+}
+
+/// `[databases.NAME]`: a database the `sql` verb may reach; where it is
+/// stays here, never in a toolkit.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum DatabaseSpec {
+    /// A SQLite file, opened read-only (relative to the config's directory).
+    Sqlite { path: PathBuf },
+    /// A PostgreSQL server whose connection URL is the secret `url` names.
+    Postgres { url: String },
+}
+
+/// `[sql]`: the key pseudonyms are computed with (a secret of its own; a
+/// random key per process when absent, so pseudonyms change at restart).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlSection {
+    pseudonym_secret: Option<String>,
 }
 
 /// `[trust]`: the trust policy signed tools are checked against.
@@ -651,12 +674,14 @@ impl HostConfig {
         let released = fetch_credentials(&file, |s| copy(s), same).map_err(|m| invalid(path, m))?;
         let fetch = FetchCapability::new(released, Arc::new(SystemResolver))
             .map_err(|e| invalid(path, e.to_string()))?;
+        let sql = sql_capability(&file, base, |s| copy(s), same).map_err(|m| invalid(path, m))?;
         Ok(Self {
             capabilities: Capabilities {
                 sign: SignCapability::new(keys),
                 log: Default::default(),
                 fetch,
                 complete,
+                sql,
             },
             mcp_http: file.mcp.limits(path)?,
             audit: AuditSettings::resolve(&file, path, copy, same)?,
@@ -680,6 +705,63 @@ fn trust_policy(
                 .map_err(|e| invalid(path, format!("[trust] policy: {e}")))
         })
         .transpose()
+}
+
+/// `[databases.NAME]` and `[sql]`: the named databases and the pseudonym
+/// key, which no other verb or the audit trail may share (a tool that could
+/// compute HMACs under it could test guesses against pseudonyms).
+fn sql_capability(
+    file: &HostFile,
+    base: &Path,
+    copy: impl Fn(&str) -> Result<SecretSlice<u8>, String>,
+    same: impl Fn(&str, &str) -> bool,
+) -> Result<airlock_sql::SqlCapability, String> {
+    let mut databases = Vec::new();
+    for (name, spec) in &file.databases {
+        match spec {
+            DatabaseSpec::Sqlite { path } => databases.push((
+                name.clone(),
+                airlock_sql::Database::Sqlite {
+                    path: base.join(path),
+                },
+            )),
+            DatabaseSpec::Postgres { url } => {
+                return Err(format!(
+                    "[databases.{name}] kind = \"postgres\" (url = secret `{url}`) is not \
+                     served by this build yet; use kind = \"sqlite\""
+                ));
+            }
+        }
+    }
+    let key = match &file.sql.pseudonym_secret {
+        None => airlock_sql::PseudonymKey::random(),
+        Some(name) => {
+            let shared = file.sign.keys.values().any(|k| same(&k.secret, name))
+                || file
+                    .providers
+                    .values()
+                    .any(|p| p.api_key.as_deref().is_some_and(|k| same(k, name)))
+                || file
+                    .fetch
+                    .credentials
+                    .values()
+                    .any(|c| same(&c.secret, name))
+                || [&file.audit.key, &file.audit.signing_key]
+                    .into_iter()
+                    .flatten()
+                    .any(|a| same(a, name));
+            if shared {
+                return Err(format!(
+                    "[sql] pseudonym_secret uses secret `{name}`, which another verb or the \
+                     audit trail also uses; give pseudonyms a secret of their own"
+                ));
+            }
+            airlock_sql::PseudonymKey::new(
+                copy(name).map_err(|m| format!("[sql] pseudonym_secret: {m}"))?,
+            )
+        }
+    };
+    Ok(airlock_sql::SqlCapability::new(databases, key))
 }
 
 /// `[fetch.credentials.NAME]`, each checked and holding its secret; none may
@@ -961,6 +1043,43 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("unknown variant `rsa`"), "{e}");
+    }
+
+    #[test]
+    fn databases_are_named_in_the_host_config_with_a_pseudonym_key_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.key"), "pseudonym-key-bytes\n").unwrap();
+        let cfg_path = dir.path().join("airlock.toml");
+        let cfg = HostConfig::parse(
+            "[secrets.p]\nfile = \"p.key\"\n[sql]\npseudonym_secret = \"p\"\n\
+             [databases.crm]\nkind = \"sqlite\"\npath = \"crm.db\"\n",
+            &cfg_path,
+        )
+        .unwrap();
+        assert_eq!(cfg.capabilities.sql.database_names(), ["crm"]);
+        let text = format!("{:?}", cfg.capabilities.sql);
+        assert!(
+            !text.contains("crm.db") && !text.contains("pseudonym-key"),
+            "{text}"
+        );
+        let err = |t: &str| HostConfig::parse(t, &cfg_path).unwrap_err().to_string();
+        let e = err("[databases.crm]\nkind = \"sqlite\"\npath = \"a\"\nurl = \"x\"\n");
+        assert!(e.contains("unknown field"), "{e}");
+        let e = err("[databases.crm]\nkind = \"mysql\"\n");
+        assert!(e.contains("mysql"), "{e}");
+        let e = err("[databases.pg]\nkind = \"postgres\"\nurl = \"PG\"\n");
+        assert!(
+            e.contains("[databases.pg]") && e.contains("not served"),
+            "{e}"
+        );
+        // A key another verb uses could test guesses against pseudonyms.
+        let e = err(
+            "[secrets.p]\nfile = \"p.key\"\n[sign.keys.k]\nkind = \"hmac-sha256\"\n\
+             secret = \"p\"\n[sql]\npseudonym_secret = \"p\"\n",
+        );
+        assert!(e.contains("pseudonym_secret uses secret `p`"), "{e}");
+        let e = err("[sql]\npseudonym_secret = \"nope\"\n");
+        assert!(e.contains("no [secrets.nope]"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use airlock_core::{Capability, Job, ScopeChange};
 use airlock_fetch::{FetchCapability, FetchGrant, FetchState};
 use airlock_log::{LogCapability, LogGrant, LogState};
 use airlock_sign::{SignCapability, SignGrant, SignState};
+use airlock_sql::{SqlCapability, SqlGrant, SqlState};
 use serde::{Deserialize, Serialize};
 use wasmtime::component::Linker;
 
@@ -25,11 +26,19 @@ pub enum Verb {
     Fetch,
     /// `airlock:verbs/complete`.
     Complete,
+    /// `airlock:verbs/sql`.
+    Sql,
 }
 
 impl Verb {
     /// Every verb this host serves.
-    pub const ALL: &'static [Verb] = &[Verb::Sign, Verb::Log, Verb::Fetch, Verb::Complete];
+    pub const ALL: &'static [Verb] = &[
+        Verb::Sign,
+        Verb::Log,
+        Verb::Fetch,
+        Verb::Complete,
+        Verb::Sql,
+    ];
 
     /// The verb's name in toolkits and on the command line.
     pub fn name(self) -> &'static str {
@@ -38,6 +47,7 @@ impl Verb {
             Verb::Log => LogCapability::VERB,
             Verb::Fetch => FetchCapability::VERB,
             Verb::Complete => CompleteCapability::VERB,
+            Verb::Sql => SqlCapability::VERB,
         }
     }
 
@@ -49,6 +59,7 @@ impl Verb {
                 Verb::Log => LogCapability::INTERFACE,
                 Verb::Fetch => FetchCapability::INTERFACE,
                 Verb::Complete => CompleteCapability::INTERFACE,
+                Verb::Sql => SqlCapability::INTERFACE,
             };
             full.strip_prefix("airlock:verbs/") == Some(iface)
         })
@@ -61,6 +72,7 @@ impl Verb {
             Verb::Log => "log",
             Verb::Fetch => "fetch:URL-PATTERN",
             Verb::Complete => "complete:PROVIDER/MODEL",
+            Verb::Sql => "sql",
         }
     }
 
@@ -116,6 +128,9 @@ pub struct Grants {
     /// The `complete` verb's scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete: Option<Arc<CompleteGrant>>,
+    /// The `sql` verb's view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<Arc<SqlGrant>>,
 }
 
 impl Grants {
@@ -134,6 +149,9 @@ impl Grants {
         if self.complete.is_some() {
             s = s.with(Verb::Complete);
         }
+        if self.sql.is_some() {
+            s = s.with(Verb::Sql);
+        }
         s
     }
 
@@ -151,6 +169,9 @@ impl Grants {
         }
         if let Some(g) = &self.complete {
             out.push((Verb::Complete, CompleteCapability::describe(g)));
+        }
+        if let Some(g) = &self.sql {
+            out.push((Verb::Sql, SqlCapability::describe(g)));
         }
         out
     }
@@ -190,6 +211,7 @@ impl Grants {
                     self.complete.as_ref(),
                     after.complete.as_ref(),
                 ),
+                Verb::Sql => compare_verb::<SqlCapability>(self.sql.as_ref(), after.sql.as_ref()),
             });
         }
         out
@@ -222,6 +244,8 @@ pub struct Capabilities {
     pub fetch: FetchCapability,
     /// Language-model providers.
     pub complete: CompleteCapability,
+    /// Named databases and the pseudonym key.
+    pub sql: SqlCapability,
 }
 
 impl Capabilities {
@@ -239,6 +263,9 @@ impl Capabilities {
         if let Some(g) = &grants.complete {
             self.complete.check_grant(g)?;
         }
+        if let Some(g) = &grants.sql {
+            self.sql.check_grant(g)?;
+        }
         Ok(())
     }
 
@@ -249,6 +276,7 @@ impl Capabilities {
         static NO_LOG: std::sync::OnceLock<Arc<LogGrant>> = std::sync::OnceLock::new();
         static NO_FETCH: std::sync::OnceLock<Arc<FetchGrant>> = std::sync::OnceLock::new();
         static NO_COMPLETE: std::sync::OnceLock<Arc<CompleteGrant>> = std::sync::OnceLock::new();
+        static NO_SQL: std::sync::OnceLock<Arc<SqlGrant>> = std::sync::OnceLock::new();
         let sign = grants
             .sign
             .clone()
@@ -271,11 +299,17 @@ impl Capabilities {
             .complete
             .clone()
             .unwrap_or_else(|| NO_COMPLETE.get_or_init(Default::default).clone());
+        // An empty view: no table exists for the tool.
+        let sql = grants
+            .sql
+            .clone()
+            .unwrap_or_else(|| NO_SQL.get_or_init(|| Arc::new(SqlGrant::new(""))).clone());
         VerbStates {
             sign: self.sign.state(sign, job.clone()),
             log: self.log.state(log, job.clone()),
             fetch: self.fetch.state(fetch, job.clone()),
             complete: self.complete.state(complete, job.clone()),
+            sql: self.sql.state(sql, job.clone()),
         }
     }
 }
@@ -286,6 +320,7 @@ pub(crate) struct VerbStates {
     pub log: LogState,
     pub fetch: FetchState,
     pub complete: CompleteState,
+    pub sql: SqlState,
 }
 
 /// Links exactly the verbs in `set` (plus the type-only `types` interface).
@@ -303,6 +338,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>, set: VerbSet) -> wasm
             Verb::Complete => {
                 CompleteCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.complete)?
             }
+            Verb::Sql => SqlCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.sql)?,
         }
     }
     Ok(())
@@ -406,6 +442,37 @@ mod tests {
         }
 
         #[test]
+        fn a_sql_grant_is_read_from_a_toolkit_and_compared_by_its_view() {
+            let before =
+                grants("[sql]\ndatabase = \"crm\"\n[sql.tables.customers]\ncolumns = [\"id\"]\n");
+            let after = grants(
+                "[sql]\ndatabase = \"crm\"\n[sql.tables.customers]\n\
+                 columns = [\"id\", \"email\"]\nmasked = { email = \"pseudonym\" }\n",
+            );
+            assert!(before.set().contains(Verb::Sql));
+            assert_eq!(Verb::from_interface("sql"), Some(Verb::Sql));
+            assert_eq!(
+                lines(&before.compare(&after)),
+                [
+                    "W + sql column customers.email",
+                    "N + sql masked customers.email"
+                ]
+            );
+            assert_eq!(lines(&Grants::default().compare(&before)), ["W + verb sql"]);
+            let json = serde_json::to_string(&after).unwrap();
+            assert_eq!(serde_json::from_str::<Grants>(&json).unwrap(), after);
+            let described = after.describe();
+            assert_eq!(described[0].0, Verb::Sql);
+            assert!(
+                described[0]
+                    .1
+                    .iter()
+                    .any(|l| l == "sees customers.id; email only as a pseudonym"),
+                "{described:?}"
+            );
+        }
+
+        #[test]
         fn grants_round_trip_through_canonical_json() {
             let g = grants(&format!(
                 "{AFTER}\n[log]\nmax_total_bytes = 100\n[sign.domains]\njefe = \"d\"\n"
@@ -464,6 +531,7 @@ mod tests {
                 prop::option::of(complete),
             )
                 .prop_map(|(sign, log, fetch, complete)| Grants {
+                    sql: None,
                     sign: sign.map(Arc::new),
                     log: log.map(Arc::new),
                     fetch: fetch.map(Arc::new),

@@ -123,6 +123,12 @@ pub(super) fn parse_grants(flags: &[String]) -> Result<Grants, Failure> {
                 })?;
                 grants.complete = Some(Arc::new(CompleteGrant::new(provider, list(Some(models)))));
             }
+            Some(Verb::Sql) => {
+                return Err(Failure::usage(
+                    "--grant sql is not accepted: a sql grant is a view (tables, columns, row \
+                     scopes); write it in a toolkit as [tools.NAME.grants.sql]",
+                ));
+            }
             None => {
                 return Err(Failure::usage(format!(
                     "--grant {flag}: unknown verb `{verb}`; this host serves: {}",
