@@ -726,9 +726,13 @@ fn sql_capability(
                 },
             )),
             DatabaseSpec::Postgres { url } => {
-                return Err(format!(
-                    "[databases.{name}] kind = \"postgres\" (url = secret `{url}`) is not \
-                     served by this build yet; use kind = \"sqlite\""
+                let secret = copy(url)
+                    .map_err(|m| format!("[databases.{name}] url names secret `{url}`: {m}"))?;
+                let text = String::from_utf8(secret.expose_secret().to_vec())
+                    .map_err(|_| format!("[databases.{name}]: secret `{url}` is not UTF-8 text"))?;
+                databases.push((
+                    name.clone(),
+                    airlock_sql::Database::postgres(secrecy::SecretString::from(text)),
                 ));
             }
         }
@@ -1068,10 +1072,19 @@ mod tests {
         let e = err("[databases.crm]\nkind = \"mysql\"\n");
         assert!(e.contains("mysql"), "{e}");
         let e = err("[databases.pg]\nkind = \"postgres\"\nurl = \"PG\"\n");
-        assert!(
-            e.contains("[databases.pg]") && e.contains("not served"),
-            "{e}"
-        );
+        assert!(e.contains("[databases.pg] url names secret `PG`"), "{e}");
+        std::fs::write(
+            dir.path().join("pg.url"),
+            "host=db.invalid password=CANARY-PG\n",
+        )
+        .unwrap();
+        let cfg = HostConfig::parse(
+            "[secrets.pg]\nfile = \"pg.url\"\n[databases.pg]\nkind = \"postgres\"\nurl = \"pg\"\n",
+            &cfg_path,
+        )
+        .unwrap();
+        assert_eq!(cfg.capabilities.sql.database_names(), ["pg"]);
+        assert!(!format!("{:?}", cfg.capabilities).contains("CANARY-PG"));
         // A key another verb uses could test guesses against pseudonyms.
         let e = err(
             "[secrets.p]\nfile = \"p.key\"\n[sign.keys.k]\nkind = \"hmac-sha256\"\n\

@@ -243,16 +243,23 @@ fn test_command(root: &Path, rest: &[String]) -> Result<Command> {
         eprintln!("xtask: warning: no MCP interop venv ({e:#}); the Python interop test will skip");
     }
     // The syscall-level no-network test traces the CLI with strace; the
-    // distribution tests push to and pull from a real loopback registry.
+    // distribution tests push to and pull from a real loopback registry; the
+    // sql verb's PostgreSQL tests run a real server (its binaries are not on
+    // PATH: the probe looks where Debian puts them).
     for (probe, package, tests) in [
-        (["strace", "-V"], "strace", "the strace no-network test"),
+        (&["strace", "-V"][..], "strace", "the strace no-network test"),
         (
-            ["docker-registry", "--version"],
+            &["docker-registry", "--version"][..],
             "docker-registry",
             "the OCI registry tests (trust/tests/registry.rs)",
         ),
+        (
+            &["sh", "-c", "ls /usr/lib/postgresql/*/bin/initdb"][..],
+            "postgresql",
+            "the sql verb's PostgreSQL tests (capabilities/sql/src/pg_tests.rs)",
+        ),
     ] {
-        if let Err(e) = ensure_debian_package(&probe, package) {
+        if let Err(e) = ensure_debian_package(probe, package) {
             if std::env::var_os("CI").is_some() {
                 return Err(e.context(format!("CI must run {tests}")));
             }

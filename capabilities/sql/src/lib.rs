@@ -7,12 +7,14 @@
 
 mod expr;
 mod grant;
+mod postgres;
 mod pseudonym;
 mod sqlite;
 pub mod view;
 
 pub use expr::{AGGREGATES, FUNCTIONS};
 pub use grant::{AggregateOnly, DEFAULT_MAX_ROWS, Mask, SqlGrant, TableGrant};
+pub use postgres::PgPool;
 pub use pseudonym::PseudonymKey;
 pub use view::{Backend, Plan};
 
@@ -43,12 +45,34 @@ pub enum Database {
         /// Where the file is (the operator's; never shown to a tool).
         path: PathBuf,
     },
+    /// A PostgreSQL server, reached through a small pool.
+    Postgres {
+        /// The pool, holding the secret connection URL.
+        pool: Arc<PgPool>,
+    },
+}
+
+impl Database {
+    /// A PostgreSQL database at the secret `url`.
+    pub fn postgres(url: secrecy::SecretString) -> Self {
+        Database::Postgres {
+            pool: Arc::new(PgPool::new(url)),
+        }
+    }
+
+    fn backend(&self) -> Backend {
+        match self {
+            Database::Sqlite { .. } => Backend::Sqlite,
+            Database::Postgres { .. } => Backend::Postgres,
+        }
+    }
 }
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Database::Sqlite { .. } => f.write_str("Database::Sqlite(..)"),
+            Database::Postgres { .. } => f.write_str("Database::Postgres(..)"),
         }
     }
 }
@@ -114,9 +138,7 @@ impl Capability for SqlCapability {
                 grant.database, grant.database
             ));
         };
-        let backend = match db {
-            Database::Sqlite { .. } => Backend::Sqlite,
-        };
+        let backend = db.backend();
         if grant.write {
             return Err(
                 "the sql grant sets write = true, which this host does not serve yet; \
@@ -227,33 +249,56 @@ impl SqlState {
                     self.grant.database
                 ))
             })?;
-        let Database::Sqlite { path } = db;
-        let plan = view::plan(&self.grant, &statement, Backend::Sqlite)?;
+        let plan = view::plan(&self.grant, &statement, db.backend(), params.len())?;
         facts.tables = plan.tables.iter().cloned().collect();
         facts.columns = plan.columns.iter().cloned().collect();
         let timeout = self.grant.timeout().map_err(VerbError::invalid)?;
         let deadline = (Instant::now() + timeout).min(self.job.deadline());
-        let conn = self.conn.take();
-        let grant = self.grant.clone();
-        let key = self.cap.key.clone();
-        let cancel = self.job.cancel().clone();
         let max_rows = self.grant.max_rows;
-        let sql = plan.sql.clone();
-        let (conn, raw) = tokio::task::spawn_blocking(move || {
-            let mut conn = match conn {
-                Some(c) => c,
-                None => {
-                    let mut c = sqlite::open(&path, &key)?;
-                    sqlite::authorize(&mut c, &grant)?;
-                    c
+        let raw = match db {
+            Database::Sqlite { path } => {
+                let conn = self.conn.take();
+                let grant = self.grant.clone();
+                let key = self.cap.key.clone();
+                let cancel = self.job.cancel().clone();
+                let sql = plan.sql.clone();
+                let (conn, raw) = tokio::task::spawn_blocking(move || {
+                    let mut conn = match conn {
+                        Some(c) => c,
+                        None => {
+                            let mut c = sqlite::open(&path, &key)?;
+                            sqlite::authorize(&mut c, &grant)?;
+                            c
+                        }
+                    };
+                    let raw = sqlite::run(&mut conn, &sql, &params, max_rows, deadline, cancel);
+                    Ok::<_, VerbError>((conn, raw))
+                })
+                .await
+                .map_err(|e| VerbError::Trap(anyhow::anyhow!("the sql worker failed: {e}")))??;
+                self.conn = Some(conn);
+                raw
+            }
+            Database::Postgres { pool } => {
+                let mut params = params;
+                if plan.pads {
+                    let (inner, outer) = self.cap.key.pads();
+                    params.push(Value::Blob(inner));
+                    params.push(Value::Blob(outer));
                 }
-            };
-            let raw = sqlite::run(&mut conn, &sql, &params, max_rows, deadline, cancel);
-            Ok::<_, VerbError>((conn, raw))
-        })
-        .await
-        .map_err(|e| VerbError::Trap(anyhow::anyhow!("the sql worker failed: {e}")))??;
-        self.conn = Some(conn);
+                let extra = if plan.pads { 2 } else { 0 };
+                postgres::run(
+                    &pool,
+                    &plan.sql,
+                    params,
+                    extra,
+                    max_rows,
+                    deadline,
+                    self.job.cancel(),
+                )
+                .await
+            }
+        };
         let mut raw = raw?;
         let mut suppressed = 0u32;
         if let Some(min) = plan.min_group {
@@ -319,3 +364,6 @@ impl sql::Host for SqlState {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod pg_tests;

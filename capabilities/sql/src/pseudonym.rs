@@ -46,6 +46,24 @@ impl PseudonymKey {
     }
 }
 
+impl PseudonymKey {
+    /// HMAC-SHA256's padded inner and outer keys (`K ^ 0x36..`, `K ^ 0x5c..`),
+    /// with which a database computes the same HMAC with plain `sha256`.
+    pub(crate) fn pads(&self) -> (Vec<u8>, Vec<u8>) {
+        use sha2::Digest;
+        let key = self.0.expose_secret();
+        let mut block = if key.len() > 64 {
+            Sha256::digest(key).to_vec()
+        } else {
+            key.to_vec()
+        };
+        block.resize(64, 0);
+        let inner = block.iter().map(|b| b ^ 0x36).collect();
+        let outer = block.iter().map(|b| b ^ 0x5c).collect();
+        (inner, outer)
+    }
+}
+
 impl std::fmt::Debug for PseudonymKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PseudonymKey(..)")

@@ -595,7 +595,9 @@ mod sql_scope {
     #[test]
     fn the_authorizer_refuses_ungranted_reads_functions_and_statements() {
         let db = db();
-        let Database::Sqlite { path } = db.cap.databases["crm"].clone();
+        let Database::Sqlite { path } = db.cap.databases["crm"].clone() else {
+            panic!("crm is a SQLite file")
+        };
         let mut conn = sqlite::open(&path, &db.cap.key).unwrap();
         sqlite::authorize(&mut conn, &grant(GRANT)).unwrap();
         conn.prepare("SELECT id, plan FROM customers").unwrap();

@@ -64,6 +64,9 @@ pub struct Plan {
     /// For a query over an aggregate-only table: the smallest group it may
     /// return; the last result column is then the hidden group size.
     pub min_group: Option<u32>,
+    /// Whether the statement takes the pseudonym's padded keys as its two
+    /// last parameters (PostgreSQL, when a masked column is in view).
+    pub pads: bool,
 }
 
 /// One column visible in a scope.
@@ -91,7 +94,14 @@ pub(crate) fn denied(why: impl Into<String>) -> VerbError {
 }
 
 /// Checks `statement` against `grant` and rewrites it (see the module docs).
-pub fn plan(grant: &SqlGrant, statement: &str, backend: Backend) -> Result<Plan, VerbError> {
+/// `guest_params` is how many parameters the guest passes: on PostgreSQL the
+/// pseudonym's padded keys are bound after them (`$N+1`, `$N+2`).
+pub fn plan(
+    grant: &SqlGrant,
+    statement: &str,
+    backend: Backend,
+    guest_params: usize,
+) -> Result<Plan, VerbError> {
     let dialect = backend.dialect();
     let mut statements = Parser::parse_sql(&*dialect, statement)
         .map_err(|e| VerbError::invalid(format!("the statement does not parse: {e}")))?;
@@ -114,6 +124,8 @@ pub fn plan(grant: &SqlGrant, statement: &str, backend: Backend) -> Result<Plan,
         tables: BTreeSet::new(),
         columns: BTreeSet::new(),
         min_group: None,
+        guest_params,
+        pads: false,
     };
     v.query(query, true)?;
     Ok(Plan {
@@ -121,6 +133,7 @@ pub fn plan(grant: &SqlGrant, statement: &str, backend: Backend) -> Result<Plan,
         tables: v.tables,
         columns: v.columns,
         min_group: v.min_group,
+        pads: v.pads,
     })
 }
 
@@ -172,6 +185,8 @@ struct Viewer<'g> {
     tables: BTreeSet<String>,
     columns: BTreeSet<String>,
     min_group: Option<u32>,
+    guest_params: usize,
+    pads: bool,
 }
 
 fn refuse_if(cond: bool, what: &str) -> Result<(), VerbError> {
@@ -537,13 +552,29 @@ impl Viewer<'_> {
     }
 
     /// `SELECT granted columns FROM table WHERE row-scope`, parsed back.
-    fn view_of(&self, table: &str, tg: &TableGrant) -> Result<Query, VerbError> {
+    fn view_of(&mut self, table: &str, tg: &TableGrant) -> Result<Query, VerbError> {
+        if self.backend == Backend::Postgres && !tg.masked.is_empty() {
+            self.pads = true;
+        }
         let mut cols: Vec<String> = tg
             .columns
             .iter()
             .map(|c| {
                 if tg.is_masked(c) {
-                    format!("{PSEUDONYM_FN}({}) AS {}", quote(c), quote(c))
+                    let value = match self.backend {
+                        Backend::Sqlite => format!("{PSEUDONYM_FN}({})", quote(c)),
+                        // HMAC-SHA256 from two sha256 calls and the padded
+                        // keys (bound parameters), tagged as text: the same
+                        // pseudonym as SQLite's for a text value.
+                        Backend::Postgres => format!(
+                            "encode(substr(sha256(${o} || sha256(${i} || decode('74', 'hex') || \
+                             convert_to(CAST({c} AS TEXT), 'UTF8'))), 1, 16), 'hex')",
+                            i = self.guest_params + 1,
+                            o = self.guest_params + 2,
+                            c = quote(c)
+                        ),
+                    };
+                    format!("{value} AS {}", quote(c))
                 } else {
                     quote(c)
                 }
