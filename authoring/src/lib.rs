@@ -34,10 +34,12 @@ pub enum Error {
         why: String,
     },
     /// A verb name that airlock does not have.
-    #[error("`{0}` is not a verb airlock serves; choose from log, sign, fetch, complete")]
+    #[error("`{0}` is not a verb airlock serves; choose from log, sign, fetch, complete, sql")]
     UnknownVerb(String),
     /// An empty list of verbs.
-    #[error("choose at least one verb: --verbs takes log, sign, fetch, complete, comma-separated")]
+    #[error(
+        "choose at least one verb: --verbs takes log, sign, fetch, complete, sql, comma-separated"
+    )]
     NoVerbs,
     /// A language that has no template.
     #[error("`{0}` is not a language with a template; choose rust, python or js")]

@@ -32,11 +32,19 @@ pub enum Verb {
     Fetch,
     /// `airlock:verbs/complete`.
     Complete,
+    /// `airlock:verbs/sql`.
+    Sql,
 }
 
 impl Verb {
     /// Every verb, in the order a project lists them.
-    pub const ALL: [Verb; 4] = [Verb::Log, Verb::Sign, Verb::Fetch, Verb::Complete];
+    pub const ALL: [Verb; 5] = [
+        Verb::Log,
+        Verb::Sign,
+        Verb::Fetch,
+        Verb::Complete,
+        Verb::Sql,
+    ];
 
     /// The verb's interface name in `airlock:verbs`.
     pub fn name(self) -> &'static str {
@@ -45,6 +53,7 @@ impl Verb {
             Verb::Sign => "sign",
             Verb::Fetch => "fetch",
             Verb::Complete => "complete",
+            Verb::Sql => "sql",
         }
     }
 }
@@ -282,6 +291,10 @@ impl Project {
         if self.has(Verb::Complete) {
             parts.push("with a language model's own greeting".to_string());
         }
+        if self.has(Verb::Sql) {
+            parts
+                .push("with how often `name` appears in the granted table `greetings`".to_string());
+        }
         let mut doc = String::from("Greet `name`: returns the greeting");
         if !parts.is_empty() {
             doc.push(' ');
@@ -326,7 +339,7 @@ impl Project {
             .flag("big", self.lang != Lang::Rust)
             .flag(
                 "host_config",
-                self.has(Verb::Sign) || self.has(Verb::Complete),
+                self.has(Verb::Sign) || self.has(Verb::Complete) || self.has(Verb::Sql),
             );
         c
     }
@@ -345,7 +358,7 @@ impl Project {
             file("toolkit.toml", include_str!("../templates/toolkit.toml")),
             file(".gitignore", include_str!("../templates/gitignore")),
         ];
-        if self.has(Verb::Sign) || self.has(Verb::Complete) {
+        if self.has(Verb::Sign) || self.has(Verb::Complete) || self.has(Verb::Sql) {
             files.push(file(
                 "airlock.toml",
                 include_str!("../templates/airlock.toml"),

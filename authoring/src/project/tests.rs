@@ -5,7 +5,7 @@ use super::*;
 
 /// Every non-empty subset of the verbs.
 fn combinations() -> Vec<Vec<Verb>> {
-    (1u32..16)
+    (1u32..32)
         .map(|mask| {
             Verb::ALL
                 .into_iter()
@@ -75,7 +75,9 @@ fn every_combination_imports_and_grants_exactly_its_verbs() {
             assert_eq!(granted, want, "{lang} {verbs:?}");
 
             let host_config = files.iter().find(|f| f.path == Path::new("airlock.toml"));
-            let needs_config = verbs.contains(&Verb::Sign) || verbs.contains(&Verb::Complete);
+            let needs_config = verbs.contains(&Verb::Sign)
+                || verbs.contains(&Verb::Complete)
+                || verbs.contains(&Verb::Sql);
             assert_eq!(host_config.is_some(), needs_config, "{lang} {verbs:?}");
             if let Some(config) = host_config {
                 let config: toml::Table = toml::from_str(&config.contents).unwrap();
@@ -84,6 +86,7 @@ fn every_combination_imports_and_grants_exactly_its_verbs() {
                     config.contains_key("providers"),
                     verbs.contains(&Verb::Complete)
                 );
+                assert_eq!(config.contains_key("databases"), verbs.contains(&Verb::Sql));
             }
 
             // The code uses each verb it imports, and no other.
@@ -99,6 +102,7 @@ fn every_combination_imports_and_grants_exactly_its_verbs() {
                     (_, Verb::Sign) => "hmac_sha256(",
                     (_, Verb::Fetch) => "send(",
                     (_, Verb::Complete) => "chat(",
+                    (_, Verb::Sql) => "query(",
                 };
                 assert_eq!(
                     source.contains(call),

@@ -18,6 +18,9 @@ import { emit } from 'airlock:verbs/log@0.1.0';
 {{#sign}}
 import { hmacSha256 } from 'airlock:verbs/sign@0.1.0';
 {{/sign}}
+{{#sql}}
+import { query } from 'airlock:verbs/sql@0.1.0';
+{{/sql}}
 
 {{#sign}}
 // The host-held key this tool signs with, by name (granted in toolkit.toml).
@@ -46,6 +49,12 @@ export function greet(name) {
   const options = { model: undefined, maxTokens: 64, temperature: undefined, stop: [] };
   const completion = verb('complete', () => chat([ask], options));
 {{/complete}}
+{{#sql}}
+  const rows = verb('sql', () =>
+    query('SELECT count(*) FROM greetings WHERE name = ?', [{ tag: 'text', val: name }]));
+  const first = rows.rows.length ? rows.rows[0][0] : undefined;
+  const greeted = first && first.tag === 'integer' ? first.val : 0n; // s64: a BigInt
+{{/sql}}
   return {
     message,
 {{#sign}}
@@ -57,6 +66,9 @@ export function greet(name) {
 {{#complete}}
     reply: completion.text,
 {{/complete}}
+{{#sql}}
+    greeted,
+{{/sql}}
   };
 }
 

@@ -22,6 +22,9 @@ from wit_world.imports import log
 {{#sign}}
 from wit_world.imports import sign
 {{/sign}}
+{{#sql}}
+from wit_world.imports import sql
+{{/sql}}
 from wit_world.imports import types
 
 {{#sign}}
@@ -68,6 +71,16 @@ class WitWorld(wit_world.WitWorld):
         except Err as e:
             raise Err(describe("complete", e.value))
 {{/complete}}
+{{#sql}}
+        try:
+            rows = sql.query(
+                "SELECT count(*) FROM greetings WHERE name = ?", [sql.Value_Text(name)]
+            )
+        except Err as e:
+            raise Err(describe("sql", e.value))
+        first = rows.rows[0][0] if rows.rows else None
+        greeted = first.value if isinstance(first, sql.Value_Integer) else 0
+{{/sql}}
         return Greeting(
             message=message,
 {{#sign}}
@@ -79,6 +92,9 @@ class WitWorld(wit_world.WitWorld):
 {{#complete}}
             reply=completion.text,
 {{/complete}}
+{{#sql}}
+            greeted=greeted,
+{{/sql}}
         )
 
 

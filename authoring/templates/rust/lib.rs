@@ -21,6 +21,9 @@ use airlock::verbs::log::{self, Level};
 {{#sign}}
 use airlock::verbs::sign;
 {{/sign}}
+{{#sql}}
+use airlock::verbs::sql::{self, Value};
+{{/sql}}
 use airlock::verbs::types::Error;
 
 {{#sign}}
@@ -68,6 +71,17 @@ impl Guest for Tool {
         };
         let completion = complete::chat(&messages, &options).map_err(|e| describe("complete", e))?;
 {{/complete}}
+{{#sql}}
+        let rows = sql::query(
+            "SELECT count(*) FROM greetings WHERE name = ?",
+            &[Value::Text(name.clone())],
+        )
+        .map_err(|e| describe("sql", e))?;
+        let greeted = match rows.rows.first().and_then(|r| r.first()) {
+            Some(Value::Integer(n)) => *n,
+            _ => 0,
+        };
+{{/sql}}
         Ok(Greeting {
             message,
 {{#sign}}
@@ -79,6 +93,9 @@ impl Guest for Tool {
 {{#complete}}
             reply: completion.text,
 {{/complete}}
+{{#sql}}
+            greeted,
+{{/sql}}
         })
     }
 }
