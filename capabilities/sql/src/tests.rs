@@ -699,3 +699,6 @@ mod grants {
         assert_eq!(back, [false, false, false, false, true]);
     }
 }
+
+#[path = "review_tests.rs"]
+mod review;

@@ -1,0 +1,146 @@
+//! Adversarial review of the view: each test is an escape a hostile tool can
+//! try today, written as the promise it breaks (real SQLite or PostgreSQL,
+//! canary values), so it fails until the wall holds.
+
+use super::*;
+
+mod sql_scope {
+    use super::*;
+
+    /// `aggregate_only` promises no single row's value comes back. The whole
+    /// table is one big group and every group but customer 2's is big, so
+    /// total minus the returned groups is customer 2's single invoice.
+    #[tokio::test]
+    async fn aggregate_only_total_minus_big_groups_reveals_a_single_row() {
+        let db = db();
+        let (mut st, audit) = state(&db, GRANT);
+        let total = q(&mut st, &audit, "SELECT sum(amount) FROM invoices").await;
+        let groups = q(
+            &mut st,
+            &audit,
+            "SELECT customer_id, sum(amount) FROM invoices GROUP BY customer_id",
+        )
+        .await;
+        if let (Ok(total), Ok(groups)) = (total, groups) {
+            let rest: i64 = ints(&groups, 1).iter().sum();
+            let single = ints(&total, 0)[0] - rest;
+            // Customer 2's only invoice is 112 (the 13th invoice).
+            assert_ne!(single, 112, "one invoice's amount derived by differencing");
+        }
+    }
+
+    /// The suppressed-group count is computed after the guest's HAVING: a
+    /// HAVING over a small group's aggregate is a yes/no oracle on it, and a
+    /// binary search reads a single row's value.
+    #[tokio::test]
+    async fn suppressed_groups_answer_having_over_a_small_group() {
+        let db = db();
+        let (mut st, audit) = state(&db, GRANT);
+        let mut counts = Vec::new();
+        for x in [111, 112] {
+            let r = q(
+                &mut st,
+                &audit,
+                &format!(
+                    "SELECT customer_id, count(*) FROM invoices GROUP BY customer_id \
+                     HAVING sum(amount) > {x} AND customer_id = 2"
+                ),
+            )
+            .await;
+            counts.push(r.map(|r| r.suppressed_groups).ok());
+        }
+        assert_eq!(
+            counts[0], counts[1],
+            "suppressed_groups says whether customer 2's single invoice is above 111 and 112"
+        );
+    }
+
+    /// Small groups are dropped after ORDER BY and LIMIT ran over them: the
+    /// ordering of a small group's aggregate against a big one's comes back.
+    #[tokio::test]
+    async fn small_groups_take_part_in_order_by_and_limit() {
+        let db = db();
+        let (mut st, audit) = state(&db, GRANT);
+        let r = q(
+            &mut st,
+            &audit,
+            "SELECT customer_id, sum(amount) FROM invoices GROUP BY customer_id \
+             ORDER BY abs(sum(amount) - 112) LIMIT 1",
+        )
+        .await;
+        if let Ok(r) = r {
+            // The big group (customer 1) is the only one the tool may see;
+            // an empty page says the hidden group is nearer to 112.
+            assert_eq!(ints(&r, 0), [1], "{r:?}");
+        }
+    }
+
+    /// A long chain of operators parses (sqlparser bounds nesting, not
+    /// chains) into a tree deep enough to overflow the host's stack while
+    /// the view walks, renders or drops it: the whole host dies. Run in a
+    /// child process so the crash is observed, not suffered.
+    #[test]
+    fn a_long_operator_chain_does_not_crash_the_host() {
+        const CHILD: &str = "AIRLOCK_SQL_REVIEW_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let db = db();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            // A tokio worker's stack size (2 MiB), as in the host.
+            let sql = format!("SELECT n FROM big WHERE n = 1{}", " + 1".repeat(100_000));
+            let handle = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || {
+                    rt.block_on(async {
+                        let (mut st, audit) = state(&db, GRANT);
+                        let r = q(&mut st, &audit, &sql).await;
+                        assert!(r.is_err(), "a 100,000-term chain should be refused");
+                    })
+                })
+                .unwrap();
+            handle.join().unwrap();
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "tests::review::sql_scope::a_long_operator_chain_does_not_crash_the_host",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the child running the query died: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
+    /// Nothing bounds the size of the values SQLite builds while it runs: a
+    /// few nested `replace` calls make a 64 MB string inside one row (a
+    /// gigabyte with one more level), far above the 16 MiB a result may carry.
+    #[tokio::test]
+    async fn intermediate_values_are_bounded_like_results() {
+        let db = db();
+        let (mut st, audit) = state(&db, GRANT);
+        let a = "a".repeat(1000);
+        let sql = format!(
+            "SELECT length(replace(replace('{a}', 'a', '{a}'), 'a', '{b}')) AS n FROM big LIMIT 1",
+            b = "a".repeat(64)
+        );
+        let r = q(&mut st, &audit, &sql).await;
+        assert!(
+            !matches!(&r, Ok(rows) if ints(rows, 0) == [64_000_000]),
+            "a 64 MB intermediate string was built: {r:?}"
+        );
+    }
+}
