@@ -440,3 +440,6 @@ mod sql_scope {
         assert!(!text.contains("CANARY-PG"), "{text}");
     }
 }
+
+#[path = "review_pg_tests.rs"]
+mod review;
