@@ -36,6 +36,13 @@ pub(crate) fn open(path: &Path, key: &PseudonymKey) -> Result<Connection, VerbEr
         .map_err(|e| VerbError::upstream(format!("cannot open the database: {}", code(&e))))?;
     conn.pragma_update(None, "query_only", true)
         .map_err(|e| VerbError::upstream(format!("cannot open the database: {}", code(&e))))?;
+    // No value the query builds (`replace`, `||` nested) may outgrow what a
+    // result may carry: SQLite refuses it instead of allocating up to 1 GB.
+    conn.set_limit(
+        rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH,
+        i32::try_from(MAX_RESULT_BYTES).unwrap_or(i32::MAX),
+    )
+    .map_err(|e| VerbError::Trap(anyhow::anyhow!("length limit: {e}")))?;
     let key = key.clone();
     conn.create_scalar_function(
         PSEUDONYM_FN,

@@ -552,6 +552,24 @@ mod sql_scope {
     }
 
     #[tokio::test]
+    async fn a_value_grown_past_the_result_cap_is_refused_not_allocated() {
+        let db = db();
+        let (mut st, audit) = state(&db, GRANT);
+        // Each replace multiplies the length by 1000: 10^12 bytes if allowed.
+        let blow = "replace(replace(replace(replace(plan, 'f', plan || \
+                    substr(plan, 1, 0) || '0123456789'), 'r', '01234567890123456789'), \
+                    '0', '0123456789012345678901234567890123456789'), '1', \
+                    '0123456789012345678901234567890123456789')";
+        let bigger = format!("replace(replace({blow}, '2', {blow}), '3', {blow})");
+        let r = q(&mut st, &audit, &format!("SELECT {bigger} FROM customers")).await;
+        assert!(
+            matches!(&r, Err(VerbError::Guest(WitError::Upstream(w))) if w.contains("TooBig")),
+            "{:?}",
+            r.as_ref().map(|r| r.rows.len())
+        );
+    }
+
+    #[tokio::test]
     async fn a_million_rows_exhaust_sql_rows() {
         let db = db();
         let (mut st, audit) = state(&db, GRANT);
