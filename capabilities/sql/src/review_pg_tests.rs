@@ -55,4 +55,47 @@ mod sql_scope {
             );
         }
     }
+
+    /// Casts reach the catalogs without naming them: an OID cast to
+    /// `regclass` and then to text is a relation's name, so a tool lists
+    /// every table, index and view of the database, granted or not.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn casts_do_not_read_the_system_catalogs() {
+        let Some((_pg, cap, _)) = crm().await else {
+            return;
+        };
+        let (mut st, audit) = state(&cap);
+        let r = q(
+            &mut st,
+            &audit,
+            "SELECT CAST(CAST(CAST(n + 16000 AS integer) AS regclass) AS text) AS t FROM big \
+             WHERE n < 1000",
+            vec![],
+        )
+        .await;
+        let names: Vec<String> = match &r {
+            Ok(rows) => rows
+                .rows
+                .iter()
+                .flatten()
+                .filter_map(|v| match v {
+                    Value::Text(t) if t.parse::<u32>().is_err() => Some(t.clone()),
+                    _ => None,
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        assert!(names.is_empty(), "relation names came back: {names:?}");
+        let r = q(
+            &mut st,
+            &audit,
+            "SELECT CAST(CAST(CAST(n AS oid) AS regrole) AS text) AS t FROM big WHERE n = 10",
+            vec![],
+        )
+        .await;
+        assert!(
+            !format!("{r:?}").contains("postgres"),
+            "a role name came back: {r:?}"
+        );
+    }
 }
