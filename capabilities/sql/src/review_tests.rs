@@ -143,4 +143,25 @@ mod sql_scope {
             "a 64 MB intermediate string was built: {r:?}"
         );
     }
+
+    /// The deadline is checked between SQLite's VM steps, not inside a
+    /// function: one LIKE with many `%` over a long value (built by the
+    /// query) runs far past the grant's timeout, holding a blocking thread.
+    #[tokio::test]
+    async fn one_slow_like_is_cancelled_at_the_grant_timeout() {
+        let db = db();
+        let (mut st, audit) = state(&db, GRANT);
+        let a = "a".repeat(1000);
+        let sql = format!(
+            "SELECT count(*) AS n FROM big WHERE n = 1 AND replace('{a}', 'a', '{a}') LIKE '{}b'",
+            "%a".repeat(2000)
+        );
+        let t0 = std::time::Instant::now();
+        let r = q(&mut st, &audit, &sql).await;
+        let took = t0.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(3),
+            "a 300ms grant ran for {took:?}: {r:?}"
+        );
+    }
 }
