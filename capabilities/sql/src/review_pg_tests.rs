@@ -98,4 +98,24 @@ mod sql_scope {
             "a role name came back: {r:?}"
         );
     }
+
+    /// SQLite caps the values a query builds; PostgreSQL does not: nested
+    /// `replace` makes the server build 64 MB inside one row (a gigabyte
+    /// with one more level, which the cancel request cannot interrupt, so
+    /// the call overruns its grant timeout by seconds).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn intermediate_values_are_bounded_on_postgres_too() {
+        let Some((_pg, cap, _)) = crm().await else {
+            return;
+        };
+        let (mut st, audit) = state(&cap);
+        let a = "a".repeat(1000);
+        let sql = format!(
+            "SELECT length(replace(replace('{a}', 'a', '{a}'), 'a', '{b}')) AS n FROM big LIMIT 1",
+            b = "a".repeat(64)
+        );
+        let r = q(&mut st, &audit, &sql, vec![]).await;
+        let built = matches!(&r, Ok(rows) if matches!(rows.rows.as_slice(), [row] if matches!(row[0], Value::Integer(64_000_000))));
+        assert!(!built, "a 64 MB intermediate string was built: {r:?}");
+    }
 }
