@@ -464,6 +464,29 @@ mod sql_scope {
     }
 
     #[tokio::test]
+    async fn a_result_past_the_byte_cap_exhausts_sql_bytes() {
+        let db = db();
+        let rw = rusqlite::Connection::open(db._dir.path().join("crm.db")).unwrap();
+        rw.execute_batch("CREATE TABLE wide (v TEXT)").unwrap();
+        let mib = "x".repeat(1 << 20);
+        for _ in 0..20 {
+            rw.execute("INSERT INTO wide VALUES (?1)", [&mib]).unwrap();
+        }
+        drop(rw);
+        let (mut st, audit) = state(&db, &format!("{GRANT}[tables.wide]\ncolumns = [\"v\"]\n"));
+        let r = q(&mut st, &audit, "SELECT v FROM wide LIMIT 15")
+            .await
+            .unwrap();
+        assert_eq!(r.rows.len(), 15, "15 MiB is under the cap");
+        let r = q(&mut st, &audit, "SELECT v FROM wide").await;
+        assert!(
+            matches!(&r, Err(VerbError::Guest(WitError::Exhausted(w))) if w == "sql-bytes"),
+            "{:?}",
+            r.as_ref().map(|r| r.rows.len())
+        );
+    }
+
+    #[tokio::test]
     async fn a_million_rows_exhaust_sql_rows() {
         let db = db();
         let (mut st, audit) = state(&db, GRANT);
