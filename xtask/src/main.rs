@@ -247,7 +247,11 @@ fn test_command(root: &Path, rest: &[String]) -> Result<Command> {
     // sql verb's PostgreSQL tests run a real server (its binaries are not on
     // PATH: the probe looks where Debian puts them).
     for (probe, package, tests) in [
-        (&["strace", "-V"][..], "strace", "the strace no-network test"),
+        (
+            &["strace", "-V"][..],
+            "strace",
+            "the strace no-network test",
+        ),
         (
             &["docker-registry", "--version"][..],
             "docker-registry",

@@ -159,6 +159,8 @@ fn texts(rows: &Rows, col: usize) -> Vec<String> {
         .collect()
 }
 
+mod aggregate;
+
 mod sql_scope {
     use super::*;
 
@@ -419,114 +421,6 @@ mod sql_scope {
     }
 
     #[tokio::test]
-    async fn aggregate_only_tables_return_big_groups_and_refuse_differencing() {
-        let db = db();
-        let (mut st, audit) = state(&db, GRANT);
-        let r = q(
-            &mut st,
-            &audit,
-            "SELECT customer_id, count(*) AS n, sum(amount) AS total FROM invoices GROUP BY customer_id",
-        )
-        .await
-        .unwrap();
-        assert_eq!(r.columns, ["customer_id", "n", "total"]);
-        assert_eq!(
-            ints(&r, 0),
-            [1],
-            "customer 2's single invoice is suppressed"
-        );
-        assert_eq!(r.suppressed_groups, 1);
-        // Small groups by construction come back empty.
-        let r = q(
-            &mut st,
-            &audit,
-            "SELECT paid_at, sum(amount) FROM invoices GROUP BY paid_at",
-        )
-        .await
-        .unwrap();
-        assert!(r.rows.is_empty());
-        assert_eq!(r.suppressed_groups, 13);
-        let r = q(
-            &mut st,
-            &audit,
-            "SELECT customer_id, sum(amount) FROM invoices GROUP BY customer_id HAVING count(*) = 1",
-        )
-        .await
-        .unwrap();
-        assert!(r.rows.is_empty(), "{r:?}");
-        // A join that repeats one invoice many times does not make its group big.
-        let r = q(
-            &mut st,
-            &audit,
-            "SELECT i.customer_id, sum(i.amount) FROM invoices i JOIN customers c ON c.plan = c.plan \
-             GROUP BY i.customer_id",
-        )
-        .await
-        .unwrap();
-        assert_eq!(ints(&r, 0), [1]);
-        for (sql, why) in [
-            ("SELECT amount FROM invoices", "must be in GROUP BY"),
-            (
-                "SELECT customer_id, amount FROM invoices GROUP BY customer_id",
-                "must be in GROUP BY",
-            ),
-            (
-                "SELECT sum(amount) FROM invoices GROUP BY id",
-                "column `id` is not granted",
-            ),
-            // Differencing: total minus "everyone but 2" reveals customer 2.
-            (
-                "SELECT sum(amount) FROM invoices WHERE customer_id <> 2",
-                "WHERE may filter only",
-            ),
-            (
-                "SELECT sum(amount) FROM invoices GROUP BY customer_id = 2",
-                "bare columns",
-            ),
-            (
-                "SELECT sum(CASE WHEN customer_id = 2 THEN amount END) FROM invoices",
-                "bare column",
-            ),
-            ("SELECT min(amount) FROM invoices", "reveals one row"),
-            (
-                "SELECT max(amount) FROM invoices GROUP BY customer_id",
-                "reveals one row",
-            ),
-            (
-                "SELECT c.plan, sum(i.amount) FROM invoices i JOIN customers c \
-                 ON i.customer_id = c.id AND c.id <> 2 GROUP BY c.plan",
-                "join condition",
-            ),
-            (
-                "WITH c AS (SELECT id FROM customers WHERE id <> 2) \
-                 SELECT sum(i.amount) FROM invoices i JOIN c ON i.customer_id = c.id",
-                "may join only granted tables",
-            ),
-            (
-                "WITH x AS (SELECT sum(amount) AS s FROM invoices) SELECT s FROM x",
-                "outermost",
-            ),
-            ("SELECT DISTINCT customer_id FROM invoices", "DISTINCT"),
-            (
-                "SELECT a.customer_id, count(*) FROM invoices a JOIN invoices b \
-                 ON a.customer_id = b.customer_id GROUP BY a.customer_id",
-                "at most one aggregate-only table",
-            ),
-        ] {
-            denied(q(&mut st, &audit, sql).await, why);
-        }
-        // The whole table is one group of 13: allowed.
-        let r = q(
-            &mut st,
-            &audit,
-            "SELECT count(*), sum(amount) FROM invoices",
-        )
-        .await
-        .unwrap();
-        assert_eq!(ints(&r, 0), [13]);
-    }
-
-    #[tokio::test]
     async fn a_query_that_runs_forever_is_cancelled_at_the_grant_timeout() {
         let db = db();
         let (mut st, audit) = state(&db, GRANT);
@@ -564,6 +458,29 @@ mod sql_scope {
         let r = q(&mut st, &audit, &format!("SELECT {bigger} FROM customers")).await;
         assert!(
             matches!(&r, Err(VerbError::Guest(WitError::Upstream(w))) if w.contains("TooBig")),
+            "{:?}",
+            r.as_ref().map(|r| r.rows.len())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_result_past_the_byte_cap_exhausts_sql_bytes() {
+        let db = db();
+        let rw = rusqlite::Connection::open(db._dir.path().join("crm.db")).unwrap();
+        rw.execute_batch("CREATE TABLE wide (v TEXT)").unwrap();
+        let mib = "x".repeat(1 << 20);
+        for _ in 0..20 {
+            rw.execute("INSERT INTO wide VALUES (?1)", [&mib]).unwrap();
+        }
+        drop(rw);
+        let (mut st, audit) = state(&db, &format!("{GRANT}[tables.wide]\ncolumns = [\"v\"]\n"));
+        let r = q(&mut st, &audit, "SELECT v FROM wide LIMIT 15")
+            .await
+            .unwrap();
+        assert_eq!(r.rows.len(), 15, "15 MiB is under the cap");
+        let r = q(&mut st, &audit, "SELECT v FROM wide").await;
+        assert!(
+            matches!(&r, Err(VerbError::Guest(WitError::Exhausted(w))) if w == "sql-bytes"),
             "{:?}",
             r.as_ref().map(|r| r.rows.len())
         );
