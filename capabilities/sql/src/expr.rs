@@ -8,7 +8,12 @@ use sqlparser::ast::{
     FunctionArguments, Ident, ObjectNamePart, UnaryOperator, Value,
 };
 
-use crate::view::{Rel, denied};
+use crate::view::{Backend, Rel, denied};
+
+/// How deep an expression may nest (operators, functions, CASE): a long
+/// chain such as `1 + 1 + ...` is a tree as deep as it is long, and every
+/// walk of it recurses.
+pub const MAX_DEPTH: usize = 64;
 
 /// Aggregates the subset accepts.
 pub const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max", "total"];
@@ -64,6 +69,10 @@ pub(crate) struct Scope {
     pub grouping: Option<Vec<(String, String)>>,
     /// Whether the SELECT reads an aggregate-only table.
     pub agg: bool,
+    /// The database's dialect (placeholders, cast types, functions).
+    pub backend: Backend,
+    /// How many parameters the guest passed: a placeholder may name no other.
+    pub params: usize,
 }
 
 /// What an expression is, as far as the view cares.
@@ -82,6 +91,7 @@ pub(crate) fn check(e: &Expr, scope: &Scope, place: Place) -> Result<Info, VerbE
         place,
         in_agg: false,
         refs: Vec::new(),
+        depth: 0,
     };
     let masked = w.walk(e)?;
     Ok(Info {
@@ -95,6 +105,7 @@ struct Walk<'s> {
     place: Place,
     in_agg: bool,
     refs: Vec<(String, String)>,
+    depth: usize,
 }
 
 fn masked_refused(m: &str, what: &str) -> VerbError {
@@ -115,6 +126,16 @@ fn variant(e: &Expr) -> String {
 impl Walk<'_> {
     /// Returns `Some(name)` when `e` is exactly a masked column.
     fn walk(&mut self, e: &Expr) -> Result<Option<String>, VerbError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(too_deep());
+        }
+        self.depth += 1;
+        let r = self.walk_inner(e);
+        self.depth -= 1;
+        r
+    }
+
+    fn walk_inner(&mut self, e: &Expr) -> Result<Option<String>, VerbError> {
         match e {
             Expr::Identifier(i) => self.column(None, i),
             Expr::CompoundIdentifier(parts) => match parts.as_slice() {
@@ -127,8 +148,11 @@ impl Walk<'_> {
                 Value::Number(..)
                 | Value::SingleQuotedString(_)
                 | Value::Boolean(_)
-                | Value::Null
-                | Value::Placeholder(_) => Ok(None),
+                | Value::Null => Ok(None),
+                Value::Placeholder(p) => {
+                    placeholder(p, self.scope.backend, self.scope.params)?;
+                    Ok(None)
+                }
                 other => Err(denied(format!(
                     "the literal `{other}` is refused: use numbers, 'text', NULL or parameters"
                 ))),
@@ -220,11 +244,15 @@ impl Walk<'_> {
                 Ok(None)
             }
             Expr::Cast {
-                kind, expr, format, ..
+                kind,
+                expr,
+                format,
+                data_type,
             } => {
                 if !matches!(kind, CastKind::Cast | CastKind::DoubleColon) || format.is_some() {
                     return Err(denied("only CAST(x AS type) is accepted"));
                 }
+                cast_type(data_type, self.scope.backend)?;
                 self.plain(expr, "CAST")
             }
             Expr::Function(f) => self.function(f),
@@ -267,6 +295,13 @@ impl Walk<'_> {
                 )));
             }
         };
+        if name == "replace" && self.scope.backend == Backend::Postgres {
+            // PostgreSQL has no cap on the values a query builds: nested
+            // `replace` multiplies a value's length at every level.
+            return Err(denied(
+                "the function `replace` is refused on PostgreSQL: it can build values without bound",
+            ));
+        }
         let aggregate = AGGREGATES.contains(&name.as_str());
         if !aggregate && !FUNCTIONS.contains(&name.as_str()) {
             return Err(denied(format!(
@@ -451,16 +486,19 @@ pub(crate) fn bare_column(e: &Expr, scope: &Scope) -> Option<(String, String)> {
 
 /// In a query over an aggregate-only table a join condition is `a = b`
 /// between columns, or several joined by AND: never a filter.
-pub(crate) fn equi_join(e: &Expr, scope: &Scope) -> Result<(), VerbError> {
+pub(crate) fn equi_join(e: &Expr, scope: &Scope, depth: usize) -> Result<(), VerbError> {
+    if depth >= MAX_DEPTH {
+        return Err(too_deep());
+    }
     match e {
-        Expr::Nested(inner) => equi_join(inner, scope),
+        Expr::Nested(inner) => equi_join(inner, scope, depth + 1),
         Expr::BinaryOp {
             left,
             op: BinaryOperator::And,
             right,
         } => {
-            equi_join(left, scope)?;
-            equi_join(right, scope)
+            equi_join(left, scope, depth + 1)?;
+            equi_join(right, scope, depth + 1)
         }
         Expr::BinaryOp {
             left,
@@ -474,9 +512,101 @@ pub(crate) fn equi_join(e: &Expr, scope: &Scope) -> Result<(), VerbError> {
     }
 }
 
-/// Whether `e` is a number or a parameter (what LIMIT and OFFSET take).
-pub(crate) fn is_number_or_param(e: &Expr) -> bool {
-    matches!(e, Expr::Value(v) if matches!(v.value, Value::Number(..) | Value::Placeholder(_)))
+/// Whether `e` is a number or a parameter (what LIMIT and OFFSET take); a
+/// parameter must be one the guest passed (see [`placeholder`]).
+pub(crate) fn is_number_or_param(
+    e: &Expr,
+    backend: Backend,
+    params: usize,
+) -> Result<bool, VerbError> {
+    Ok(match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(..) => true,
+            Value::Placeholder(p) => {
+                placeholder(p, backend, params)?;
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    })
+}
+
+fn too_deep() -> VerbError {
+    denied(format!(
+        "the expression nests deeper than {MAX_DEPTH} levels; split it or use IN (...)"
+    ))
+}
+
+/// Accepts only the backend's own placeholder form naming a parameter the
+/// guest passed (`?` or `?N` on SQLite, `$N` on PostgreSQL, N at most the
+/// number passed): the host binds its own parameters after the guest's
+/// (PostgreSQL's pseudonym keys), which the guest must never name.
+pub(crate) fn placeholder(p: &str, backend: Backend, params: usize) -> Result<(), VerbError> {
+    let (sigil, bare_ok) = match backend {
+        Backend::Sqlite => ('?', true),
+        Backend::Postgres => ('$', false),
+    };
+    let ok = match p.strip_prefix(sigil) {
+        Some("") => bare_ok && params > 0,
+        Some(n) if n.bytes().all(|b| b.is_ascii_digit()) => {
+            n.parse::<usize>().is_ok_and(|n| n >= 1 && n <= params)
+        }
+        _ => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    let form = match backend {
+        Backend::Sqlite => "`?` or `?1`..",
+        Backend::Postgres => "`$1`..",
+    };
+    Err(denied(format!(
+        "the placeholder `{p}` is refused: {params} parameter(s) were passed; write {form} up to the number passed"
+    )))
+}
+
+/// Accepts a cast only to a plain scalar type: other types (PostgreSQL's
+/// `regclass`, `regrole`, ...) read the system catalogs.
+fn cast_type(t: &sqlparser::ast::DataType, backend: Backend) -> Result<(), VerbError> {
+    let text = t.to_string().to_ascii_lowercase();
+    let base = text.split('(').next().unwrap_or("").trim();
+    let allowed: &[&str] = match backend {
+        Backend::Sqlite => &["integer", "int", "real", "text", "numeric", "blob"],
+        Backend::Postgres => &[
+            "integer",
+            "int",
+            "int2",
+            "int4",
+            "int8",
+            "bigint",
+            "smallint",
+            "real",
+            "float4",
+            "float8",
+            "double precision",
+            "numeric",
+            "decimal",
+            "text",
+            "varchar",
+            "character varying",
+            "char",
+            "character",
+            "boolean",
+            "bool",
+            "date",
+            "timestamp",
+            "bytea",
+        ],
+    };
+    if allowed.contains(&base) {
+        Ok(())
+    } else {
+        Err(denied(format!(
+            "CAST to `{text}` is refused: cast to one of {}",
+            allowed.join(", ")
+        )))
+    }
 }
 
 /// Every identifier in `e` (the columns a row scope reads).

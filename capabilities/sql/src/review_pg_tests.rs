@@ -26,6 +26,31 @@ mod sql_scope {
             let leaked = matches!(&r, Ok(rows) if rows.rows.iter().flatten().any(|v| matches!(v, Value::Blob(b) if *b == inner || *b == outer)));
             assert!(!leaked, "{sql} returned a pad of the pseudonym key: {text}");
         }
+        // Refused by the view, naming the placeholder: past the parameters
+        // passed, or not PostgreSQL's own form.
+        for (sql, params, p) in [
+            ("SELECT $1 AS k FROM customers LIMIT 1", 0, "$1"),
+            ("SELECT $2 AS k FROM customers LIMIT 1", 1, "$2"),
+            ("SELECT id FROM customers LIMIT $3", 2, "$3"),
+            ("SELECT id FROM customers WHERE id = :a", 1, ":a"),
+            ("SELECT id FROM customers WHERE id = $0", 1, "$0"),
+        ] {
+            let r = q(&mut st, &audit, sql, vec![Value::Integer(1); params]).await;
+            assert!(
+                matches!(&r, Err(VerbError::Guest(WitError::Denied(w))) if w.contains(&format!("placeholder `{p}`"))),
+                "{sql}: {r:?}"
+            );
+        }
+        // The guest's own parameters still work, masked columns in view.
+        let r = q(
+            &mut st,
+            &audit,
+            "SELECT id, email FROM customers WHERE id = $1",
+            vec![Value::Integer(1)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.rows.len(), 1);
     }
 
     /// PostgreSQL pulls the view's sub-select up into the guest's query and
@@ -86,6 +111,10 @@ mod sql_scope {
             Err(_) => Vec::new(),
         };
         assert!(names.is_empty(), "relation names came back: {names:?}");
+        assert!(
+            matches!(&r, Err(VerbError::Guest(WitError::Denied(w))) if w.contains("CAST to `regclass`")),
+            "{r:?}"
+        );
         let r = q(
             &mut st,
             &audit,
@@ -117,5 +146,9 @@ mod sql_scope {
         let r = q(&mut st, &audit, &sql, vec![]).await;
         let built = matches!(&r, Ok(rows) if matches!(rows.rows.as_slice(), [row] if matches!(row[0], Value::Integer(64_000_000))));
         assert!(!built, "a 64 MB intermediate string was built: {r:?}");
+        assert!(
+            matches!(&r, Err(VerbError::Guest(WitError::Denied(w))) if w.contains("`replace` is refused")),
+            "{r:?}"
+        );
     }
 }

@@ -7,28 +7,6 @@ use super::*;
 mod sql_scope {
     use super::*;
 
-    /// `aggregate_only` promises no single row's value comes back. The whole
-    /// table is one big group and every group but customer 2's is big, so
-    /// total minus the returned groups is customer 2's single invoice.
-    #[tokio::test]
-    async fn aggregate_only_total_minus_big_groups_reveals_a_single_row() {
-        let db = db();
-        let (mut st, audit) = state(&db, GRANT);
-        let total = q(&mut st, &audit, "SELECT sum(amount) FROM invoices").await;
-        let groups = q(
-            &mut st,
-            &audit,
-            "SELECT customer_id, sum(amount) FROM invoices GROUP BY customer_id",
-        )
-        .await;
-        if let (Ok(total), Ok(groups)) = (total, groups) {
-            let rest: i64 = ints(&groups, 1).iter().sum();
-            let single = ints(&total, 0)[0] - rest;
-            // Customer 2's only invoice is 112 (the 13th invoice).
-            assert_ne!(single, 112, "one invoice's amount derived by differencing");
-        }
-    }
-
     /// The suppressed-group count is computed after the guest's HAVING: a
     /// HAVING over a small group's aggregate is a yes/no oracle on it, and a
     /// binary search reads a single row's value.
@@ -75,6 +53,38 @@ mod sql_scope {
         }
     }
 
+    /// A placeholder may name only a parameter the guest passed, in
+    /// SQLite's own forms (`?`, `?N`): named and out-of-range forms are
+    /// refused by the view, naming them.
+    #[tokio::test]
+    async fn placeholders_name_only_the_parameters_passed() {
+        let db = db();
+        let (mut st, audit) = state(&db, GRANT);
+        for (sql, p) in [
+            ("SELECT n FROM big WHERE n = ?2", "?2"),
+            ("SELECT n FROM big WHERE n = ?0", "?0"),
+            ("SELECT n FROM big WHERE n = :a", ":a"),
+            ("SELECT n FROM big WHERE n = @a", "@a"),
+            ("SELECT n FROM big WHERE n = $a", "$a"),
+            ("SELECT n FROM big LIMIT ?9", "?9"),
+        ] {
+            let r = q_with(&mut st, &audit, sql, vec![Value::Integer(1)]).await;
+            assert!(
+                matches!(&r, Err(VerbError::Guest(WitError::Denied(w))) if w.contains(&format!("placeholder `{p}`"))),
+                "{sql}: {r:?}"
+            );
+        }
+        let r = q_with(
+            &mut st,
+            &audit,
+            "SELECT n FROM big WHERE n = ?1 LIMIT ?",
+            vec![Value::Integer(3), Value::Integer(5)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(ints(&r, 0), [3]);
+    }
+
     /// A long chain of operators parses (sqlparser bounds nesting, not
     /// chains) into a tree deep enough to overflow the host's stack while
     /// the view walks, renders or drops it: the whole host dies. Run in a
@@ -89,14 +99,35 @@ mod sql_scope {
                 .build()
                 .unwrap();
             // A tokio worker's stack size (2 MiB), as in the host.
-            let sql = format!("SELECT n FROM big WHERE n = 1{}", " + 1".repeat(100_000));
+            let long = format!("SELECT n FROM big WHERE n = 1{}", " + 1".repeat(100_000));
+            // Just under the statement cap: parsed, then refused by depth.
+            let under = format!("SELECT n FROM big WHERE n = 1{}", " + 1".repeat(4_000));
+            assert!(under.len() <= crate::view::MAX_STATEMENT);
             let handle = std::thread::Builder::new()
                 .stack_size(2 << 20)
                 .spawn(move || {
                     rt.block_on(async {
                         let (mut st, audit) = state(&db, GRANT);
-                        let r = q(&mut st, &audit, &sql).await;
-                        assert!(r.is_err(), "a 100,000-term chain should be refused");
+                        let r = q(&mut st, &audit, &long).await;
+                        assert!(
+                            matches!(&r, Err(VerbError::Guest(WitError::Invalid(w))) if w.contains("16384-byte cap")),
+                            "a 100,000-term chain should be refused by the cap: {r:?}"
+                        );
+                        let r = q(&mut st, &audit, &under).await;
+                        assert!(
+                            matches!(&r, Err(VerbError::Guest(WitError::Denied(w))) if w.contains("deeper than 64")),
+                            "a 4,000-term chain should be refused by depth: {r:?}"
+                        );
+                        let and = format!(
+                            "SELECT customer_id, sum(amount) FROM invoices i JOIN customers c \
+                             ON {} GROUP BY customer_id",
+                            vec!["c.id = i.customer_id"; 500].join(" AND ")
+                        );
+                        let r = q(&mut st, &audit, &and).await;
+                        assert!(
+                            matches!(&r, Err(VerbError::Guest(WitError::Denied(w))) if w.contains("deeper than 64")),
+                            "a 500-term join condition should be refused by depth: {r:?}"
+                        );
                     })
                 })
                 .unwrap();
@@ -162,6 +193,41 @@ mod sql_scope {
         assert!(
             took < std::time::Duration::from_secs(3),
             "a 300ms grant ran for {took:?}: {r:?}"
+        );
+    }
+}
+
+/// Limits of the walls that are documented, not prevented: each test shows
+/// the behaviour the README states, so a change to it is noticed.
+mod known_limits {
+    use super::*;
+
+    /// Thresholding is k-anonymity, not differential privacy: comparing two
+    /// different groupings of an aggregate-only table (the whole table as
+    /// one group, then every big group) isolates what the small groups hold.
+    /// Here customer 2's single invoice is the total minus customer 1's
+    /// group. The README says so; `max_calls` bounds the tries, nothing more.
+    #[tokio::test]
+    async fn aggregate_only_total_minus_big_groups_reveals_a_single_row() {
+        let db = db();
+        let (mut st, audit) = state(&db, GRANT);
+        let total = q(&mut st, &audit, "SELECT sum(amount) FROM invoices")
+            .await
+            .unwrap();
+        let groups = q(
+            &mut st,
+            &audit,
+            "SELECT customer_id, sum(amount) FROM invoices GROUP BY customer_id",
+        )
+        .await
+        .unwrap();
+        let rest: i64 = ints(&groups, 1).iter().sum();
+        // Customer 2's only invoice is 112 (the 13th invoice).
+        assert_eq!(
+            ints(&total, 0)[0] - rest,
+            112,
+            "differencing across groupings is documented as possible; if this \
+             changed, update the README's aggregate-only paragraph"
         );
     }
 }

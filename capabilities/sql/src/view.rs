@@ -93,10 +93,37 @@ pub(crate) fn denied(why: impl Into<String>) -> VerbError {
     VerbError::denied(why)
 }
 
+/// The longest statement the view reads, in bytes: it bounds the tree the
+/// parser builds (a chain of operators is as deep as it is long).
+pub const MAX_STATEMENT: usize = 16 * 1024;
+/// The stack the view parses, walks and drops a statement on: a tree within
+/// [`MAX_STATEMENT`] fits it in a debug build, whatever the caller's stack.
+const PLAN_STACK: usize = 32 << 20;
+
 /// Checks `statement` against `grant` and rewrites it (see the module docs).
 /// `guest_params` is how many parameters the guest passes: on PostgreSQL the
-/// pseudonym's padded keys are bound after them (`$N+1`, `$N+2`).
+/// pseudonym's padded keys are bound after them (`$N+1`, `$N+2`), and no
+/// placeholder may name a parameter past `guest_params`.
 pub fn plan(
+    grant: &SqlGrant,
+    statement: &str,
+    backend: Backend,
+    guest_params: usize,
+) -> Result<Plan, VerbError> {
+    if statement.len() > MAX_STATEMENT {
+        return Err(VerbError::invalid(format!(
+            "the statement is {} bytes, over the {MAX_STATEMENT}-byte cap; send a shorter one",
+            statement.len()
+        )));
+    }
+    // Parsing, walking, rendering and dropping the tree all recurse: run
+    // them on a stack of known size, not the caller's (a worker thread's).
+    stacker::grow(PLAN_STACK, || {
+        plan_on_stack(grant, statement, backend, guest_params)
+    })
+}
+
+fn plan_on_stack(
     grant: &SqlGrant,
     statement: &str,
     backend: Backend,
@@ -265,7 +292,7 @@ impl Viewer<'_> {
                 LimitClause::OffsetCommaLimit { offset, limit } => (Some(limit), Some(offset)),
             };
             for e in limit.into_iter().chain(offset) {
-                if !crate::expr::is_number_or_param(e) {
+                if !crate::expr::is_number_or_param(e, self.backend, self.guest_params)? {
                     return Err(denied(
                         "LIMIT and OFFSET take a number or a parameter, not an expression",
                     ));
@@ -273,6 +300,29 @@ impl Viewer<'_> {
             }
         }
         self.ctes.truncate(ctes_before);
+        if let (Some(alias), Some(min)) = (&agg_alias, self.min_group) {
+            // Small groups are dropped inside the query, before HAVING,
+            // ORDER BY and LIMIT see them: the guest's conditions cannot
+            // ask about a group the host will not return.
+            let cond = format!(
+                "count(DISTINCT {}.{}) >= {min}",
+                quote(alias),
+                quote(ROW_COL)
+            );
+            let dialect = self.backend.dialect();
+            let cond = Parser::new(&*dialect)
+                .try_with_sql(&cond)
+                .and_then(|mut p| p.parse_expr())
+                .map_err(|e| VerbError::Trap(anyhow::anyhow!("hidden group floor: {e}")))?;
+            select.having = Some(match select.having.take() {
+                Some(h) => Expr::BinaryOp {
+                    left: Box::new(Expr::Nested(Box::new(h))),
+                    op: sqlparser::ast::BinaryOperator::And,
+                    right: Box::new(cond),
+                },
+                None => cond,
+            });
+        }
         if let Some(alias) = agg_alias {
             // The hidden group size, counted over the aggregate-only table's
             // distinct rows so a join cannot inflate a group.
@@ -355,6 +405,8 @@ impl Viewer<'_> {
             aliases: Vec::new(),
             grouping: None,
             agg: agg_alias.is_some(),
+            backend: self.backend,
+            params: self.guest_params,
         };
         // GROUP BY first: in a query over an aggregate-only table every
         // other clause is checked against it.
@@ -382,7 +434,7 @@ impl Viewer<'_> {
         }
         for on in &ons {
             if scope.agg {
-                crate::expr::equi_join(on, &scope)?;
+                crate::expr::equi_join(on, &scope, 0)?;
             }
             let info = self.expr(on, &scope, Place::On)?;
             no_bare_mask(&info, "as a join condition")?;
