@@ -85,6 +85,67 @@ mod sql_scope {
         assert_eq!(ints(&r, 0), [3]);
     }
 
+    /// LIKE on a plain (unmasked) column is in the accepted subset: the
+    /// authorizer lets SQLite's `like` function run it; on a masked column
+    /// the view still refuses it.
+    #[tokio::test]
+    async fn like_on_a_plain_column_is_served() {
+        let db = db();
+        let (mut st, audit) = state(&db, GRANT);
+        let all = q(&mut st, &audit, "SELECT id FROM customers")
+            .await
+            .unwrap();
+        let r = q(
+            &mut st,
+            &audit,
+            "SELECT id FROM customers WHERE plan LIKE '%'",
+        )
+        .await
+        .unwrap();
+        assert_eq!(ints(&r, 0), ints(&all, 0));
+        let r = q(
+            &mut st,
+            &audit,
+            "SELECT id FROM customers WHERE email LIKE 'c%'",
+        )
+        .await;
+        assert!(
+            matches!(&r, Err(VerbError::Guest(WitError::Denied(w))) if w.contains("LIKE")),
+            "{r:?}"
+        );
+    }
+
+    /// What the authorizer (the second wall) refuses reaches the tool as
+    /// `denied`, like the view's refusals, not as a database failure.
+    #[test]
+    fn authorizer_refusals_are_denied() {
+        let db = db();
+        let Database::Sqlite { path } = db.cap.databases["crm"].clone() else {
+            panic!("crm is a SQLite file")
+        };
+        let mut conn = sqlite::open(&path, &db.cap.key).unwrap();
+        sqlite::authorize(&mut conn, &grant(GRANT)).unwrap();
+        for sql in [
+            "SELECT hex(plan) FROM customers",
+            "SELECT ssn FROM customers",
+            "SELECT sql FROM sqlite_master",
+        ] {
+            let r = sqlite::run(
+                &mut conn,
+                sql,
+                &[],
+                10,
+                Instant::now() + Duration::from_secs(10),
+                airlock_core::Cancel::new(),
+            );
+            assert!(
+                matches!(&r, Err(VerbError::Guest(WitError::Denied(w))) if w.contains("authorizer")),
+                "{sql}: {:?}",
+                r.map(|r| r.rows.len())
+            );
+        }
+    }
+
     /// A long chain of operators parses (sqlparser bounds nesting, not
     /// chains) into a tree deep enough to overflow the host's stack while
     /// the view walks, renders or drops it: the whole host dies. Run in a
