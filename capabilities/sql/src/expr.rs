@@ -8,12 +8,8 @@ use sqlparser::ast::{
     FunctionArguments, Ident, ObjectNamePart, UnaryOperator, Value,
 };
 
+use crate::guards::{MAX_DEPTH, cast_type, placeholder, too_deep};
 use crate::view::{Backend, Rel, denied};
-
-/// How deep an expression may nest (operators, functions, CASE): a long
-/// chain such as `1 + 1 + ...` is a tree as deep as it is long, and every
-/// walk of it recurses.
-pub const MAX_DEPTH: usize = 64;
 
 /// Aggregates the subset accepts.
 pub const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max", "total"];
@@ -530,83 +526,6 @@ pub(crate) fn is_number_or_param(
         },
         _ => false,
     })
-}
-
-fn too_deep() -> VerbError {
-    denied(format!(
-        "the expression nests deeper than {MAX_DEPTH} levels; split it or use IN (...)"
-    ))
-}
-
-/// Accepts only the backend's own placeholder form naming a parameter the
-/// guest passed (`?` or `?N` on SQLite, `$N` on PostgreSQL, N at most the
-/// number passed): the host binds its own parameters after the guest's
-/// (PostgreSQL's pseudonym keys), which the guest must never name.
-pub(crate) fn placeholder(p: &str, backend: Backend, params: usize) -> Result<(), VerbError> {
-    let (sigil, bare_ok) = match backend {
-        Backend::Sqlite => ('?', true),
-        Backend::Postgres => ('$', false),
-    };
-    let ok = match p.strip_prefix(sigil) {
-        Some("") => bare_ok && params > 0,
-        Some(n) if n.bytes().all(|b| b.is_ascii_digit()) => {
-            n.parse::<usize>().is_ok_and(|n| n >= 1 && n <= params)
-        }
-        _ => false,
-    };
-    if ok {
-        return Ok(());
-    }
-    let form = match backend {
-        Backend::Sqlite => "`?` or `?1`..",
-        Backend::Postgres => "`$1`..",
-    };
-    Err(denied(format!(
-        "the placeholder `{p}` is refused: {params} parameter(s) were passed; write {form} up to the number passed"
-    )))
-}
-
-/// Accepts a cast only to a plain scalar type: other types (PostgreSQL's
-/// `regclass`, `regrole`, ...) read the system catalogs.
-fn cast_type(t: &sqlparser::ast::DataType, backend: Backend) -> Result<(), VerbError> {
-    let text = t.to_string().to_ascii_lowercase();
-    let base = text.split('(').next().unwrap_or("").trim();
-    let allowed: &[&str] = match backend {
-        Backend::Sqlite => &["integer", "int", "real", "text", "numeric", "blob"],
-        Backend::Postgres => &[
-            "integer",
-            "int",
-            "int2",
-            "int4",
-            "int8",
-            "bigint",
-            "smallint",
-            "real",
-            "float4",
-            "float8",
-            "double precision",
-            "numeric",
-            "decimal",
-            "text",
-            "varchar",
-            "character varying",
-            "char",
-            "character",
-            "boolean",
-            "bool",
-            "date",
-            "timestamp",
-            "bytea",
-        ],
-    };
-    if allowed.contains(&base) {
-        Ok(())
-    } else {
-        Err(denied(format!(
-            "CAST to `{text}` is refused: cast to one of {}",
-            allowed.join(", ")
-        )))
-    }
 }
 
 /// Every identifier in `e` (the columns a row scope reads).

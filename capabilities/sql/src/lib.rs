@@ -7,6 +7,7 @@
 
 mod expr;
 mod grant;
+mod guards;
 mod postgres;
 mod pseudonym;
 mod sqlite;
@@ -14,6 +15,7 @@ pub mod view;
 
 pub use expr::{AGGREGATES, FUNCTIONS};
 pub use grant::{AggregateOnly, DEFAULT_MAX_ROWS, Mask, SqlGrant, TableGrant};
+pub use guards::MAX_STATEMENT;
 pub use postgres::PgPool;
 pub use pseudonym::PseudonymKey;
 pub use view::{Backend, Plan};

@@ -161,9 +161,11 @@ mod sql_scope {
                 .unwrap();
             // A tokio worker's stack size (2 MiB), as in the host.
             let long = format!("SELECT n FROM big WHERE n = 1{}", " + 1".repeat(100_000));
-            // Just under the statement cap: parsed, then refused by depth.
-            let under = format!("SELECT n FROM big WHERE n = 1{}", " + 1".repeat(4_000));
-            assert!(under.len() <= crate::view::MAX_STATEMENT);
+            // Just under the statement cap, the deepest tree it allows
+            // (8,000 levels): parsed, then refused by depth, without
+            // overflowing a worker's stack while parsed or dropped.
+            let under = format!("SELECT n FROM big WHERE n = 1{}", "+1".repeat(8_000));
+            assert!(under.len() <= crate::guards::MAX_STATEMENT);
             let handle = std::thread::Builder::new()
                 .stack_size(2 << 20)
                 .spawn(move || {
@@ -177,7 +179,7 @@ mod sql_scope {
                         let r = q(&mut st, &audit, &under).await;
                         assert!(
                             matches!(&r, Err(VerbError::Guest(WitError::Denied(w))) if w.contains("deeper than 64")),
-                            "a 4,000-term chain should be refused by depth: {r:?}"
+                            "an 8,000-term chain should be refused by depth: {r:?}"
                         );
                         let and = format!(
                             "SELECT customer_id, sum(amount) FROM invoices i JOIN customers c \

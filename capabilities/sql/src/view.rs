@@ -18,6 +18,7 @@ use sqlparser::parser::Parser;
 
 use crate::expr::{Info, Place, Scope};
 use crate::grant::{SqlGrant, TableGrant};
+use crate::guards::MAX_STATEMENT;
 
 /// The SQL function the host registers to compute pseudonyms; the guest
 /// cannot call it (it is not on the allow-list).
@@ -93,13 +94,6 @@ pub(crate) fn denied(why: impl Into<String>) -> VerbError {
     VerbError::denied(why)
 }
 
-/// The longest statement the view reads, in bytes: it bounds the tree the
-/// parser builds (a chain of operators is as deep as it is long).
-pub const MAX_STATEMENT: usize = 16 * 1024;
-/// The stack the view parses, walks and drops a statement on: a tree within
-/// [`MAX_STATEMENT`] fits it in a debug build, whatever the caller's stack.
-const PLAN_STACK: usize = 32 << 20;
-
 /// Checks `statement` against `grant` and rewrites it (see the module docs).
 /// `guest_params` is how many parameters the guest passes: on PostgreSQL the
 /// pseudonym's padded keys are bound after them (`$N+1`, `$N+2`), and no
@@ -118,7 +112,7 @@ pub fn plan(
     }
     // Parsing, walking, rendering and dropping the tree all recurse: run
     // them on a stack of known size, not the caller's (a worker thread's).
-    stacker::grow(PLAN_STACK, || {
+    stacker::grow(crate::guards::PLAN_STACK, || {
         plan_on_stack(grant, statement, backend, guest_params)
     })
 }
@@ -300,44 +294,8 @@ impl Viewer<'_> {
             }
         }
         self.ctes.truncate(ctes_before);
-        if let (Some(alias), Some(min)) = (&agg_alias, self.min_group) {
-            // Small groups are dropped inside the query, before HAVING,
-            // ORDER BY and LIMIT see them: the guest's conditions cannot
-            // ask about a group the host will not return.
-            let cond = format!(
-                "count(DISTINCT {}.{}) >= {min}",
-                quote(alias),
-                quote(ROW_COL)
-            );
-            let dialect = self.backend.dialect();
-            let cond = Parser::new(&*dialect)
-                .try_with_sql(&cond)
-                .and_then(|mut p| p.parse_expr())
-                .map_err(|e| VerbError::Trap(anyhow::anyhow!("hidden group floor: {e}")))?;
-            select.having = Some(match select.having.take() {
-                Some(h) => Expr::BinaryOp {
-                    left: Box::new(Expr::Nested(Box::new(h))),
-                    op: sqlparser::ast::BinaryOperator::And,
-                    right: Box::new(cond),
-                },
-                None => cond,
-            });
-        }
-        if let Some(alias) = agg_alias {
-            // The hidden group size, counted over the aggregate-only table's
-            // distinct rows so a join cannot inflate a group.
-            let count = format!(
-                "count(DISTINCT {}.{}) AS {}",
-                quote(&alias),
-                quote(ROW_COL),
-                quote(GROUP_COL)
-            );
-            let dialect = self.backend.dialect();
-            let e = Parser::new(&*dialect)
-                .try_with_sql(&count)
-                .and_then(|mut p| p.parse_select_item())
-                .map_err(|e| VerbError::Trap(anyhow::anyhow!("hidden count: {e}")))?;
-            select.projection.push(e);
+        if let Some(alias) = &agg_alias {
+            crate::guards::group_floor(select, alias, self.min_group, self.backend)?;
         }
         Ok(cols)
     }
