@@ -34,11 +34,11 @@ pub enum Error {
         why: String,
     },
     /// A verb name that airlock does not have.
-    #[error("`{0}` is not a verb airlock serves; choose from log, sign, fetch, complete, kv")]
+    #[error("`{0}` is not a verb airlock serves; choose from log, sign, fetch, complete, kv, sql")]
     UnknownVerb(String),
     /// An empty list of verbs.
     #[error(
-        "choose at least one verb: --verbs takes log, sign, fetch, complete, kv, comma-separated"
+        "choose at least one verb: --verbs takes log, sign, fetch, complete, kv, sql, comma-separated"
     )]
     NoVerbs,
     /// A language that has no template.

@@ -34,11 +34,20 @@ pub enum Verb {
     Complete,
     /// `airlock:verbs/kv`.
     Kv,
+    /// `airlock:verbs/sql`.
+    Sql,
 }
 
 impl Verb {
     /// Every verb, in the order a project lists them.
-    pub const ALL: [Verb; 5] = [Verb::Log, Verb::Sign, Verb::Fetch, Verb::Complete, Verb::Kv];
+    pub const ALL: [Verb; 6] = [
+        Verb::Log,
+        Verb::Sign,
+        Verb::Fetch,
+        Verb::Complete,
+        Verb::Kv,
+        Verb::Sql,
+    ];
 
     /// The verb's interface name in `airlock:verbs`.
     pub fn name(self) -> &'static str {
@@ -48,6 +57,7 @@ impl Verb {
             Verb::Fetch => "fetch",
             Verb::Complete => "complete",
             Verb::Kv => "kv",
+            Verb::Sql => "sql",
         }
     }
 }
@@ -288,6 +298,10 @@ impl Project {
         if self.has(Verb::Kv) {
             parts.push("with how many times `name` was greeted before".to_string());
         }
+        if self.has(Verb::Sql) {
+            parts
+                .push("with how often `name` appears in the granted table `greetings`".to_string());
+        }
         let mut doc = String::from("Greet `name`: returns the greeting");
         if !parts.is_empty() {
             doc.push(' ');
@@ -332,7 +346,10 @@ impl Project {
             .flag("big", self.lang != Lang::Rust)
             .flag(
                 "host_config",
-                self.has(Verb::Sign) || self.has(Verb::Complete) || self.has(Verb::Kv),
+                self.has(Verb::Sign)
+                    || self.has(Verb::Complete)
+                    || self.has(Verb::Kv)
+                    || self.has(Verb::Sql),
             );
         c
     }
@@ -351,7 +368,11 @@ impl Project {
             file("toolkit.toml", include_str!("../templates/toolkit.toml")),
             file(".gitignore", include_str!("../templates/gitignore")),
         ];
-        if self.has(Verb::Sign) || self.has(Verb::Complete) || self.has(Verb::Kv) {
+        if self.has(Verb::Sign)
+            || self.has(Verb::Complete)
+            || self.has(Verb::Kv)
+            || self.has(Verb::Sql)
+        {
             files.push(file(
                 "airlock.toml",
                 include_str!("../templates/airlock.toml"),

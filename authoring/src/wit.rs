@@ -18,6 +18,7 @@ pub const VERBS_WIT: &[(&str, &str)] = &[
     ("fetch.wit", include_str!("../../wit/fetch.wit")),
     ("complete.wit", include_str!("../../wit/complete.wit")),
     ("kv.wit", include_str!("../../wit/kv.wit")),
+    ("sql.wit", include_str!("../../wit/sql.wit")),
     ("worlds.wit", include_str!("../../wit/worlds.wit")),
 ];
 
@@ -86,6 +87,7 @@ mod tests {
         for verb in crate::Verb::ALL {
             assert!(package.interfaces.contains_key(verb.name()), "{verb:?}");
         }
+        assert!(package.interfaces.contains_key("sql"));
         for world in [
             "pure",
             "logger",
@@ -93,6 +95,7 @@ mod tests {
             "fetcher",
             "chatter",
             "researcher",
+            "analyst",
         ] {
             assert!(package.worlds.contains_key(world), "{world}");
         }

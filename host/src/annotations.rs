@@ -88,8 +88,9 @@ pub fn classify(grants: &Grants) -> Classification {
     let mut outside = Vec::new();
     for verb in grants.set().iter() {
         match verb {
-            // A writable kv grant is classified after the loop.
-            Verb::Sign | Verb::Log | Verb::Kv => {}
+            // A writable kv grant is classified after the loop; sql grants are
+            // read-only views of the operator's databases.
+            Verb::Sign | Verb::Log | Verb::Kv | Verb::Sql => {}
             Verb::Complete => outside.push("complete sends prompts to a model".to_string()),
             Verb::Fetch => {
                 let Some(fetch) = &grants.fetch else { continue };

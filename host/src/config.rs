@@ -352,6 +352,29 @@ struct HostFile {
     /// `[kv.NAME]`: the key-value stores kv grants may name.
     #[serde(default)]
     kv: BTreeMap<String, airlock_kv::StoreSpec>,
+    #[serde(default)]
+    databases: BTreeMap<String, DatabaseSpec>,
+    #[serde(default)]
+    sql: SqlSection,
+}
+
+/// `[databases.NAME]`: a database the `sql` verb may reach; where it is
+/// stays here, never in a toolkit.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum DatabaseSpec {
+    /// A SQLite file, opened read-only (relative to the config's directory).
+    Sqlite { path: PathBuf },
+    /// A PostgreSQL server whose connection URL is the secret `url` names.
+    Postgres { url: String },
+}
+
+/// `[sql]`: the key pseudonyms are computed with (a secret of its own; a
+/// random key per process when absent, so pseudonyms change at restart).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlSection {
+    pseudonym_secret: Option<String>,
 }
 
 /// `[trust]`: the trust policy signed tools are checked against.
@@ -663,6 +686,7 @@ impl HostConfig {
         };
         let kv = airlock_kv::KvCapability::open(&file.kv, base, kv_secret)
             .map_err(|m| invalid(path, m))?;
+        let sql = sql_capability(&file, base, |s| copy(s), same).map_err(|m| invalid(path, m))?;
         Ok(Self {
             capabilities: Capabilities {
                 sign: SignCapability::new(keys),
@@ -670,6 +694,7 @@ impl HostConfig {
                 fetch,
                 complete,
                 kv,
+                sql,
             },
             mcp_http: file.mcp.limits(path)?,
             audit: AuditSettings::resolve(&file, path, copy, same)?,
@@ -693,6 +718,67 @@ fn trust_policy(
                 .map_err(|e| invalid(path, format!("[trust] policy: {e}")))
         })
         .transpose()
+}
+
+/// `[databases.NAME]` and `[sql]`: the named databases and the pseudonym
+/// key, which no other verb or the audit trail may share (a tool that could
+/// compute HMACs under it could test guesses against pseudonyms).
+fn sql_capability(
+    file: &HostFile,
+    base: &Path,
+    copy: impl Fn(&str) -> Result<SecretSlice<u8>, String>,
+    same: impl Fn(&str, &str) -> bool,
+) -> Result<airlock_sql::SqlCapability, String> {
+    let mut databases = Vec::new();
+    for (name, spec) in &file.databases {
+        match spec {
+            DatabaseSpec::Sqlite { path } => databases.push((
+                name.clone(),
+                airlock_sql::Database::Sqlite {
+                    path: base.join(path),
+                },
+            )),
+            DatabaseSpec::Postgres { url } => {
+                let secret = copy(url)
+                    .map_err(|m| format!("[databases.{name}] url names secret `{url}`: {m}"))?;
+                let text = String::from_utf8(secret.expose_secret().to_vec())
+                    .map_err(|_| format!("[databases.{name}]: secret `{url}` is not UTF-8 text"))?;
+                databases.push((
+                    name.clone(),
+                    airlock_sql::Database::postgres(secrecy::SecretString::from(text)),
+                ));
+            }
+        }
+    }
+    let key = match &file.sql.pseudonym_secret {
+        None => airlock_sql::PseudonymKey::random(),
+        Some(name) => {
+            let shared = file.sign.keys.values().any(|k| same(&k.secret, name))
+                || file
+                    .providers
+                    .values()
+                    .any(|p| p.api_key.as_deref().is_some_and(|k| same(k, name)))
+                || file
+                    .fetch
+                    .credentials
+                    .values()
+                    .any(|c| same(&c.secret, name))
+                || [&file.audit.key, &file.audit.signing_key]
+                    .into_iter()
+                    .flatten()
+                    .any(|a| same(a, name));
+            if shared {
+                return Err(format!(
+                    "[sql] pseudonym_secret uses secret `{name}`, which another verb or the \
+                     audit trail also uses; give pseudonyms a secret of their own"
+                ));
+            }
+            airlock_sql::PseudonymKey::new(
+                copy(name).map_err(|m| format!("[sql] pseudonym_secret: {m}"))?,
+            )
+        }
+    };
+    Ok(airlock_sql::SqlCapability::new(databases, key))
 }
 
 /// `[fetch.credentials.NAME]`, each checked and holding its secret; none may
@@ -1033,6 +1119,52 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("unknown variant `rsa`"), "{e}");
+    }
+
+    #[test]
+    fn databases_are_named_in_the_host_config_with_a_pseudonym_key_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.key"), "pseudonym-key-bytes\n").unwrap();
+        let cfg_path = dir.path().join("airlock.toml");
+        let cfg = HostConfig::parse(
+            "[secrets.p]\nfile = \"p.key\"\n[sql]\npseudonym_secret = \"p\"\n\
+             [databases.crm]\nkind = \"sqlite\"\npath = \"crm.db\"\n",
+            &cfg_path,
+        )
+        .unwrap();
+        assert_eq!(cfg.capabilities.sql.database_names(), ["crm"]);
+        let text = format!("{:?}", cfg.capabilities.sql);
+        assert!(
+            !text.contains("crm.db") && !text.contains("pseudonym-key"),
+            "{text}"
+        );
+        let err = |t: &str| HostConfig::parse(t, &cfg_path).unwrap_err().to_string();
+        let e = err("[databases.crm]\nkind = \"sqlite\"\npath = \"a\"\nurl = \"x\"\n");
+        assert!(e.contains("unknown field"), "{e}");
+        let e = err("[databases.crm]\nkind = \"mysql\"\n");
+        assert!(e.contains("mysql"), "{e}");
+        let e = err("[databases.pg]\nkind = \"postgres\"\nurl = \"PG\"\n");
+        assert!(e.contains("[databases.pg] url names secret `PG`"), "{e}");
+        std::fs::write(
+            dir.path().join("pg.url"),
+            "host=db.invalid password=CANARY-PG\n",
+        )
+        .unwrap();
+        let cfg = HostConfig::parse(
+            "[secrets.pg]\nfile = \"pg.url\"\n[databases.pg]\nkind = \"postgres\"\nurl = \"pg\"\n",
+            &cfg_path,
+        )
+        .unwrap();
+        assert_eq!(cfg.capabilities.sql.database_names(), ["pg"]);
+        assert!(!format!("{:?}", cfg.capabilities).contains("CANARY-PG"));
+        // A key another verb uses could test guesses against pseudonyms.
+        let e = err(
+            "[secrets.p]\nfile = \"p.key\"\n[sign.keys.k]\nkind = \"hmac-sha256\"\n\
+             secret = \"p\"\n[sql]\npseudonym_secret = \"p\"\n",
+        );
+        assert!(e.contains("pseudonym_secret uses secret `p`"), "{e}");
+        let e = err("[sql]\npseudonym_secret = \"nope\"\n");
+        assert!(e.contains("no [secrets.nope]"), "{e}");
     }
 
     #[test]

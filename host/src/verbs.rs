@@ -10,6 +10,7 @@ use airlock_fetch::{FetchCapability, FetchGrant, FetchState};
 use airlock_kv::{KvCapability, KvGrant, KvState};
 use airlock_log::{LogCapability, LogGrant, LogState};
 use airlock_sign::{SignCapability, SignGrant, SignState};
+use airlock_sql::{SqlCapability, SqlGrant, SqlState};
 use serde::{Deserialize, Serialize};
 use wasmtime::component::Linker;
 
@@ -28,12 +29,20 @@ pub enum Verb {
     Complete,
     /// `airlock:verbs/kv`.
     Kv,
+    /// `airlock:verbs/sql`.
+    Sql,
 }
 
 impl Verb {
     /// Every verb this host serves.
-    pub const ALL: &'static [Verb] =
-        &[Verb::Sign, Verb::Log, Verb::Fetch, Verb::Complete, Verb::Kv];
+    pub const ALL: &'static [Verb] = &[
+        Verb::Sign,
+        Verb::Log,
+        Verb::Fetch,
+        Verb::Complete,
+        Verb::Kv,
+        Verb::Sql,
+    ];
 
     /// The verb's name in toolkits and on the command line.
     pub fn name(self) -> &'static str {
@@ -43,6 +52,7 @@ impl Verb {
             Verb::Fetch => FetchCapability::VERB,
             Verb::Complete => CompleteCapability::VERB,
             Verb::Kv => KvCapability::VERB,
+            Verb::Sql => SqlCapability::VERB,
         }
     }
 
@@ -55,6 +65,7 @@ impl Verb {
                 Verb::Fetch => FetchCapability::INTERFACE,
                 Verb::Complete => CompleteCapability::INTERFACE,
                 Verb::Kv => KvCapability::INTERFACE,
+                Verb::Sql => SqlCapability::INTERFACE,
             };
             full.strip_prefix("airlock:verbs/") == Some(iface)
         })
@@ -68,6 +79,7 @@ impl Verb {
             Verb::Fetch => "fetch:URL-PATTERN",
             Verb::Complete => "complete:PROVIDER/MODEL",
             Verb::Kv => "kv:STORE",
+            Verb::Sql => "sql",
         }
     }
 
@@ -126,6 +138,9 @@ pub struct Grants {
     /// The `kv` verb's scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv: Option<Arc<KvGrant>>,
+    /// The `sql` verb's view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<Arc<SqlGrant>>,
 }
 
 impl Grants {
@@ -147,6 +162,9 @@ impl Grants {
         if self.kv.is_some() {
             s = s.with(Verb::Kv);
         }
+        if self.sql.is_some() {
+            s = s.with(Verb::Sql);
+        }
         s
     }
 
@@ -167,6 +185,9 @@ impl Grants {
         }
         if let Some(g) = &self.kv {
             out.push((Verb::Kv, KvCapability::describe(g)));
+        }
+        if let Some(g) = &self.sql {
+            out.push((Verb::Sql, SqlCapability::describe(g)));
         }
         out
     }
@@ -207,6 +228,7 @@ impl Grants {
                     after.complete.as_ref(),
                 ),
                 Verb::Kv => compare_verb::<KvCapability>(self.kv.as_ref(), after.kv.as_ref()),
+                Verb::Sql => compare_verb::<SqlCapability>(self.sql.as_ref(), after.sql.as_ref()),
             });
         }
         out
@@ -241,6 +263,8 @@ pub struct Capabilities {
     pub complete: CompleteCapability,
     /// Key-value stores.
     pub kv: KvCapability,
+    /// Named databases and the pseudonym key.
+    pub sql: SqlCapability,
 }
 
 impl Capabilities {
@@ -261,6 +285,9 @@ impl Capabilities {
         if let Some(g) = &grants.kv {
             self.kv.check_grant(g)?;
         }
+        if let Some(g) = &grants.sql {
+            self.sql.check_grant(g)?;
+        }
         Ok(())
     }
 
@@ -272,6 +299,7 @@ impl Capabilities {
         static NO_FETCH: std::sync::OnceLock<Arc<FetchGrant>> = std::sync::OnceLock::new();
         static NO_COMPLETE: std::sync::OnceLock<Arc<CompleteGrant>> = std::sync::OnceLock::new();
         static NO_KV: std::sync::OnceLock<Arc<KvGrant>> = std::sync::OnceLock::new();
+        static NO_SQL: std::sync::OnceLock<Arc<SqlGrant>> = std::sync::OnceLock::new();
         let sign = grants
             .sign
             .clone()
@@ -299,12 +327,18 @@ impl Capabilities {
             .kv
             .clone()
             .unwrap_or_else(|| NO_KV.get_or_init(Default::default).clone());
+        // An empty view: no table exists for the tool.
+        let sql = grants
+            .sql
+            .clone()
+            .unwrap_or_else(|| NO_SQL.get_or_init(|| Arc::new(SqlGrant::new(""))).clone());
         VerbStates {
             sign: self.sign.state(sign, job.clone()),
             log: self.log.state(log, job.clone()),
             fetch: self.fetch.state(fetch, job.clone()),
             complete: self.complete.state(complete, job.clone()),
             kv: self.kv.state(kv, job.clone()),
+            sql: self.sql.state(sql, job.clone()),
         }
     }
 }
@@ -316,6 +350,7 @@ pub(crate) struct VerbStates {
     pub fetch: FetchState,
     pub complete: CompleteState,
     pub kv: KvState,
+    pub sql: SqlState,
 }
 
 /// Links exactly the verbs in `set` (plus the type-only `types` interface).
@@ -334,6 +369,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>, set: VerbSet) -> wasm
                 CompleteCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.complete)?
             }
             Verb::Kv => KvCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.kv)?,
+            Verb::Sql => SqlCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.sql)?,
         }
     }
     Ok(())
@@ -437,6 +473,37 @@ mod tests {
         }
 
         #[test]
+        fn a_sql_grant_is_read_from_a_toolkit_and_compared_by_its_view() {
+            let before =
+                grants("[sql]\ndatabase = \"crm\"\n[sql.tables.customers]\ncolumns = [\"id\"]\n");
+            let after = grants(
+                "[sql]\ndatabase = \"crm\"\n[sql.tables.customers]\n\
+                 columns = [\"id\", \"email\"]\nmasked = { email = \"pseudonym\" }\n",
+            );
+            assert!(before.set().contains(Verb::Sql));
+            assert_eq!(Verb::from_interface("sql"), Some(Verb::Sql));
+            assert_eq!(
+                lines(&before.compare(&after)),
+                [
+                    "W + sql column customers.email",
+                    "N + sql masked customers.email"
+                ]
+            );
+            assert_eq!(lines(&Grants::default().compare(&before)), ["W + verb sql"]);
+            let json = serde_json::to_string(&after).unwrap();
+            assert_eq!(serde_json::from_str::<Grants>(&json).unwrap(), after);
+            let described = after.describe();
+            assert_eq!(described[0].0, Verb::Sql);
+            assert!(
+                described[0]
+                    .1
+                    .iter()
+                    .any(|l| l == "sees customers.id; email only as a pseudonym"),
+                "{described:?}"
+            );
+        }
+
+        #[test]
         fn grants_round_trip_through_canonical_json() {
             let g = grants(&format!(
                 "{AFTER}\n[log]\nmax_total_bytes = 100\n[sign.domains]\njefe = \"d\"\n"
@@ -507,6 +574,7 @@ mod tests {
                 prop::option::of(kv),
             )
                 .prop_map(|(sign, log, fetch, complete, kv)| Grants {
+                    sql: None,
                     sign: sign.map(Arc::new),
                     log: log.map(Arc::new),
                     fetch: fetch.map(Arc::new),

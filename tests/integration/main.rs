@@ -19,6 +19,7 @@
 //! - `bench_guests`: the benchmark guests do what the benches assume;
 //! - `describe`: export types too big to describe are refused at load;
 //! - `precheck`: refused imports and over-limits components cost no compile.
+//! - `sql`: the sql verb's view of a real SQLite file, attacked by a guest;
 //! - `no_network`: Python and JavaScript components, unmodified, reach no
 //!   network through their socket and HTTP imports.
 //!
@@ -42,4 +43,5 @@ mod pressure;
 mod residue;
 mod sign;
 mod source_scan;
+mod sql;
 mod walls;

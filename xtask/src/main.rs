@@ -243,8 +243,9 @@ fn test_command(root: &Path, rest: &[String]) -> Result<Command> {
         eprintln!("xtask: warning: no MCP interop venv ({e:#}); the Python interop test will skip");
     }
     // The syscall-level no-network test traces the CLI with strace; the
-    // distribution tests push to and pull from a real loopback registry.
-    // The kv tests run a real PostgreSQL server (tests/pg.rs).
+    // distribution tests push to and pull from a real loopback registry; the
+    // kv and sql PostgreSQL tests run a real server (its binaries are not on
+    // PATH: the probe looks where Debian puts them).
     for (probe, package, tests) in [
         (
             &["strace", "-V"][..],
@@ -259,7 +260,7 @@ fn test_command(root: &Path, rest: &[String]) -> Result<Command> {
         (
             &["sh", "-c", "ls /usr/lib/postgresql/*/bin/initdb"][..],
             "postgresql",
-            "the PostgreSQL kv tests (tests/pg.rs)",
+            "the kv and sql PostgreSQL tests",
         ),
     ] {
         if let Err(e) = ensure_debian_package(probe, package) {

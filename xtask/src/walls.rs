@@ -249,6 +249,19 @@ pub const WALLS: &[Wall] = &[
                  patterns; quotas are checked and the write made in one transaction.",
     },
     Wall {
+        key: "sql_scope",
+        title: "SQL scope",
+        promise: "A tool sees a database only through the view its grant defines: no \
+                  ungranted table or column, no row outside the operator's row scope, masked \
+                  columns only as keyed pseudonyms, aggregate-only tables only as groups of \
+                  at least min_group rows; everything else is refused as denied with its reason, \
+                  and no protected value reaches the guest, its logs or the audit.",
+        design: "Every statement is parsed (sqlparser), checked against a read-only subset and \
+                 rewritten so each granted table is a sub-select of its granted columns under \
+                 the row scope; SQLite runs it read-only behind an authorizer and a progress \
+                 handler that cancels at the deadline.",
+    },
+    Wall {
         key: "mcp",
         title: "MCP server",
         promise: "Over MCP every failure is a tool error result, not a broken server: a tool \

@@ -77,7 +77,8 @@ fn every_combination_imports_and_grants_exactly_its_verbs() {
             let host_config = files.iter().find(|f| f.path == Path::new("airlock.toml"));
             let needs_config = verbs.contains(&Verb::Sign)
                 || verbs.contains(&Verb::Complete)
-                || verbs.contains(&Verb::Kv);
+                || verbs.contains(&Verb::Kv)
+                || verbs.contains(&Verb::Sql);
             assert_eq!(host_config.is_some(), needs_config, "{lang} {verbs:?}");
             if let Some(config) = host_config {
                 let config: toml::Table = toml::from_str(&config.contents).unwrap();
@@ -87,6 +88,7 @@ fn every_combination_imports_and_grants_exactly_its_verbs() {
                     verbs.contains(&Verb::Complete)
                 );
                 assert_eq!(config.contains_key("kv"), verbs.contains(&Verb::Kv));
+                assert_eq!(config.contains_key("databases"), verbs.contains(&Verb::Sql));
             }
 
             // The code uses each verb it imports, and no other.
@@ -105,6 +107,7 @@ fn every_combination_imports_and_grants_exactly_its_verbs() {
                     (Lang::Js, Verb::Kv) => "kvSet(",
                     (Lang::Rust, Verb::Kv) => "kv::set(",
                     (Lang::Python, Verb::Kv) => "kv.set(",
+                    (_, Verb::Sql) => "query(",
                 };
                 assert_eq!(
                     source.contains(call),

@@ -21,6 +21,9 @@ import { emit } from 'airlock:verbs/log@0.1.0';
 {{#sign}}
 import { hmacSha256 } from 'airlock:verbs/sign@0.1.0';
 {{/sign}}
+{{#sql}}
+import { query } from 'airlock:verbs/sql@0.1.0';
+{{/sql}}
 
 {{#sign}}
 // The host-held key this tool signs with, by name (granted in toolkit.toml).
@@ -60,6 +63,12 @@ export function greet(name) {
   new DataView(next.buffer).setUint32(0, times + 1, true);
   verb('kv', () => kvSet(counter, next));
 {{/kv}}
+{{#sql}}
+  const rows = verb('sql', () =>
+    query('SELECT count(*) FROM greetings WHERE name = ?', [{ tag: 'text', val: name }]));
+  const first = rows.rows.length ? rows.rows[0][0] : undefined;
+  const greeted = first && first.tag === 'integer' ? first.val : 0n; // s64: a BigInt
+{{/sql}}
   return {
     message,
 {{#sign}}
@@ -74,6 +83,9 @@ export function greet(name) {
 {{#kv}}
     times,
 {{/kv}}
+{{#sql}}
+    greeted,
+{{/sql}}
   };
 }
 

@@ -25,6 +25,9 @@ from wit_world.imports import log
 {{#sign}}
 from wit_world.imports import sign
 {{/sign}}
+{{#sql}}
+from wit_world.imports import sql
+{{/sql}}
 from wit_world.imports import types
 
 {{#sign}}
@@ -81,6 +84,16 @@ class WitWorld(wit_world.WitWorld):
         except Err as e:
             raise Err(describe("kv", e.value))
 {{/kv}}
+{{#sql}}
+        try:
+            rows = sql.query(
+                "SELECT count(*) FROM greetings WHERE name = ?", [sql.Value_Text(name)]
+            )
+        except Err as e:
+            raise Err(describe("sql", e.value))
+        first = rows.rows[0][0] if rows.rows else None
+        greeted = first.value if isinstance(first, sql.Value_Integer) else 0
+{{/sql}}
         return Greeting(
             message=message,
 {{#sign}}
@@ -95,6 +108,9 @@ class WitWorld(wit_world.WitWorld):
 {{#kv}}
             times=times,
 {{/kv}}
+{{#sql}}
+            greeted=greeted,
+{{/sql}}
         )
 
 

@@ -24,6 +24,9 @@ use airlock::verbs::log::{self, Level};
 {{#sign}}
 use airlock::verbs::sign;
 {{/sign}}
+{{#sql}}
+use airlock::verbs::sql::{self, Value};
+{{/sql}}
 use airlock::verbs::types::Error;
 
 {{#sign}}
@@ -80,6 +83,17 @@ impl Guest for Tool {
             .map_or(0, u32::from_le_bytes);
         kv::set(&counter, &(times + 1).to_le_bytes()).map_err(|e| describe("kv", e))?;
 {{/kv}}
+{{#sql}}
+        let rows = sql::query(
+            "SELECT count(*) FROM greetings WHERE name = ?",
+            &[Value::Text(name.clone())],
+        )
+        .map_err(|e| describe("sql", e))?;
+        let greeted = match rows.rows.first().and_then(|r| r.first()) {
+            Some(Value::Integer(n)) => *n,
+            _ => 0,
+        };
+{{/sql}}
         Ok(Greeting {
             message,
 {{#sign}}
@@ -94,6 +108,9 @@ impl Guest for Tool {
 {{#kv}}
             times,
 {{/kv}}
+{{#sql}}
+            greeted,
+{{/sql}}
         })
     }
 }

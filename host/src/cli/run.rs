@@ -133,6 +133,12 @@ pub(super) fn parse_grants(flags: &[String]) -> Result<Grants, Failure> {
                     ..KvGrant::default()
                 }));
             }
+            Some(Verb::Sql) => {
+                return Err(Failure::usage(
+                    "--grant sql is not accepted: a sql grant is a view (tables, columns, row \
+                     scopes); write it in a toolkit as [tools.NAME.grants.sql]",
+                ));
+            }
             None => {
                 return Err(Failure::usage(format!(
                     "--grant {flag}: unknown verb `{verb}`; this host serves: {}",

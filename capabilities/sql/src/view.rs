@@ -1,0 +1,641 @@
+//! The view: reads one guest statement with `sqlparser`, refuses whatever the
+//! grant or the accepted subset does not allow (naming the table, column or
+//! construct), and rewrites every granted table into a sub-select of its
+//! granted columns under the operator's row scope, masked columns replaced by
+//! their pseudonym. The statement that runs is rendered from the checked
+//! tree, never from the guest's text, so comments and stacking are gone.
+
+use std::collections::BTreeSet;
+
+use airlock_core::VerbError;
+use sqlparser::ast::{
+    Distinct, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, LimitClause, ObjectName,
+    ObjectNamePart, OrderByKind, Query, Select, SelectFlavor, SelectItem, SetExpr, Statement,
+    TableAlias, TableFactor, TableWithJoins,
+};
+use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::parser::Parser;
+
+use crate::expr::{Info, Place, Scope};
+use crate::grant::{SqlGrant, TableGrant};
+use crate::guards::MAX_STATEMENT;
+
+/// The SQL function the host registers to compute pseudonyms; the guest
+/// cannot call it (it is not on the allow-list).
+pub const PSEUDONYM_FN: &str = "airlock_pseudonym";
+/// The hidden column of an aggregate-only table's sub-select: its row id.
+pub(crate) const ROW_COL: &str = "__airlock_row";
+/// The hidden column counting an aggregate-only group's distinct rows.
+pub(crate) const GROUP_COL: &str = "__airlock_group_rows";
+
+/// Which SQL the database speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (embedded).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    pub(crate) fn dialect(self) -> Box<dyn Dialect> {
+        match self {
+            Backend::Sqlite => Box::new(SQLiteDialect {}),
+            Backend::Postgres => Box::new(PostgreSqlDialect {}),
+        }
+    }
+
+    fn row_id(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "rowid",
+            Backend::Postgres => "ctid",
+        }
+    }
+}
+
+/// A checked, rewritten statement ready to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The statement to run (rendered from the rewritten tree).
+    pub sql: String,
+    /// The granted tables the statement reads.
+    pub tables: BTreeSet<String>,
+    /// The granted columns it reads, as `table.column`.
+    pub columns: BTreeSet<String>,
+    /// For a query over an aggregate-only table: the smallest group it may
+    /// return; the last result column is then the hidden group size.
+    pub min_group: Option<u32>,
+    /// Whether the statement takes the pseudonym's padded keys as its two
+    /// last parameters (PostgreSQL, when a masked column is in view).
+    pub pads: bool,
+}
+
+/// One column visible in a scope.
+#[derive(Debug, Clone)]
+pub(crate) struct Col {
+    pub name: String,
+    pub masked: bool,
+    /// The base table it comes from, for audit (`None` for a computed one).
+    pub table: Option<String>,
+}
+
+/// One relation in a FROM clause.
+#[derive(Debug, Clone)]
+pub(crate) struct Rel {
+    pub name: String,
+    pub cols: Vec<Col>,
+    /// `Some(min_group)` for an aggregate-only table.
+    pub agg_only: Option<u32>,
+    /// Whether it is a granted base table (not a WITH result).
+    pub base: bool,
+}
+
+pub(crate) fn denied(why: impl Into<String>) -> VerbError {
+    VerbError::denied(why)
+}
+
+/// Checks `statement` against `grant` and rewrites it (see the module docs).
+/// `guest_params` is how many parameters the guest passes: on PostgreSQL the
+/// pseudonym's padded keys are bound after them (`$N+1`, `$N+2`), and no
+/// placeholder may name a parameter past `guest_params`.
+pub fn plan(
+    grant: &SqlGrant,
+    statement: &str,
+    backend: Backend,
+    guest_params: usize,
+) -> Result<Plan, VerbError> {
+    if statement.len() > MAX_STATEMENT {
+        return Err(VerbError::invalid(format!(
+            "the statement is {} bytes, over the {MAX_STATEMENT}-byte cap; send a shorter one",
+            statement.len()
+        )));
+    }
+    // Parsing, walking, rendering and dropping the tree all recurse: run
+    // them on a stack of known size, not the caller's (a worker thread's).
+    stacker::grow(crate::guards::PLAN_STACK, || {
+        plan_on_stack(grant, statement, backend, guest_params)
+    })
+}
+
+fn plan_on_stack(
+    grant: &SqlGrant,
+    statement: &str,
+    backend: Backend,
+    guest_params: usize,
+) -> Result<Plan, VerbError> {
+    let dialect = backend.dialect();
+    let mut statements = Parser::parse_sql(&*dialect, statement)
+        .map_err(|e| VerbError::invalid(format!("the statement does not parse: {e}")))?;
+    if statements.len() != 1 {
+        return Err(denied(format!(
+            "one statement per call: {} were given (stacked statements are refused)",
+            statements.len()
+        )));
+    }
+    let Statement::Query(query) = &mut statements[0] else {
+        return Err(denied(format!(
+            "`{}` is refused: query accepts one read-only SELECT",
+            keyword(&statements[0])
+        )));
+    };
+    let mut v = Viewer {
+        grant,
+        backend,
+        ctes: Vec::new(),
+        tables: BTreeSet::new(),
+        columns: BTreeSet::new(),
+        min_group: None,
+        guest_params,
+        pads: false,
+    };
+    v.query(query, true)?;
+    Ok(Plan {
+        sql: statements[0].to_string(),
+        tables: v.tables,
+        columns: v.columns,
+        min_group: v.min_group,
+        pads: v.pads,
+    })
+}
+
+/// The statement's leading keyword, for a refusal (`INSERT`, `PRAGMA`).
+fn keyword(s: &Statement) -> String {
+    let text = s.to_string();
+    text.split_whitespace()
+        .next()
+        .unwrap_or("statement")
+        .to_ascii_uppercase()
+}
+
+/// Parses the operator's row scope (`rows = "..."`), refusing a predicate
+/// that reaches outside its table (subqueries, other statements).
+pub fn parse_row_scope(rows: &str, backend: Backend) -> Result<Expr, String> {
+    let dialect = backend.dialect();
+    let mut parser = Parser::new(&*dialect)
+        .try_with_sql(rows)
+        .map_err(|e| format!("row scope `{rows}` does not parse: {e}"))?;
+    let expr = parser
+        .parse_expr()
+        .map_err(|e| format!("row scope `{rows}` does not parse: {e}"))?;
+    if parser.peek_token().token != sqlparser::tokenizer::Token::EOF {
+        return Err(format!(
+            "row scope `{rows}` must be one predicate over the table's columns"
+        ));
+    }
+    let rendered = expr.to_string();
+    let lower = rendered.to_ascii_lowercase();
+    if lower.contains("select") {
+        return Err(format!(
+            "row scope `{rows}` may not hold a subquery; write a predicate over the table's columns"
+        ));
+    }
+    Ok(expr)
+}
+
+/// The identifiers a row scope mentions (the columns it reads).
+pub(crate) fn scope_columns(expr: &Expr) -> Vec<String> {
+    let mut out = Vec::new();
+    crate::expr::idents(expr, &mut out);
+    out
+}
+
+struct Viewer<'g> {
+    grant: &'g SqlGrant,
+    backend: Backend,
+    ctes: Vec<(String, Vec<Col>)>,
+    tables: BTreeSet<String>,
+    columns: BTreeSet<String>,
+    min_group: Option<u32>,
+    guest_params: usize,
+    pads: bool,
+}
+
+fn refuse_if(cond: bool, what: &str) -> Result<(), VerbError> {
+    if cond {
+        Err(denied(format!(
+            "{what} is refused: it is not in the accepted SQL subset"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+impl Viewer<'_> {
+    fn query(&mut self, q: &mut Query, outer: bool) -> Result<Vec<Col>, VerbError> {
+        refuse_if(q.fetch.is_some(), "FETCH")?;
+        refuse_if(!q.locks.is_empty(), "FOR UPDATE/SHARE")?;
+        refuse_if(q.for_clause.is_some(), "FOR")?;
+        refuse_if(q.settings.is_some(), "SETTINGS")?;
+        refuse_if(q.format_clause.is_some(), "FORMAT")?;
+        refuse_if(!q.pipe_operators.is_empty(), "a pipe operator")?;
+        let ctes_before = self.ctes.len();
+        if let Some(with) = &mut q.with {
+            refuse_if(with.recursive, "WITH RECURSIVE")?;
+            for cte in &mut with.cte_tables {
+                let name = cte.alias.name.value.clone();
+                refuse_if(!cte.alias.columns.is_empty(), "a WITH column list")?;
+                refuse_if(cte.from.is_some(), "WITH ... FROM")?;
+                refuse_if(cte.materialized.is_some(), "WITH ... MATERIALIZED")?;
+                if self.grant.table(&name).is_some() {
+                    return Err(denied(format!(
+                        "WITH `{name}` would hide the granted table of that name; choose another name"
+                    )));
+                }
+                let cols = self.query(&mut cte.query, false)?;
+                self.ctes.push((name.to_ascii_lowercase(), cols));
+            }
+        }
+        let SetExpr::Select(select) = &mut *q.body else {
+            let what = match &*q.body {
+                SetExpr::SetOperation { op, .. } => format!("{op}"),
+                SetExpr::Values(_) => "VALUES".into(),
+                SetExpr::Query(_) => "a parenthesized query".into(),
+                SetExpr::Table(_) => "TABLE".into(),
+                _ => "a writing statement".into(),
+            };
+            return Err(denied(format!(
+                "{what} is refused: it is not in the accepted SQL subset (one SELECT, with WITH for more)"
+            )));
+        };
+        let (cols, scope, agg_alias) = self.select(select, outer)?;
+        if let Some(order) = &q.order_by {
+            refuse_if(order.interpolate.is_some(), "INTERPOLATE")?;
+            let OrderByKind::Expressions(items) = &order.kind else {
+                return Err(denied("ORDER BY ALL is refused"));
+            };
+            for item in items {
+                refuse_if(item.with_fill.is_some(), "WITH FILL")?;
+                let info = self.expr(&item.expr, &scope, Place::OrderBy)?;
+                if let Some(m) = &info.masked {
+                    return Err(denied(format!(
+                        "masked column `{m}` may not be used in ORDER BY (an order reveals the hidden value)"
+                    )));
+                }
+            }
+        }
+        if let Some(limit) = &q.limit_clause {
+            let (limit, offset) = match limit {
+                LimitClause::LimitOffset {
+                    limit,
+                    offset,
+                    limit_by,
+                } => {
+                    refuse_if(!limit_by.is_empty(), "LIMIT BY")?;
+                    (limit.as_ref(), offset.as_ref().map(|o| &o.value))
+                }
+                LimitClause::OffsetCommaLimit { offset, limit } => (Some(limit), Some(offset)),
+            };
+            for e in limit.into_iter().chain(offset) {
+                if !crate::expr::is_number_or_param(e, self.backend, self.guest_params)? {
+                    return Err(denied(
+                        "LIMIT and OFFSET take a number or a parameter, not an expression",
+                    ));
+                }
+            }
+        }
+        self.ctes.truncate(ctes_before);
+        if let Some(alias) = &agg_alias {
+            crate::guards::group_floor(select, alias, self.min_group, self.backend)?;
+        }
+        Ok(cols)
+    }
+
+    /// Checks and rewrites one SELECT; returns its output columns, its scope
+    /// (for ORDER BY) and, over an aggregate-only table, that table's alias.
+    fn select(
+        &mut self,
+        s: &mut Select,
+        outer: bool,
+    ) -> Result<(Vec<Col>, Scope, Option<String>), VerbError> {
+        refuse_if(s.top.is_some(), "TOP")?;
+        refuse_if(s.exclude.is_some(), "EXCLUDE")?;
+        refuse_if(s.into.is_some(), "SELECT INTO")?;
+        refuse_if(!s.lateral_views.is_empty(), "LATERAL VIEW")?;
+        refuse_if(s.prewhere.is_some(), "PREWHERE")?;
+        refuse_if(!s.cluster_by.is_empty(), "CLUSTER BY")?;
+        refuse_if(!s.distribute_by.is_empty(), "DISTRIBUTE BY")?;
+        refuse_if(!s.sort_by.is_empty(), "SORT BY")?;
+        refuse_if(!s.named_window.is_empty(), "WINDOW")?;
+        refuse_if(s.qualify.is_some(), "QUALIFY")?;
+        refuse_if(s.value_table_mode.is_some(), "SELECT AS VALUE")?;
+        refuse_if(s.connect_by.is_some(), "CONNECT BY")?;
+        refuse_if(s.flavor != SelectFlavor::Standard, "FROM-first SELECT")?;
+        refuse_if(matches!(s.distinct, Some(Distinct::On(_))), "DISTINCT ON")?;
+
+        let mut rels = Vec::new();
+        let mut ons = Vec::new();
+        for twj in &mut s.from {
+            self.from(twj, &mut rels, &mut ons)?;
+        }
+        let agg: Vec<&Rel> = rels.iter().filter(|r| r.agg_only.is_some()).collect();
+        let agg_alias = match agg.as_slice() {
+            [] => None,
+            [one] => {
+                if !outer {
+                    return Err(denied(format!(
+                        "aggregate-only table `{}` may be queried only in the outermost SELECT, \
+                         not inside WITH",
+                        one.name
+                    )));
+                }
+                if let Some(other) = rels.iter().find(|r| !r.base) {
+                    return Err(denied(format!(
+                        "a query over aggregate-only table `{}` may join only granted tables, \
+                         not the WITH result `{}`",
+                        one.name, other.name
+                    )));
+                }
+                refuse_if(
+                    s.distinct.is_some(),
+                    "DISTINCT in a query over an aggregate-only table",
+                )?;
+                self.min_group = one.agg_only;
+                Some(one.name.clone())
+            }
+            _ => {
+                return Err(denied(
+                    "a query may name at most one aggregate-only table, once",
+                ));
+            }
+        };
+        let mut scope = Scope {
+            rels,
+            aliases: Vec::new(),
+            grouping: None,
+            agg: agg_alias.is_some(),
+            backend: self.backend,
+            params: self.guest_params,
+        };
+        // GROUP BY first: in a query over an aggregate-only table every
+        // other clause is checked against it.
+        if let GroupByExpr::Expressions(exprs, modifiers) = &s.group_by {
+            refuse_if(!modifiers.is_empty(), "GROUP BY modifiers (ROLLUP, CUBE)")?;
+            let mut grouping = Vec::new();
+            for e in exprs {
+                self.expr(e, &scope, Place::GroupBy)?;
+                if scope.agg {
+                    let col = crate::expr::bare_column(e, &scope).ok_or_else(|| {
+                        denied(
+                            "in a query over an aggregate-only table GROUP BY takes bare columns \
+                             (an expression could single out rows)",
+                        )
+                    })?;
+                    grouping.push(col);
+                }
+            }
+            scope.grouping = Some(grouping);
+        } else {
+            return Err(denied("GROUP BY ALL is refused"));
+        }
+        if scope.agg && scope.grouping.is_none() {
+            scope.grouping = Some(Vec::new());
+        }
+        for on in &ons {
+            if scope.agg {
+                crate::expr::equi_join(on, &scope, 0)?;
+            }
+            let info = self.expr(on, &scope, Place::On)?;
+            no_bare_mask(&info, "as a join condition")?;
+        }
+        if let Some(w) = &s.selection {
+            let info = self.expr(w, &scope, Place::Where)?;
+            no_bare_mask(&info, "as a whole WHERE condition")?;
+        }
+        let mut out = Vec::new();
+        for item in &s.projection {
+            let (e, alias) = match item {
+                SelectItem::UnnamedExpr(e) => (e, None),
+                SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias)),
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
+                    return Err(denied(
+                        "SELECT * is refused: name the granted columns you need",
+                    ));
+                }
+            };
+            let info = self.expr(e, &scope, Place::Projection)?;
+            let name = match (alias, e) {
+                (Some(a), _) => a.value.clone(),
+                (None, Expr::Identifier(i)) => i.value.clone(),
+                (None, Expr::CompoundIdentifier(p)) => {
+                    p.last().map(|i| i.value.clone()).unwrap_or_default()
+                }
+                (None, e) => e.to_string(),
+            };
+            if name.starts_with("__airlock") {
+                return Err(denied("names starting with `__airlock` are the host's"));
+            }
+            scope
+                .aliases
+                .push((name.to_ascii_lowercase(), info.clone()));
+            out.push(Col {
+                name,
+                masked: info.masked.is_some(),
+                table: None,
+            });
+        }
+        if let Some(h) = &s.having {
+            let info = self.expr(h, &scope, Place::Having)?;
+            no_bare_mask(&info, "as a whole HAVING condition")?;
+        }
+        Ok((out, scope, agg_alias))
+    }
+
+    fn from(
+        &mut self,
+        twj: &mut TableWithJoins,
+        rels: &mut Vec<Rel>,
+        ons: &mut Vec<Expr>,
+    ) -> Result<(), VerbError> {
+        rels.push(self.factor(&mut twj.relation)?);
+        for join in &mut twj.joins {
+            let constraint = match &join.join_operator {
+                JoinOperator::Join(c)
+                | JoinOperator::Inner(c)
+                | JoinOperator::Left(c)
+                | JoinOperator::LeftOuter(c)
+                | JoinOperator::CrossJoin(c) => c,
+                other => {
+                    let text = format!("{other:?}");
+                    let kind = text.split(['(', ' ', '{']).next().unwrap_or("join");
+                    return Err(denied(format!(
+                        "{kind} joins are refused: use JOIN, LEFT JOIN or CROSS JOIN"
+                    )));
+                }
+            };
+            match constraint {
+                JoinConstraint::On(e) => ons.push(e.clone()),
+                JoinConstraint::None => {}
+                JoinConstraint::Using(_) | JoinConstraint::Natural => {
+                    return Err(denied(
+                        "USING and NATURAL joins are refused: write JOIN ... ON a = b",
+                    ));
+                }
+            }
+            rels.push(self.factor(&mut join.relation)?);
+        }
+        Ok(())
+    }
+
+    /// Resolves one FROM item: a WITH result stays, a granted table becomes
+    /// its view; anything else is refused.
+    fn factor(&mut self, f: &mut TableFactor) -> Result<Rel, VerbError> {
+        let TableFactor::Table {
+            name,
+            alias,
+            args,
+            with_hints,
+            version,
+            with_ordinality,
+            partitions,
+            json_path,
+            sample,
+            index_hints,
+        } = f
+        else {
+            return Err(denied(
+                "only granted tables and WITH names may follow FROM or JOIN \
+                 (subqueries and table functions are refused; use WITH)",
+            ));
+        };
+        refuse_if(args.is_some(), "a table-valued function")?;
+        refuse_if(!with_hints.is_empty(), "a table hint")?;
+        refuse_if(version.is_some(), "a table version")?;
+        refuse_if(*with_ordinality, "WITH ORDINALITY")?;
+        refuse_if(!partitions.is_empty(), "PARTITION")?;
+        refuse_if(json_path.is_some(), "a JSON path")?;
+        refuse_if(sample.is_some(), "TABLESAMPLE")?;
+        refuse_if(!index_hints.is_empty(), "an index hint")?;
+        let table = single_name(name)?;
+        if let Some(a) = alias {
+            refuse_if(!a.columns.is_empty(), "a table alias column list")?;
+        }
+        let alias_name = alias
+            .as_ref()
+            .map(|a| a.name.value.clone())
+            .unwrap_or_else(|| table.clone());
+        if alias_name.starts_with("__airlock") {
+            return Err(denied("names starting with `__airlock` are the host's"));
+        }
+        if let Some((_, cols)) = self
+            .ctes
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&table))
+        {
+            return Ok(Rel {
+                name: alias_name,
+                cols: cols.clone(),
+                agg_only: None,
+                base: false,
+            });
+        }
+        let Some((granted, tg)) = self.grant.table(&table) else {
+            return Err(denied(format!(
+                "table `{table}` is not granted to this tool"
+            )));
+        };
+        self.tables.insert(granted.to_string());
+        let sub = self.view_of(granted, tg)?;
+        let rel = Rel {
+            name: alias_name.clone(),
+            cols: tg
+                .columns
+                .iter()
+                .map(|c| Col {
+                    name: c.clone(),
+                    masked: tg.is_masked(c),
+                    table: Some(granted.to_string()),
+                })
+                .collect(),
+            agg_only: tg.aggregate_only.map(|a| a.min_group),
+            base: true,
+        };
+        *f = TableFactor::Derived {
+            lateral: false,
+            subquery: Box::new(sub),
+            alias: Some(TableAlias {
+                name: Ident::with_quote('"', alias_name),
+                columns: Vec::new(),
+            }),
+        };
+        Ok(rel)
+    }
+
+    /// `SELECT granted columns FROM table WHERE row-scope`, parsed back.
+    fn view_of(&mut self, table: &str, tg: &TableGrant) -> Result<Query, VerbError> {
+        if self.backend == Backend::Postgres && !tg.masked.is_empty() {
+            self.pads = true;
+        }
+        let mut cols: Vec<String> = tg
+            .columns
+            .iter()
+            .map(|c| {
+                if tg.is_masked(c) {
+                    let value = match self.backend {
+                        Backend::Sqlite => format!("{PSEUDONYM_FN}({})", quote(c)),
+                        // HMAC-SHA256 from two sha256 calls and the padded
+                        // keys (bound parameters), tagged as text: the same
+                        // pseudonym as SQLite's for a text value.
+                        Backend::Postgres => format!(
+                            "encode(substr(sha256(${o} || sha256(${i} || decode('74', 'hex') || \
+                             convert_to(CAST({c} AS TEXT), 'UTF8'))), 1, 16), 'hex')",
+                            i = self.guest_params + 1,
+                            o = self.guest_params + 2,
+                            c = quote(c)
+                        ),
+                    };
+                    format!("{value} AS {}", quote(c))
+                } else {
+                    quote(c)
+                }
+            })
+            .collect();
+        if tg.aggregate_only.is_some() {
+            cols.push(format!("{} AS {}", self.backend.row_id(), quote(ROW_COL)));
+        }
+        let mut sql = format!("SELECT {} FROM {}", cols.join(", "), quote(table));
+        if let Some(rows) = &tg.rows {
+            let scope = parse_row_scope(rows, self.backend)
+                .map_err(|e| VerbError::Trap(anyhow::anyhow!("a checked row scope failed: {e}")))?;
+            sql.push_str(&format!(" WHERE ({scope})"));
+        }
+        let dialect = self.backend.dialect();
+        let parsed = Parser::new(&*dialect)
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_query())
+            .map_err(|e| VerbError::Trap(anyhow::anyhow!("view of `{table}`: {e}")))?;
+        Ok(*parsed)
+    }
+
+    fn expr(&mut self, e: &Expr, scope: &Scope, place: Place) -> Result<Info, VerbError> {
+        let info = crate::expr::check(e, scope, place)?;
+        for (table, col) in &info.refs {
+            self.columns.insert(format!("{table}.{col}"));
+        }
+        Ok(info)
+    }
+}
+
+fn no_bare_mask(info: &Info, what: &str) -> Result<(), VerbError> {
+    match &info.masked {
+        Some(m) => Err(denied(format!(
+            "masked column `{m}` may not be used {what}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A one-part table name; schema-qualified names are refused.
+fn single_name(name: &ObjectName) -> Result<String, VerbError> {
+    match name.0.as_slice() {
+        [ObjectNamePart::Identifier(i)] => Ok(i.value.clone()),
+        _ => Err(denied(format!(
+            "schema-qualified name `{name}` is refused: name a granted table"
+        ))),
+    }
+}
+
+/// `"name"`, with inner quotes doubled.
+pub(crate) fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
