@@ -442,5 +442,4 @@ mod sql_scope {
     }
 }
 
-#[path = "review_pg_tests.rs"]
 mod review;

@@ -637,5 +637,4 @@ mod grants {
     }
 }
 
-#[path = "review_tests.rs"]
 mod review;
