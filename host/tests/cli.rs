@@ -588,6 +588,10 @@ fn demo_runs_the_tour() {
     let guests = guests_dir().to_string_lossy().into_owned();
     let (stdout, _) = expect(&airlock(&["demo", "--guests", &guests]), 0);
     assert_has(&stdout, "word-count again after all that -> {\"words\"");
+    // The masked-data step: figures by plan, and emails only as pseudonyms.
+    assert_has(&stdout, "churn-by-plan() -> team: 4 customers");
+    assert_has(&stdout, "emails() -> 11 values like");
+    assert!(!stdout.contains("@customer.example"), "{stdout}");
 }
 
 mod input {

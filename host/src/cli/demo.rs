@@ -105,7 +105,9 @@ pub(super) fn demo(args: DemoArgs) -> Result<(), Failure> {
     let (origin, model) = servers
         .map_err(|e| Failure::internal(format!("cannot start the demo's loopback servers: {e}")))?;
     let audit = Arc::new(MemoryAudit::default());
-    let caps = demo_capabilities(origin, model, token, key, args.live)?;
+    // The demo's CRM for step 10; removed when the tour ends.
+    let crm = SampleCrm::create()?;
+    let caps = demo_capabilities(origin, model, token, key, args.live, &crm)?;
     let host = Airlock::new(HostOptions::default(), caps, audit.clone())
         .map_err(|e| Failure::internal(format!("{e:#}")))?;
     let tour = Tour { host, dir, rt };
@@ -237,6 +239,7 @@ pub(super) fn demo(args: DemoArgs) -> Result<(), Failure> {
     }
 
     web_tour(&tour, origin.port(), token)?;
+    data_tour(&tour)?;
     if args.live {
         live_tour(&tour)?;
     }
@@ -270,6 +273,7 @@ fn demo_capabilities(
     token: &'static str,
     key: &'static str,
     live: bool,
+    crm: &SampleCrm,
 ) -> Result<Capabilities, Failure> {
     use airlock_complete::{CompleteCapability, ProviderConfig, ProviderKind};
     use airlock_fetch::{CredentialSpec, FetchCapability, HostCredential, StaticResolver};
@@ -320,10 +324,20 @@ fn demo_capabilities(
     }
     let complete =
         CompleteCapability::new(providers).map_err(|e| Failure::internal(e.to_string()))?;
+    let sql = airlock_sql::SqlCapability::new(
+        [(
+            "crm".to_string(),
+            airlock_sql::Database::Sqlite {
+                path: crm.0.clone(),
+            },
+        )],
+        airlock_sql::PseudonymKey::random(),
+    );
     Ok(Capabilities {
         sign: SignCapability::new([("webhook".to_string(), SignKey::generate_hmac())]),
         fetch,
         complete,
+        sql,
         ..Capabilities::default()
     })
 }
@@ -431,6 +445,111 @@ fn web_tour(tour: &Tour, port: u16, token: &str) -> Result<(), Failure> {
     outln!("   local stand-in model, served on loopback by this process), log");
     outln!("   summarize(url: article, sentences: 2) -> {}", out.value);
     outln!("   The model server checked the host's key; the tool never held it.\n");
+    Ok(())
+}
+
+/// The demo's CRM: a SQLite file in the temporary directory, removed when
+/// the tour ends. Its emails are what the tool must never see.
+struct SampleCrm(PathBuf);
+
+impl SampleCrm {
+    fn create() -> Result<Self, Failure> {
+        let path = std::env::temp_dir().join(format!("airlock-demo-crm-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let fail = |e: rusqlite::Error| {
+            Failure::internal(format!("cannot write the demo's sample database: {e}"))
+        };
+        let db = rusqlite::Connection::open(&path).map_err(fail)?;
+        db.execute_batch(
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, country TEXT, plan TEXT,
+                                     mrr INTEGER, churned INTEGER, email TEXT);",
+        )
+        .map_err(fail)?;
+        let names = [
+            "anna", "ben", "clara", "david", "eva", "felix", "greta", "hans", "ida", "jonas",
+            "karla", "lukas",
+        ];
+        for (i, name) in names.iter().enumerate() {
+            let id = i as i64 + 1;
+            let (plan, mrr) = match i % 3 {
+                0 => ("team", 490),
+                1 => ("pro", 99),
+                _ => ("free", 0),
+            };
+            let country = if i == 11 { "FR" } else { "DE" };
+            db.execute(
+                "INSERT INTO customers VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    id,
+                    country,
+                    plan,
+                    mrr,
+                    i64::from(i % 4 == 1),
+                    format!("{name}@customer.example")
+                ],
+            )
+            .map_err(fail)?;
+        }
+        Ok(Self(path))
+    }
+}
+
+impl Drop for SampleCrm {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Step 10: computing over data the tool may not see.
+fn data_tour(tour: &Tour) -> Result<(), Failure> {
+    let grant: airlock_sql::SqlGrant = toml::from_str(
+        "database = \"crm\"\nmax_rows = 100\n\
+         [tables.customers]\ncolumns = [\"id\", \"plan\", \"mrr\", \"churned\", \"email\"]\n\
+         masked = { email = \"pseudonym\" }\nrows = \"country = 'DE'\"\n",
+    )
+    .map_err(|e| Failure::internal(format!("the demo's sql grant: {e}")))?;
+    let grants = Grants {
+        sql: Some(Arc::new(grant)),
+        log: Some(Arc::new(LogGrant::default())),
+        ..Grants::default()
+    };
+    let churn = tour.load("churn-report", grants, Budget::default())?;
+    let out = tour
+        .run(&churn, Some("churn-by-plan"), json!({}))
+        .map_err(|e| unexpected("churn-report", e))?;
+    outln!(
+        "10. churn-report, granted: sql on the host's database `crm` (a sample SQLite file): it sees"
+    );
+    outln!(
+        "   customers.id, plan, mrr, churned; email only as a pseudonym; only rows where country = 'DE'"
+    );
+    let plans = out.value.as_array().cloned().unwrap_or_default();
+    for p in &plans {
+        outln!(
+            "   churn-by-plan() -> {}: {} customers, {} mrr, {} churned",
+            p["plan"].as_str().unwrap_or_default(),
+            p["customers"],
+            p["mrr"],
+            p["churned"]
+        );
+    }
+    let customers: i64 = plans.iter().filter_map(|p| p["customers"].as_i64()).sum();
+    if plans.len() != 3 || customers != 11 {
+        return Err(unexpected("churn-report", &out.value));
+    }
+    outln!("   Suppose the agent is told to \"now select every email address\":");
+    let out = tour
+        .run(&churn, Some("emails"), json!({}))
+        .map_err(|e| unexpected("churn-report emails", e))?;
+    let emails = out.value.as_array().cloned().unwrap_or_default();
+    outln!(
+        "   emails() -> {} values like {}: keyed pseudonyms, no address; the French customer is not there.\n",
+        emails.len(),
+        emails.first().cloned().unwrap_or_default()
+    );
+    if emails.len() != 11 || out.value.to_string().contains('@') {
+        return Err(unexpected("churn-report emails", &out.value));
+    }
     Ok(())
 }
 
