@@ -533,16 +533,7 @@ impl AuditSettings {
                 for name in [mac, sig] {
                     // A secret a tool can use (a signing key computes HMACs for
                     // guests) or that leaves the host could forge or leak the trail.
-                    let shared = file.sign.keys.values().any(|k| same(&k.secret, name))
-                        || file
-                            .providers
-                            .values()
-                            .any(|p| p.api_key.as_deref().is_some_and(|k| same(k, name)))
-                        || file
-                            .fetch
-                            .credentials
-                            .values()
-                            .any(|c| same(&c.secret, name));
+                    let shared = used_by_a_verb(file, name, &same);
                     if shared {
                         return Err(invalid(
                             path,
@@ -703,6 +694,21 @@ impl HostConfig {
     }
 }
 
+/// Whether secret `name` is one a signing key, a provider or a fetch
+/// credential uses (`same` compares two secrets by name and bytes).
+fn used_by_a_verb(file: &HostFile, name: &str, same: &impl Fn(&str, &str) -> bool) -> bool {
+    file.sign.keys.values().any(|k| same(&k.secret, name))
+        || file
+            .providers
+            .values()
+            .any(|p| p.api_key.as_deref().is_some_and(|k| same(k, name)))
+        || file
+            .fetch
+            .credentials
+            .values()
+            .any(|c| same(&c.secret, name))
+}
+
 /// The policy `[trust] policy` names, read relative to the host config.
 fn trust_policy(
     file: &HostFile,
@@ -753,16 +759,7 @@ fn sql_capability(
     let key = match &file.sql.pseudonym_secret {
         None => airlock_sql::PseudonymKey::random(),
         Some(name) => {
-            let shared = file.sign.keys.values().any(|k| same(&k.secret, name))
-                || file
-                    .providers
-                    .values()
-                    .any(|p| p.api_key.as_deref().is_some_and(|k| same(k, name)))
-                || file
-                    .fetch
-                    .credentials
-                    .values()
-                    .any(|c| same(&c.secret, name))
+            let shared = used_by_a_verb(file, name, &same)
                 || [&file.audit.key, &file.audit.signing_key]
                     .into_iter()
                     .flatten()
