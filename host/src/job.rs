@@ -396,12 +396,10 @@ pub(crate) fn classify_failure(
     }
     let (code, message) = match err.downcast_ref::<Trap>() {
         Some(trap) => (trap_code(trap), trap.to_string()),
-        // A host function's error: its own words, not the backtrace header
-        // wasmtime wraps it in.
-        None => (
-            "error".to_string(),
-            first_line(&err.root_cause().to_string()),
-        ),
+        // A host function's error: its own words with the context around
+        // them ("failed to map memory: ..."), not the backtrace wasmtime
+        // wraps it in.
+        None => ("error".to_string(), error_words(&err)),
     };
     JobError::Trap {
         code,
@@ -452,6 +450,21 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
 
+/// Each level of `err`'s chain but the wasm backtrace, one line each, joined
+/// by `: `, outermost first.
+fn error_words(err: &wasmtime::Error) -> String {
+    let backtrace = err
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(ToString::to_string);
+    err.chain()
+        .map(|e| e.to_string())
+        .filter(|e| backtrace.as_ref() != Some(e))
+        .map(|e| first_line(&e))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// The guest's panic message from its stderr (Rust prints `panicked at
 /// FILE:LINE:COL:` and the message on the next line), or its last line.
 fn stderr_tail(captured: &Captured) -> String {
@@ -497,4 +510,22 @@ pub(crate) fn unwrap_result(results: Vec<Val>, returns_result: bool) -> Result<V
         };
     }
     Ok(crate::values::to_json(&v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_error_keeps_the_context_around_its_cause() {
+        let err = wasmtime::Error::from(std::io::Error::from_raw_os_error(16))
+            .context("mapping a memory image\nwith a second line");
+        assert_eq!(
+            error_words(&err),
+            format!(
+                "mapping a memory image: {}",
+                std::io::Error::from_raw_os_error(16)
+            )
+        );
+    }
 }
