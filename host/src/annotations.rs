@@ -88,8 +88,8 @@ pub fn classify(grants: &Grants) -> Classification {
     let mut outside = Vec::new();
     for verb in grants.set().iter() {
         match verb {
-            // A writable kv grant is classified after the loop; sql grants are
-            // read-only views of the operator's databases.
+            // Writable kv and sql grants are classified after the loop: they
+            // change the host's store or the operator's database, nothing outside.
             Verb::Sign | Verb::Log | Verb::Kv | Verb::Sql => {}
             Verb::Complete => outside.push("complete sends prompts to a model".to_string()),
             Verb::Fetch => {
@@ -157,10 +157,24 @@ pub fn classify(grants: &Grants) -> Classification {
         idempotent_why,
         open_world_why,
     };
-    // kv keeps state in the host's store: a writable grant changes it,
-    // overwrites and deletes (a read-only one changes nothing).
+    // kv keeps state in the host's store and sql in the operator's database:
+    // a writable grant changes it, overwrites and deletes (a read-only one
+    // changes nothing).
+    let mut writes = Vec::new();
     if let Some(kv) = grants.kv.as_ref().filter(|k| !k.read_only) {
-        let why = format!("kv may set and delete keys in store `{}`", kv.store);
+        writes.push(format!(
+            "kv may set and delete keys in store `{}`",
+            kv.store
+        ));
+    }
+    if let Some(sql) = grants.sql.as_ref().filter(|s| s.write) {
+        writes.push(format!(
+            "sql may insert, update and delete rows in database `{}`",
+            sql.database
+        ));
+    }
+    if !writes.is_empty() {
+        let why = writes.join("; ");
         if c.hints.read_only {
             c.read_only_why = why.clone();
         } else {
@@ -332,6 +346,15 @@ mod tests {
         let both = classify(&g);
         assert!(both.read_only_why.starts_with(&c.read_only_why), "{both:?}");
         assert!(both.read_only_why.contains("kv may"), "{both:?}");
+    }
+
+    #[test]
+    fn a_writing_sql_grant_is_destructive_and_a_read_only_one_pure() {
+        let c = classify(&grants(json!({"sql": {"database": "crm"}})));
+        assert_eq!(c.hints, Hints::PURE);
+        let c = classify(&grants(json!({"sql": {"database": "crm", "write": true}})));
+        assert_eq!(c.hints, h(false, true, false, false));
+        assert!(c.destructive_why.contains("database `crm`"), "{c:?}");
     }
 
     #[test]

@@ -713,6 +713,7 @@ impl Airlock {
         let deadline = started + budget.timeout;
         let id = self.next_job.fetch_add(1, Ordering::Relaxed);
         let handle = Job::controlled(id, tool.name.clone(), deadline, self.audit.clone(), control);
+        handle.set_hostcall_bytes(budget.hostcall_bytes);
         let verbs = self.caps.states(&tool.grants, &handle);
         let captured = wasi::Captured::new(budget.output);
         #[allow(unused_mut, reason = "mutated only with the guest-debug probe")]

@@ -2,7 +2,7 @@
 //! whether the caller cancelled, and where every decision is recorded.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::audit::{AuditRecord, AuditSink, Decision};
@@ -20,6 +20,7 @@ struct JobInner {
     cancel: Cancel,
     events: Option<Arc<dyn JobEvents>>,
     calls: AtomicU32,
+    hostcall_bytes: AtomicUsize,
 }
 
 impl Job {
@@ -45,7 +46,21 @@ impl Job {
             cancel: control.cancel.clone(),
             events: control.events.clone(),
             calls: AtomicU32::new(0),
+            hostcall_bytes: AtomicUsize::new(usize::MAX),
         }))
+    }
+
+    /// Sets the job's hostcall-data budget: the most bytes one verb call may
+    /// move between the guest and the host, either way. The host sets it
+    /// before the job runs; unlimited until then.
+    pub fn set_hostcall_bytes(&self, bytes: usize) {
+        self.0.hostcall_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The job's hostcall-data budget (see [`Job::set_hostcall_bytes`]): a
+    /// verb returning rows, bodies or lists stops before handing back more.
+    pub fn hostcall_bytes(&self) -> usize {
+        self.0.hostcall_bytes.load(Ordering::Relaxed)
     }
 
     /// The job's number, unique within this host process.

@@ -29,7 +29,8 @@ pub struct SqlGrant {
     /// applies too, whichever comes first.
     #[serde(default = "default_timeout")]
     pub timeout: String,
-    /// Whether `execute` may write. Only `false` is accepted by this host.
+    /// Whether `execute` may insert, update and delete rows of the granted
+    /// tables that are not aggregate-only, through the same view.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub write: bool,
     /// The granted tables, by name.
@@ -168,8 +169,18 @@ pub fn describe(grant: &SqlGrant) -> Vec<String> {
             None => String::new(),
         }
     ));
+    let writable: Vec<&str> = grant
+        .tables
+        .iter()
+        .filter(|(_, t)| t.aggregate_only.is_none())
+        .map(|(name, _)| name.as_str())
+        .collect();
     lines.push(if grant.write {
-        "may write".into()
+        format!(
+            "may insert, update and delete rows of {} through execute: only granted, \
+             unmasked columns, only rows inside the row scope, and what it writes must stay inside it",
+            writable.join(", ")
+        )
     } else {
         "read-only".into()
     });

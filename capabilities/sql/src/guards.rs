@@ -3,7 +3,7 @@
 //! that keeps an aggregate-only table's small groups out of a query.
 
 use airlock_core::VerbError;
-use sqlparser::ast::{BinaryOperator, Expr, Select};
+use sqlparser::ast::{BinaryOperator, Expr, Select, With};
 use sqlparser::parser::Parser;
 
 use crate::view::{Backend, GROUP_COL, ROW_COL, denied, quote};
@@ -19,6 +19,17 @@ pub(crate) const PLAN_STACK: usize = 32 << 20;
 /// chain such as `1 + 1 + ...` is a tree as deep as it is long, and every
 /// walk of it recurses.
 pub const MAX_DEPTH: usize = 64;
+
+/// Refuses a statement longer than [`MAX_STATEMENT`] before it is parsed.
+pub(crate) fn statement_size(statement: &str) -> Result<(), VerbError> {
+    if statement.len() > MAX_STATEMENT {
+        return Err(VerbError::invalid(format!(
+            "the statement is {} bytes, over the {MAX_STATEMENT}-byte cap; send a shorter one",
+            statement.len()
+        )));
+    }
+    Ok(())
+}
 
 pub(crate) fn too_deep() -> VerbError {
     denied(format!(
@@ -131,4 +142,34 @@ pub(crate) fn group_floor(
         .map_err(|e| VerbError::Trap(anyhow::anyhow!("hidden count: {e}")))?;
     select.projection.push(item);
     Ok(())
+}
+
+/// The statement counting what [`group_floor`] drops: the same `WITH`,
+/// select list, `FROM`, `WHERE` and `GROUP BY`, keeping only the groups
+/// smaller than `min` (never the tool's `HAVING`, `ORDER BY` or `LIMIT`),
+/// and counting them. Parameters keep their positions: only clauses after
+/// `GROUP BY` are left out.
+pub(crate) fn small_groups(
+    with: Option<&With>,
+    select: &Select,
+    alias: &str,
+    min: u32,
+    backend: Backend,
+) -> Result<String, VerbError> {
+    let dialect = backend.dialect();
+    let mut small = select.clone();
+    let cond = Parser::new(&*dialect)
+        .try_with_sql(&format!(
+            "count(DISTINCT {}.{}) < {min}",
+            quote(alias),
+            quote(ROW_COL)
+        ))
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| VerbError::Trap(anyhow::anyhow!("suppressed groups: {e}")))?;
+    small.having = Some(cond);
+    let with = with.map(|w| format!("{w} ")).unwrap_or_default();
+    Ok(format!(
+        "SELECT count(*) FROM ({with}{small}) AS {}",
+        quote("__airlock_small")
+    ))
 }

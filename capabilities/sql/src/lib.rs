@@ -2,7 +2,8 @@
 //! the host enforces. The operator names databases (the path or connection
 //! string never reaches a toolkit or a guest); the grant says which tables,
 //! columns and rows a tool sees; every statement is parsed, checked and
-//! rewritten below the guest's text ([`view`]) and run read-only.
+//! rewritten below the guest's text ([`view`]) and run read-only; a grant
+//! with `write = true` may also write through the same view ([`write`]).
 #![deny(missing_docs)]
 
 mod expr;
@@ -12,6 +13,7 @@ mod postgres;
 mod pseudonym;
 mod sqlite;
 pub mod view;
+pub mod write;
 
 pub use expr::{AGGREGATES, FUNCTIONS};
 pub use grant::{AggregateOnly, DEFAULT_MAX_ROWS, Mask, SqlGrant, TableGrant};
@@ -19,6 +21,7 @@ pub use guards::MAX_STATEMENT;
 pub use postgres::PgPool;
 pub use pseudonym::PseudonymKey;
 pub use view::{Backend, Plan};
+pub use write::WritePlan;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,6 +30,7 @@ use std::time::Instant;
 
 use airlock_core::bindings::airlock::verbs::sql;
 use airlock_core::{Capability, Decision, Job, ScopeChange, VerbError};
+use sqlite::Limits;
 use wasmtime::component::{HasSelf, Linker};
 
 /// The generated WIT types of the verb.
@@ -35,14 +39,14 @@ pub mod bindings {
 }
 use bindings::{Rows, Value};
 
-/// Most bytes of values one query may return (then `exhausted("sql-bytes")`);
-/// the job's hostcall-data budget applies too when they are copied in.
+/// Most bytes of values one query may return (then `exhausted("sql-bytes")`),
+/// or the job's hostcall-data budget when that is smaller.
 pub const MAX_RESULT_BYTES: usize = 16 << 20;
 
 /// One database the host config names (`[databases.NAME]`).
 #[derive(Clone)]
 pub enum Database {
-    /// A SQLite file, opened read-only.
+    /// A SQLite file, opened read-only (and read-write for a grant's writes).
     Sqlite {
         /// Where the file is (the operator's; never shown to a tool).
         path: PathBuf,
@@ -124,6 +128,7 @@ pub struct SqlState {
     job: Job,
     calls: u32,
     conn: Option<rusqlite::Connection>,
+    writer: Option<rusqlite::Connection>,
 }
 
 impl Capability for SqlCapability {
@@ -141,10 +146,10 @@ impl Capability for SqlCapability {
             ));
         };
         let backend = db.backend();
-        if grant.write {
+        if grant.write && grant.tables.values().all(|t| t.aggregate_only.is_some()) {
             return Err(
-                "the sql grant sets write = true, which this host does not serve yet; \
-                        remove it (grants are read-only)"
+                "the sql grant sets write = true but every table it grants is aggregate-only, \
+                 which is never written; remove write or grant a table to write"
                     .into(),
             );
         }
@@ -186,6 +191,7 @@ impl Capability for SqlCapability {
             job,
             calls: 0,
             conn: None,
+            writer: None,
         }
     }
 
@@ -217,6 +223,22 @@ struct Facts {
 }
 
 impl SqlState {
+    /// Audits one call: names and counts, never values.
+    fn record<T>(
+        &self,
+        op: &'static str,
+        result: &Result<T, VerbError>,
+        started: Instant,
+        facts: &Facts,
+    ) {
+        let decision = match result {
+            Ok(_) => Decision::Allow,
+            Err(e) => Decision::Deny(format!("{}: {}", e.kind(), e.reason())),
+        };
+        self.job
+            .audit("sql", op, decision, started, Some(self.detail(facts)));
+    }
+
     fn detail(&self, facts: &Facts) -> String {
         format!(
             "db={} tables={} columns={} rows={} suppressed={}",
@@ -228,20 +250,15 @@ impl SqlState {
         )
     }
 
-    async fn query_inner(
-        &mut self,
-        statement: String,
-        params: Vec<Value>,
-        facts: &mut Facts,
-    ) -> Result<Rows, VerbError> {
+    /// Counts the call against `max_calls` and finds the grant's database.
+    fn begin(&mut self) -> Result<Database, VerbError> {
         if let Some(max) = self.grant.max_calls
             && self.calls >= max
         {
             return Err(VerbError::exhausted("sql-calls"));
         }
         self.calls += 1;
-        let db = self
-            .cap
+        self.cap
             .databases
             .get(&self.grant.database)
             .cloned()
@@ -250,36 +267,54 @@ impl SqlState {
                     "database `{}` is not configured on this host",
                     self.grant.database
                 ))
-            })?;
+            })
+    }
+
+    /// The bounds of one call: the grant's rows and timeout, the job's
+    /// deadline and hostcall-data budget.
+    fn limits(&self) -> Result<Limits, VerbError> {
+        let timeout = self.grant.timeout().map_err(VerbError::invalid)?;
+        Ok(Limits {
+            max_rows: self.grant.max_rows,
+            max_bytes: MAX_RESULT_BYTES.min(self.job.hostcall_bytes()),
+            deadline: (Instant::now() + timeout).min(self.job.deadline()),
+        })
+    }
+
+    async fn query_inner(
+        &mut self,
+        statement: String,
+        params: Vec<Value>,
+        facts: &mut Facts,
+    ) -> Result<Rows, VerbError> {
+        let db = self.begin()?;
         let plan = view::plan(&self.grant, &statement, db.backend(), params.len())?;
         facts.tables = plan.tables.iter().cloned().collect();
         facts.columns = plan.columns.iter().cloned().collect();
-        let timeout = self.grant.timeout().map_err(VerbError::invalid)?;
-        let deadline = (Instant::now() + timeout).min(self.job.deadline());
-        let max_rows = self.grant.max_rows;
-        let raw = match db {
+        let limits = self.limits()?;
+        let (mut raw, counted) = match db {
             Database::Sqlite { path } => {
                 let conn = self.conn.take();
                 let grant = self.grant.clone();
                 let key = self.cap.key.clone();
                 let cancel = self.job.cancel().clone();
-                let sql = plan.sql.clone();
-                let (conn, raw) = tokio::task::spawn_blocking(move || {
+                let plan = plan.clone();
+                let (conn, out) = tokio::task::spawn_blocking(move || {
                     let mut conn = match conn {
                         Some(c) => c,
                         None => {
                             let mut c = sqlite::open(&path, &key)?;
-                            sqlite::authorize(&mut c, &grant)?;
+                            sqlite::authorize(&mut c, &grant, false)?;
                             c
                         }
                     };
-                    let raw = sqlite::run(&mut conn, &sql, &params, max_rows, deadline, cancel);
-                    Ok::<_, VerbError>((conn, raw))
+                    let out = sqlite::read(&mut conn, &plan, &params, limits, &cancel);
+                    Ok::<_, VerbError>((conn, out))
                 })
                 .await
                 .map_err(|e| VerbError::Trap(anyhow::anyhow!("the sql worker failed: {e}")))??;
                 self.conn = Some(conn);
-                raw
+                out?
             }
             Database::Postgres { pool } => {
                 let mut params = params;
@@ -288,35 +323,26 @@ impl SqlState {
                     params.push(Value::Blob(inner));
                     params.push(Value::Blob(outer));
                 }
-                let extra = if plan.pads { 2 } else { 0 };
-                postgres::run(
-                    &pool,
-                    &plan.sql,
+                let call = postgres::Call {
+                    sql: &plan.sql,
+                    count: plan.count.as_deref(),
                     params,
-                    extra,
-                    max_rows,
-                    deadline,
-                    self.job.cancel(),
-                )
-                .await
+                    extra: if plan.pads { 2 } else { 0 },
+                    limits,
+                    write: false,
+                };
+                postgres::run(&pool, call, self.job.cancel(), |raw, n| Ok((raw, n))).await?
             }
         };
-        let mut raw = raw?;
-        let mut suppressed = 0u32;
-        if let Some(min) = plan.min_group {
+        if plan.min_group.is_some() {
+            // The hidden group size: the floor is in the query's HAVING;
+            // this is the host's second look at every group.
             raw.columns.pop();
-            raw.rows.retain_mut(|row| {
-                let size = match row.pop() {
-                    Some(Value::Integer(n)) => n,
-                    _ => 0,
-                };
-                let keep = size >= i64::from(min);
-                if !keep {
-                    suppressed += 1;
-                }
-                keep
-            });
+            let min = i64::from(plan.min_group.unwrap_or(u32::MAX));
+            raw.rows
+                .retain_mut(|row| matches!(row.pop(), Some(Value::Integer(n)) if n >= min));
         }
+        let suppressed = u32::try_from(counted.unwrap_or(0)).unwrap_or(u32::MAX);
         facts.rows = raw.rows.len();
         facts.suppressed = suppressed;
         Ok(Rows {
@@ -324,6 +350,58 @@ impl SqlState {
             rows: raw.rows,
             suppressed_groups: suppressed,
         })
+    }
+
+    async fn execute_inner(
+        &mut self,
+        statement: String,
+        params: Vec<Value>,
+        facts: &mut Facts,
+    ) -> Result<u64, VerbError> {
+        let db = self.begin()?;
+        let plan = write::plan(&self.grant, &statement, db.backend(), params.len())?;
+        facts.tables = vec![plan.table.clone()];
+        facts.columns = plan.columns.iter().cloned().collect();
+        let limits = self.limits()?;
+        let written = match db {
+            Database::Sqlite { path } => {
+                let conn = self.writer.take();
+                let grant = self.grant.clone();
+                let cancel = self.job.cancel().clone();
+                let (conn, out) = tokio::task::spawn_blocking(move || {
+                    let mut conn = match conn {
+                        Some(c) => c,
+                        None => {
+                            let mut c = sqlite::open_writer(&path)?;
+                            sqlite::authorize(&mut c, &grant, true)?;
+                            c
+                        }
+                    };
+                    let out =
+                        sqlite::write(&mut conn, &plan.sql, &params, limits, &cancel, |raw| {
+                            plan.verify(raw)
+                        });
+                    Ok::<_, VerbError>((conn, out))
+                })
+                .await
+                .map_err(|e| VerbError::Trap(anyhow::anyhow!("the sql worker failed: {e}")))??;
+                self.writer = Some(conn);
+                out?
+            }
+            Database::Postgres { pool } => {
+                let call = postgres::Call {
+                    sql: &plan.sql,
+                    count: None,
+                    params,
+                    extra: 0,
+                    limits,
+                    write: true,
+                };
+                postgres::run(&pool, call, self.job.cancel(), |raw, _| plan.verify(&raw)).await?
+            }
+        };
+        facts.rows = usize::try_from(written).unwrap_or(usize::MAX);
+        Ok(written)
     }
 }
 
@@ -339,27 +417,22 @@ impl sql::Host for SqlState {
         let mut facts = Facts::default();
         let result = self.query_inner(statement, params, &mut facts).await;
         guard.disarm();
-        let decision = match &result {
-            Ok(_) => Decision::Allow,
-            Err(e) => Decision::Deny(format!("{}: {}", e.kind(), e.reason())),
-        };
-        let detail = self.detail(&facts);
-        self.job
-            .audit("sql", "query", decision, started, Some(detail));
+        self.record("query", &result, started, &facts);
         result
     }
 
     async fn execute(&mut self, statement: String, params: Vec<Value>) -> Result<u64, VerbError> {
         let started = Instant::now();
-        let _ = (statement, params);
-        let result = Err(VerbError::denied(format!(
-            "writes are refused: the sql grant on `{}` is read-only",
-            self.grant.database
-        )));
-        let detail = self.detail(&Facts::default());
-        let decision = Decision::Deny("denied: the grant is read-only".into());
-        self.job
-            .audit("sql", "execute", decision, started, Some(detail));
+        let guard = self.job.in_flight(
+            "sql",
+            "execute",
+            started,
+            format!("db={}", self.grant.database),
+        );
+        let mut facts = Facts::default();
+        let result = self.execute_inner(statement, params, &mut facts).await;
+        guard.disarm();
+        self.record("execute", &result, started, &facts);
         result
     }
 }

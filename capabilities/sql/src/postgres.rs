@@ -14,9 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, NoTls};
 
-use crate::MAX_RESULT_BYTES;
 use crate::bindings::Value;
-use crate::sqlite::Raw;
+use crate::sqlite::{Limits, Raw};
 
 /// Idle connections kept per database.
 const MAX_IDLE: usize = 4;
@@ -69,35 +68,80 @@ impl PgPool {
     }
 }
 
-/// Runs `sql` on a pooled connection (see the module docs).
-pub(crate) async fn run(
+/// What one call runs on PostgreSQL.
+pub(crate) struct Call<'a> {
+    /// The checked statement.
+    pub sql: &'a str,
+    /// A `count(*)` of suppressed groups, run in the same transaction with
+    /// the same parameters (typed as the server inferred them for `sql`).
+    pub count: Option<&'a str>,
+    /// The guest's parameters, then the host's.
+    pub params: Vec<Value>,
+    /// How many of `params` are the host's.
+    pub extra: usize,
+    /// Rows, bytes and deadline.
+    pub limits: Limits,
+    /// Whether it writes: `BEGIN READ WRITE`, committed only when the
+    /// caller's `accept` takes what it returned; else `BEGIN READ ONLY`.
+    pub write: bool,
+}
+
+/// Runs `call` on a pooled connection (see the module docs) and hands what
+/// it returned (rows, and the count when asked) to `accept`; a write is
+/// committed only when `accept` succeeds, everything else is rolled back.
+pub(crate) async fn run<R>(
     pool: &PgPool,
-    sql: &str,
-    params: Vec<Value>,
-    extra: usize,
-    max_rows: u32,
-    deadline: Instant,
+    call: Call<'_>,
     cancel: &Cancel,
-) -> Result<Raw, VerbError> {
+    accept: impl FnOnce(Raw, Option<i64>) -> Result<R, VerbError>,
+) -> Result<R, VerbError> {
     let client = pool.get().await?;
     let token = client.cancel_token();
+    let deadline = call.limits.deadline;
     let work = async {
         let ms = deadline
             .saturating_duration_since(Instant::now())
             .as_millis()
             .max(1);
+        let mode = if call.write {
+            "READ WRITE"
+        } else {
+            "READ ONLY"
+        };
         client
-            .batch_execute(&format!(
-                "BEGIN READ ONLY; SET LOCAL statement_timeout = {ms}"
-            ))
+            .batch_execute(&format!("BEGIN {mode}; SET LOCAL statement_timeout = {ms}"))
             .await
             .map_err(db_error)?;
-        let out = query(&client, sql, &params, extra, max_rows).await;
+        let out = async {
+            let stmt = client.prepare(call.sql).await.map_err(db_error)?;
+            let raw = query(&client, &stmt, &call).await?;
+            let counted = match call.count {
+                Some(sql) => {
+                    let count = client
+                        .prepare_typed(sql, stmt.params())
+                        .await
+                        .map_err(db_error)?;
+                    let binds: Vec<Param<'_>> = call.params.iter().map(Param).collect();
+                    let refs: Vec<&(dyn ToSql + Sync)> =
+                        binds.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                    let row = client.query_one(&count, &refs).await.map_err(db_error)?;
+                    Some(row.try_get::<_, i64>(0).map_err(db_error)?)
+                }
+                None => None,
+            };
+            accept(raw, counted)
+        }
+        .await;
         if out.is_err() {
             // Rows the server is still sending (past max_rows) are cut short.
             let _ = token.cancel_query(NoTls).await;
         }
-        client.batch_execute("ROLLBACK").await.map_err(db_error)?;
+        let end = if call.write && out.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
+        client.batch_execute(end).await.map_err(db_error)?;
         out
     };
     let result = tokio::select! {
@@ -126,12 +170,10 @@ pub(crate) async fn run(
 
 async fn query(
     client: &Client,
-    sql: &str,
-    params: &[Value],
-    extra: usize,
-    max_rows: u32,
+    stmt: &tokio_postgres::Statement,
+    call: &Call<'_>,
 ) -> Result<Raw, VerbError> {
-    let stmt = client.prepare(sql).await.map_err(db_error)?;
+    let (params, extra, limits) = (&call.params, call.extra, call.limits);
     if stmt.params().len() != params.len() {
         return Err(VerbError::invalid(format!(
             "the statement takes {} parameters; {} were given",
@@ -146,7 +188,7 @@ async fn query(
         .collect();
     let binds: Vec<Param<'_>> = params.iter().map(Param).collect();
     let rows = client
-        .query_raw(&stmt, binds.iter().map(|p| p as &dyn ToSql))
+        .query_raw(stmt, binds.iter().map(|p| p as &dyn ToSql))
         .await
         .map_err(db_error)?;
     pin_mut!(rows);
@@ -154,7 +196,7 @@ async fn query(
     let mut bytes = 0usize;
     while let Some(row) = rows.next().await {
         let row = row.map_err(db_error)?;
-        if out.len() >= max_rows as usize {
+        if out.len() >= limits.max_rows as usize {
             return Err(VerbError::exhausted("sql-rows"));
         }
         let mut values = Vec::with_capacity(columns.len());
@@ -172,7 +214,7 @@ async fn query(
             };
             values.push(v);
         }
-        if bytes > MAX_RESULT_BYTES {
+        if bytes > limits.max_bytes {
             return Err(VerbError::exhausted("sql-bytes"));
         }
         out.push(values);

@@ -18,7 +18,7 @@ use crate::bindings::Value;
 use crate::expr::{AGGREGATES, FUNCTIONS};
 use crate::grant::SqlGrant;
 use crate::pseudonym::PseudonymKey;
-use crate::view::{PSEUDONYM_FN, ROW_COL, scope_columns};
+use crate::view::{PSEUDONYM_FN, Plan, ROW_COL, scope_columns};
 use crate::{Backend, MAX_RESULT_BYTES};
 
 /// What one query returned, before group suppression.
@@ -27,22 +27,24 @@ pub(crate) struct Raw {
     pub rows: Vec<Vec<Value>>,
 }
 
-/// Opens `path` read-only with the pseudonym function registered.
+/// The bounds of one call: rows, bytes of values, and when it must end.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Most rows returned (or written), then `exhausted("sql-rows")`.
+    pub max_rows: u32,
+    /// Most bytes of values returned, then `exhausted("sql-bytes")`: the
+    /// smaller of [`MAX_RESULT_BYTES`] and the job's hostcall-data budget.
+    pub max_bytes: usize,
+    /// When the statement is cancelled.
+    pub deadline: Instant,
+}
+
+/// Opens `path` read-only (`query_only` on) with the pseudonym function
+/// registered.
 pub(crate) fn open(path: &Path, key: &PseudonymKey) -> Result<Connection, VerbError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags - OpenFlags::SQLITE_OPEN_URI)
-        .map_err(|e| VerbError::upstream(format!("cannot open the database: {}", code(&e))))?;
+    let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.pragma_update(None, "query_only", true)
         .map_err(|e| VerbError::upstream(format!("cannot open the database: {}", code(&e))))?;
-    // No value the query builds (`replace`, `||` nested) may outgrow what a
-    // result may carry: SQLite refuses it instead of allocating up to 1 GB.
-    conn.set_limit(
-        rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH,
-        i32::try_from(MAX_RESULT_BYTES).unwrap_or(i32::MAX),
-    )
-    .map_err(|e| VerbError::Trap(anyhow::anyhow!("length limit: {e}")))?;
     let key = key.clone();
     conn.create_scalar_function(
         PSEUDONYM_FN,
@@ -54,13 +56,50 @@ pub(crate) fn open(path: &Path, key: &PseudonymKey) -> Result<Connection, VerbEr
     Ok(conn)
 }
 
+/// Opens `path` for a grant's writes: read-write, never created, and no
+/// pseudonym function (a write may not name a masked column).
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, VerbError> {
+    connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+}
+
+/// Opens an existing `path` with `mode` (no URI, no mutex: one job's worker
+/// owns the connection), every value bounded.
+fn connect(path: &Path, mode: OpenFlags) -> Result<Connection, VerbError> {
+    let conn = Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| VerbError::upstream(format!("cannot open the database: {}", code(&e))))?;
+    // No value the query builds (`replace`, `||` nested) may outgrow what a
+    // result may carry: SQLite refuses it instead of allocating up to 1 GB.
+    conn.set_limit(
+        rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH,
+        i32::try_from(MAX_RESULT_BYTES).unwrap_or(i32::MAX),
+    )
+    .map_err(|e| VerbError::Trap(anyhow::anyhow!("length limit: {e}")))?;
+    Ok(conn)
+}
+
 /// Installs the authorizer for `grant`: reads of granted columns (and the
-/// columns a row scope or a row id needs), allowed functions, SELECT.
-pub(crate) fn authorize(conn: &mut Connection, grant: &SqlGrant) -> Result<(), VerbError> {
+/// columns a row scope or a row id needs), allowed functions, SELECT and
+/// transactions. On a `writer`, reads of masked columns are refused too, and
+/// `INSERT`, `UPDATE` of granted unmasked columns and `DELETE` are allowed on
+/// the tables the grant may write.
+pub(crate) fn authorize(
+    conn: &mut Connection,
+    grant: &SqlGrant,
+    writer: bool,
+) -> Result<(), VerbError> {
     let mut readable: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut writable: HashMap<String, HashSet<String>> = HashMap::new();
     for (table, tg) in &grant.tables {
+        let plain = tg
+            .columns
+            .iter()
+            .filter(|c| !writer || !tg.is_masked(c))
+            .map(|c| c.to_ascii_lowercase());
+        if writer && grant.write && tg.aggregate_only.is_none() {
+            writable.insert(table.to_ascii_lowercase(), plain.clone().collect());
+        }
         let cols = readable.entry(table.to_ascii_lowercase()).or_default();
-        cols.extend(tg.columns.iter().map(|c| c.to_ascii_lowercase()));
+        cols.extend(plain);
         cols.insert(String::new());
         if let Some(rows) = &tg.rows
             && let Ok(e) = crate::view::parse_row_scope(rows, Backend::Sqlite)
@@ -75,36 +114,49 @@ pub(crate) fn authorize(conn: &mut Connection, grant: &SqlGrant) -> Result<(), V
         }
     }
     conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+        let main = matches!(ctx.database_name, None | Some("main"));
+        let may_write = |table: &str, column: Option<&str>| {
+            main && writable
+                .get(&table.to_ascii_lowercase())
+                .is_some_and(|cols| column.is_none_or(|c| cols.contains(&c.to_ascii_lowercase())))
+        };
+        let allow = |ok: bool| {
+            if ok {
+                Authorization::Allow
+            } else {
+                Authorization::Deny
+            }
+        };
         match ctx.action {
-            AuthAction::Select => Authorization::Allow,
+            AuthAction::Select | AuthAction::Transaction { .. } => Authorization::Allow,
+            AuthAction::Insert { table_name } | AuthAction::Delete { table_name } => {
+                allow(may_write(table_name, None))
+            }
+            AuthAction::Update {
+                table_name,
+                column_name,
+            } => allow(may_write(table_name, Some(column_name))),
             AuthAction::Read {
                 table_name,
                 column_name,
             } => {
                 // `None`: the read of no column (`count(*)`) of a table.
-                let ok = matches!(ctx.database_name, None | Some("main"))
-                    && readable
+                allow(
+                    main && readable
                         .get(&table_name.to_ascii_lowercase())
-                        .is_some_and(|c| c.contains(&column_name.to_ascii_lowercase()));
-                if ok {
-                    Authorization::Allow
-                } else {
-                    Authorization::Deny
-                }
+                        .is_some_and(|c| c.contains(&column_name.to_ascii_lowercase())),
+                )
             }
             AuthAction::Function { function_name } => {
                 let f = function_name.to_ascii_lowercase();
                 // `like`: SQLite runs the LIKE operator (which the view
                 // checks) as this function.
-                if f == PSEUDONYM_FN
-                    || f == "like"
-                    || AGGREGATES.contains(&f.as_str())
-                    || FUNCTIONS.contains(&f.as_str())
-                {
-                    Authorization::Allow
-                } else {
-                    Authorization::Deny
-                }
+                allow(
+                    f == PSEUDONYM_FN
+                        || f == "like"
+                        || AGGREGATES.contains(&f.as_str())
+                        || FUNCTIONS.contains(&f.as_str()),
+                )
             }
             _ => Authorization::Deny,
         }
@@ -137,24 +189,18 @@ fn rowid_alias(conn: &Connection, table: &str) -> Option<String> {
     }
 }
 
-/// Runs `sql` with `params`, cancelled at `deadline` or when `cancel` fires;
-/// at most `max_rows` rows (then `sql-rows`) and [`MAX_RESULT_BYTES`].
+/// Runs `sql` with `params`, cancelled at the deadline or when `cancel`
+/// fires; at most `limits.max_rows` rows (then `sql-rows`) and
+/// `limits.max_bytes` of values (then `sql-bytes`).
 pub(crate) fn run(
     conn: &mut Connection,
     sql: &str,
     params: &[Value],
-    max_rows: u32,
-    deadline: Instant,
-    cancel: Cancel,
+    limits: Limits,
+    cancel: &Cancel,
 ) -> Result<Raw, VerbError> {
-    let stop = cancel.clone();
-    conn.progress_handler(
-        1000,
-        Some(move || Instant::now() >= deadline || stop.is_cancelled()),
-    )
-    .map_err(|e| VerbError::Trap(anyhow::anyhow!("progress handler: {e}")))?;
-    let fail = |e: rusqlite::Error| interrupted(&e, deadline, &cancel);
-    let mut stmt = conn.prepare(sql).map_err(fail)?;
+    let fail = |e: rusqlite::Error| interrupted(&e, cancel);
+    let mut stmt = prepare(conn, sql, limits, cancel)?;
     if stmt.parameter_count() != params.len() {
         return Err(VerbError::invalid(format!(
             "the statement takes {} parameters; {} were given",
@@ -162,23 +208,14 @@ pub(crate) fn run(
             params.len()
         )));
     }
-    for (i, p) in params.iter().enumerate() {
-        let bound = match p {
-            Value::Null => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null),
-            Value::Integer(n) => stmt.raw_bind_parameter(i + 1, n),
-            Value::Real(x) => stmt.raw_bind_parameter(i + 1, x),
-            Value::Text(s) => stmt.raw_bind_parameter(i + 1, s),
-            Value::Blob(b) => stmt.raw_bind_parameter(i + 1, b),
-        };
-        bound.map_err(fail)?;
-    }
+    bind(&mut stmt, params).map_err(fail)?;
     let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
     let width = columns.len();
     let mut out = Vec::new();
     let mut bytes = 0usize;
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next().map_err(fail)? {
-        if out.len() >= max_rows as usize {
+        if out.len() >= limits.max_rows as usize {
             return Err(VerbError::exhausted("sql-rows"));
         }
         let mut values = Vec::with_capacity(width);
@@ -199,7 +236,7 @@ pub(crate) fn run(
             bytes += 8;
             values.push(v);
         }
-        if bytes > MAX_RESULT_BYTES {
+        if bytes > limits.max_bytes {
             return Err(VerbError::exhausted("sql-bytes"));
         }
         out.push(values);
@@ -208,18 +245,117 @@ pub(crate) fn run(
     Ok(Raw { columns, rows: out })
 }
 
+/// Runs a checked query and, over an aggregate-only table, its count of
+/// suppressed groups, both in one read transaction (one snapshot).
+pub(crate) fn read(
+    conn: &mut Connection,
+    plan: &Plan,
+    params: &[Value],
+    limits: Limits,
+    cancel: &Cancel,
+) -> Result<(Raw, Option<i64>), VerbError> {
+    let Some(count_sql) = &plan.count else {
+        return Ok((run(conn, &plan.sql, params, limits, cancel)?, None));
+    };
+    conn.execute_batch("BEGIN")
+        .map_err(|e| interrupted(&e, cancel))?;
+    let out = run(conn, &plan.sql, params, limits, cancel).and_then(|raw| {
+        let n = count(conn, count_sql, params, limits, cancel)?;
+        Ok((raw, Some(n)))
+    });
+    let _ = conn.execute_batch("COMMIT");
+    out
+}
+
+/// Runs `sql`, a single `count(*)`, binding the first of `params` it takes
+/// (it may leave out placeholders of the statement it was cut from).
+fn count(
+    conn: &mut Connection,
+    sql: &str,
+    params: &[Value],
+    limits: Limits,
+    cancel: &Cancel,
+) -> Result<i64, VerbError> {
+    let fail = |e: rusqlite::Error| interrupted(&e, cancel);
+    let mut stmt = prepare(conn, sql, limits, cancel)?;
+    let takes = stmt.parameter_count().min(params.len());
+    bind(&mut stmt, &params[..takes]).map_err(fail)?;
+    let mut rows = stmt.raw_query();
+    match rows.next().map_err(fail)? {
+        Some(row) => row.get::<_, i64>(0).map_err(fail),
+        None => Ok(0),
+    }
+}
+
+/// Runs [`run`] between `BEGIN IMMEDIATE` and `COMMIT`, committing only what
+/// `accept` accepts; anything else is rolled back. A busy database is waited
+/// for until the deadline.
+pub(crate) fn write<R>(
+    conn: &mut Connection,
+    sql: &str,
+    params: &[Value],
+    limits: Limits,
+    cancel: &Cancel,
+    accept: impl FnOnce(&Raw) -> Result<R, VerbError>,
+) -> Result<R, VerbError> {
+    let fail = |e: rusqlite::Error| interrupted(&e, cancel);
+    conn.busy_timeout(limits.deadline.saturating_duration_since(Instant::now()))
+        .map_err(fail)?;
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
+    let done = run(conn, sql, params, limits, cancel).and_then(|raw| accept(&raw));
+    let end = if done.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    match conn.execute_batch(end) {
+        Ok(()) => done,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            done.and(Err(fail(e)))
+        }
+    }
+}
+
+/// Prepares `sql` with the progress handler armed for `limits.deadline`
+/// and `cancel`.
+fn prepare<'c>(
+    conn: &'c mut Connection,
+    sql: &str,
+    limits: Limits,
+    cancel: &Cancel,
+) -> Result<rusqlite::Statement<'c>, VerbError> {
+    let stop = cancel.clone();
+    let deadline = limits.deadline;
+    conn.progress_handler(
+        1000,
+        Some(move || Instant::now() >= deadline || stop.is_cancelled()),
+    )
+    .map_err(|e| VerbError::Trap(anyhow::anyhow!("progress handler: {e}")))?;
+    let conn: &'c Connection = conn;
+    conn.prepare(sql).map_err(|e| interrupted(&e, cancel))
+}
+
+fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[Value]) -> rusqlite::Result<()> {
+    for (i, p) in params.iter().enumerate() {
+        match p {
+            Value::Null => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null),
+            Value::Integer(n) => stmt.raw_bind_parameter(i + 1, n),
+            Value::Real(x) => stmt.raw_bind_parameter(i + 1, x),
+            Value::Text(s) => stmt.raw_bind_parameter(i + 1, s),
+            Value::Blob(b) => stmt.raw_bind_parameter(i + 1, b),
+        }?;
+    }
+    Ok(())
+}
+
 /// Maps a SQLite error to the guest's error: an interrupted query is a
 /// timeout (or the job's cancellation), an authorizer refusal is `denied`,
 /// anything else `upstream` with the error's kind only (SQLite messages can
 /// quote schema, never row values, but the kind is enough).
-fn interrupted(e: &rusqlite::Error, deadline: Instant, cancel: &Cancel) -> VerbError {
+fn interrupted(e: &rusqlite::Error, cancel: &Cancel) -> VerbError {
     if let rusqlite::Error::SqliteFailure(f, _) = e {
         match f.code {
             rusqlite::ErrorCode::OperationInterrupted => {
                 if cancel.is_cancelled() {
                     return VerbError::Cancelled;
                 }
-                let _ = deadline;
                 return VerbError::timeout();
             }
             rusqlite::ErrorCode::AuthorizationForStatementDenied

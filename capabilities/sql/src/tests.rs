@@ -160,6 +160,7 @@ fn texts(rows: &Rows, col: usize) -> Vec<String> {
 }
 
 mod aggregate;
+mod writes;
 
 mod sql_scope {
     use super::*;
@@ -536,7 +537,7 @@ mod sql_scope {
             panic!("crm is a SQLite file")
         };
         let mut conn = sqlite::open(&path, &db.cap.key).unwrap();
-        sqlite::authorize(&mut conn, &grant(GRANT)).unwrap();
+        sqlite::authorize(&mut conn, &grant(GRANT), false).unwrap();
         conn.prepare("SELECT id, plan FROM customers").unwrap();
         for sql in [
             "SELECT ssn FROM customers",

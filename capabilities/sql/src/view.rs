@@ -18,7 +18,6 @@ use sqlparser::parser::Parser;
 
 use crate::expr::{Info, Place, Scope};
 use crate::grant::{SqlGrant, TableGrant};
-use crate::guards::MAX_STATEMENT;
 
 /// The SQL function the host registers to compute pseudonyms; the guest
 /// cannot call it (it is not on the allow-list).
@@ -68,6 +67,9 @@ pub struct Plan {
     /// Whether the statement takes the pseudonym's padded keys as its two
     /// last parameters (PostgreSQL, when a masked column is in view).
     pub pads: bool,
+    /// For a query over an aggregate-only table: the statement counting the
+    /// groups the floor drops, run with the same parameters.
+    pub count: Option<String>,
 }
 
 /// One column visible in a scope.
@@ -104,12 +106,7 @@ pub fn plan(
     backend: Backend,
     guest_params: usize,
 ) -> Result<Plan, VerbError> {
-    if statement.len() > MAX_STATEMENT {
-        return Err(VerbError::invalid(format!(
-            "the statement is {} bytes, over the {MAX_STATEMENT}-byte cap; send a shorter one",
-            statement.len()
-        )));
-    }
+    crate::guards::statement_size(statement)?;
     // Parsing, walking, rendering and dropping the tree all recurse: run
     // them on a stack of known size, not the caller's (a worker thread's).
     stacker::grow(crate::guards::PLAN_STACK, || {
@@ -133,8 +130,16 @@ fn plan_on_stack(
         )));
     }
     let Statement::Query(query) = &mut statements[0] else {
+        let hint = match &statements[0] {
+            Statement::Insert(_) | Statement::Update { .. } | Statement::Delete(_)
+                if grant.write =>
+            {
+                " (writes go through execute)"
+            }
+            _ => "",
+        };
         return Err(denied(format!(
-            "`{}` is refused: query accepts one read-only SELECT",
+            "`{}` is refused: query accepts one read-only SELECT{hint}",
             keyword(&statements[0])
         )));
     };
@@ -147,6 +152,7 @@ fn plan_on_stack(
         min_group: None,
         guest_params,
         pads: false,
+        count: None,
     };
     v.query(query, true)?;
     Ok(Plan {
@@ -155,11 +161,12 @@ fn plan_on_stack(
         columns: v.columns,
         min_group: v.min_group,
         pads: v.pads,
+        count: v.count,
     })
 }
 
 /// The statement's leading keyword, for a refusal (`INSERT`, `PRAGMA`).
-fn keyword(s: &Statement) -> String {
+pub(crate) fn keyword(s: &Statement) -> String {
     let text = s.to_string();
     text.split_whitespace()
         .next()
@@ -208,6 +215,7 @@ struct Viewer<'g> {
     min_group: Option<u32>,
     guest_params: usize,
     pads: bool,
+    count: Option<String>,
 }
 
 fn refuse_if(cond: bool, what: &str) -> Result<(), VerbError> {
@@ -295,6 +303,15 @@ impl Viewer<'_> {
         }
         self.ctes.truncate(ctes_before);
         if let Some(alias) = &agg_alias {
+            if let Some(min) = self.min_group {
+                self.count = Some(crate::guards::small_groups(
+                    q.with.as_ref(),
+                    select,
+                    alias,
+                    min,
+                    self.backend,
+                )?);
+            }
             crate::guards::group_floor(select, alias, self.min_group, self.backend)?;
         }
         Ok(cols)

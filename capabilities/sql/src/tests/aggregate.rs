@@ -22,9 +22,9 @@ mod sql_scope {
             "customer 2's single invoice is suppressed"
         );
         // Small groups are dropped inside the query (so the guest's HAVING,
-        // ORDER BY and LIMIT never see them), which leaves none to count.
-        assert_eq!(r.suppressed_groups, 0);
-        // Small groups by construction come back empty.
+        // ORDER BY and LIMIT never see them) and counted by a second query.
+        assert_eq!(r.suppressed_groups, 1);
+        // Small groups by construction come back empty: all 13 are counted.
         let r = q(
             &mut st,
             &audit,
@@ -33,15 +33,60 @@ mod sql_scope {
         .await
         .unwrap();
         assert!(r.rows.is_empty());
-        assert_eq!(r.suppressed_groups, 0);
-        let r = q(
+        assert_eq!(r.suppressed_groups, 13);
+        // The count follows FROM, WHERE and GROUP BY, never the tool's HAVING,
+        // ORDER BY or LIMIT: those cannot ask questions about a small group.
+        for (sql, rows, suppressed) in [
+            (
+                "SELECT customer_id, sum(amount) FROM invoices GROUP BY customer_id HAVING count(*) = 1",
+                0,
+                1,
+            ),
+            (
+                "SELECT customer_id, sum(amount) FROM invoices GROUP BY customer_id \
+                 HAVING sum(amount) > 1000000",
+                0,
+                1,
+            ),
+            (
+                "SELECT customer_id, sum(amount) FROM invoices GROUP BY customer_id \
+                 ORDER BY customer_id LIMIT 0",
+                0,
+                1,
+            ),
+            (
+                "SELECT customer_id, sum(amount) FROM invoices WHERE customer_id = 1 \
+                 GROUP BY customer_id",
+                1,
+                0,
+            ),
+        ] {
+            let r = q(&mut st, &audit, sql).await.unwrap();
+            assert_eq!(
+                (r.rows.len(), r.suppressed_groups),
+                (rows, suppressed),
+                "{sql}"
+            );
+        }
+        // Bare `?` placeholders keep their positions in the count, which
+        // leaves out the HAVING's: here WHERE binds 2, the small group.
+        let r = q_with(
             &mut st,
             &audit,
-            "SELECT customer_id, sum(amount) FROM invoices GROUP BY customer_id HAVING count(*) = 1",
+            "SELECT customer_id, count(*) + ? AS n FROM invoices WHERE customer_id = ? \
+             GROUP BY customer_id HAVING sum(amount) > ?",
+            vec![Value::Integer(0), Value::Integer(2), Value::Integer(0)],
         )
         .await
         .unwrap();
-        assert!(r.rows.is_empty(), "{r:?}");
+        assert_eq!((r.rows.len(), r.suppressed_groups), (0, 1));
+        let detail = audit.records().last().and_then(|r| r.detail.clone());
+        assert!(
+            detail
+                .as_deref()
+                .is_some_and(|d| d.contains("suppressed=1")),
+            "the audit records the count: {detail:?}"
+        );
         // A join that repeats one invoice many times does not make its group big.
         let r = q(
             &mut st,

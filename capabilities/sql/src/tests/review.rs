@@ -124,20 +124,18 @@ mod sql_scope {
             panic!("crm is a SQLite file")
         };
         let mut conn = sqlite::open(&path, &db.cap.key).unwrap();
-        sqlite::authorize(&mut conn, &grant(GRANT)).unwrap();
+        sqlite::authorize(&mut conn, &grant(GRANT), false).unwrap();
         for sql in [
             "SELECT hex(plan) FROM customers",
             "SELECT ssn FROM customers",
             "SELECT sql FROM sqlite_master",
         ] {
-            let r = sqlite::run(
-                &mut conn,
-                sql,
-                &[],
-                10,
-                Instant::now() + Duration::from_secs(10),
-                airlock_core::Cancel::new(),
-            );
+            let limits = sqlite::Limits {
+                max_rows: 10,
+                max_bytes: MAX_RESULT_BYTES,
+                deadline: Instant::now() + Duration::from_secs(10),
+            };
+            let r = sqlite::run(&mut conn, sql, &[], limits, &airlock_core::Cancel::new());
             assert!(
                 matches!(&r, Err(VerbError::Guest(WitError::Denied(w))) if w.contains("authorizer")),
                 "{sql}: {:?}",
