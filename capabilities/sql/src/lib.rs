@@ -369,3 +369,8 @@ mod tests;
 
 #[cfg(test)]
 mod pg_tests;
+
+/// The workspace's PostgreSQL test harness.
+#[cfg(test)]
+#[path = "../../../tests/pg.rs"]
+mod pg;

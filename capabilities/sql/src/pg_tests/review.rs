@@ -12,7 +12,9 @@ mod sql_scope {
     /// (of every tool, every masked column) is computable offline.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_pseudonym_key_cannot_be_read_through_a_placeholder() {
-        let Some((_pg, cap, key)) = crm().await else {
+        let test =
+            "pg_tests::review::sql_scope::the_pseudonym_key_cannot_be_read_through_a_placeholder";
+        let Some((_pg, cap, key)) = crm(test).await else {
             return;
         };
         let (mut st, audit) = state(&cap);
@@ -59,7 +61,8 @@ mod sql_scope {
     /// today (the scope is cheaper, so tested first): a guard.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn errors_do_not_show_rows_outside_the_row_scope() {
-        let Some((_pg, cap, _)) = crm().await else {
+        let test = "pg_tests::review::sql_scope::errors_do_not_show_rows_outside_the_row_scope";
+        let Some((_pg, cap, _)) = crm(test).await else {
             return;
         };
         let (mut st, audit) = state(&cap);
@@ -86,7 +89,8 @@ mod sql_scope {
     /// every table, index and view of the database, granted or not.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn casts_do_not_read_the_system_catalogs() {
-        let Some((_pg, cap, _)) = crm().await else {
+        let test = "pg_tests::review::sql_scope::casts_do_not_read_the_system_catalogs";
+        let Some((_pg, cap, _)) = crm(test).await else {
             return;
         };
         let (mut st, audit) = state(&cap);
@@ -134,7 +138,8 @@ mod sql_scope {
     /// the call overruns its grant timeout by seconds).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn intermediate_values_are_bounded_on_postgres_too() {
-        let Some((_pg, cap, _)) = crm().await else {
+        let test = "pg_tests::review::sql_scope::intermediate_values_are_bounded_on_postgres_too";
+        let Some((_pg, cap, _)) = crm(test).await else {
             return;
         };
         let (mut st, audit) = state(&cap);
