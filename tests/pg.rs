@@ -124,8 +124,14 @@ impl Postgres {
 
     /// A tokio-postgres connection string for database `postgres`.
     pub fn url(&self) -> String {
+        self.url_for("postgres")
+    }
+
+    /// A tokio-postgres connection string for database `dbname` (which the
+    /// test creates first).
+    pub fn url_for(&self, dbname: &str) -> String {
         format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            "host=127.0.0.1 port={} user=postgres dbname={dbname}",
             self.port
         )
     }

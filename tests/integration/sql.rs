@@ -1,14 +1,15 @@
-//! The `sql` verb through real guests against a real SQLite file: the
-//! example `churn-report` computes by plan and sees emails only as
-//! pseudonyms; the adversarial `exfil-sql` tries every escape from its view,
-//! and no protected value (canaries planted in ungranted columns, masked
-//! columns, rows outside the scope, an ungranted table) reaches its result,
-//! its logs or the audit trail.
+//! The `sql` verb through real guests against a real SQLite file and a real
+//! PostgreSQL server: the example `churn-report` computes by plan and sees
+//! emails only as pseudonyms; the adversarial `exfil-sql` tries every escape
+//! from its view on both, and no protected value (canaries planted in
+//! ungranted columns, masked columns, rows outside the scope, an ungranted
+//! table; the server's URL) reaches its result, its logs or the audit trail.
 
 use std::time::{Duration, Instant};
 
-use airlock::{Budget, Capabilities, Grants, JobError, LoadError};
+use airlock::{Budget, Capabilities, Grants, HostConfig, JobError, LoadError};
 use airlock_sql::{Database, PseudonymKey, SqlCapability};
+use airlock_tests::pg::Postgres;
 use airlock_tests::{TestHost, budget, grants, host, load_err, load_ok, tool_error, verb_error};
 use serde_json::{Value, json};
 
@@ -18,15 +19,19 @@ const CANARIES: &[&str] = &["canary-mail", "CANARY-SSN", "CANARY-FR", "CANARY-SE
 struct Crm {
     _dir: tempfile::TempDir,
     host: TestHost,
+    /// What must never reach the guest or the audit: [`CANARIES`], and on
+    /// PostgreSQL the connection string the host holds as a secret.
+    protected: Vec<String>,
+    /// The server, kept running while the host uses it.
+    _pg: Option<Postgres>,
 }
 
 /// A CRM with 19 German customers in scope and one French one outside it,
-/// invoices (customer 1: 12, customer 2: one), a secret table and a big one.
-fn crm() -> Crm {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("crm.db");
-    let c = rusqlite::Connection::open(&path).unwrap();
-    c.execute_batch(
+/// invoices (customer 1: 12, customer 2: one), a secret table and a big
+/// one, as one script SQLite and PostgreSQL both run, so the two backends
+/// hold the same rows and the same canaries.
+fn crm_script() -> String {
+    let mut script = String::from(
         "CREATE TABLE customers (id INTEGER PRIMARY KEY, country TEXT, plan TEXT, mrr INTEGER,
                                  churned INTEGER, email TEXT, ssn TEXT);
          CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer_id INTEGER, amount INTEGER);
@@ -34,36 +39,35 @@ fn crm() -> Crm {
          INSERT INTO secrets VALUES ('CANARY-SECRET');
          CREATE TABLE big (n INTEGER);
          WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 2000)
-         INSERT INTO big SELECT n FROM c;",
-    )
-    .unwrap();
+         INSERT INTO big SELECT n FROM c;\n",
+    );
     for id in 1..=20i64 {
         let (country, plan) = match id {
             20 => ("FR", "CANARY-FR"),
             _ if id % 2 == 0 => ("DE", "pro"),
             _ => ("DE", "free"),
         };
-        c.execute(
-            "INSERT INTO customers VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            rusqlite::params![
-                id,
-                country,
-                plan,
-                id * 10,
-                i64::from(id % 5 == 0),
-                format!("canary-mail-{id}@example.com"),
-                format!("CANARY-SSN-{id}")
-            ],
-        )
-        .unwrap();
+        script.push_str(&format!(
+            "INSERT INTO customers VALUES ({id}, '{country}', '{plan}', {mrr}, {churned}, \
+             'canary-mail-{id}@example.com', 'CANARY-SSN-{id}');\n",
+            mrr = id * 10,
+            churned = i64::from(id % 5 == 0),
+        ));
     }
-    for cust in std::iter::repeat_n(1, 12).chain([2]) {
-        c.execute(
-            "INSERT INTO invoices (customer_id, amount) VALUES (?1, 100)",
-            [cust],
-        )
-        .unwrap();
+    for (id, customer) in (1..).zip(std::iter::repeat_n(1, 12).chain([2])) {
+        script.push_str(&format!(
+            "INSERT INTO invoices VALUES ({id}, {customer}, 100);\n"
+        ));
     }
+    script
+}
+
+/// The CRM in a SQLite file.
+fn crm() -> Crm {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crm.db");
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(&crm_script()).unwrap();
     drop(c);
     let caps = Capabilities {
         sql: SqlCapability::new(
@@ -75,7 +79,55 @@ fn crm() -> Crm {
     Crm {
         _dir: dir,
         host: host(caps),
+        protected: CANARIES.iter().map(|c| c.to_string()).collect(),
+        _pg: None,
     }
+}
+
+/// The CRM in a fresh database `crm` of a real PostgreSQL server, named in
+/// the host config as `[databases.crm] kind = "postgres"` whose URL is a
+/// `[secrets.crm-url]` file. The URL names the superuser: the strongest
+/// seat an attacker could have. `None` when the test skips (see
+/// [`Postgres::start`]).
+async fn crm_on_postgres(test: &str) -> Option<Crm> {
+    let pg = Postgres::start(test)?;
+    batch(&pg.url(), "CREATE DATABASE crm").await;
+    let url = pg.url_for("crm");
+    batch(&url, &crm_script()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crm.url"), &url).unwrap();
+    let config = HostConfig::parse(
+        "[secrets.crm-url]\nfile = \"crm.url\"\n\
+         [databases.crm]\nkind = \"postgres\"\nurl = \"crm-url\"\n",
+        &dir.path().join("airlock.toml"),
+    )
+    .expect("the host config names the database");
+    let caps = Capabilities {
+        sql: config.capabilities.sql,
+        ..Capabilities::default()
+    };
+    let mut protected: Vec<String> = CANARIES.iter().map(|c| c.to_string()).collect();
+    protected.extend([url, format!("port={}", pg.port())]);
+    Some(Crm {
+        _dir: dir,
+        host: host(caps),
+        protected,
+        _pg: Some(pg),
+    })
+}
+
+/// Runs `script` on the PostgreSQL database at `url`.
+async fn batch(url: &str, script: &str) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("the test server accepts connections");
+    let conn = tokio::spawn(conn);
+    client
+        .batch_execute(script)
+        .await
+        .unwrap_or_else(|e| panic!("{script}: {e}"));
+    drop(client);
+    let _ = conn.await;
 }
 
 fn sql_grants() -> Grants {
@@ -101,12 +153,12 @@ fn sql_grants() -> Grants {
     }))
 }
 
-/// No canary in `what` nor in the host's audit trail so far.
+/// Nothing protected in `what` nor in the host's audit trail so far.
 fn clean(crm: &Crm, what: &str) {
     let trail = format!("{:?}", crm.host.audit.records());
-    for c in CANARIES {
-        assert!(!what.contains(c), "canary {c} reached the guest: {what}");
-        assert!(!trail.contains(c), "canary {c} reached the audit: {trail}");
+    for c in &crm.protected {
+        assert!(!what.contains(c), "`{c}` reached the guest: {what}");
+        assert!(!trail.contains(c), "`{c}` reached the audit: {trail}");
     }
 }
 
@@ -165,19 +217,119 @@ async fn churn_report_computes_by_plan_and_sees_emails_only_as_pseudonyms() {
 mod sql_scope {
     use super::*;
 
-    /// The adversarial guest's own list of escapes: each is refused with its
-    /// reason, or (widening the row scope, WITH over the base table) answers
-    /// from the view alone; nothing protected reaches its result or its log.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_escape_the_exfil_guest_tries_is_refused_or_stays_in_the_view() {
-        let crm = crm();
+    /// How one attack of `exfil-sql` must come out.
+    enum Outcome {
+        /// The same on both backends.
+        Same(&'static str),
+        /// Different on PostgreSQL, for a reason said where it is listed.
+        Differs {
+            sqlite: &'static str,
+            postgres: &'static str,
+        },
+    }
+    use Outcome::{Differs, Same};
+
+    /// Every attack `exfil-sql` tries, in its order, by the start of its
+    /// statement, and what its line must say.
+    const ATTACKS: &[(&str, Outcome)] = &[
+        (
+            "SELECT ssn FROM",
+            Same("denied: column `ssn` is not granted"),
+        ),
+        ("SELECT * FROM", Same("denied: SELECT * is refused")),
+        (
+            "SELECT v FROM secrets",
+            Same("denied: table `secrets` is not granted"),
+        ),
+        (
+            "SELECT email FROM customers WHERE email LIKE",
+            Same("denied: masked column"),
+        ),
+        ("SELECT substr(email", Same("denied: masked column")),
+        // PostgreSQL has no type `BLOB`, and the view checks a cast's target
+        // against PostgreSQL's types before it looks at what is cast, so the
+        // refusal names the type instead of the mask. The mask is checked
+        // with PostgreSQL's own spelling, `bytea`, in the PostgreSQL test.
+        (
+            "SELECT CAST(email",
+            Differs {
+                sqlite: "denied: masked column",
+                postgres: "denied: CAST to `blob` is refused",
+            },
+        ),
+        ("SELECT min(email)", Same("denied: masked column")),
+        (
+            "SELECT id FROM customers ORDER BY email",
+            Same("denied: masked column"),
+        ),
+        (
+            "SELECT id, plan FROM customers WHERE country = 'FR' OR 1=1",
+            Same("ok 19 rows"),
+        ),
+        ("SELECT plan FROM customers UNION", Same("denied: UNION")),
+        (
+            "SELECT plan FROM customers WHERE id IN",
+            Same("denied: subqueries"),
+        ),
+        ("WITH c AS", Same("ok 19 rows")),
+        (
+            "SELECT id FROM customers; DROP",
+            Same("denied: one statement per call"),
+        ),
+        ("SELECT id FROM customers -- ;", Same("ok 19 rows")),
+        // SQLite's own statements and catalog parse in PostgreSQL's dialect
+        // too and are refused the same way: by kind, or as an ungranted table.
+        ("ATTACH", Same("denied: `ATTACH` is refused")),
+        ("PRAGMA", Same("denied: `PRAGMA` is refused")),
+        (
+            "SELECT load_extension",
+            Same("denied: the function `load_extension`"),
+        ),
+        (
+            "SELECT pg_read_file",
+            Same("denied: the function `pg_read_file`"),
+        ),
+        (
+            "SELECT set_config",
+            Same("denied: the function `set_config`"),
+        ),
+        (
+            "SELECT current_setting",
+            Same("denied: the function `current_setting`"),
+        ),
+        (
+            "SELECT name FROM sqlite_master",
+            Same("denied: table `sqlite_master`"),
+        ),
+        (
+            "SELECT relname FROM pg_catalog",
+            Same("denied: schema-qualified"),
+        ),
+        (
+            "SELECT table_name FROM information_schema",
+            Same("denied: schema-qualified"),
+        ),
+        ("INSERT INTO", Same("denied: `INSERT` is refused")),
+        ("SELECT customer_id, sum(amount)", Same("ok 0 rows")),
+        (
+            "SELECT sum(amount) FROM invoices WHERE",
+            Same("denied: column `invoices.customer_id`"),
+        ),
+        ("SELECT amount FROM invoices", Same("must be in GROUP BY")),
+    ];
+
+    /// Runs `exfil-sql`'s `attack` against `crm` and checks each line, in
+    /// order, against [`ATTACKS`]: each escape is refused with its reason,
+    /// or (widening the row scope, WITH over the base table) answers from
+    /// the view alone; nothing protected reaches its result or its log.
+    async fn attack(crm: &Crm, postgres: bool) {
         let tool = load_ok(&crm.host, "exfil-sql", sql_grants(), Budget::default());
         let out = crm
             .host
             .run(&tool, Some("attack"), &json!({}))
             .await
             .expect("attack runs");
-        clean(&crm, &format!("{out:?}"));
+        clean(crm, &format!("{out:?}"));
         let lines: Vec<&str> = out
             .value
             .as_array()
@@ -185,76 +337,51 @@ mod sql_scope {
             .iter()
             .map(|l| l.as_str().unwrap())
             .collect();
-        let expect = |prefix: &str, outcome: &str| {
-            let line = lines
-                .iter()
-                .find(|l| l.starts_with(prefix))
-                .unwrap_or_else(|| panic!("no line for {prefix}: {lines:#?}"));
+        assert_eq!(lines.len(), ATTACKS.len(), "{lines:#?}");
+        for (line, (prefix, outcome)) in lines.iter().zip(ATTACKS) {
+            let outcome = match outcome {
+                Same(both) => both,
+                Differs { sqlite, .. } if !postgres => sqlite,
+                Differs { postgres, .. } => postgres,
+            };
+            assert!(line.starts_with(prefix), "{line} should be {prefix}…");
             assert!(line.contains(outcome), "{line} should say {outcome}");
-        };
-        expect("SELECT ssn FROM", "denied: column `ssn` is not granted");
-        expect("SELECT * FROM", "denied: SELECT * is refused");
-        expect(
-            "SELECT v FROM secrets",
-            "denied: table `secrets` is not granted",
-        );
-        expect(
-            "SELECT email FROM customers WHERE email LIKE",
-            "denied: masked column",
-        );
-        expect("SELECT substr(email", "denied: masked column");
-        expect("SELECT CAST(email", "denied: masked column");
-        expect("SELECT min(email)", "denied: masked column");
-        expect(
-            "SELECT id FROM customers ORDER BY email",
-            "denied: masked column",
-        );
-        expect(
-            "SELECT id, plan FROM customers WHERE country = 'FR' OR 1=1",
-            "ok 19 rows",
-        );
-        expect("SELECT plan FROM customers UNION", "denied: UNION");
-        expect(
-            "SELECT plan FROM customers WHERE id IN",
-            "denied: subqueries",
-        );
-        expect("WITH c AS", "ok 19 rows");
-        expect(
-            "SELECT id FROM customers; DROP",
-            "denied: one statement per call",
-        );
-        expect("SELECT id FROM customers -- ;", "ok 19 rows");
-        expect("ATTACH", "denied: `ATTACH` is refused");
-        expect("PRAGMA", "denied: `PRAGMA` is refused");
-        expect(
-            "SELECT load_extension",
-            "denied: the function `load_extension`",
-        );
-        expect("SELECT pg_read_file", "denied: the function `pg_read_file`");
-        expect("SELECT set_config", "denied: the function `set_config`");
-        expect(
-            "SELECT current_setting",
-            "denied: the function `current_setting`",
-        );
-        expect(
-            "SELECT name FROM sqlite_master",
-            "denied: table `sqlite_master`",
-        );
-        expect("SELECT relname FROM pg_catalog", "denied: schema-qualified");
-        expect(
-            "SELECT table_name FROM information_schema",
-            "denied: schema-qualified",
-        );
-        expect("INSERT INTO", "denied: `INSERT` is refused");
-        expect("SELECT customer_id, sum(amount)", "ok 0 rows");
-        expect(
-            "SELECT sum(amount) FROM invoices WHERE",
-            "denied: column `invoices.customer_id`",
-        );
-        expect("SELECT amount FROM invoices", "must be in GROUP BY");
-        assert_eq!(lines.len(), 27, "{lines:#?}");
+        }
         // The tool logged every line: the log holds nothing protected either.
-        assert_eq!(out.logs.len(), 27);
+        assert_eq!(out.logs.len(), ATTACKS.len());
+    }
+
+    /// The adversarial guest's own list of escapes against SQLite.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_escape_the_exfil_guest_tries_is_refused_or_stays_in_the_view() {
+        attack(&crm(), false).await;
+    }
+
+    /// The same list against a real PostgreSQL server, the verb connected
+    /// as the superuser through the host config's secret URL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_escape_the_exfil_guest_tries_is_refused_or_stays_in_the_view_on_postgres() {
+        let test = "sql::sql_scope::every_escape_the_exfil_guest_tries_is_refused_or_stays_in_the_view_on_postgres";
+        let Some(crm) = crm_on_postgres(test).await else {
+            return;
+        };
+        attack(&crm, true).await;
+        // The guest's `CAST(email AS BLOB)` names no PostgreSQL type; the
+        // same escape in PostgreSQL's spelling meets the mask.
+        let tool = load_ok(&crm.host, "exfil-sql", sql_grants(), Budget::default());
+        let v = query(
+            &crm,
+            &tool,
+            "SELECT CAST(email AS bytea) FROM customers",
+            json!([]),
+        )
+        .await;
+        let (case, why) = verb_error(&v["err"]);
+        assert_eq!(case, "denied", "{why}");
+        assert!(
+            why.contains("masked column `customers.email`") && why.contains("CAST is refused"),
+            "{why}"
+        );
     }
 
     /// The verb's typed errors reach the guest unchanged.

@@ -442,3 +442,8 @@ mod tests;
 
 #[cfg(test)]
 mod pg_tests;
+
+/// The workspace's PostgreSQL test harness.
+#[cfg(test)]
+#[path = "../../../tests/pg.rs"]
+mod pg;

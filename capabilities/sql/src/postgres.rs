@@ -5,9 +5,10 @@
 
 use std::error::Error as _;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use airlock_core::{Cancel, VerbError};
+use airlock_core::{Cancel, VerbError, WitError};
 use bytes::BytesMut;
 use futures_util::{StreamExt, pin_mut};
 use secrecy::{ExposeSecret, SecretString};
@@ -98,6 +99,13 @@ pub(crate) async fn run<R>(
     let client = pool.get().await?;
     let token = client.cancel_token();
     let deadline = call.limits.deadline;
+    // A cancel request lands whenever the server reads it, maybe on a later
+    // statement: a connection one was sent for is never used again.
+    let cancelled = AtomicBool::new(false);
+    let cancel_query = || async {
+        cancelled.store(true, Ordering::Relaxed);
+        let _ = token.cancel_query(NoTls).await;
+    };
     let work = async {
         let ms = deadline
             .saturating_duration_since(Instant::now())
@@ -132,29 +140,35 @@ pub(crate) async fn run<R>(
             accept(raw, counted)
         }
         .await;
-        if out.is_err() {
-            // Rows the server is still sending (past max_rows) are cut short.
-            let _ = token.cancel_query(NoTls).await;
+        if matches!(&out, Err(VerbError::Guest(WitError::Exhausted(_)))) {
+            // Rows the server is still sending (past max_rows) are cut
+            // short; the transaction ends with the connection.
+            cancel_query().await;
+            return out;
         }
         let end = if call.write && out.is_ok() {
             "COMMIT"
         } else {
             "ROLLBACK"
         };
-        client.batch_execute(end).await.map_err(db_error)?;
-        out
+        let ended = client.batch_execute(end).await.map_err(db_error);
+        out.and_then(|r| ended.map(|()| r))
     };
     let result = tokio::select! {
         r = work => r,
         _ = tokio::time::sleep_until(deadline.into()) => {
-            let _ = token.cancel_query(NoTls).await;
+            cancel_query().await;
             Err(VerbError::timeout())
         }
         _ = cancel.cancelled() => {
-            let _ = token.cancel_query(NoTls).await;
+            cancel_query().await;
             Err(VerbError::Cancelled)
         }
     };
+    if cancelled.load(Ordering::Relaxed) {
+        // Dropped: the server rolls back what it had of the transaction.
+        return result;
+    }
     match &result {
         Ok(_) => pool.put(client),
         // A statement_timeout inside the transaction: the connection is

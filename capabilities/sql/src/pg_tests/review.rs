@@ -12,7 +12,9 @@ mod sql_scope {
     /// (of every tool, every masked column) is computable offline.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_pseudonym_key_cannot_be_read_through_a_placeholder() {
-        let Some((_pg, cap, key)) = crm().await else {
+        let test =
+            "pg_tests::review::sql_scope::the_pseudonym_key_cannot_be_read_through_a_placeholder";
+        let Some((_pg, cap, key)) = crm(test).await else {
             return;
         };
         let (mut st, audit) = state(&cap);
@@ -59,7 +61,8 @@ mod sql_scope {
     /// today (the scope is cheaper, so tested first): a guard.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn errors_do_not_show_rows_outside_the_row_scope() {
-        let Some((_pg, cap, _)) = crm().await else {
+        let test = "pg_tests::review::sql_scope::errors_do_not_show_rows_outside_the_row_scope";
+        let Some((_pg, cap, _)) = crm(test).await else {
             return;
         };
         let (mut st, audit) = state(&cap);
@@ -86,7 +89,8 @@ mod sql_scope {
     /// every table, index and view of the database, granted or not.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn casts_do_not_read_the_system_catalogs() {
-        let Some((_pg, cap, _)) = crm().await else {
+        let test = "pg_tests::review::sql_scope::casts_do_not_read_the_system_catalogs";
+        let Some((_pg, cap, _)) = crm(test).await else {
             return;
         };
         let (mut st, audit) = state(&cap);
@@ -134,7 +138,8 @@ mod sql_scope {
     /// the call overruns its grant timeout by seconds).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn intermediate_values_are_bounded_on_postgres_too() {
-        let Some((_pg, cap, _)) = crm().await else {
+        let test = "pg_tests::review::sql_scope::intermediate_values_are_bounded_on_postgres_too";
+        let Some((_pg, cap, _)) = crm(test).await else {
             return;
         };
         let (mut st, audit) = state(&cap);
@@ -150,5 +155,39 @@ mod sql_scope {
             matches!(&r, Err(VerbError::Guest(WitError::Denied(w))) if w.contains("`replace` is refused")),
             "{r:?}"
         );
+    }
+}
+
+mod pool {
+    use super::*;
+
+    /// A cancel request reaches the server whenever it reads it: sent for
+    /// one job's runaway result, it must not cancel the next statement on
+    /// the same pooled connection (another job's query). Each round cuts a
+    /// result short and then asks a small query, which must answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancel_sent_for_one_query_never_lands_on_the_next() {
+        let test = "pg_tests::review::pool::a_cancel_sent_for_one_query_never_lands_on_the_next";
+        let Some((_pg, cap, _)) = crm(test).await else {
+            return;
+        };
+        let (mut st, audit) = state(&cap);
+        for round in 0..20 {
+            let r = q(&mut st, &audit, "SELECT a.n FROM big a, big b", vec![]).await;
+            assert!(
+                matches!(&r, Err(VerbError::Guest(WitError::Exhausted(w))) if w == "sql-rows"),
+                "round {round}: {r:?}"
+            );
+            for sql in [
+                "SELECT id FROM customers WHERE CAST(plan AS integer) = 1",
+                "SELECT count(*) AS n FROM big",
+            ] {
+                let r = q(&mut st, &audit, sql, vec![]).await;
+                assert!(
+                    !matches!(&r, Err(VerbError::Guest(WitError::Timeout))),
+                    "round {round}: {sql}: a stale cancel request landed: {r:?}"
+                );
+            }
+        }
     }
 }

@@ -61,10 +61,12 @@ mod sql_scope {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_writes_stay_inside_the_view_and_roll_back_otherwise() {
-        let Some((pg, cap, _key)) = crm().await else {
+        let Some((pg, cap, _key)) =
+            crm("postgres_writes_stay_inside_the_view_and_roll_back_otherwise").await
+        else {
             return;
         };
-        let admin = pg.connect().await;
+        let admin = admin(&pg).await;
         let before = table(&admin).await;
 
         // A read-only grant writes nothing.
