@@ -384,6 +384,92 @@ mod sql_scope {
         );
     }
 
+    /// A writing grant through the real guest: a write inside the view
+    /// lands and is counted, one that would leave the row scope is rolled
+    /// back and refused, and what comes back is bounded by the job's
+    /// hostcall-data budget.
+    async fn writes(crm: &Crm, placeholder: &str) {
+        let mut g = sql_grants();
+        std::sync::Arc::make_mut(g.sql.as_mut().expect("a sql grant")).write = true;
+        let tool = load_ok(&crm.host, "exfil-sql", g, Budget::default());
+        let execute = |statement: String, params: Value| {
+            let tool = &tool;
+            async move {
+                let args = json!({ "statement": statement, "params": params });
+                let r = crm.host.run(tool, Some("execute"), &args).await;
+                clean(crm, &format!("{r:?}"));
+                r
+            }
+        };
+        let r = execute(
+            format!(
+                "INSERT INTO customers (id, country, plan) VALUES ({placeholder}, 'DE', 'team')"
+            ),
+            json!([{ "integer": 100 }]),
+        )
+        .await
+        .expect("an insert inside the scope");
+        assert_eq!(r.value, json!(1));
+        let r = execute(
+            "UPDATE customers SET plan = 'gold' WHERE id >= 19".into(),
+            json!([]),
+        )
+        .await
+        .expect("an update inside the scope");
+        assert_eq!(r.value, json!(2), "19 and 100; never the French 20");
+        let err = tool_error(
+            execute(
+                "UPDATE customers SET country = 'FR' WHERE id = 100".into(),
+                json!([]),
+            )
+            .await,
+            "execute",
+        );
+        let (case, why) = verb_error(&err);
+        assert_eq!(case, "denied");
+        assert!(why.contains("outside the grant's row scope"), "{why}");
+        let v = query(
+            crm,
+            &tool,
+            "SELECT id, plan FROM customers WHERE plan = 'gold' ORDER BY id",
+            json!([]),
+        )
+        .await;
+        assert_eq!(
+            v["rows"],
+            json!([[{ "integer": 19 }, { "text": "gold" }], [{ "integer": 100 }, { "text": "gold" }]]),
+            "the refused update left row 100 in the scope"
+        );
+        let audit = crm.host.audit.records();
+        let last = audit.iter().rev().find(|r| r.op == "execute").unwrap();
+        assert!(
+            matches!(last.decision, airlock_core::Decision::Deny(_)),
+            "{last:?}"
+        );
+
+        let small = budget(|b| b.hostcall_bytes = 4096);
+        let tool = load_ok(&crm.host, "exfil-sql", sql_grants(), small);
+        let v = query(crm, &tool, "SELECT n FROM big", json!([])).await;
+        assert_eq!(
+            verb_error(&v["err"]),
+            ("exhausted".into(), "sql-bytes".into())
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writing_grant_writes_through_the_guest_only_inside_the_view() {
+        writes(&crm(), "?").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writing_grant_writes_through_the_guest_only_inside_the_view_on_postgres() {
+        let test = "sql::sql_scope::a_writing_grant_writes_through_the_guest_only_inside_the_view_on_postgres";
+        let Some(crm) = crm_on_postgres(test).await else {
+            return;
+        };
+        writes(&crm, "$1").await;
+    }
+
     /// The verb's typed errors reach the guest unchanged.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn refusals_quotas_and_the_deadline_are_typed_errors_in_the_guest() {
