@@ -17,6 +17,7 @@ pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod host;
+mod http_server;
 pub mod job;
 pub mod mcp;
 pub mod mcp_http;

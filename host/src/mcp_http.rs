@@ -16,21 +16,14 @@
 //! (rmcp says `415`), a `DELETE` of a session is `204` (rmcp says `202`) and
 //! of an unknown session `404`.
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::session::local::{
@@ -40,9 +33,10 @@ use rmcp::transport::streamable_http_server::session::{
     RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
 };
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::cancel::{CallWatch, ConnectionGone};
+use crate::http_server::{BoxedBody, Handler, Throttle, close, text};
 
 /// The most bytes one request body may have (rmcp's own limit too).
 pub const MAX_BODY_BYTES: usize = 4 << 20;
@@ -72,8 +66,6 @@ impl Default for HttpLimits {
     }
 }
 
-type BoxedBody = BoxBody<Bytes, Infallible>;
-
 /// Serves the handlers `factory` makes over streamable HTTP at `path` on
 /// `listener`, accepting only `allowed_hosts` (and `http://` origins of
 /// them), within `limits`. Returns only on a fatal error.
@@ -89,122 +81,16 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
-    let origins: Vec<String> = allowed_hosts
-        .iter()
-        .map(|h| format!("http://{h}"))
-        .collect();
-    let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(allowed_hosts)
-        .with_allowed_origins(origins)
-        .with_max_request_body_bytes(MAX_BODY_BYTES);
-    let sessions = Arc::new(CappedSessions::new(&limits));
-    let app = Arc::new(App {
-        mcp: StreamableHttpService::new(move || Ok(factory()), sessions.clone(), config),
-        sessions,
-        path,
-        limits: limits.clone(),
-        refused: Throttle::default(),
-        watch,
-    });
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    let slots = Arc::new(Slots {
-        permits: Arc::new(Semaphore::new(
-            limits.max_connections.min(Semaphore::MAX_PERMITS),
-        )),
-        idle: Mutex::new(Idle::default()),
-    });
-    let evicted = Throttle::default();
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                eprintln!("airlock mcp: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Without it, a response written in pieces waits for the client's
-        // delayed ACK: ~40 ms a request for clients that do not set it either.
-        if let Err(e) = stream.set_nodelay(true) {
-            eprintln!("airlock mcp: cannot set TCP_NODELAY for {peer}: {e}");
-        }
-        let permit = match slots.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                if slots.evict_longest_waiting() {
-                    evicted.note(|n| {
-                        format!(
-                            "airlock mcp: {} connections open (max_connections): closed {n} that \
-                             waited longest for a request, to accept new ones",
-                            limits.max_connections
-                        )
-                    });
-                }
-                // Every connection busy: wait for one to end.
-                slots.permits.clone().acquire_owned().await?
-            }
-        };
-        let conn = Arc::new(Conn {
-            slots: slots.clone(),
-            kill: Notify::new(),
-            key: AtomicU64::new(0),
-            closed: AtomicBool::new(false),
-        });
-        conn.idle();
-        let app = app.clone();
-        let http = http.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let service = {
-                let conn = conn.clone();
-                hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let app = app.clone();
-                    let conn = conn.clone();
-                    async move {
-                        // A GET is the session's standalone SSE stream, on
-                        // which airlock sends nothing: holding one open is
-                        // waiting, and closing it loses nothing. Any other
-                        // request is busy once its whole body is in: one
-                        // sending its body slowly is still waiting.
-                        let get = req.method() == Method::GET;
-                        let working = conn.clone();
-                        let guard = IdleOnDrop(conn);
-                        let busy = move || {
-                            if !get {
-                                working.busy();
-                            }
-                        };
-                        let response = app.handle(req, busy).await;
-                        Ok::<_, Infallible>(response.map(|inner| Tracked {
-                            inner,
-                            _guard: guard,
-                        }))
-                    }
-                })
-            };
-            let served = http.serve_connection(TokioIo::new(stream), service);
-            let outcome = tokio::select! {
-                outcome = served => Some(outcome),
-                () = conn.kill.notified() => None,
-            };
-            conn.close();
-            if let Some(Err(e)) = outcome
-                && !e.is_incomplete_message()
-                && !e.is_timeout()
-            {
-                eprintln!("airlock mcp: connection from {peer}: {e}");
-            }
-        });
-    }
+    let app = App::new(factory, path.into(), allowed_hosts, &limits, watch, false);
+    crate::http_server::accept(listener, &limits, Arc::new(app), CancellationToken::new()).await
 }
 
-/// The request handler shared by every connection.
-struct App<S: ServerHandler + Send + 'static> {
+/// One MCP endpoint: rmcp's service at `path`, its answers mended (see the
+/// module docs) and its sessions capped.
+pub(crate) struct App<S: ServerHandler + Send + 'static> {
     mcp: StreamableHttpService<S, CappedSessions>,
     sessions: Arc<CappedSessions>,
-    path: &'static str,
+    path: String,
     limits: HttpLimits,
     refused: Throttle,
     /// Cancels the jobs of a deleted session ([`crate::cancel`]).
@@ -212,8 +98,49 @@ struct App<S: ServerHandler + Send + 'static> {
 }
 
 impl<S: ServerHandler + Send + 'static> App<S> {
-    /// Serves `req`; `arrived` is called once its body is in.
-    async fn handle(&self, req: Request<Incoming>, arrived: impl FnOnce()) -> Response<BoxedBody> {
+    /// The endpoint at `path` serving the handlers `factory` makes, for
+    /// requests whose `Host` is one of `allowed_hosts` (and `Origin`, if
+    /// any, `http://` one of them). `stateless`: no session is kept between
+    /// requests (any replica answers any request; see `airlock serve`).
+    pub(crate) fn new<F>(
+        factory: F,
+        path: String,
+        allowed_hosts: Vec<String>,
+        limits: &HttpLimits,
+        watch: CallWatch,
+        stateless: bool,
+    ) -> Self
+    where
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let origins: Vec<String> = allowed_hosts
+            .iter()
+            .map(|h| format!("http://{h}"))
+            .collect();
+        let config = StreamableHttpServerConfig::default()
+            .with_allowed_hosts(allowed_hosts)
+            .with_allowed_origins(origins)
+            .with_max_request_body_bytes(MAX_BODY_BYTES)
+            .with_legacy_session_mode(!stateless)
+            .with_json_response(stateless);
+        let sessions = Arc::new(CappedSessions::new(limits));
+        Self {
+            mcp: StreamableHttpService::new(move || Ok(factory()), sessions.clone(), config),
+            sessions,
+            path,
+            limits: limits.clone(),
+            refused: Throttle::default(),
+            watch,
+        }
+    }
+}
+
+impl<S: ServerHandler + Send + 'static> Handler for App<S> {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        arrived: impl FnOnce() + Send,
+    ) -> Response<BoxedBody> {
         if req.uri().path() != self.path {
             return text(
                 StatusCode::NOT_FOUND,
@@ -331,25 +258,6 @@ async fn body_text(response: Response<BoxedBody>) -> String {
         .await
         .map_or_else(|never| match never {}, |b| b.to_bytes());
     String::from_utf8_lossy(&body).into_owned()
-}
-
-/// A plain-text response.
-fn text(status: StatusCode, body: String) -> Response<BoxedBody> {
-    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-/// `response`, after which the connection is closed.
-fn close(mut response: Response<BoxedBody>) -> Response<BoxedBody> {
-    response
-        .headers_mut()
-        .insert(CONNECTION, hyper::header::HeaderValue::from_static("close"));
-    response
 }
 
 /// `503` for an `initialize` over the session cap.
@@ -517,137 +425,5 @@ impl SessionManager for CappedSessions {
     ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
         // No external store: a session unknown here is gone (404).
         Ok(RestoreOutcome::NotSupported)
-    }
-}
-
-// ---- connections ----
-
-/// The connection slots and, oldest first, the connections waiting for a
-/// request (before their first, or idle between two).
-struct Slots {
-    permits: Arc<Semaphore>,
-    idle: Mutex<Idle>,
-}
-
-#[derive(Default)]
-struct Idle {
-    next: u64,
-    waiting: BTreeMap<u64, Arc<Conn>>,
-}
-
-impl Slots {
-    /// Closes the connection that has waited longest for a request; false
-    /// when every connection has a request in progress.
-    fn evict_longest_waiting(&self) -> bool {
-        let victim = lock(&self.idle).waiting.pop_first();
-        match victim {
-            Some((_, conn)) => {
-                conn.kill.notify_one();
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// One accepted connection.
-struct Conn {
-    slots: Arc<Slots>,
-    kill: Notify,
-    /// Its key in [`Idle::waiting`] while it waits for a request, else 0.
-    key: AtomicU64,
-    closed: AtomicBool,
-}
-
-impl Conn {
-    /// Waiting for a request: it may be closed to make room.
-    fn idle(self: &Arc<Self>) {
-        let mut idle = lock(&self.slots.idle);
-        if self.closed.load(Ordering::Relaxed) {
-            return;
-        }
-        idle.next += 1;
-        let key = idle.next;
-        idle.waiting.insert(key, self.clone());
-        let old = self.key.swap(key, Ordering::Relaxed);
-        idle.waiting.remove(&old);
-    }
-
-    /// A request arrived: it is not closed to make room until it is answered.
-    fn busy(&self) {
-        let mut idle = lock(&self.slots.idle);
-        let key = self.key.swap(0, Ordering::Relaxed);
-        idle.waiting.remove(&key);
-    }
-
-    /// The connection ended.
-    fn close(&self) {
-        let mut idle = lock(&self.slots.idle);
-        self.closed.store(true, Ordering::Relaxed);
-        let key = self.key.swap(0, Ordering::Relaxed);
-        idle.waiting.remove(&key);
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Marks its connection idle again when the response has been sent (or
-/// dropped).
-struct IdleOnDrop(Arc<Conn>);
-
-impl Drop for IdleOnDrop {
-    fn drop(&mut self) {
-        self.0.idle();
-    }
-}
-
-/// A response body that keeps its connection busy until it is done.
-struct Tracked {
-    inner: BoxedBody,
-    _guard: IdleOnDrop,
-}
-
-impl Body for Tracked {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A log line for an event that may repeat thousands of times a second: at
-/// most one line every 10 s, with the count since the last.
-#[derive(Default)]
-struct Throttle {
-    state: Mutex<(Option<Instant>, u64)>,
-}
-
-impl Throttle {
-    fn note(&self, line: impl FnOnce(u64) -> String) {
-        let mut state = lock(&self.state);
-        state.1 += 1;
-        let due = state
-            .0
-            .is_none_or(|last| last.elapsed() >= Duration::from_secs(10));
-        if due {
-            let n = std::mem::take(&mut state.1);
-            state.0 = Some(Instant::now());
-            drop(state);
-            eprintln!("{}", line(n));
-        }
     }
 }
