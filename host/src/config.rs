@@ -356,6 +356,8 @@ struct HostFile {
     databases: BTreeMap<String, DatabaseSpec>,
     #[serde(default)]
     sql: SqlSection,
+    #[serde(default)]
+    serve: crate::serve::ServeSpec,
 }
 
 /// `[databases.NAME]`: a database the `sql` verb may reach; where it is
@@ -575,8 +577,11 @@ pub struct HostConfig {
     pub capabilities: Capabilities,
     /// The audit trail: where it goes and its keys.
     pub audit: AuditSettings,
-    /// What one client may hold of `airlock mcp --http` (`[mcp]`).
+    /// What one client may hold of `airlock mcp --http` and `airlock
+    /// serve` (`[mcp]`).
     pub mcp_http: crate::mcp_http::HttpLimits,
+    /// What `airlock serve` serves (`[serve]`), toolkit paths resolved.
+    pub serve: crate::serve::ServeSpec,
     /// The trust policy (`[trust] policy = "trust.toml"`), if any.
     pub trust: Option<Arc<airlock_trust::Policy>>,
 }
@@ -688,6 +693,11 @@ impl HostConfig {
                 sql,
             },
             mcp_http: file.mcp.limits(path)?,
+            serve: file
+                .serve
+                .clone()
+                .resolve(base)
+                .map_err(|m| invalid(path, m))?,
             audit: AuditSettings::resolve(&file, path, copy, same)?,
             trust: trust_policy(&file, path)?,
         })

@@ -266,10 +266,21 @@ pub struct HostOptions {
     /// [`crate::engine::EPOCH_TICK`], 10 ms). Deadlines are kept to the
     /// instant whatever the tick: the ticker also wakes at a near deadline.
     pub epoch_tick: Option<Duration>,
+    /// Told of every job's end: how long it waited for a slot, how it ended
+    /// and how long it ran (`airlock serve`'s metrics).
+    pub observer: Option<Arc<dyn JobObserver>>,
     /// Test-only: shows every job's guest memories to this probe (and builds
     /// the engine with guest debugging on). See [`crate::probe`].
     #[cfg(feature = "guest-debug")]
     pub memory_probe: Option<Arc<dyn crate::probe::MemoryProbe>>,
+}
+
+/// Told of every job a host runs, when it ends (see [`HostOptions::observer`]).
+/// It runs on the job path: it must not block.
+pub trait JobObserver: Send + Sync + std::fmt::Debug + 'static {
+    /// Job of `tool` ended with `outcome` after `waited` for a job slot and
+    /// `ran` from then on.
+    fn job_done(&self, tool: &str, outcome: Result<(), &JobError>, waited: Duration, ran: Duration);
 }
 
 /// The airlock host.
@@ -287,6 +298,7 @@ pub struct Airlock {
     max_jobs: u32,
     core_instances: u32,
     next_job: AtomicU64,
+    observer: Option<Arc<dyn JobObserver>>,
     #[cfg(feature = "guest-debug")]
     probe: Option<Arc<dyn crate::probe::MemoryProbe>>,
 }
@@ -334,6 +346,7 @@ impl Airlock {
             max_jobs: options.pool.max_jobs,
             core_instances: options.pool.core_instances_per_job,
             next_job: AtomicU64::new(1),
+            observer: options.observer,
             #[cfg(feature = "guest-debug")]
             probe: options.memory_probe,
         })
@@ -347,6 +360,11 @@ impl Airlock {
     /// The audit sink every job writes to (the CLI closes it on exit).
     pub fn audit(&self) -> &Arc<dyn AuditSink> {
         &self.audit
+    }
+
+    /// The host's job slots (`max_jobs`).
+    pub fn max_jobs(&self) -> u32 {
+        self.max_jobs
     }
 
     /// Jobs holding a slot right now (running, or instantiated and idle).
@@ -783,6 +801,33 @@ impl Airlock {
         args: &Value,
         control: &JobControl,
     ) -> Result<JobOutput, JobError> {
+        let Some(observer) = &self.observer else {
+            return self.run_job(tool, function, args, control, &mut None).await;
+        };
+        let entered = Instant::now();
+        let mut admitted = None;
+        let outcome = self
+            .run_job(tool, function, args, control, &mut admitted)
+            .await;
+        let admitted = admitted.unwrap_or_else(Instant::now);
+        observer.job_done(
+            &tool.name,
+            outcome.as_ref().map(|_| ()),
+            admitted.saturating_duration_since(entered),
+            admitted.elapsed(),
+        );
+        outcome
+    }
+
+    /// [`Airlock::run_with`]'s job; `admitted` is set when it got a slot.
+    async fn run_job(
+        &self,
+        tool: &Tool,
+        function: Option<&str>,
+        args: &Value,
+        control: &JobControl,
+        admitted: &mut Option<Instant>,
+    ) -> Result<JobOutput, JobError> {
         let export = tool.export(function)?;
         let params = values::args_from_json(&export.params, args)?;
         let cancel = &control.cancel;
@@ -792,6 +837,7 @@ impl Airlock {
             slot = self.admit(tool.budget.timeout) => slot?,
         };
         let started = Instant::now();
+        *admitted = Some(started);
         let budget = tool.budget;
         let (handle, mut store, captured) = self.job_store(tool, started, control)?;
         let id = handle.id();

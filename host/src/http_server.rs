@@ -246,13 +246,14 @@ impl Drop for IdleOnDrop {
     }
 }
 
-/// A response body that keeps its connection busy until it is done.
-struct Tracked {
-    inner: BoxedBody,
-    _guard: IdleOnDrop,
+/// A response body holding `G` (a guard: its connection busy, a request
+/// in flight) until it is sent or dropped.
+pub(crate) struct Tracked<G> {
+    pub(crate) inner: BoxedBody,
+    pub(crate) _guard: G,
 }
 
-impl Body for Tracked {
+impl<G: Unpin> Body for Tracked<G> {
     type Data = Bytes;
     type Error = Infallible;
 

@@ -29,6 +29,7 @@ pub mod precheck;
 pub mod probe;
 pub mod progress;
 pub mod schema;
+pub mod serve;
 pub mod supply;
 pub mod term;
 pub mod tool_wit;
@@ -41,6 +42,8 @@ pub mod world;
 
 pub use airlock_core::{AuditSink, Cancel, JobControl, JobEvents, MemoryAudit, NullAudit};
 pub use config::{ConfigError, HostConfig, ToolSpec, Toolkit};
-pub use host::{Airlock, Export, HostOptions, IdleInstance, Inspection, LoadError, Tool};
+pub use host::{
+    Airlock, Export, HostOptions, IdleInstance, Inspection, JobObserver, LoadError, Tool,
+};
 pub use job::{Budget, BudgetKind, JobError, JobOutput};
 pub use verbs::{Capabilities, Grants, Verb, VerbSet};

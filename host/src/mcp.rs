@@ -123,6 +123,16 @@ impl Toolbox {
         }
     }
 
+    /// How many MCP tools it serves.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it serves no tool.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The tools offered, sorted by name.
     pub fn descriptions(&self) -> impl Iterator<Item = &ToolDescription> {
         self.entries.iter().map(|e| &e.description)
@@ -360,6 +370,28 @@ pub async fn serve_http(
         watch,
     )
     .await
+}
+
+/// One toolkit's MCP endpoint as `airlock serve` routes to it.
+pub(crate) type Endpoint = crate::mcp_http::App<AirlockMcp>;
+
+/// `toolbox` served statelessly at `path` (see [`crate::serve`]).
+pub(crate) fn endpoint(
+    toolbox: Arc<Toolbox>,
+    path: String,
+    allowed_hosts: Vec<String>,
+    limits: &crate::mcp_http::HttpLimits,
+    watch: CallWatch,
+) -> Endpoint {
+    let handlers = watch.clone();
+    crate::mcp_http::App::new(
+        move || AirlockMcp::new(toolbox.clone()).watching(handlers.clone()),
+        path,
+        allowed_hosts,
+        limits,
+        watch,
+        true,
+    )
 }
 
 /// Loads the toolkit at `path` into `host` for serving; a convenience for

@@ -32,6 +32,7 @@ mod inspect;
 mod mcp;
 mod run;
 mod schema;
+mod serve;
 mod tool;
 mod tool_pin;
 
@@ -96,6 +97,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Serve a toolkit's tools to an agent over MCP (stdio, or --http).
     Mcp(mcp::McpArgs),
+    /// Serve several toolkits over HTTP as one stateless replica of a service.
+    Serve(serve::ServeArgs),
     /// Print a toolkit's tool definitions for MCP, OpenAI or Anthropic.
     Schema(schema::SchemaArgs),
     /// Show or clean the compiled-component cache (path, ls, gc).
@@ -433,6 +436,7 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::demo(args),
         Command::Audit(args) => audit::audit(args),
         Command::Mcp(args) => mcp::mcp(args),
+        Command::Serve(args) => serve::serve(args),
         Command::Schema(args) => schema::schema(args),
         Command::Cache(args) => cache::cache(args),
         Command::New(args) => authoring::new(args),

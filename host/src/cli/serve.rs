@@ -1,0 +1,148 @@
+//! `airlock serve [HOSTCONFIG]`: serve every toolkit of the host config's
+//! `[serve]` over streamable HTTP, each at `/toolkits/NAME/mcp`, as one
+//! stateless replica of a service (see [`crate::serve`]). Every toolkit is
+//! loaded and checked before the port opens; log lines go to stderr, and
+//! with `--audit -` the audit records go to stdout as JSON lines.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::Failure;
+use crate::audit::JsonLinesAudit;
+use crate::mcp::Toolbox;
+use crate::serve::{self, Metrics, Server};
+use crate::term::errln;
+use crate::{Airlock, HostOptions, Toolkit};
+
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    /// The host config, with `[serve.toolkits.NAME] path = "..."` for each
+    /// toolkit to serve; default ./airlock.toml.
+    config: Option<PathBuf>,
+    /// Listen on ADDR:PORT instead of `[serve] listen` (default
+    /// 127.0.0.1:8080); port 0 picks a free port. An address other than
+    /// loopback needs `[serve.tokens]` or `[serve.oauth]`.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// Append audit records (JSON lines) to this file, or `-` for stdout
+    /// (a cluster's log pipeline); default `[audit] file`.
+    #[arg(long)]
+    audit: Option<PathBuf>,
+    /// Do not read or write the compiled-component cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+pub(super) fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("airlock.toml"));
+    if !path.exists() {
+        return Err(Failure::usage(format!(
+            "no host config at {}: airlock serve needs one with [serve.toolkits.NAME] path = \
+             \"toolkit.toml\" for each toolkit to serve",
+            path.display()
+        )));
+    }
+    let config = super::load_config(Some(&path))?;
+    let spec = config.serve.clone();
+    if spec.toolkits.is_empty() {
+        return Err(Failure::usage(format!(
+            "{} serves no toolkit: add [serve.toolkits.NAME] path = \"toolkit.toml\" (served at \
+             {})",
+            path.display(),
+            serve::toolkit_path("NAME")
+        )));
+    }
+    let listen = match args.listen.or(spec.listen) {
+        Some(addr) => addr,
+        None => serve::DEFAULT_LISTEN
+            .parse()
+            .map_err(|e| Failure::internal(format!("the default address: {e}")))?,
+    };
+    if !listen.ip().is_loopback() {
+        return Err(Failure::usage(format!(
+            "refusing to serve on {listen}: it is not a loopback address and {} names no \
+             [serve.tokens.NAME] or [serve.oauth]; add one, or listen on 127.0.0.1",
+            path.display()
+        )));
+    }
+    let metrics = Arc::new(Metrics::default());
+    let audit = match &args.audit {
+        Some(p) if p.as_os_str() == "-" => Arc::new(JsonLinesAudit::to_writer(
+            Box::new(std::io::stdout()),
+            config.audit.keys.clone(),
+            config.audit.checkpoint_every,
+        )),
+        flag => super::audit_sink(flag.as_ref(), &config)?,
+    };
+    let counted = Arc::new(serve::metrics::Counted {
+        inner: audit.clone(),
+        metrics: metrics.clone(),
+    });
+    let limits = config.mcp_http.clone();
+    let host = Airlock::new(
+        HostOptions {
+            no_cache: args.no_cache,
+            policy: config.trust.clone(),
+            cache_max_size: (!args.no_cache).then(super::cache::max_size).transpose()?,
+            observer: Some(metrics.clone()),
+            ..HostOptions::default()
+        },
+        config.capabilities,
+        counted,
+    )
+    .map_err(|e| Failure::internal(format!("{e:#}")))?;
+    let host = Arc::new(host);
+    let mut toolkits = BTreeMap::new();
+    for (name, entry) in &spec.toolkits {
+        let kit = Toolkit::load(&entry.path)?;
+        let toolbox = super::warned(&host, Toolbox::load(host.clone(), &kit)).map_err(|e| {
+            let mut f = Failure::from(e);
+            f.message = format!("toolkit `{name}` ({}): {}", entry.path.display(), f.message);
+            f
+        })?;
+        toolkits.insert(name.clone(), Arc::new(toolbox));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // As for `airlock mcp`: new requests are looked at between guest slices.
+        .event_interval(1)
+        .build()
+        .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
+    let served = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        let bound = listener.local_addr()?;
+        for (name, toolbox) in &toolkits {
+            errln!(
+                "airlock serve: toolkit {name}: {} tools at http://{bound}{}",
+                toolbox.len(),
+                serve::toolkit_path(name)
+            );
+        }
+        errln!("airlock serve: listening on http://{bound}");
+        serve::run(
+            Server {
+                host: host.clone(),
+                toolkits,
+                limits,
+                allowed_hosts: spec.allowed_hosts.clone(),
+                drain: spec.drain(),
+                metrics,
+            },
+            listener,
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+    });
+    rt.shutdown_background();
+    audit.close();
+    served.map_err(|e| Failure::internal(format!("{e:#}")))
+}
