@@ -285,6 +285,12 @@ impl Jwks {
             Err(_) => current,
         }
     }
+
+    /// Shortens the refetch interval (tests of key rotation).
+    #[cfg(test)]
+    pub(crate) fn set_refetch_interval(&mut self, interval: Duration) {
+        self.refetch_interval = interval;
+    }
 }
 
 /// The file's bytes, refusing more than [`MAX_JWKS_BYTES`].

@@ -1,9 +1,12 @@
 //! Tests with real cryptography: keys generated per test (Ed25519, P-256),
-//! JWTs signed with `jsonwebtoken`, JWKS files in a temporary directory.
+//! JWTs signed with `jsonwebtoken`, JWKS files in a temporary directory and
+//! JWKS URLs served by a real HTTP server on 127.0.0.1.
 
 mod challenge;
 mod config;
+mod jwks_url;
 mod jwt;
+mod server;
 mod tokens;
 
 use std::collections::BTreeMap;
