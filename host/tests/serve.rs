@@ -94,12 +94,20 @@ fn toolkits(dir: &Path) {
 }
 
 fn serve(config: &str) -> Served {
+    serve_with(config, &[])
+}
+
+/// [`serve`] with more `files` (name, content) beside the host config.
+fn serve_with(config: &str, files: &[(&str, String)]) -> Served {
     let dir = tempfile::Builder::new()
         .prefix("airlock-serve-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap();
     toolkits(dir.path());
     std::fs::write(dir.path().join("airlock.toml"), config).unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
     let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args([
             "serve",
@@ -346,4 +354,210 @@ fn serve_refuses_a_config_without_toolkits_and_a_remote_address_without_auth() {
         err.contains("names no [serve.tokens.NAME] or [serve.oauth]"),
         "{err}"
     );
+}
+
+mod auth {
+    use super::*;
+    use base64::Engine as _;
+    use ed25519_dalek::Signer;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    const ISSUER: &str = "https://login.example.test/";
+    const AUDIENCE: &str = "https://airlock.example.test/";
+
+    fn b64(bytes: impl AsRef<[u8]>) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// A compact JWS over `header` and `claims`, signed by `key`.
+    fn jwt(key: &ed25519_dalek::SigningKey, header: Value, claims: Value) -> String {
+        let signed = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
+        let signature = key.sign(signed.as_bytes());
+        format!("{signed}.{}", b64(signature.to_bytes()))
+    }
+
+    fn claims(aud: &str, exp_in: i64, toolkits: &[&str]) -> Value {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        json!({
+            "iss": ISSUER, "aud": aud, "sub": "agent-7", "iat": now, "exp": now + exp_in,
+            "airlock_toolkits": toolkits,
+        })
+    }
+
+    /// (status, `WWW-Authenticate`) of a POST to `path` with `authorization`.
+    fn post(addr: &str, path: &str, authorization: Option<&str>) -> (u16, String) {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        let auth = authorization
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\n{auth}Content-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let challenge = text
+            .lines()
+            .find_map(|l| l.strip_prefix("www-authenticate: "))
+            .unwrap_or_default()
+            .to_string();
+        (status, challenge)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_request_is_checked_for_a_token_or_a_jwt_for_its_toolkit() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let jwk = json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "k1",
+            "x": b64(key.verifying_key().as_bytes()),
+        }]});
+        let (words_token, words_hash) = airlock_auth::new_token();
+        let words_token = secrecy::ExposeSecret::expose_secret(&words_token).to_string();
+        let config = format!(
+            "{TWO_TOOLKITS}[serve.tokens.ci]\nsha256 = \"{words_hash}\"\ntoolkits = [\"words\"]\n\
+             [serve.oauth]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\njwks = \"jwks.json\"\n\
+             resource = \"{AUDIENCE}\"\n"
+        );
+        // The JWKS sits beside the host config; `serve` writes the config.
+        let served = serve_with(&config, &[("jwks.json", jwk.to_string())]);
+        let addr = served.addr.clone();
+        let words = "/toolkits/words/mcp";
+        let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": "k1"});
+        let good = jwt(&key, header.clone(), claims(AUDIENCE, 300, &["words"]));
+        let mut tampered = good.clone();
+        tampered.replace_range(
+            good.find('.').unwrap() + 2..good.find('.').unwrap() + 3,
+            "Z",
+        );
+        let none = format!(
+            "{}.{}.",
+            b64(json!({"alg": "none", "typ": "JWT"}).to_string()),
+            b64(claims(AUDIENCE, 300, &["words"]).to_string())
+        );
+        let cases: Vec<(String, Option<String>, u16, &str)> = vec![
+            ("missing header".into(), None, 401, "resource_metadata="),
+            ("basic".into(), Some("Basic YTpi".into()), 401, "Bearer"),
+            (
+                "wrong token".into(),
+                Some("Bearer alk_wrong".into()),
+                401,
+                "invalid_token",
+            ),
+            (
+                "expired".into(),
+                Some(format!(
+                    "Bearer {}",
+                    jwt(&key, header.clone(), claims(AUDIENCE, -3600, &["words"]))
+                )),
+                401,
+                "invalid_token",
+            ),
+            (
+                "other audience".into(),
+                Some(format!(
+                    "Bearer {}",
+                    jwt(
+                        &key,
+                        header.clone(),
+                        claims("https://else/", 300, &["words"])
+                    )
+                )),
+                401,
+                "invalid_token",
+            ),
+            (
+                "alg none".into(),
+                Some(format!("Bearer {none}")),
+                401,
+                "invalid_token",
+            ),
+            (
+                "tampered".into(),
+                Some(format!("Bearer {tampered}")),
+                401,
+                "invalid_token",
+            ),
+            (
+                "jwt for another toolkit".into(),
+                Some(format!(
+                    "Bearer {}",
+                    jwt(&key, header.clone(), claims(AUDIENCE, 300, &["spin"]))
+                )),
+                403,
+                "insufficient_scope",
+            ),
+            (
+                "token good".into(),
+                Some(format!("Bearer {words_token}")),
+                200,
+                "",
+            ),
+            ("jwt good".into(), Some(format!("Bearer {good}")), 200, ""),
+        ];
+        for (what, authorization, status, challenge) in &cases {
+            let (got, www) = post(&addr, words, authorization.as_deref());
+            assert_eq!(got, *status, "{what}: {www}");
+            assert!(www.contains(challenge), "{what}: {www}");
+        }
+        // The token is for `words` only.
+        let (got, www) = post(
+            &addr,
+            "/toolkits/spin/mcp",
+            Some(&format!("Bearer {words_token}")),
+        );
+        assert_eq!(
+            (got, www.contains("insufficient_scope")),
+            (403, true),
+            "{www}"
+        );
+        // An OAuth client finds the metadata the challenge points at.
+        let (status, body) = http(
+            &addr,
+            "GET",
+            "/.well-known/oauth-protected-resource/toolkits/words/mcp",
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+        let doc: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(doc["resource"], format!("{}toolkits/words/mcp", AUDIENCE));
+        assert_eq!(doc["authorization_servers"], json!([ISSUER]));
+        // The SDK client with the token works end to end.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = StreamableHttpClientTransportConfig::with_uri(served.url("words"))
+            .auth_header(words_token.clone());
+        let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.unwrap();
+        let out = call(&client, "word_count__count", json!({"text": "x y"})).await;
+        assert_eq!(out["structuredContent"]["words"], 2, "{out}");
+        // Every refusal is audited and counted; no credential is in either.
+        let (_, text) = http(&addr, "GET", "/metrics").unwrap();
+        let refused: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("airlock_auth_refused_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(refused, 9.0, "{text}");
+        let stdout = served.stdout();
+        let audited = stdout
+            .lines()
+            .filter(|l| l.contains("\"verb\":\"serve\""))
+            .count();
+        assert_eq!(audited, 9, "{stdout}");
+        for secret in [&words_token, &good] {
+            assert!(
+                !stdout.contains(secret.as_str()),
+                "a credential reached the audit"
+            );
+            assert!(!served.stderr().contains(secret.as_str()));
+        }
+        client.cancel().await.ok();
+    }
 }

@@ -99,6 +99,8 @@ enum Command {
     Mcp(mcp::McpArgs),
     /// Serve several toolkits over HTTP as one stateless replica of a service.
     Serve(serve::ServeArgs),
+    /// Make bearer tokens for `airlock serve` (new).
+    Token(serve::TokenArgs),
     /// Print a toolkit's tool definitions for MCP, OpenAI or Anthropic.
     Schema(schema::SchemaArgs),
     /// Show or clean the compiled-component cache (path, ls, gc).
@@ -437,6 +439,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::audit(args),
         Command::Mcp(args) => mcp::mcp(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Token(args) => serve::token(args),
         Command::Schema(args) => schema::schema(args),
         Command::Cache(args) => cache::cache(args),
         Command::New(args) => authoring::new(args),

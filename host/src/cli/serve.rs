@@ -65,13 +65,28 @@ pub(super) fn serve(args: ServeArgs) -> Result<(), Failure> {
             .parse()
             .map_err(|e| Failure::internal(format!("the default address: {e}")))?,
     };
-    if !listen.ip().is_loopback() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // As for `airlock mcp`: new requests are looked at between guest slices.
+        .event_interval(1)
+        .build()
+        .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
+    let auth = rt
+        .block_on(airlock_auth::Authenticator::load(
+            &spec.tokens,
+            spec.oauth.as_ref(),
+            &spec.base,
+        ))
+        .map_err(|e| Failure::usage(format!("{}: [serve]: {e}", path.display())))?;
+    if auth.is_empty() && !listen.ip().is_loopback() {
         return Err(Failure::usage(format!(
             "refusing to serve on {listen}: it is not a loopback address and {} names no \
-             [serve.tokens.NAME] or [serve.oauth]; add one, or listen on 127.0.0.1",
+             [serve.tokens.NAME] or [serve.oauth]; add one (`airlock token new`), or listen on \
+             127.0.0.1",
             path.display()
         )));
     }
+    let auth = (!auth.is_empty()).then_some(auth);
     let metrics = Arc::new(Metrics::default());
     let audit = match &args.audit {
         Some(p) if p.as_os_str() == "-" => Arc::new(JsonLinesAudit::to_writer(
@@ -109,12 +124,6 @@ pub(super) fn serve(args: ServeArgs) -> Result<(), Failure> {
         })?;
         toolkits.insert(name.clone(), Arc::new(toolbox));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        // As for `airlock mcp`: new requests are looked at between guest slices.
-        .event_interval(1)
-        .build()
-        .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
     let served = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -136,6 +145,7 @@ pub(super) fn serve(args: ServeArgs) -> Result<(), Failure> {
                 allowed_hosts: spec.allowed_hosts.clone(),
                 drain: spec.drain(),
                 metrics,
+                auth,
             },
             listener,
             tokio_util::sync::CancellationToken::new(),
@@ -145,4 +155,77 @@ pub(super) fn serve(args: ServeArgs) -> Result<(), Failure> {
     rt.shutdown_background();
     audit.close();
     served.map_err(|e| Failure::internal(format!("{e:#}")))
+}
+
+#[derive(Debug, Args)]
+pub(super) struct TokenArgs {
+    #[command(subcommand)]
+    command: TokenCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TokenCommand {
+    /// Make a bearer token for `airlock serve`: the token goes to stdout
+    /// (shown once, give it to the client), its `[serve.tokens.NAME]` entry
+    /// (the hash only) to the host config or stderr.
+    New {
+        /// The token's name in the host config (in audit records, metrics).
+        name: String,
+        /// A toolkit it may call; repeat for more (default: all, `*`).
+        #[arg(long = "toolkit", value_name = "NAME")]
+        toolkits: Vec<String>,
+        /// Append the entry to this host config instead of printing it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+pub(super) fn token(args: TokenArgs) -> Result<(), Failure> {
+    let TokenCommand::New {
+        name,
+        toolkits,
+        config,
+    } = args.command;
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(Failure::usage(format!(
+            "token name `{name}`: use letters, digits, `-` and `_`"
+        )));
+    }
+    let toolkits = if toolkits.is_empty() {
+        vec![airlock_auth::ALL_TOOLKITS.to_string()]
+    } else {
+        toolkits
+    };
+    let (token, sha256) = airlock_auth::new_token();
+    let list: Vec<String> = toolkits.iter().map(|t| format!("{t:?}")).collect();
+    let entry = format!(
+        "\n[serve.tokens.{name}]\nsha256 = \"{sha256}\"\ntoolkits = [{}]\n",
+        list.join(", ")
+    );
+    match &config {
+        Some(path) => {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| f.write_all(entry.as_bytes()).map(|()| f))
+                .map_err(|e| Failure::usage(format!("cannot append to {}: {e}", path.display())))?;
+            let _ = file.flush();
+            errln!(
+                "airlock token: [serve.tokens.{name}] appended to {}; the token (shown once) is on stdout",
+                path.display()
+            );
+        }
+        None => errln!(
+            "airlock token: add this to the host config; the token (shown once) is on stdout:{entry}"
+        ),
+    }
+    use secrecy::ExposeSecret;
+    println!("{}", token.expose_secret());
+    Ok(())
 }

@@ -29,6 +29,15 @@ pub struct ServeSpec {
     /// The toolkits served, each at `/toolkits/NAME/mcp`.
     #[serde(default)]
     pub toolkits: BTreeMap<String, ToolkitEntry>,
+    /// `[serve.tokens.NAME]`: bearer tokens (their sha256, never the token)
+    /// and the toolkits each may call.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, airlock_auth::TokenConfig>,
+    /// `[serve.oauth]`: JWT access tokens from an authorization server.
+    pub oauth: Option<airlock_auth::OAuthConfig>,
+    /// The host config's directory (a JWKS file is read relative to it).
+    #[serde(skip)]
+    pub base: PathBuf,
 }
 
 /// `[serve.toolkits.NAME]`.
@@ -49,6 +58,7 @@ impl ServeSpec {
     /// and checks the names: a name is a path segment of letters, digits,
     /// `-` and `_`.
     pub(crate) fn resolve(mut self, base: &std::path::Path) -> Result<Self, String> {
+        self.base = base.to_path_buf();
         for (name, entry) in &mut self.toolkits {
             let ok = !name.is_empty()
                 && name

@@ -36,6 +36,9 @@ pub const HEALTH_PATH: &str = "/healthz";
 pub const READY_PATH: &str = "/readyz";
 /// Prometheus metrics, in the text format.
 pub const METRICS_PATH: &str = "/metrics";
+/// Where OAuth protected-resource metadata is published (RFC 9728), for
+/// the server and, below it, for each toolkit's path.
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 /// Where `airlock serve` listens when neither `[serve] listen` nor
 /// `--listen` says.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -62,6 +65,9 @@ pub struct Server {
     pub drain: Duration,
     /// Where jobs are counted.
     pub metrics: Arc<Metrics>,
+    /// Who may call which toolkit; `None` on loopback without credentials
+    /// configured (anyone who reaches the port may call).
+    pub auth: Option<airlock_auth::Authenticator>,
 }
 
 /// Serves `server` on `listener` until the process is asked to stop
@@ -101,6 +107,8 @@ pub async fn run(
     let router = Arc::new(Router {
         toolkits,
         host: server.host.clone(),
+        audit: server.host.audit().clone(),
+        auth: server.auth,
         metrics: server.metrics.clone(),
         draining: AtomicBool::new(false),
         in_flight: Arc::new(InFlight::default()),
@@ -136,8 +144,11 @@ pub async fn run(
         crate::term::errln!("airlock serve: drain time over: cancelling {left} calls");
     }
     watch.stop();
+    // The cancelled jobs end within a tick; their answers (`cancelled`) are
+    // written before the process goes.
     let until = Instant::now() + Duration::from_secs(2);
-    while server.host.jobs_running() > 0 && Instant::now() < until {
+    while (router.in_flight.count() > 0 || server.host.jobs_running() > 0) && Instant::now() < until
+    {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())
@@ -197,6 +208,8 @@ struct Router {
     /// By path: the toolkit's name, its tools and its endpoint.
     toolkits: BTreeMap<String, (String, Arc<Toolbox>, Endpoint)>,
     host: Arc<Airlock>,
+    audit: Arc<dyn AuditSink>,
+    auth: Option<airlock_auth::Authenticator>,
     metrics: Arc<Metrics>,
     draining: AtomicBool,
     in_flight: Arc<InFlight>,
@@ -226,8 +239,9 @@ impl Handler for Router {
                 );
                 response
             }
+            _ if get && path.starts_with(METADATA_PATH) => self.metadata(&path),
             _ => {
-                let Some((_name, _tools, endpoint)) = self.toolkits.get(&path) else {
+                let Some((name, _tools, endpoint)) = self.toolkits.get(&path) else {
                     let known: Vec<&str> = self.toolkits.keys().map(String::as_str).collect();
                     return text(
                         StatusCode::NOT_FOUND,
@@ -244,6 +258,16 @@ impl Handler for Router {
                         "this replica is draining: retry on another\n".into(),
                     ));
                 }
+                if let Some(auth) = &self.auth {
+                    let header = req
+                        .headers()
+                        .get(hyper::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok());
+                    if let Err(e) = auth.check(header, name).await {
+                        refused(&*self.audit, &self.metrics, name, &e.to_string());
+                        return self.challenge(&e, &path);
+                    }
+                }
                 let guard = self.in_flight.enter();
                 let response = endpoint.handle(req, arrived).await;
                 response.map(|inner| {
@@ -259,6 +283,50 @@ impl Handler for Router {
 }
 
 impl Router {
+    /// 401 or 403 with the `WWW-Authenticate` challenge for `e`, pointing
+    /// an OAuth client at the protected-resource metadata of `path`.
+    fn challenge(&self, e: &airlock_auth::AuthError, path: &str) -> Response<BoxedBody> {
+        let metadata = self
+            .auth
+            .as_ref()
+            .and_then(|a| a.resource())
+            .map(|base| format!("{}{METADATA_PATH}{path}", base.trim_end_matches('/')));
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        let mut response = text(status, format!("{e}\n"));
+        if let Ok(v) = HeaderValue::from_str(&e.www_authenticate(metadata.as_deref())) {
+            response
+                .headers_mut()
+                .insert(hyper::header::WWW_AUTHENTICATE, v);
+        }
+        response
+    }
+
+    /// The OAuth protected-resource metadata (RFC 9728) of the resource
+    /// whose path follows [`METADATA_PATH`]: a toolkit, or the server.
+    fn metadata(&self, path: &str) -> Response<BoxedBody> {
+        let resource_path = &path[METADATA_PATH.len()..];
+        let known = resource_path.is_empty() || self.toolkits.contains_key(resource_path);
+        let document = self.auth.as_ref().filter(|_| known).and_then(|a| {
+            let base = a.resource()?.trim_end_matches('/');
+            a.resource_metadata(&format!("{base}{resource_path}"))
+        });
+        match document {
+            Some(doc) => {
+                let mut response = Response::new(Full::new(Bytes::from(doc.to_string())).boxed());
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                response
+            }
+            None => text(
+                StatusCode::NOT_FOUND,
+                "no protected-resource metadata here: [serve.oauth] with `resource` \
+                 publishes it for each toolkit\n"
+                    .into(),
+            ),
+        }
+    }
+
     /// 200 with each toolkit's tool count, or 503 while draining.
     fn ready(&self) -> Response<BoxedBody> {
         if self.draining.load(Ordering::SeqCst) {
