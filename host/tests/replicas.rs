@@ -51,7 +51,7 @@ fn free_port() -> u16 {
 /// One `airlock serve` on `port`.
 fn replica(dir: &Path, port: u16, label: &str) -> Child {
     let log = std::fs::File::create(dir.join(format!("{label}.stderr"))).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args([
             "serve",
             "airlock.toml",
@@ -65,16 +65,22 @@ fn replica(dir: &Path, port: u16, label: &str) -> Child {
         .stderr(log)
         .spawn()
         .unwrap();
-    wait_ready(port);
+    wait_ready(&mut child, port, &dir.join(format!("{label}.stderr")));
     child
 }
 
 /// Until `GET /readyz` answers 200 on `port`.
-fn wait_ready(port: u16) {
+fn wait_ready(child: &mut Child, port: u16, log: &Path) {
     let until = Instant::now() + Duration::from_secs(120);
     while Instant::now() < until {
         if get(port, "/readyz").is_some_and(|(status, _)| status == 200) {
             return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the replica on {port} exited ({status}): {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -26,7 +26,8 @@ commands:
   build-guests   build every guest in guests/ for wasm32-wasip2 into target/: the
                  Rust ones with cargo, py-netcat and js-netcat with componentize-py
                  and componentize-js (installed into target/polyglot)
-  test           build-guests, mcp-venv, strace and docker-registry, then
+  test           build-guests, mcp-venv, strace, docker-registry, postgresql
+                 and nginx, then
                  `cargo test --workspace [args...]`
   demo           build-guests, then `cargo run --release -p airlock -- demo [args...]`
   bench          build-guests, run the benchmark suite and write BENCHMARKS.md
@@ -262,6 +263,11 @@ fn test_command(root: &Path, rest: &[String]) -> Result<Command> {
             "postgresql",
             "the kv and sql PostgreSQL tests",
         ),
+        (
+            &["sh", "-c", "test -x /usr/sbin/nginx"][..],
+            "nginx",
+            "the replicas-behind-nginx test (host/tests/replicas.rs)",
+        ),
     ] {
         if let Err(e) = ensure_debian_package(probe, package) {
             if std::env::var_os("CI").is_some() {
@@ -313,7 +319,8 @@ fn lint(root: &Path) -> Result<()> {
 /// Make sure `probe` (a command and its arguments) runs, installing Debian's
 /// `package` with apt-get (Debian, Ubuntu) when it does not: `strace` for
 /// `host/tests/no_network.rs`, `docker-registry` for `trust/tests/registry.rs`,
-/// `postgresql` for the kv tests (`tests/pg.rs`).
+/// `postgresql` for the kv tests (`tests/pg.rs`), `nginx` for
+/// `host/tests/replicas.rs`.
 fn ensure_debian_package(probe: &[&str], package: &str) -> Result<()> {
     let works = || {
         Command::new(probe[0])
@@ -330,7 +337,9 @@ fn ensure_debian_package(probe: &[&str], package: &str) -> Result<()> {
     run(
         Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends", package])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            // No service is started (nginx, PostgreSQL): tests start their own.
+            .env("RUNLEVEL", "1"),
         &hint,
     )?;
     if !works() {
