@@ -29,6 +29,7 @@ const BENCHES: &[&str] = &[
     "ladder",
     "density",
     "mcp",
+    "serve",
     "refusal",
     "supply",
     "kv",
@@ -46,6 +47,7 @@ const GROUPS: &[&str] = &[
     "ladder",
     "density",
     "mcp",
+    "serve",
     "refuse_large",
     "load_pinned",
     "tool_add",
@@ -576,6 +578,49 @@ fn rows(r: &Results) -> Result<Vec<Row>> {
         "p50 ≤ 5 ms",
         Some(http_p50 <= 5_000_000.0),
     ));
+
+    // 8b. serve: tools/call throughput and latency at 1 and 50 clients,
+    // straight to one replica and through nginx in front of it.
+    let load = r.json("serve", "load.json")?;
+    for clients in [1, 50] {
+        let direct = &load[format!("direct_{clients}")];
+        let rate = |v: &Value| v["calls_per_s"].as_f64();
+        let d = rate(direct).with_context(|| format!("serve: no direct_{clients} row"))?;
+        let ns = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        rows.push(Row {
+            bench: "serve",
+            case: format!("MCP tools/call, {clients} client(s), direct: {d:.0} calls/s"),
+            median: time(ns(direct, "p50_ns")),
+            p99: time(ns(direct, "p99_ns")),
+            baseline: "—".into(),
+            ratio: "—".into(),
+            target: "(baseline of the nginx row)",
+            met: None,
+        });
+        let proxied = &load[format!("nginx_{clients}")];
+        match rate(proxied) {
+            Some(n) => rows.push(Row {
+                bench: "serve",
+                case: format!("… through nginx: {n:.0} calls/s"),
+                median: time(ns(proxied, "p50_ns")),
+                p99: time(ns(proxied, "p99_ns")),
+                baseline: format!("direct {d:.0} calls/s"),
+                ratio: format!("{:.2}", n / d),
+                target: "(ratio = calls/s through nginx ÷ direct)",
+                met: None,
+            }),
+            None => rows.push(Row {
+                bench: "serve",
+                case: "… through nginx".into(),
+                median: "absent".into(),
+                p99: "—".into(),
+                baseline: format!("direct {d:.0} calls/s"),
+                ratio: proxied["skipped"].as_str().unwrap_or("skipped").into(),
+                target: "",
+                met: None,
+            }),
+        }
+    }
 
     // 9. ladder (details in its own table)
     let air = r.need("job_cold", "airlock")?;
