@@ -356,7 +356,7 @@ fn serve_refuses_a_config_without_toolkits_and_a_remote_address_without_auth() {
     );
 }
 
-mod auth {
+mod serve_auth {
     use super::*;
     use base64::Engine as _;
     use ed25519_dalek::Signer;

@@ -309,6 +309,12 @@ pub const WALLS: &[Wall] = &[
                  at every load and the pinned digest with the one hash the cache needs, \
                  before compiling.",
     },
+    Wall {
+        key: "serve_auth",
+        title: "Who may call a served toolkit",
+        promise: "`airlock serve` runs nothing of a toolkit for a request without a credential                   for that toolkit: a missing, `Basic`, unknown, expired, other-audience,                   `alg: none`, HMAC-confused or tampered token, or one for another toolkit,                   is refused with 401 or 403 and a `WWW-Authenticate` challenge, audited and                   counted, and no credential reaches the audit trail or the logs.",
+        design: "The router asks `airlock-auth` before rmcp sees the request: token hashes                  compared in constant time, JWTs verified against the JWKS with only                  asymmetric algorithms; a non-loopback address without credentials is                  refused at start.",
+    },
 ];
 
 /// Where the statuses of the last run are saved, under the repo root.
