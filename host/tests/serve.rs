@@ -561,3 +561,46 @@ mod serve_auth {
         client.cancel().await.ok();
     }
 }
+
+/// `airlock token new --config` appends the hash and prints the token once;
+/// that token then opens its toolkit and only it.
+#[test]
+fn a_token_from_token_new_opens_its_toolkit_and_only_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(&config, TWO_TOOLKITS).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["token", "new", "ci", "--toolkit", "words", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("alk_"), "{token}");
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains("[serve.tokens.ci]") && !written.contains(&token));
+    let served = serve(&written);
+    let post = |path: &str, auth: &str| {
+        let mut s = TcpStream::connect(&served.addr).unwrap();
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nAuthorization: Bearer {auth}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            served.addr,
+            body.len()
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u16>()
+            .unwrap()
+    };
+    assert_eq!(post("/toolkits/words/mcp", &token), 200);
+    assert_eq!(post("/toolkits/spin/mcp", &token), 403);
+    assert!(!served.stderr().contains(&token));
+}
