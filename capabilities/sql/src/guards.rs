@@ -20,15 +20,21 @@ pub(crate) const PLAN_STACK: usize = 32 << 20;
 /// walk of it recurses.
 pub const MAX_DEPTH: usize = 64;
 
-/// Refuses a statement longer than [`MAX_STATEMENT`] before it is parsed.
-pub(crate) fn statement_size(statement: &str) -> Result<(), VerbError> {
+/// Runs `plan` (parsing, walking, rendering and dropping a statement's
+/// tree, which all recurse) on a stack of [`PLAN_STACK`] bytes rather than
+/// the caller's (a worker thread's), after refusing a statement longer than
+/// [`MAX_STATEMENT`].
+pub(crate) fn on_plan_stack<T>(
+    statement: &str,
+    plan: impl FnOnce() -> Result<T, VerbError>,
+) -> Result<T, VerbError> {
     if statement.len() > MAX_STATEMENT {
         return Err(VerbError::invalid(format!(
             "the statement is {} bytes, over the {MAX_STATEMENT}-byte cap; send a shorter one",
             statement.len()
         )));
     }
-    Ok(())
+    stacker::grow(PLAN_STACK, plan)
 }
 
 pub(crate) fn too_deep() -> VerbError {

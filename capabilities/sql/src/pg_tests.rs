@@ -74,7 +74,12 @@ columns = ["n"]
 "#;
 
 fn state(cap: &SqlCapability) -> (SqlState, Arc<MemoryAudit>) {
-    let g: SqlGrant = toml::from_str(GRANT).unwrap();
+    state_with(cap, GRANT)
+}
+
+/// A job's state under the grant `text`.
+fn state_with(cap: &SqlCapability, text: &str) -> (SqlState, Arc<MemoryAudit>) {
+    let g: SqlGrant = toml::from_str(text).unwrap();
     cap.check_grant(&g).unwrap();
     let audit = Arc::new(MemoryAudit::default());
     let job = Job::new(

@@ -16,7 +16,7 @@ use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 
 use crate::expr::{Info, Place, Scope};
-use crate::grant::SqlGrant;
+use crate::grant::{SqlGrant, TableGrant};
 
 mod from;
 
@@ -93,6 +93,26 @@ pub(crate) struct Rel {
     pub base: bool,
 }
 
+impl Rel {
+    /// Granted table `table` (its grant `tg`) under the name `name`.
+    pub(crate) fn of(name: &str, table: &str, tg: &TableGrant) -> Self {
+        Rel {
+            name: name.to_string(),
+            cols: tg
+                .columns
+                .iter()
+                .map(|c| Col {
+                    name: c.clone(),
+                    masked: tg.is_masked(c),
+                    table: Some(table.to_string()),
+                })
+                .collect(),
+            agg_only: tg.aggregate_only.map(|a| a.min_group),
+            base: true,
+        }
+    }
+}
+
 pub(crate) fn denied(why: impl Into<String>) -> VerbError {
     VerbError::denied(why)
 }
@@ -107,10 +127,7 @@ pub fn plan(
     backend: Backend,
     guest_params: usize,
 ) -> Result<Plan, VerbError> {
-    crate::guards::statement_size(statement)?;
-    // Parsing, walking, rendering and dropping the tree all recurse: run
-    // them on a stack of known size, not the caller's (a worker thread's).
-    stacker::grow(crate::guards::PLAN_STACK, || {
+    crate::guards::on_plan_stack(statement, || {
         plan_on_stack(grant, statement, backend, guest_params)
     })
 }

@@ -17,7 +17,7 @@ use crate::bindings::Value;
 use crate::expr::{Info, Place, Scope};
 use crate::grant::{SqlGrant, TableGrant};
 use crate::sqlite::Raw;
-use crate::view::{Backend, Col, Rel, denied, parse_row_scope, quote};
+use crate::view::{Backend, Rel, denied, parse_row_scope, quote};
 
 /// The hidden `RETURNING` column: 1 for a written row inside the row scope.
 const IN_SCOPE: &str = "__airlock_in_scope";
@@ -42,8 +42,7 @@ pub fn plan(
     backend: Backend,
     guest_params: usize,
 ) -> Result<WritePlan, VerbError> {
-    crate::guards::statement_size(statement)?;
-    stacker::grow(crate::guards::PLAN_STACK, || {
+    crate::guards::on_plan_stack(statement, || {
         plan_on_stack(grant, statement, backend, guest_params)
     })
 }
@@ -162,7 +161,7 @@ fn plan_on_stack(
             };
             refuse(alias.is_some(), "a table alias in UPDATE")?;
             let (table, tg) = w.target(name)?;
-            let scope = w.scope(vec![w.rel(table, tg)]);
+            let scope = w.scope(vec![Rel::of(table, table, tg)]);
             let mut columns = BTreeSet::new();
             let mut sets = Vec::new();
             for a in assignments {
@@ -205,7 +204,7 @@ fn plan_on_stack(
             };
             refuse(alias.is_some(), "a table alias in DELETE")?;
             let (table, tg) = w.target(name)?;
-            let scope = w.scope(vec![w.rel(table, tg)]);
+            let scope = w.scope(vec![Rel::of(table, table, tg)]);
             let mut columns = BTreeSet::new();
             let sql = format!(
                 "DELETE FROM {}{}{}",
@@ -318,23 +317,6 @@ impl<'g> Writer<'g> {
         }
         columns.insert(format!("{table}.{granted}"));
         Ok(granted)
-    }
-
-    fn rel(&self, table: &str, tg: &TableGrant) -> Rel {
-        Rel {
-            name: table.to_string(),
-            cols: tg
-                .columns
-                .iter()
-                .map(|c| Col {
-                    name: c.clone(),
-                    masked: tg.is_masked(c),
-                    table: Some(table.to_string()),
-                })
-                .collect(),
-            agg_only: None,
-            base: true,
-        }
     }
 
     fn scope(&self, rels: Vec<Rel>) -> Scope {

@@ -18,19 +18,6 @@ columns = ["customer_id", "amount"]
 aggregate_only = { min_group = 10 }
 "#;
 
-fn writer(cap: &SqlCapability, text: &str) -> (SqlState, Arc<MemoryAudit>) {
-    let g: SqlGrant = toml::from_str(text).unwrap();
-    cap.check_grant(&g).unwrap();
-    let audit = Arc::new(MemoryAudit::default());
-    let job = Job::new(
-        8,
-        "t".into(),
-        Instant::now() + Duration::from_secs(30),
-        audit.clone(),
-    );
-    (cap.state(Arc::new(g), job), audit)
-}
-
 async fn x(
     st: &mut SqlState,
     audit: &MemoryAudit,
@@ -77,7 +64,7 @@ mod sql_scope {
             "{r:?}"
         );
 
-        let (mut st, audit) = writer(&cap, WRITER);
+        let (mut st, audit) = state_with(&cap, WRITER);
         // Refused before anything runs, each with its reason.
         for (sql, why) in [
             ("UPDATE customers SET email = 'x'", "masked column `email`"),

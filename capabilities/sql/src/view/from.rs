@@ -12,7 +12,7 @@ use sqlparser::parser::Parser;
 use crate::grant::TableGrant;
 
 use super::{
-    Backend, Col, PSEUDONYM_FN, ROW_COL, Rel, Viewer, denied, parse_row_scope, quote, refuse_if,
+    Backend, PSEUDONYM_FN, ROW_COL, Rel, Viewer, denied, parse_row_scope, quote, refuse_if,
 };
 
 impl Viewer<'_> {
@@ -112,20 +112,7 @@ impl Viewer<'_> {
         };
         self.tables.insert(granted.to_string());
         let sub = self.view_of(granted, tg)?;
-        let rel = Rel {
-            name: alias_name.clone(),
-            cols: tg
-                .columns
-                .iter()
-                .map(|c| Col {
-                    name: c.clone(),
-                    masked: tg.is_masked(c),
-                    table: Some(granted.to_string()),
-                })
-                .collect(),
-            agg_only: tg.aggregate_only.map(|a| a.min_group),
-            base: true,
-        };
+        let rel = Rel::of(&alias_name, granted, tg);
         *f = TableFactor::Derived {
             lateral: false,
             subquery: Box::new(sub),
