@@ -17,7 +17,7 @@ use wasmtime::component::types::Type;
 /// guards the recursion itself; valid input never comes close.
 pub const MAX_DEPTH: usize = 128;
 
-pub(crate) mod bytes;
+pub mod bytes;
 
 /// Why a JSON argument does not fit the export's WIT type. `path` names the spot: `text`, `opts.limit`, `items[3]`, `shape.circle`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
