@@ -372,9 +372,10 @@ fn output_schema(result: Option<&Type>) -> (Value, bool) {
         None => None,
     };
     match payload {
-        Some(t @ Type::Record(_)) => (schema::schema_of(&t), false),
+        Some(t @ Type::Record(_)) => (schema::result_schema_of(&t), false),
         other => {
-            let inner = other.map_or_else(|| json!({"type": "null"}), |t| schema::schema_of(&t));
+            let inner =
+                other.map_or_else(|| json!({"type": "null"}), |t| schema::result_schema_of(&t));
             (
                 json!({
                     "type": "object",
@@ -1320,6 +1321,45 @@ world maps {
             .unwrap_err()
             .to_string();
         assert!(e.contains("would both be offered as `maps__search`"), "{e}");
+    }
+
+    #[test]
+    fn byte_lists_take_base64_in_and_give_arrays_out_in_every_format() {
+        let (params, result) = func_sig(
+            r#"(component
+                (type $f (func (param "data" (list u8)) (param "n" u32)
+                    (result (result (list u8) (error string)))))
+                (import "digest" (func (type $f))))"#,
+            "digest",
+        );
+        let sig = Signature {
+            name: "digest",
+            params: &params,
+            result: result.as_ref(),
+        };
+        let tools = describe("hasher", &[sig], None, None).unwrap();
+        let u8s = json!({"type": "integer", "minimum": 0, "maximum": 255});
+        let array = json!({"type": "array", "items": u8s});
+        let data = &tools[0].input_schema["properties"]["data"];
+        assert_eq!(data["anyOf"][0], array);
+        assert_eq!(data["anyOf"][1]["type"], "string");
+        assert_eq!(data["anyOf"][1]["contentEncoding"], "base64");
+        assert_eq!(
+            data["anyOf"][1]["pattern"],
+            crate::values::bytes::PATTERN,
+            "an agent's validator checks the text, not just the type"
+        );
+        assert_eq!(tools[0].input_schema["required"], json!(["data", "n"]));
+        // The result is the array only, as `to_json` writes it.
+        assert_eq!(tools[0].output_schema["properties"]["result"], array);
+
+        let mcp = render(&tools, Format::Mcp).unwrap();
+        assert_eq!(mcp["tools"][0]["inputSchema"], tools[0].input_schema);
+        assert_eq!(mcp["tools"][0]["outputSchema"], tools[0].output_schema);
+        let openai = render(&tools, Format::OpenAi).unwrap();
+        assert_eq!(openai[0]["function"]["parameters"], tools[0].input_schema);
+        let anthropic = render(&tools, Format::Anthropic).unwrap();
+        assert_eq!(anthropic[0]["input_schema"], tools[0].input_schema);
     }
 
     /// Appends a custom section to a wasm binary.

@@ -829,7 +829,8 @@ impl Airlock {
         admitted: &mut Option<Instant>,
     ) -> Result<JobOutput, JobError> {
         let export = tool.export(function)?;
-        let params = values::args_from_json(&export.params, args)?;
+        let params =
+            values::args_from_json_within(&export.params, args, tool.budget.hostcall_bytes)?;
         let cancel = &control.cancel;
         let _slot = tokio::select! {
             biased;

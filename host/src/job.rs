@@ -10,7 +10,7 @@ use wasmtime::component::{ResourceTable, ResourceTableError, Val};
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::values::ArgError;
+use crate::values::{ArgError, ArgsError};
 use crate::verbs::VerbStates;
 use crate::wasi::Captured;
 
@@ -142,6 +142,25 @@ pub enum JobError {
     /// A host failure that is not the guest's doing.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Arguments that do not fit are invalid; byte lists past the limit one call
+/// may pass (the job's hostcall-data budget, both ways) are that budget.
+impl From<ArgsError> for JobError {
+    fn from(e: ArgsError) -> Self {
+        match e {
+            ArgsError::Invalid(e) => JobError::InvalidArguments(e),
+            ArgsError::TooManyBytes(e) => JobError::Budget {
+                which: BudgetKind::HostcallData,
+                detail: format!(
+                    "argument `{}` brings the call's byte lists to {}, more than the {} one call may pass to the tool; send the data in smaller calls",
+                    e.path,
+                    crate::units::format_size(e.bytes),
+                    crate::units::format_size(e.limit)
+                ),
+            },
+        }
+    }
 }
 
 impl JobError {
@@ -515,6 +534,26 @@ pub(crate) fn unwrap_result(results: Vec<Val>, returns_result: bool) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_lists_past_the_limit_are_the_hostcall_data_budget() {
+        let e = JobError::from(ArgsError::from(crate::values::TooManyBytes {
+            path: "rec[1].data".into(),
+            bytes: (4 << 20) + 1,
+            limit: 4 << 20,
+        }));
+        assert_eq!(e.kind(), "budget");
+        assert_eq!(
+            e.to_string(),
+            "the hostcall-data budget ran out: argument `rec[1].data` brings the call's byte lists to 4194305 bytes, more than the 4MiB one call may pass to the tool; send the data in smaller calls"
+        );
+        let e = JobError::from(ArgsError::from(ArgError {
+            path: "b".into(),
+            message: "invalid base64 for list<u8>: ...".into(),
+        }));
+        assert_eq!(e.kind(), "invalid-arguments");
+        assert!(matches!(e, JobError::InvalidArguments(a) if a.path == "b"));
+    }
 
     #[test]
     fn a_host_error_keeps_the_context_around_its_cause() {

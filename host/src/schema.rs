@@ -1,5 +1,8 @@
 //! JSON Schema (2020-12 style) for WIT types, describing exactly the JSON that
-//! [`crate::values::from_json`] accepts, so agents can be told how to call an export.
+//! [`crate::values::from_json`] accepts, so agents can be told how to call an export,
+//! and exactly the JSON [`crate::values::to_json`] writes for a result. The two differ
+//! only for `list<u8>`: an argument may be an array of numbers or base64 text, a
+//! result is always the array.
 //! Types have no names at runtime, so every schema is written out inline (no `$ref`s).
 
 use serde_json::{Map, Value, json};
@@ -7,8 +10,36 @@ use wasmtime::component::types::Type;
 
 use crate::values::type_name;
 
-/// JSON Schema for values of `ty`, matching exactly what values::from_json accepts.
+/// Which way a value crosses: into a tool as an argument, or out as a result.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Argument,
+    Result,
+}
+
+/// JSON Schema for argument values of `ty`, matching exactly what values::from_json accepts.
 pub fn schema_of(ty: &Type) -> Value {
+    schema(ty, Side::Argument)
+}
+
+/// JSON Schema for result values of `ty`, matching exactly what values::to_json
+/// writes: [`schema_of`] except that a `list<u8>` is only an array of numbers.
+pub fn result_schema_of(ty: &Type) -> Value {
+    schema(ty, Side::Result)
+}
+
+/// The schema of `list<u8>` text: what `values::bytes` decodes.
+fn base64_schema() -> Value {
+    json!({
+        "type": "string",
+        "contentEncoding": "base64",
+        "pattern": crate::values::bytes::PATTERN,
+        "description": "The bytes as base64: standard alphabet (A-Z, a-z, 0-9, +, /), padded with =, no line breaks.",
+    })
+}
+
+fn schema(ty: &Type, side: Side) -> Value {
+    let sub = |ty: &Type| schema(ty, side);
     match ty {
         Type::Bool => json!({"type": "boolean"}),
         Type::S8 => int(i8::MIN.into(), i8::MAX.into()),
@@ -22,10 +53,17 @@ pub fn schema_of(ty: &Type) -> Value {
         Type::Float32 | Type::Float64 => json!({"type": "number"}),
         Type::Char => json!({"type": "string", "minLength": 1, "maxLength": 1}),
         Type::String => json!({"type": "string"}),
-        Type::List(l) => json!({"type": "array", "items": schema_of(&l.ty())}),
+        Type::List(l) => {
+            let array = json!({"type": "array", "items": sub(&l.ty())});
+            if side == Side::Argument && matches!(l.ty(), Type::U8) {
+                json!({"anyOf": [array, base64_schema()]})
+            } else {
+                array
+            }
+        }
         Type::FixedLengthList(l) => json!({
             "type": "array",
-            "items": schema_of(&l.ty()),
+            "items": sub(&l.ty()),
             "minItems": l.len(),
             "maxItems": l.len(),
         }),
@@ -33,33 +71,36 @@ pub fn schema_of(ty: &Type) -> Value {
             "type": "array",
             "items": {
                 "type": "array",
-                "prefixItems": [schema_of(&m.key()), schema_of(&m.value())],
+                "prefixItems": [sub(&m.key()), sub(&m.value())],
                 "minItems": 2,
                 "maxItems": 2,
             },
         }),
         Type::Tuple(t) => {
-            let items: Vec<Value> = t.types().map(|ty| schema_of(&ty)).collect();
+            let items: Vec<Value> = t.types().map(|ty| sub(&ty)).collect();
             let n = items.len();
             json!({"type": "array", "prefixItems": items, "minItems": n, "maxItems": n})
         }
-        Type::Record(r) => object(r.fields().map(|f| (f.name.to_string(), f.ty))),
+        Type::Record(r) => object(r.fields().map(|f| (f.name.to_string(), f.ty)), side),
         Type::Variant(v) => {
             let cases: Vec<Value> = v
                 .cases()
                 .map(|c| match &c.ty {
                     None => json!({"const": c.name}),
-                    Some(ty) => single_key(c.name, schema_of(ty)),
+                    Some(ty) => single_key(c.name, sub(ty)),
                 })
                 .collect();
             json!({"oneOf": cases})
         }
         Type::Enum(e) => json!({"type": "string", "enum": e.names().collect::<Vec<_>>()}),
-        Type::Option(o) => json!({"anyOf": [schema_of(&o.ty()), {"type": "null"}]}),
+        Type::Option(o) => json!({"anyOf": [sub(&o.ty()), {"type": "null"}]}),
         Type::Result(r) => {
-            let side =
-                |ty: Option<Type>| ty.map_or_else(|| json!({"type": "null"}), |t| schema_of(&t));
-            json!({"oneOf": [single_key("ok", side(r.ok())), single_key("err", side(r.err()))]})
+            let payload =
+                |ty: Option<Type>| ty.map_or_else(|| json!({"type": "null"}), |t| sub(&t));
+            json!({"oneOf": [
+                single_key("ok", payload(r.ok())),
+                single_key("err", payload(r.err())),
+            ]})
         }
         Type::Flags(f) => json!({
             "type": "array",
@@ -78,18 +119,21 @@ pub fn schema_of(ty: &Type) -> Value {
 
 /// JSON Schema of an export's arguments object: {"type":"object","properties":{...},"required":[non-option params],"additionalProperties":false}.
 pub fn params_schema(params: &[(String, Type)]) -> Value {
-    object(params.iter().map(|(name, ty)| (name.clone(), ty.clone())))
+    object(
+        params.iter().map(|(name, ty)| (name.clone(), ty.clone())),
+        Side::Argument,
+    )
 }
 
 /// An object with exactly these properties; all but `option<T>` ones are required.
-fn object(fields: impl Iterator<Item = (String, Type)>) -> Value {
+fn object(fields: impl Iterator<Item = (String, Type)>, side: Side) -> Value {
     let mut properties = Map::new();
     let mut required = Vec::new();
     for (name, ty) in fields {
         if !matches!(ty, Type::Option(_)) {
             required.push(Value::String(name.clone()));
         }
-        properties.insert(name, schema_of(&ty));
+        properties.insert(name, schema(&ty, side));
     }
     json!({
         "type": "object",
@@ -123,7 +167,7 @@ fn uint(max: u64) -> Value {
 mod tests {
     use super::*;
     use crate::values::tests::{Rng, WAT, all, full_args, func_params, gen_json, param};
-    use crate::values::{args_from_json, from_json};
+    use crate::values::{args_from_json, from_json, to_json};
 
     fn schema(name: &str) -> Value {
         schema_of(&param(&all(), name))
@@ -271,6 +315,57 @@ mod tests {
     }
 
     #[test]
+    fn bytes_are_an_array_or_base64_in_and_an_array_out() {
+        let u8s = json!({"type": "integer", "minimum": 0, "maximum": 255});
+        let array = json!({"type": "array", "items": u8s});
+        let bytes = param(&all(), "bytes");
+        assert_eq!(
+            schema_of(&bytes),
+            json!({"anyOf": [
+                array,
+                {
+                    "type": "string",
+                    "contentEncoding": "base64",
+                    "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$",
+                    "description": "The bytes as base64: standard alphabet (A-Z, a-z, 0-9, +, /), padded with =, no line breaks."
+                }
+            ]})
+        );
+        assert_eq!(result_schema_of(&bytes), array, "results are always arrays");
+        // Only `list<u8>`: other lists, and a `u8` alone, have one form.
+        assert_eq!(result_schema_of(&param(&all(), "items")), schema("items"));
+        assert_eq!(schema("pair")["prefixItems"][0], u8s);
+
+        // Inside other types too, by side: a record field, an option, a result.
+        let params = func_params(
+            r#"(component
+                (type $r' (record (field "data" (list u8)) (field "n" u32)))
+                (import "r" (type $r (eq $r')))
+                (type $f (func
+                    (param "rec" $r)
+                    (param "maybe" (option (list u8)))
+                    (param "out" (result (list u8) (error string)))))
+                (import "f" (func (type $f))))"#,
+            "f",
+        );
+        let [rec, maybe, out] = [0, 1, 2].map(|i| params[i].1.clone());
+        let arg = schema_of(&rec);
+        assert_eq!(arg["properties"]["data"]["anyOf"][0], array);
+        assert_eq!(arg["properties"]["data"]["anyOf"][1]["type"], "string");
+        assert_eq!(result_schema_of(&rec)["properties"]["data"], array);
+        assert_eq!(schema_of(&maybe)["anyOf"][0]["anyOf"][0], array);
+        assert_eq!(result_schema_of(&maybe)["anyOf"][0], array);
+        assert_eq!(
+            result_schema_of(&out)["oneOf"][0]["properties"]["ok"],
+            array
+        );
+        assert_eq!(
+            schema_of(&out)["oneOf"][0]["properties"]["ok"]["anyOf"][1]["contentEncoding"],
+            "base64"
+        );
+    }
+
+    #[test]
     fn resources_match_nothing() {
         let handles = func_params(WAT, "handles");
         assert_eq!(
@@ -393,6 +488,17 @@ mod tests {
             }
             "anyOf" => arg.as_array().unwrap().iter().any(|s| valid(s, v)),
             "not" => !valid(arg, v),
+            "pattern" => v.as_str().is_none_or(|t| {
+                regex::Regex::new(arg.as_str().unwrap())
+                    .expect("the pattern compiles")
+                    .is_match(t)
+            }),
+            // An annotation in 2020-12: the `pattern` beside it does the checking.
+            "contentEncoding" => {
+                assert_eq!(arg, "base64");
+                assert!(s.contains_key("pattern"), "base64 text has a pattern");
+                true
+            }
             "description" => true,
             other => panic!("unknown keyword {other}"),
         })
@@ -451,6 +557,11 @@ mod tests {
             json!("x"),
             json!(""),
             json!("xy"),
+            json!("aGk="),
+            json!("aGk"),
+            json!("aGl="),
+            json!("a-_/"),
+            json!("aGV5\naGk="),
             json!("read"),
             json!("empty"),
             json!("circle"),
@@ -498,7 +609,11 @@ mod tests {
                     valid(&schema, &v),
                     "round {round}: `{name}` = {v} fails its schema"
                 );
-                from_json(ty, &v, name).expect("generated values are valid");
+                let val = from_json(ty, &v, name).expect("generated values are valid");
+                assert!(
+                    valid(&result_schema_of(ty), &to_json(&val)),
+                    "round {round}: `{name}` = {v} written back fails its result schema"
+                );
                 mutate(&mut v, &mut rng);
                 let ok = from_json(ty, &v, name).is_ok();
                 assert_eq!(

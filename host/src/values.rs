@@ -1,7 +1,9 @@
 //! Conversion between JSON and component-model values, so callers can pass tool arguments as JSON.
 //! The mapping is fixed and type-directed: the export's WIT type decides how JSON is read,
 //! and [`to_json`] writes values back the same way (see `schema` for the matching JSON Schema).
+//! A `list<u8>` is also read from base64 text ([`bytes`]), and is always written as an array.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
@@ -15,6 +17,8 @@ use wasmtime::component::types::Type;
 /// guards the recursion itself; valid input never comes close.
 pub const MAX_DEPTH: usize = 128;
 
+pub mod bytes;
+
 /// Why a JSON argument does not fit the export's WIT type. `path` names the spot: `text`, `opts.limit`, `items[3]`, `shape.circle`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", if path == "$" { message.clone() } else { format!("argument `{path}`: {message}") })]
@@ -25,14 +29,59 @@ pub struct ArgError {
     pub message: String,
 }
 
+/// Why a call's arguments cannot be converted: one does not fit its WIT type,
+/// or together they carry more bytes than one call may pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgsError {
+    /// An argument does not fit its type.
+    #[error(transparent)]
+    Invalid(#[from] ArgError),
+    /// The `list<u8>` values of the arguments hold more bytes than allowed.
+    #[error(transparent)]
+    TooManyBytes(#[from] TooManyBytes),
+}
+
+/// The `list<u8>` values of one call's arguments (base64 text counted as the
+/// bytes it decodes to, arrays as their length) reached past `limit`; found
+/// before that argument was decoded or converted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "argument `{path}` brings the call's byte lists to {bytes} bytes, more than the {limit} one call may pass to a tool; send less per call"
+)]
+pub struct TooManyBytes {
+    /// The argument (or the spot inside one) that went past the limit.
+    pub path: String,
+    /// The bytes counted up to and including that argument.
+    pub bytes: usize,
+    /// The limit.
+    pub limit: usize,
+}
+
+impl ArgsError {
+    /// The [`ArgError`] naming the spot, for callers that have no budget to
+    /// report a [`TooManyBytes`] against.
+    fn into_arg_error(self) -> ArgError {
+        match self {
+            ArgsError::Invalid(e) => e,
+            ArgsError::TooManyBytes(e) => ArgError {
+                message: e.to_string(),
+                path: e.path,
+            },
+        }
+    }
+}
+
 /// Converts JSON `v` into a value of WIT type `ty`; `path` is used in errors.
 ///
 /// Integers are range-checked (`5.0` counts as `5`), `option<T>` is the value or `null`,
 /// `result` is `{"ok": v}` or `{"err": v}`, variants are `"case"` or `{"case": payload}`,
 /// flags are an array of unique names and maps an array of `[key, value]` pairs.
+/// A `list<u8>` is an array of numbers or a base64 string (RFC 4648, standard
+/// alphabet, `=` padding; see [`bytes`]).
 /// Input nested deeper than [`MAX_DEPTH`] levels is rejected.
 pub fn from_json(ty: &Type, v: &Value, path: &str) -> Result<Val, ArgError> {
-    convert(ty, v, &Path::root(path, MAX_DEPTH))
+    let limits = Limits::new(MAX_DEPTH, usize::MAX);
+    convert(ty, v, &Path::root(path, &limits)).map_err(ArgsError::into_arg_error)
 }
 
 /// Converts a value back to JSON (same mapping in reverse).
@@ -91,8 +140,21 @@ pub fn to_json(v: &Val) -> Value {
 /// a missing required one -> ArgError{path: name, message: "missing (expected <type name>)"};
 /// an unknown key -> ArgError naming it and listing the accepted names; a non-object `args` (except `null`/absent meaning `{}`) is an error.
 ///
-/// Errors about `args` as a whole use the path `$`.
+/// Errors about `args` as a whole use the path `$`. Byte lists may be of any
+/// size; [`args_from_json_within`] bounds them.
 pub fn args_from_json(params: &[(String, Type)], args: &Value) -> Result<Vec<Val>, ArgError> {
+    args_from_json_within(params, args, usize::MAX).map_err(ArgsError::into_arg_error)
+}
+
+/// [`args_from_json`], with the `list<u8>` values of all arguments together
+/// holding at most `max_bytes` bytes (the job's hostcall-data budget). Each is
+/// measured before it is converted, base64 by its length, so text that would
+/// decode past the limit is refused before any of it is decoded.
+pub fn args_from_json_within(
+    params: &[(String, Type)],
+    args: &Value,
+    max_bytes: usize,
+) -> Result<Vec<Val>, ArgsError> {
     let empty = JsonMap::new();
     let obj = match args {
         Value::Null => &empty,
@@ -104,7 +166,8 @@ pub fn args_from_json(params: &[(String, Type)], args: &Value) -> Result<Vec<Val
                     "the arguments must be a JSON object keyed by parameter name, got {}",
                     describe(other)
                 ),
-            });
+            }
+            .into());
         }
     };
     if let Some(key) = obj.keys().find(|k| !params.iter().any(|(n, _)| n == *k)) {
@@ -119,12 +182,14 @@ pub fn args_from_json(params: &[(String, Type)], args: &Value) -> Result<Vec<Val
         return Err(ArgError {
             path: shown(key),
             message: format!("unknown argument ({accepted})"),
-        });
+        }
+        .into());
     }
+    let limits = Limits::new(MAX_DEPTH, max_bytes);
     params
         .iter()
         .map(|(name, ty)| {
-            let path = Path::root(name, MAX_DEPTH);
+            let path = Path::root(name, &limits);
             field_value(ty, obj.get(name), &path)
         })
         .collect()
@@ -241,6 +306,24 @@ fn write_generic(out: &mut String, name: &str, args: &[Type], len: Option<u32>, 
     out.push('>');
 }
 
+/// What one conversion may use: `depth` levels of nesting, and `max_bytes`
+/// of `list<u8>` across all arguments (`bytes` counts what is used so far).
+struct Limits {
+    depth: usize,
+    max_bytes: usize,
+    bytes: Cell<usize>,
+}
+
+impl Limits {
+    fn new(depth: usize, max_bytes: usize) -> Self {
+        Limits {
+            depth,
+            max_bytes,
+            bytes: Cell::new(0),
+        }
+    }
+}
+
 /// A position in the argument tree, kept as a chain on the stack and only
 /// rendered to a string when an error needs it. `depth` counts conversion
 /// levels so recursion stays bounded by `limit` whatever the input.
@@ -249,6 +332,7 @@ struct Path<'a> {
     seg: Seg<'a>,
     depth: usize,
     limit: usize,
+    limits: &'a Limits,
 }
 
 enum Seg<'a> {
@@ -260,12 +344,13 @@ enum Seg<'a> {
 }
 
 impl<'a> Path<'a> {
-    fn root(name: &'a str, limit: usize) -> Self {
+    fn root(name: &'a str, limits: &'a Limits) -> Self {
         Path {
             parent: None,
             seg: Seg::Root(name),
             depth: 1,
-            limit,
+            limit: limits.depth,
+            limits,
         }
     }
 
@@ -287,7 +372,30 @@ impl<'a> Path<'a> {
             seg,
             depth: self.depth + 1,
             limit: self.limit,
+            limits: self.limits,
         }
+    }
+
+    /// Counts `n` more bytes of `list<u8>` here, or says they are too many.
+    fn take_bytes(&self, n: usize) -> Result<(), ArgsError> {
+        let limits = self.limits;
+        let total = limits.bytes.get().saturating_add(n);
+        if total > limits.max_bytes {
+            return Err(TooManyBytes {
+                path: self.rendered(),
+                bytes: total,
+                limit: limits.max_bytes,
+            }
+            .into());
+        }
+        limits.bytes.set(total);
+        Ok(())
+    }
+
+    fn rendered(&self) -> String {
+        let mut path = String::new();
+        self.render(&mut path);
+        path
     }
 
     fn render(&self, out: &mut String) {
@@ -309,17 +417,15 @@ impl<'a> Path<'a> {
         }
     }
 
-    fn err(&self, message: impl Into<String>) -> ArgError {
-        let mut path = String::new();
-        self.render(&mut path);
-        ArgError {
-            path,
+    fn err(&self, message: impl Into<String>) -> ArgsError {
+        ArgsError::Invalid(ArgError {
+            path: self.rendered(),
             message: message.into(),
-        }
+        })
     }
 }
 
-fn convert(ty: &Type, v: &Value, path: &Path<'_>) -> Result<Val, ArgError> {
+fn convert(ty: &Type, v: &Value, path: &Path<'_>) -> Result<Val, ArgsError> {
     if path.depth > path.limit {
         return Err(path.err(format!("nested deeper than {} levels", path.limit)));
     }
@@ -358,9 +464,28 @@ fn convert(ty: &Type, v: &Value, path: &Path<'_>) -> Result<Val, ArgError> {
         }
         Type::String => Val::String(v.as_str().ok_or_else(mismatch)?.to_string()),
         Type::List(l) => {
-            let items = v.as_array().ok_or_else(mismatch)?;
             let elem = l.ty();
-            Val::List(convert_items(&elem, items, path)?)
+            let is_bytes = matches!(elem, Type::U8);
+            match v {
+                Value::String(text) if is_bytes => {
+                    let len = bytes::decoded_len(text).map_err(|e| path.err(e))?;
+                    path.take_bytes(len)?;
+                    Val::List(bytes::decode(text, len).map_err(|e| path.err(e))?)
+                }
+                Value::Array(items) => {
+                    if is_bytes {
+                        path.take_bytes(items.len())?;
+                    }
+                    Val::List(convert_items(&elem, items, path)?)
+                }
+                _ if is_bytes => {
+                    return Err(path.err(format!(
+                        "expected list<u8> (an array of numbers or a base64 string), got {}",
+                        describe(v)
+                    )));
+                }
+                _ => return Err(mismatch()),
+            }
         }
         Type::FixedLengthList(l) => {
             let items = v.as_array().ok_or_else(mismatch)?;
@@ -435,7 +560,7 @@ fn convert(ty: &Type, v: &Value, path: &Path<'_>) -> Result<Val, ArgError> {
                     let val = field_value(&f.ty, obj.get(f.name), &path.field(f.name))?;
                     Ok((f.name.to_string(), val))
                 })
-                .collect::<Result<_, ArgError>>()?;
+                .collect::<Result<_, ArgsError>>()?;
             Val::Record(fields)
         }
         Type::Variant(var) => match v {
@@ -554,7 +679,7 @@ fn convert(ty: &Type, v: &Value, path: &Path<'_>) -> Result<Val, ArgError> {
     })
 }
 
-fn convert_items(elem: &Type, items: &[Value], path: &Path<'_>) -> Result<Vec<Val>, ArgError> {
+fn convert_items(elem: &Type, items: &[Value], path: &Path<'_>) -> Result<Vec<Val>, ArgsError> {
     items
         .iter()
         .enumerate()
@@ -563,7 +688,7 @@ fn convert_items(elem: &Type, items: &[Value], path: &Path<'_>) -> Result<Vec<Va
 }
 
 /// A record field or named argument: absent `option<T>` is `none`, any other absence is an error.
-fn field_value(ty: &Type, v: Option<&Value>, path: &Path<'_>) -> Result<Val, ArgError> {
+fn field_value(ty: &Type, v: Option<&Value>, path: &Path<'_>) -> Result<Val, ArgsError> {
     match (v, ty) {
         (Some(v), _) => convert(ty, v, path),
         (None, Type::Option(_)) => Ok(Val::Option(None)),
@@ -572,7 +697,7 @@ fn field_value(ty: &Type, v: Option<&Value>, path: &Path<'_>) -> Result<Val, Arg
 }
 
 /// Reads an integer in `min..=max`; integral floats such as `5.0` or `1e3` count as integers.
-fn int(v: &Value, path: &Path<'_>, name: &str, min: i128, max: i128) -> Result<i128, ArgError> {
+fn int(v: &Value, path: &Path<'_>, name: &str, min: i128, max: i128) -> Result<i128, ArgsError> {
     let n = match v {
         Value::Number(n) => {
             if let Some(u) = n.as_u64() {
@@ -873,9 +998,21 @@ pub(crate) mod tests {
             ),
             (
                 "/bytes",
-                json!("aGk="),
+                json!(7),
                 "bytes",
-                "expected list<u8>, got the string \"aGk=\"",
+                "expected list<u8> (an array of numbers or a base64 string), got 7",
+            ),
+            (
+                "/bytes",
+                json!("aGk"),
+                "bytes",
+                "invalid base64 for list<u8>: its length 3 is not a multiple of 4; pad the end with `=` (standard base64 is always padded)",
+            ),
+            (
+                "/bytes",
+                json!([0, 256]),
+                "bytes[1]",
+                "expected u8 (0..=255), got 256",
             ),
             (
                 "/text",
@@ -1130,13 +1267,161 @@ pub(crate) mod tests {
             // The limit itself, exercised with a lower bound than MAX_DEPTH since
             // no valid type reaches 128 levels.
             let ty = nested_lists(20);
-            let limited = |depth| convert(&ty, &nested_json(depth), &Path::root("deep", 10));
-            let err = limited(20).unwrap_err();
+            let limits = Limits::new(10, usize::MAX);
+            let limited = |depth| convert(&ty, &nested_json(depth), &Path::root("deep", &limits));
+            let err = limited(20).unwrap_err().into_arg_error();
             assert_eq!(err.message, "nested deeper than 10 levels");
             assert_eq!(err.path, format!("deep{}", "[0]".repeat(10)));
             let ty9 = nested_lists(9);
-            assert!(convert(&ty9, &nested_json(9), &Path::root("deep", 10)).is_ok());
+            assert!(convert(&ty9, &nested_json(9), &Path::root("deep", &limits)).is_ok());
             assert_eq!(MAX_DEPTH, 128);
+        }
+    }
+
+    mod byte_lists {
+        use super::*;
+
+        fn u8s(bytes: &[u8]) -> Val {
+            Val::List(bytes.iter().map(|&b| Val::U8(b)).collect())
+        }
+
+        #[test]
+        fn base64_text_is_the_same_bytes_as_the_array() {
+            let params = all();
+            let ty = param(&params, "bytes");
+            let from_text = from_json(&ty, &json!("AH//"), "bytes").unwrap();
+            assert_eq!(from_text, u8s(&[0, 127, 255]));
+            assert_eq!(
+                from_text,
+                from_json(&ty, &json!([0, 127, 255]), "bytes").unwrap()
+            );
+            // Results are written as arrays whichever form came in.
+            assert_eq!(to_json(&from_text), json!([0, 127, 255]));
+            assert_eq!(from_json(&ty, &json!(""), "bytes"), Ok(u8s(&[])));
+
+            let mut args = full_args();
+            args["bytes"] = json!("AH//");
+            let vals = args_from_json(&params, &args).unwrap();
+            assert_eq!(args_to_json(&params, &vals), full_args());
+            // Only `list<u8>` reads text: a `list<u32>` or a `u8` does not.
+            let e = err_of(&param(&params, "items"), json!("AH//"), "items");
+            assert_eq!(e.message, "expected list<u32>, got the string \"AH//\"");
+            let e = err_of(&param(&params, "u8"), json!("AA=="), "u8");
+            assert_eq!(e.message, "expected u8 (0..=255), got the string \"AA==\"");
+        }
+
+        #[test]
+        fn malformed_base64_names_the_argument_and_the_fix() {
+            let params = all();
+            for (text, says) in [
+                ("AH/", "its length 3 is not a multiple of 4"),
+                ("AH_-", "`_` at offset 2 is URL-safe base64"),
+                ("AH//\n", "its length 5 is not a multiple of 4"),
+                ("AH/ ", "a space at offset 3"),
+                ("A===", "padding `=` at offset 1 is not at the end"),
+            ] {
+                let mut args = full_args();
+                args["opts"]["tags"] = json!([]);
+                args["bytes"] = json!(text);
+                let e = args_from_json(&params, &args).expect_err(text);
+                assert_eq!(e.path, "bytes", "{text:?}");
+                assert!(
+                    e.message.starts_with("invalid base64 for list<u8>: ")
+                        && e.message.contains(says),
+                    "{text:?}: {}",
+                    e.message
+                );
+                assert!(
+                    e.to_string()
+                        .starts_with("argument `bytes`: invalid base64"),
+                    "{e}"
+                );
+            }
+        }
+
+        fn bytes_fn() -> Vec<(String, Type)> {
+            func_params(
+                r#"(component
+                    (type $r' (record (field "data" (list u8))))
+                    (import "r" (type $r (eq $r')))
+                    (type $f (func
+                        (param "a" (list u8))
+                        (param "b" (option (list u8)))
+                        (param "rec" (list $r))
+                        (param "words" (list string))))
+                    (import "f" (func (type $f))))"#,
+                "f",
+            )
+        }
+
+        fn too_many(e: ArgsError) -> TooManyBytes {
+            match e {
+                ArgsError::TooManyBytes(t) => t,
+                other => panic!("expected too many bytes, got {other:?}"),
+            }
+        }
+
+        #[test]
+        fn byte_lists_of_one_call_are_counted_together_against_the_limit() {
+            let params = bytes_fn();
+            // 3 + 2 + 1 + 2 = 8 bytes, in both forms and nested; strings do not count.
+            let args = json!({
+                "a": "AAEC",
+                "b": [7, 8],
+                "rec": [{"data": "CQ=="}, {"data": [10, 11]}],
+                "words": ["long words are not bytes"],
+            });
+            assert!(args_from_json_within(&params, &args, 8).is_ok());
+            let e = too_many(args_from_json_within(&params, &args, 7).unwrap_err());
+            assert_eq!(
+                e,
+                TooManyBytes {
+                    path: "rec[1].data".into(),
+                    bytes: 8,
+                    limit: 7
+                }
+            );
+            let e = too_many(args_from_json_within(&params, &args, 2).unwrap_err());
+            assert_eq!((e.path.as_str(), e.bytes), ("a", 3));
+            // Without a limit, any size converts.
+            assert!(args_from_json(&params, &args).is_ok());
+        }
+
+        #[test]
+        fn text_past_the_limit_is_refused_by_its_length_before_decoding() {
+            let params = bytes_fn();
+            // 4 MiB + 3 bytes of text whose only flaw is deep inside: the
+            // size is known from the length, so the flaw is never reached.
+            let mut text = "A".repeat(4 << 20);
+            text.replace_range(3 << 20..(3 << 20) + 1, "!");
+            text.push_str("AAAA");
+            let args = json!({ "a": text, "rec": [], "words": [] });
+            let e = too_many(args_from_json_within(&params, &args, 3 << 20).unwrap_err());
+            assert_eq!(
+                e,
+                TooManyBytes {
+                    path: "a".into(),
+                    bytes: 3 << 20 | 3,
+                    limit: 3 << 20
+                }
+            );
+            assert!(e.to_string().contains("send less per call"), "{e}");
+            // Under a larger limit the flaw is what is wrong.
+            let e = args_from_json_within(&params, &args, 4 << 20).unwrap_err();
+            let ArgsError::Invalid(e) = e else {
+                panic!("expected invalid base64, got {e:?}")
+            };
+            assert_eq!(e.path, "a");
+            assert!(
+                e.message.contains(&format!("`!` at offset {}", 3 << 20)),
+                "{e}"
+            );
+            // A bad length is reported at once, whatever the limit.
+            let args = json!({ "a": "A".repeat(4_000_001), "rec": [], "words": [] });
+            assert!(matches!(
+                args_from_json_within(&params, &args, 1),
+                Err(ArgsError::Invalid(_))
+            ));
         }
     }
 

@@ -669,4 +669,68 @@ mod hostcall_data {
         assert_budget(&err, BudgetKind::HostcallData);
         assert_host_still_works(&host).await;
     }
+
+    /// Bytes going in count against the same budget: a `list<u8>` argument,
+    /// base64 text or an array, past it is refused before the job starts,
+    /// and base64 by its length alone, before any of it is decoded.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn base64_bytes_past_the_hostcall_limit_are_refused_before_decoding() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD;
+
+        let host = host(caps());
+        let tool = load_ok(
+            &host,
+            "bench_pure",
+            no_grants(),
+            budget(|b| b.hostcall_bytes = MIB),
+        );
+        let (host, tool) = (&host, &tool);
+        let take = |b: Value| async move {
+            let args = json!({ "b": b });
+            host.run(tool, Some("take-bytes"), &args).await
+        };
+
+        // Exactly the budget goes through, in either form.
+        let out = take(json!(STANDARD.encode(vec![7u8; MIB])))
+            .await
+            .expect("1 MiB of base64 is within the budget");
+        assert_eq!(out.value, json!(MIB));
+
+        // One byte more is the hostcall-data budget, naming the argument.
+        let err = job_err(
+            take(json!(STANDARD.encode(vec![7u8; MIB + 1]))).await,
+            "1 MiB + 1 byte of base64",
+        );
+        assert_budget(&err, BudgetKind::HostcallData);
+        let text = err.to_string();
+        assert!(
+            text.contains("argument `b`") && text.contains("1MiB"),
+            "{text}"
+        );
+        let err = job_err(
+            take(Value::Array(vec![json!(7); MIB + 1])).await,
+            "an array of 1 MiB + 1 numbers",
+        );
+        assert_budget(&err, BudgetKind::HostcallData);
+
+        // 64 MiB of text that is not base64 at all: its length says 48 MiB,
+        // so it is refused as the budget. Had it been decoded, the `!` at
+        // offset 0 would have made it invalid arguments instead.
+        let err = job_err(take(json!("!".repeat(64 * MIB))).await, "64 MiB of `!`");
+        assert_budget(&err, BudgetKind::HostcallData);
+        assert!(err.to_string().contains("to 48MiB"), "{err}");
+
+        // Malformed text within the budget is invalid arguments naming `b`.
+        for bad in ["aGk", "aG-k", "aGk=\n", "aG k"] {
+            match take(json!(bad)).await {
+                Err(JobError::InvalidArguments(e)) => {
+                    assert_eq!(e.path, "b", "{bad:?}");
+                    assert!(e.message.starts_with("invalid base64"), "{bad:?}: {e}");
+                }
+                other => panic!("{bad:?}: expected invalid arguments, got {other:?}"),
+            }
+        }
+        assert_host_still_works(host).await;
+    }
 }

@@ -354,30 +354,7 @@ fn rows(r: &Results) -> Result<Vec<Row>> {
     });
 
     // 4. payload
-    for (kind, sizes) in [
-        ("string", &["1KiB", "64KiB", "1MiB", "16MiB"][..]),
-        ("bytes", &["1KiB", "64KiB", "1MiB"][..]),
-    ] {
-        for size in sizes {
-            let air = r.need("payload", &format!("airlock_{kind}_{size}"))?;
-            let floor = r.need("payload", &format!("floor_{kind}_{size}"))?;
-            let in_range = matches!(*size, "64KiB" | "1MiB");
-            let ratio = air.median / floor.median;
-            rows.push(Row::timed(
-                "payload",
-                format!("{kind} {size} (whole job)"),
-                air,
-                "alloc+copy(+utf8)",
-                floor,
-                if in_range {
-                    "ratio ≤ 2.5 (≥ 0.4× floor)"
-                } else {
-                    "(outside 64 KiB–1 MiB)"
-                },
-                in_range.then_some(ratio <= 2.5),
-            ));
-        }
-    }
+    payload_rows(r, &mut rows)?;
 
     // 5. load_cached
     let air = r.need("load_cached", "airlock")?;
@@ -658,6 +635,88 @@ fn rows(r: &Results) -> Result<Vec<Row>> {
         ));
     }
     Ok(rows)
+}
+
+/// The payload rows: each whole job against the alloc+copy floor, then (for
+/// scale, against the same floor) where the time goes.
+fn payload_rows(r: &Results, rows: &mut Vec<Row>) -> Result<()> {
+    for (kind, label, floor_kind, sizes) in [
+        (
+            "string",
+            "string",
+            "string",
+            &["1KiB", "64KiB", "1MiB", "16MiB"][..],
+        ),
+        (
+            "bytes",
+            "bytes as array",
+            "bytes",
+            &["1KiB", "64KiB", "1MiB"][..],
+        ),
+        (
+            "bytes_b64",
+            "bytes as base64",
+            "bytes",
+            &["1KiB", "64KiB", "1MiB"][..],
+        ),
+    ] {
+        for size in sizes {
+            let air = r.need("payload", &format!("airlock_{kind}_{size}"))?;
+            let floor = r.need("payload", &format!("floor_{floor_kind}_{size}"))?;
+            let in_range = matches!(*size, "64KiB" | "1MiB");
+            let ratio = air.median / floor.median;
+            rows.push(Row::timed(
+                "payload",
+                format!("{label} {size} (whole job)"),
+                air,
+                "alloc+copy(+utf8)",
+                floor,
+                if in_range {
+                    "ratio ≤ 2.5 (≥ 0.4× floor)"
+                } else {
+                    "(outside 64 KiB–1 MiB)"
+                },
+                in_range.then_some(ratio <= 2.5),
+            ));
+        }
+    }
+    let parts = [
+        ("string", "convert", "string: JSON → WIT value only"),
+        ("string", "raw_val", "string: raw wasmtime job, Val API"),
+        (
+            "string",
+            "raw_typed",
+            "string: raw wasmtime job, typed call",
+        ),
+        ("bytes", "convert", "bytes as array: JSON → WIT value only"),
+        (
+            "bytes_b64",
+            "convert",
+            "bytes as base64: JSON → WIT value only",
+        ),
+        ("bytes_b64", "decode", "bytes as base64: decode only"),
+        ("bytes", "raw_val", "bytes: raw wasmtime job, Val API"),
+        ("bytes", "raw_typed", "bytes: raw wasmtime job, typed call"),
+    ];
+    for size in ["64KiB", "1MiB"] {
+        for (kind, part, label) in parts {
+            let case = match part {
+                "decode" => format!("decode_b64_{size}"),
+                _ => format!("{part}_{kind}_{size}"),
+            };
+            let floor_kind = if kind == "string" { "string" } else { "bytes" };
+            rows.push(Row::timed(
+                "payload",
+                format!("{label} {size}"),
+                r.need("payload", &case)?,
+                "alloc+copy(+utf8)",
+                r.need("payload", &format!("floor_{floor_kind}_{size}"))?,
+                "(for scale)",
+                None,
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The cold-start ladder: each rung's stats, or why it is absent.

@@ -115,8 +115,11 @@ pub const WALLS: &[Wall] = &[
         title: "Host-call data",
         promise: "A guest cannot make the host copy or allocate without bound: hostcall \
                   fuel caps the bytes lifted from guest to host per call, including an \
-                  export's result, so a giant message is a clean error, not a host allocation.",
-        design: "Every store is armed with hostcall fuel before instantiation.",
+                  export's result, so a giant message is a clean error, not a host allocation. \
+                  The byte lists of a call's arguments count against the same budget, \
+                  measured before they are decoded.",
+        design: "Every store is armed with hostcall fuel before instantiation; arguments \
+                 are converted with the budget as their byte limit.",
     },
     Wall {
         key: "hostcall_time",

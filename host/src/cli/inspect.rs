@@ -58,7 +58,7 @@ pub(super) fn inspect(args: InspectArgs) -> Result<(), Failure> {
                 "params": sig.params.iter().map(|(n, t)| json!({"name": n, "type": values::type_name(t)})).collect::<Vec<_>>(),
                 "result": sig.result.map(values::type_name),
                 "input_schema": input_schema,
-                "output_schema": sig.result.map(schema::schema_of),
+                "output_schema": sig.result.map(schema::result_schema_of),
             })
         })
         .collect();
