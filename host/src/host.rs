@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use airlock_core::{AuditRecord, AuditSink, Decision, Job, JobControl};
@@ -18,6 +18,7 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, 
 
 use crate::cache::{CacheOutcome, CacheWarning, ComponentCache, Digest32};
 use crate::engine::{EPOCH_TICK, EpochTicker, PoolSize, build_engine};
+use crate::executor::JobExecutor;
 use crate::job::{self, Budget, JobError, JobOutput, JobParts, JobState};
 use crate::type_size::TypeCap;
 use crate::verbs::{Capabilities, Grants, VerbSet};
@@ -269,6 +270,12 @@ pub struct HostOptions {
     /// Told of every job's end: how long it waited for a slot, how it ended
     /// and how long it ran (`airlock serve`'s metrics).
     pub observer: Option<Arc<dyn JobObserver>>,
+    /// Worker threads of the job executor [`Airlock::spawn_with`] runs jobs
+    /// on (`None`: the job slots, at most one per core; see
+    /// [`crate::executor`]). `Some(0)` runs them in the caller's task instead,
+    /// as [`Airlock::run_with`] does: for an embedder that schedules jobs
+    /// itself, and for the benchmark of what that costs a server's latency.
+    pub job_workers: Option<usize>,
     /// Test-only: shows every job's guest memories to this probe (and builds
     /// the engine with guest debugging on). See [`crate::probe`].
     #[cfg(feature = "guest-debug")]
@@ -299,6 +306,10 @@ pub struct Airlock {
     core_instances: u32,
     next_job: AtomicU64,
     observer: Option<Arc<dyn JobObserver>>,
+    job_workers: usize,
+    /// Started at the first [`Airlock::spawn_with`]: a host that only runs
+    /// jobs in its callers' tasks starts no threads for it.
+    executor: OnceLock<Result<JobExecutor, String>>,
     #[cfg(feature = "guest-debug")]
     probe: Option<Arc<dyn crate::probe::MemoryProbe>>,
 }
@@ -347,6 +358,10 @@ impl Airlock {
             core_instances: options.pool.core_instances_per_job,
             next_job: AtomicU64::new(1),
             observer: options.observer,
+            job_workers: options
+                .job_workers
+                .unwrap_or_else(|| default_job_workers(options.pool.max_jobs)),
+            executor: OnceLock::new(),
             #[cfg(feature = "guest-debug")]
             probe: options.memory_probe,
         })
@@ -910,6 +925,70 @@ impl Airlock {
 }
 
 impl Airlock {
+    /// [`Airlock::run_with`] on the host's job executor, a runtime that runs
+    /// jobs and nothing else ([`crate::executor`]): what a server calls so
+    /// that guests never hold up the runtime reading its requests. The job
+    /// starts at once; the returned future is its outcome. Dropping that
+    /// future before the job ends cancels the job (reason
+    /// [`crate::executor::CALLER_GONE`]): it stops within one epoch tick and
+    /// is audited as cancelled, as when `control.cancel` fires. With
+    /// [`HostOptions::job_workers`] `Some(0)` the job runs in the awaiting
+    /// task instead, exactly as [`Airlock::run_with`].
+    pub fn spawn_with(
+        self: &Arc<Self>,
+        tool: &Arc<Tool>,
+        function: Option<&str>,
+        args: Value,
+        control: &JobControl,
+    ) -> impl Future<Output = Result<JobOutput, JobError>> + Send + 'static {
+        let host = self.clone();
+        let tool = tool.clone();
+        let function = function.map(str::to_string);
+        let cancel = control.cancel.clone();
+        let control = control.clone();
+        let job = async move {
+            host.run_with(&tool, function.as_deref(), &args, &control)
+                .await
+        };
+        let spawned = match self.executor() {
+            None => Spawn::Inline(job),
+            Some(Ok(executor)) => Spawn::Spawned(executor.spawn(cancel, job)),
+            Some(Err(e)) => Spawn::Failed(e),
+        };
+        async move {
+            match spawned {
+                Spawn::Inline(job) => job.await,
+                Spawn::Spawned(job) => job
+                    .await
+                    .unwrap_or_else(|e| Err(JobError::Internal(e.to_string()))),
+                Spawn::Failed(e) => Err(JobError::Internal(e)),
+            }
+        }
+    }
+
+    /// Worker threads of the job executor; 0 when jobs run in their
+    /// callers' tasks ([`HostOptions::job_workers`]).
+    pub fn job_workers(&self) -> usize {
+        self.job_workers
+    }
+
+    /// The job executor, started on first use; `None` when jobs run in
+    /// their callers' tasks.
+    fn executor(&self) -> Option<Result<&JobExecutor, String>> {
+        if self.job_workers == 0 {
+            return None;
+        }
+        let started = self.executor.get_or_init(|| {
+            JobExecutor::new(
+                self.job_workers,
+                &self.engine,
+                self.ticker.deadlines().clone(),
+            )
+            .map_err(|e| format!("cannot start the job executor: {e}"))
+        });
+        Some(started.as_ref().map_err(Clone::clone))
+    }
+
     /// Records a cancelled job in the audit trail: why, how far it got, and
     /// how long after the cancel it stopped.
     fn audit_cancelled(&self, job: &Job, started: Instant, control: &JobControl) {
@@ -936,6 +1015,25 @@ impl Airlock {
             content: None,
         });
     }
+}
+
+/// Where [`Airlock::spawn_with`] runs a job.
+enum Spawn<F, T> {
+    /// In the awaiting task ([`HostOptions::job_workers`] `Some(0)`).
+    Inline(F),
+    /// On the job executor.
+    Spawned(crate::executor::SpawnedJob<T>),
+    /// Nowhere: the executor could not start.
+    Failed(String),
+}
+
+/// The job executor's threads when the options do not say: one per job slot,
+/// at most one per core. More would only take turns on the cores (and each
+/// worker's slices delay the jobs queued behind them); fewer would leave a
+/// core idle while jobs wait.
+fn default_job_workers(max_jobs: u32) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(max_jobs as usize).max(1)
 }
 
 /// The error of a job cancelled `elapsed` into its run, after `verb_calls`.

@@ -316,6 +316,15 @@ pub(crate) fn new_store(
     if woken {
         deadlines.wake_at(deadline);
     }
+    // A job keeps its worker through its first slice: an epoch advance then
+    // (a tick, or a nudge for a job spawned behind it, see
+    // `crate::executor`) would send it to the back of its worker's queue,
+    // behind every guest waiting there, when it is probably about to end.
+    // It yields when its first slice ends instead (the ticker is asked to
+    // advance the epoch then).
+    let first_slice_end = Instant::now() + crate::executor::FIRST_SLICE;
+    let mut in_first_slice = true;
+    let mut woken_at_slice_end = false;
     store.epoch_deadline_callback(move |_| {
         let now = Instant::now();
         if cancel.is_cancelled() || now >= deadline {
@@ -324,6 +333,16 @@ pub(crate) fn new_store(
         if !woken && deadline - now <= deadlines.tick() {
             deadlines.wake_at(deadline);
             woken = true;
+        }
+        if in_first_slice {
+            if now < first_slice_end {
+                if !woken_at_slice_end {
+                    deadlines.wake_at(first_slice_end);
+                    woken_at_slice_end = true;
+                }
+                return Ok(UpdateDeadline::Continue(1));
+            }
+            in_first_slice = false;
         }
         Ok(UpdateDeadline::Yield(1))
     });

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod describe;
 pub mod engine;
+pub mod executor;
 pub mod files;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -11,9 +11,12 @@
 //! annotations computed from the tool's grants ([`crate::annotations`]).
 //! `tools/call` also accepts the title, for people who type it.
 //!
-//! Each `tools/call` is one fresh job ([`Airlock::run`]) under that tool's
-//! grants and budget; the grants come from the toolkit and nothing an MCP
-//! client sends can change them. Calls run concurrently. Outcomes:
+//! Each `tools/call` is one fresh job ([`Airlock::spawn_with`]) under that
+//! tool's grants and budget; the grants come from the toolkit and nothing an
+//! MCP client sends can change them. Calls run concurrently, on the host's
+//! job executor, never on the runtime that reads requests
+//! ([`crate::executor`]): a client's call is read and answered while other
+//! clients' guests spin on every core. Outcomes:
 //!
 //! - success: the result as JSON text, plus `structuredContent` (the value,
 //!   or `{"result": value}` when it is not a record; see
@@ -170,9 +173,11 @@ impl Toolbox {
         let d = &entry.description;
         let args = Value::Object(arguments.unwrap_or_default());
         let started = Instant::now();
+        // On the host's job executor: a guest never holds up the runtime
+        // that reads requests (see `crate::executor`).
         let outcome = self
             .host
-            .run_with(&entry.tool, Some(&d.function), &args, control)
+            .spawn_with(&entry.tool, Some(&d.function), args, control)
             .await;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {

@@ -2,10 +2,15 @@
 //! reused by later jobs. One job fills 8 MiB with a canary; later jobs grow
 //! their memory past that size (so they map the same pages again) and scan
 //! every page for it: they must find nothing. A positive control in one job
-//! proves the scan finds the canary when it is there.
+//! proves the scan finds the canary when it is there. Decommits are batched
+//! (`engine::DECOMMIT_BATCH`): a slot goes back to the pool only when its
+//! batch is flushed. On a one-job pool (one fiber stack) the next job cannot
+//! start until the filler's batch is flushed, so the filler's slots come back
+//! at once and are the ones reused.
 
-use airlock::Budget;
-use airlock_tests::{caps, host, load_ok, no_grants};
+use airlock::engine::PoolSize;
+use airlock::{Budget, HostOptions};
+use airlock_tests::{caps, host, host_with, load_ok, no_grants};
 use serde_json::{Value, json};
 
 /// 24 bytes no program writes by accident, and their XOR-masked form (the
@@ -63,5 +68,42 @@ async fn a_reused_pool_slot_holds_nothing_from_the_job_before() {
                 "round {round}: a later job saw the canary an earlier job left in its memory"
             );
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_job_pool_reuses_the_same_slot_and_it_holds_nothing() {
+    let host = host_with(
+        HostOptions {
+            pool: PoolSize {
+                max_jobs: 1,
+                ..PoolSize::default()
+            },
+            cache_dir: Some(airlock_tests::cache_dir().to_path_buf()),
+            ..HostOptions::default()
+        },
+        caps(),
+    );
+    let tool = load_ok(&host, "residue", no_grants(), Budget::default());
+    let (canary, masked, mask) = canary();
+    for round in 0..3 {
+        let filled = host
+            .run(&tool, Some("fill"), &json!({ "canary": canary, "mib": 8 }))
+            .await
+            .expect("fill");
+        assert_eq!(count(&filled.value), 8 << 20);
+        let scanned = host
+            .run(
+                &tool,
+                Some("scan"),
+                &json!({ "masked": masked, "mask": mask, "grow-mib": 12 }),
+            )
+            .await
+            .expect("scan");
+        assert_eq!(
+            count(&scanned.value),
+            0,
+            "round {round}: the job after the filler, in its slot, saw the canary"
+        );
     }
 }

@@ -70,11 +70,13 @@ pub(super) fn mcp(args: McpArgs) -> Result<(), Failure> {
     let host = Arc::new(host);
     let toolbox = Arc::new(super::warned(&host, Toolbox::load(host.clone(), &kit))?);
     let names: Vec<String> = toolbox.descriptions().map(|d| d.name.clone()).collect();
+    // The runtime that reads and answers requests. Guests do not run on it
+    // but on the host's job executor (`crate::executor`), so a call is read
+    // while every core spins. It still checks for new requests after every
+    // poll rather than every 61: a large request's decode or a long response
+    // never delays the next read by more than one poll.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        // Guests run on these workers in 10 ms slices: left at its default of
-        // 61 polls, the check for new requests (a cancel, a DELETE, a call)
-        // would wait ~0.6 s behind spinning guests; at 1 it waits one slice.
         .event_interval(1)
         .build()
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;

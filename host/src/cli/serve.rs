@@ -67,7 +67,7 @@ pub(super) fn serve(args: ServeArgs) -> Result<(), Failure> {
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        // As for `airlock mcp`: new requests are looked at between guest slices.
+        // Jobs run on the host's job executor; this runtime reads requests.
         .event_interval(1)
         .build()
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
