@@ -11,7 +11,7 @@ mod common;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -241,24 +241,7 @@ fn the_manifests_own_config_serves_and_answers_its_probes() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_secs(120);
-    let addr = loop {
-        let seen = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(a) = seen
-            .split_once("listening on http://")
-            .and_then(|(_, r)| r.lines().next())
-        {
-            break a.trim().to_string();
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("airlock serve exited ({status}): {seen}");
-        }
-        assert!(
-            Instant::now() < until,
-            "airlock serve did not start: {seen}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let addr = common::serve_address(&mut child, &log);
     for path in [airlock::serve::HEALTH_PATH, airlock::serve::READY_PATH] {
         let (status, text) = request(&addr, &format!("GET {path} HTTP/1.1\r\n"));
         assert_eq!(status, 200, "{path}: {text}");

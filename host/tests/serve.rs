@@ -124,27 +124,9 @@ fn serve_with(config: &str, files: &[(&str, String)]) -> Served {
         .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
         .spawn()
         .unwrap();
-    let mut served = Served {
-        child,
-        addr: String::new(),
-        dir,
-    };
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(120) {
-        let seen = served.stderr();
-        if let Some(addr) = seen
-            .split_once("listening on http://")
-            .and_then(|(_, rest)| rest.lines().next())
-        {
-            served.addr = addr.trim().to_string();
-            return served;
-        }
-        if let Ok(Some(status)) = served.child.try_wait() {
-            panic!("airlock serve exited ({status}): {seen}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("airlock serve did not start within 120 s");
+    let mut child = child;
+    let addr = common::serve_address(&mut child, &dir.path().join("stderr"));
+    Served { child, addr, dir }
 }
 
 const TWO_TOOLKITS: &str = "[serve]\ndrain = \"5s\"\n\
