@@ -147,8 +147,12 @@ async fn until_stopped(
     let terminated = term.recv();
     #[cfg(not(unix))]
     let terminated = std::future::pending::<Option<()>>();
+    // `serve` outlives the select: dropping it ends the sessions, which
+    // cancels their calls as if the client had, so the calls must first
+    // learn that the server is stopping.
+    let mut serve = std::pin::pin!(serve);
     tokio::select! {
-        served = serve => return served,
+        served = &mut serve => return served,
         _ = tokio::signal::ctrl_c() => {}
         _ = terminated => {}
     }
