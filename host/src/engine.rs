@@ -50,8 +50,16 @@ pub const DECOMMIT_BATCH: usize = 32;
 /// in compiled code); a larger pool gets slots of `max_memory_bytes`.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSize {
-    /// Jobs that may hold an instance at the same time.
+    /// Jobs that may hold an instance at the same time, running or idle
+    /// ([`crate::Airlock::idle`]): instances, memories and tables.
     pub max_jobs: u32,
+    /// Of those, jobs that may run at the same time (`None`: all of them).
+    /// Only a running job needs a fiber stack, and every pooled stack costs
+    /// two kernel memory mappings (the stack and its guard page) from the
+    /// start, whether used or not: a pool sized for many idle instances
+    /// keeps this small so that the mappings go to the instances
+    /// (`vm.max_map_count`, see README).
+    pub max_running: Option<u32>,
     /// Largest linear memory any job may reach (the store limit is lower).
     pub max_memory_bytes: usize,
     /// Core module instances one job may create: a component needing more is
@@ -59,10 +67,20 @@ pub struct PoolSize {
     pub core_instances_per_job: u32,
 }
 
+impl PoolSize {
+    /// Jobs that may run at the same time: [`PoolSize::max_running`], at
+    /// most [`PoolSize::max_jobs`].
+    pub fn running(&self) -> u32 {
+        self.max_running
+            .map_or(self.max_jobs, |r| r.min(self.max_jobs))
+    }
+}
+
 impl Default for PoolSize {
     fn default() -> Self {
         Self {
             max_jobs: 256,
+            max_running: None,
             max_memory_bytes: 256 << 20,
             core_instances_per_job: CORE_INSTANCES_PER_JOB,
         }
@@ -98,9 +116,12 @@ fn config(pool: PoolSize) -> Config {
         .max_wasm_stack(512 << 10)
         .async_stack_zeroing(true);
 
-    // Every total is the per-job limit times the job slots: a job admitted by
-    // the host's semaphore always finds room, so the pool is never exhausted
-    // by concurrency, only a tool over the per-job limits fails (at once).
+    // Every total is the per-job limit times the job slots (stacks: times the
+    // jobs that may run): a job admitted by the host's semaphores always
+    // finds room, so the pool is never exhausted by concurrency, only a tool
+    // over the per-job limits fails (at once). An idle instance holds no
+    // stack: instantiating a component calls no guest code on a fiber unless
+    // it has a start function, and wasmtime takes a stack only for a call.
     let j = pool.max_jobs;
     if pool_address_space(j) > MAX_POOL_ADDRESS_SPACE {
         // Too many 4 GiB slots for the address space: give each memory a
@@ -114,7 +135,7 @@ fn config(pool: PoolSize) -> Config {
         .total_core_instances(pool.core_instances_per_job.saturating_mul(j))
         .total_memories(MEMORIES_PER_JOB * j)
         .total_tables(TABLES_PER_JOB * j)
-        .total_stacks(j)
+        .total_stacks(pool.running())
         .max_memory_size(pool.max_memory_bytes)
         .table_elements(10_000)
         .max_core_instances_per_component(pool.core_instances_per_job)

@@ -178,6 +178,9 @@ pub struct Tool {
     exports: Vec<Export>,
     imports: Vec<Import>,
     cache: CacheOutcome,
+    /// Whether instantiating it runs guest start-up code on a fiber, whose
+    /// stack the store then keeps ([`Airlock::idle`] finds out once).
+    keeps_stack: OnceLock<bool>,
 }
 
 impl Tool {
@@ -303,6 +306,11 @@ pub struct Airlock {
     pres: Mutex<HashMap<(Digest32, VerbSet), InstancePre<JobState>>>,
     slots: Arc<tokio::sync::Semaphore>,
     max_jobs: u32,
+    /// Fiber stacks for running jobs, when fewer than `max_jobs`
+    /// ([`crate::engine::PoolSize::max_running`]): a running job holds a
+    /// permit of both, an idle instance only a slot.
+    running: Option<Arc<tokio::sync::Semaphore>>,
+    max_running: u32,
     core_instances: u32,
     next_job: AtomicU64,
     observer: Option<Arc<dyn JobObserver>>,
@@ -314,12 +322,21 @@ pub struct Airlock {
     probe: Option<Arc<dyn crate::probe::MemoryProbe>>,
 }
 
-/// A tool instantiated in its own job store and not called: what a job
-/// holds while it waits. Dropping it ends that job (the store is dropped and
-/// its slot freed). Benchmarks use it to measure memory per live instance.
+/// The permits of an admitted job: its running permit (where the host has
+/// one) and its slot.
+type Admitted<'a> = (
+    Option<tokio::sync::SemaphorePermit<'a>>,
+    tokio::sync::SemaphorePermit<'a>,
+);
+
+/// A tool instantiated in its own job store and not called. Dropping it
+/// ends that job (the store is dropped and its slot freed). It holds a slot
+/// of `max_jobs` but no fiber stack, so it does not count against
+/// `max_running`. Benchmarks use it to measure memory per live instance.
 pub struct IdleInstance {
     _store: wasmtime::Store<JobState>,
     _slot: tokio::sync::OwnedSemaphorePermit,
+    _running: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Airlock {
@@ -355,12 +372,15 @@ impl Airlock {
             pres: Mutex::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(options.pool.max_jobs as usize)),
             max_jobs: options.pool.max_jobs,
+            running: (options.pool.running() < options.pool.max_jobs)
+                .then(|| Arc::new(tokio::sync::Semaphore::new(options.pool.running() as usize))),
+            max_running: options.pool.running(),
             core_instances: options.pool.core_instances_per_job,
             next_job: AtomicU64::new(1),
             observer: options.observer,
             job_workers: options
                 .job_workers
-                .unwrap_or_else(|| default_job_workers(options.pool.max_jobs)),
+                .unwrap_or_else(|| default_job_workers(options.pool.running())),
             executor: OnceLock::new(),
             #[cfg(feature = "guest-debug")]
             probe: options.memory_probe,
@@ -655,6 +675,7 @@ impl Airlock {
             pre,
             imports,
             cache,
+            keeps_stack: OnceLock::new(),
         })
     }
 
@@ -715,23 +736,38 @@ impl Airlock {
         Ok(linker)
     }
 
-    /// Takes a job slot, waiting at most `patience` (the job's own timeout).
-    /// The pool is sized so that an admitted job always finds room (engine.rs).
-    async fn admit(
-        &self,
-        patience: std::time::Duration,
-    ) -> Result<tokio::sync::SemaphorePermit<'_>, JobError> {
+    /// Takes a job slot (and a running permit, where the host has fewer
+    /// stacks than slots), waiting at most `patience` (the job's own
+    /// timeout). The pool is sized so that an admitted job always finds room
+    /// (engine.rs).
+    async fn admit(&self, patience: std::time::Duration) -> Result<Admitted<'_>, JobError> {
         // The common case, a free slot, arms no timer.
-        if let Ok(permit) = self.slots.try_acquire() {
-            return Ok(permit);
+        if let Some(admitted) = self.try_admit() {
+            return Ok(admitted);
         }
-        match tokio::time::timeout(patience, self.slots.acquire()).await {
-            Ok(permit) => permit.map_err(|e| JobError::Internal(e.to_string())),
+        let acquire = async {
+            let running = match &self.running {
+                Some(running) => Some(running.acquire().await?),
+                None => None,
+            };
+            Ok::<_, tokio::sync::AcquireError>((running, self.slots.acquire().await?))
+        };
+        match tokio::time::timeout(patience, acquire).await {
+            Ok(permits) => permits.map_err(|e| JobError::Internal(e.to_string())),
             Err(_) => Err(JobError::Busy {
-                slots: self.max_jobs,
+                slots: self.max_running,
                 waited: patience,
             }),
         }
+    }
+
+    /// [`Airlock::admit`] without waiting.
+    fn try_admit(&self) -> Option<Admitted<'_>> {
+        let running = match &self.running {
+            Some(running) => Some(running.try_acquire().ok()?),
+            None => None,
+        };
+        Some((running, self.slots.try_acquire().ok()?))
     }
 
     /// A fresh store for one job of `tool` starting at `started`, with every
@@ -773,6 +809,15 @@ impl Airlock {
     /// Instantiates `tool` in a new job store without calling it, taking a
     /// job slot (or failing at once when every slot is taken). The instance
     /// lives until the returned value is dropped.
+    ///
+    /// Where the host has fewer stacks than slots
+    /// ([`crate::engine::PoolSize::max_running`]), an instance holds no
+    /// stack, unless instantiating its tool runs guest start-up code (a
+    /// start function) on a fiber, whose stack the store keeps: such an
+    /// instance takes a running permit too, so that it never takes a
+    /// running job's stack. Which tools do is found out at the first call
+    /// for each: it instantiates while holding every running permit, so no
+    /// job runs meanwhile, and counts the pool's stacks before and after.
     pub async fn idle(&self, tool: &Tool) -> Result<IdleInstance, JobError> {
         let slot = self.slots.clone().try_acquire_owned().map_err(|_| {
             JobError::Internal(format!(
@@ -781,13 +826,63 @@ impl Airlock {
             ))
         })?;
         let (_, mut store, _) = self.job_store(tool, Instant::now(), &JobControl::default())?;
-        tool.pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| JobError::Internal(format!("{e:#}")))?;
+        let instantiate = async |store: &mut wasmtime::Store<JobState>| {
+            tool.pre
+                .instantiate_async(store)
+                .await
+                .map(drop)
+                .map_err(|e| JobError::Internal(format!("{e:#}")))
+        };
+        let Some(running) = &self.running else {
+            instantiate(&mut store).await?;
+            return Ok(IdleInstance {
+                _store: store,
+                _slot: slot,
+                _running: None,
+            });
+        };
+        let internal = |e: tokio::sync::AcquireError| JobError::Internal(e.to_string());
+        let keeps_stack = match tool.keeps_stack.get() {
+            Some(&keeps) => {
+                let permit = match keeps {
+                    true => Some(running.clone().try_acquire_owned().map_err(|_| {
+                        JobError::Internal(format!(
+                            "every running slot is taken ({}) and `{}` keeps a stack when \
+                             instantiated; raise the pool's max_running",
+                            self.max_running, tool.name
+                        ))
+                    })?),
+                    false => None,
+                };
+                instantiate(&mut store).await?;
+                permit
+            }
+            None => {
+                let patience = tool.budget.timeout;
+                let all = running.clone().acquire_many_owned(self.max_running);
+                let mut all = tokio::time::timeout(patience, all)
+                    .await
+                    .map_err(|_| JobError::Busy {
+                        slots: self.max_running,
+                        waited: patience,
+                    })?
+                    .map_err(internal)?;
+                let stacks = || {
+                    self.engine
+                        .pooling_allocator_metrics()
+                        .map_or(0, |m| m.stacks())
+                };
+                let before = stacks();
+                instantiate(&mut store).await?;
+                let keeps = stacks() > before;
+                let _ = tool.keeps_stack.set(keeps);
+                keeps.then(|| all.split(1)).flatten()
+            }
+        };
         Ok(IdleInstance {
             _store: store,
             _slot: slot,
+            _running: keeps_stack,
         })
     }
 

@@ -115,7 +115,7 @@ pub enum JobError {
     /// Every job slot of the host stayed taken for the job's whole timeout, so
     /// the job never started. Nothing of the tool ran; retrying later is safe.
     #[error(
-        "all {slots} job slots stayed busy for {}; the job did not start: retry later, or raise the host's `max_jobs`",
+        "all {slots} job slots stayed busy for {}; the job did not start: retry later, or raise the host's `max_jobs` (and `max_running`, where it is set)",
         humantime::format_duration(*.waited)
     )]
     Busy {

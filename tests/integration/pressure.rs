@@ -49,6 +49,135 @@ fn instance_heavy(instances: u32) -> Vec<u8> {
 mod pool {
     use super::*;
 
+    /// A host with `max_jobs` slots of which `max_running` may run.
+    fn dense_host(max_jobs: u32, max_running: u32) -> TestHost {
+        host_with(
+            HostOptions {
+                pool: PoolSize {
+                    max_jobs,
+                    max_running: Some(max_running),
+                    ..PoolSize::default()
+                },
+                cache_dir: Some(cache_dir().to_path_buf()),
+                ..HostOptions::default()
+            },
+            caps(),
+        )
+    }
+
+    /// Fiber stacks the host's pool has handed out right now.
+    fn stacks(host: &TestHost) -> usize {
+        host.engine()
+            .pooling_allocator_metrics()
+            .expect("the pooling allocator")
+            .stacks()
+    }
+
+    /// A component whose core module has a start function: instantiating it
+    /// runs guest code on a fiber, whose stack the store keeps.
+    fn with_start_function() -> Vec<u8> {
+        wat::parse_str(
+            r#"(component
+  (core module $m
+    (global $g (mut i32) (i32.const 0))
+    (func $start (global.set $g (i32.const 7)))
+    (start $start)
+    (func (export "f") (result i32) global.get $g))
+  (core instance $i (instantiate $m))
+  (func (export "run") (result u32) (canon lift (core func $i "f"))))"#,
+        )
+        .expect("valid component text")
+    }
+
+    // An attacker here is a tool author whose instances must not take the
+    // stacks that running jobs were promised: a pool with one running slot
+    // keeps seven idle instances of a plain tool alive (they hold no stack),
+    // still runs a job, and refuses a second running job as busy; a tool
+    // whose instantiation keeps a stack takes that running slot itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_instances_take_no_running_job_s_stack() {
+        let host = Arc::new(dense_host(8, 1));
+        let quick = load_ok(
+            &host,
+            "word-count",
+            no_grants(),
+            budget(|b| b.timeout = Duration::from_millis(200)),
+        );
+        let mut idle = Vec::new();
+        for _ in 0..6 {
+            idle.push(host.idle(&quick).await.expect("an idle instance"));
+        }
+        assert_eq!(
+            stacks(&host),
+            0,
+            "an idle word_count instance holds a stack"
+        );
+        let out = host
+            .run(&quick, None, &json!({ "text": "a b" }))
+            .await
+            .expect("a job runs beside six idle instances");
+        assert_eq!(out.value, expected_counts("a b"));
+
+        // One running job holds the one running slot: the next is busy.
+        let spin = Arc::new(load_ok(
+            &host,
+            "spin",
+            no_grants(),
+            budget(|b| {
+                b.fuel = 1 << 60;
+                b.timeout = Duration::from_millis(800);
+            }),
+        ));
+        let spinner = {
+            let (host, spin) = (host.clone(), spin.clone());
+            tokio::spawn(async move { host.run(&spin, None, &json!({})).await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let err = job_err(
+            host.run(&quick, None, &json!({ "text": "a b" })).await,
+            "a second running job",
+        );
+        assert!(matches!(err, JobError::Busy { slots: 1, .. }), "{err:?}");
+        let err = job_err(spinner.await.expect("the task ends"), "spin");
+        assert_eq!(err.kind(), "budget", "{err:?}");
+
+        // A tool that keeps a stack when instantiated takes the running slot.
+        let started = host
+            .load_tool(
+                "started",
+                &with_start_function(),
+                no_grants(),
+                Budget::default(),
+            )
+            .expect("a component with a start function loads");
+        let holder = host
+            .idle(&started)
+            .await
+            .expect("an idle instance that keeps a stack");
+        assert_eq!(stacks(&host), 1);
+        let err = match host.idle(&started).await {
+            Ok(_) => panic!("a second stack-keeping instance took a stack past max_running"),
+            Err(e) => e,
+        };
+        assert!(
+            err.to_string().contains("raise the pool's max_running"),
+            "{err}"
+        );
+        let err = job_err(
+            host.run(&quick, None, &json!({ "text": "a b" })).await,
+            "a job while an idle instance holds the running slot",
+        );
+        assert!(matches!(err, JobError::Busy { .. }), "{err:?}");
+        drop(holder);
+        let out = host
+            .run(&started, None, &json!({}))
+            .await
+            .expect("the start function ran and the job runs");
+        assert_eq!(out.value, json!(7));
+        drop(idle);
+        assert_eq!(host.jobs_running(), 0);
+    }
+
     // Three workers: two run the spinning guests, the third keeps tokio's
     // timers turning (a worker busy with guests checks timers only now and
     // then, so a waiting job may hear "busy" late, never early).
