@@ -107,6 +107,17 @@ impl Job {
         self.0.audit.enabled() || self.0.events.is_some()
     }
 
+    /// When a verb call starts, for its record's duration: the clock when
+    /// anyone reads the records ([`Job::audits`]), else the deadline, with no
+    /// clock read (~20 ns, a third of what a cheap verb's call costs).
+    pub fn call_started(&self) -> Instant {
+        if self.audits() {
+            Instant::now()
+        } else {
+            self.0.deadline
+        }
+    }
+
     /// Whether the audit sink keeps records (watchers aside): what only the
     /// trail gets, such as [`AuditRecord::content`], need not be built otherwise.
     pub fn keeps_records(&self) -> bool {
@@ -240,6 +251,19 @@ mod tests {
         fn verb_call(&self, record: &AuditRecord) {
             self.0.lock().unwrap().push(record.clone());
         }
+    }
+
+    /// A call's start is read from the clock only when a record will be
+    /// written, so an audited duration is real and an unread one is free.
+    #[test]
+    fn a_call_reads_the_clock_only_when_someone_reads_its_record() {
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        let quiet = Job::new(1, "t".into(), deadline, Arc::new(crate::NullAudit));
+        assert_eq!(quiet.call_started(), deadline);
+        let audited = Job::new(2, "t".into(), deadline, Arc::new(MemoryAudit::default()));
+        let before = Instant::now();
+        let started = audited.call_started();
+        assert!(started >= before && started < deadline, "{started:?}");
     }
 
     /// The operator's content (logged prompts) goes to the audit sink and

@@ -4,7 +4,6 @@
 #![deny(missing_docs)]
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use airlock_core::bindings::airlock::verbs::log;
 use airlock_core::{Capability, Decision, Job, ScopeChange, VerbError};
@@ -155,7 +154,7 @@ pub fn level_name(level: Level) -> &'static str {
 
 impl log::Host for LogState {
     async fn emit(&mut self, level: Level, mut message: String) -> Result<(), VerbError> {
-        let started = Instant::now();
+        let started = self.job.call_started();
         let room = self.grant.max_total().saturating_sub(self.used);
         if room == 0 {
             self.job.audit(
@@ -193,7 +192,7 @@ mod tests {
     use super::*;
     use airlock_core::{MemoryAudit, WitError};
     use log::Host as _;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     fn state(grant: LogGrant) -> (LogState, Arc<MemoryAudit>) {
         let audit = Arc::new(MemoryAudit::default());

@@ -225,7 +225,7 @@ impl SignState {
         key_name: &str,
         data_len: usize,
     ) -> Result<&SignKey, VerbError> {
-        let started = Instant::now();
+        let started = self.job.call_started();
         let checked = self.check(key_name, data_len);
         if let Err(e) = &checked {
             self.job.audit(
@@ -328,7 +328,7 @@ fn ed25519<'k>(
 
 impl sign::Host for SignState {
     async fn hmac_sha256(&mut self, key_name: String, data: Vec<u8>) -> Result<Vec<u8>, VerbError> {
-        let started = Instant::now();
+        let started = self.job.call_started();
         let key = self.authorize("hmac-sha256", &key_name, data.len())?;
         let result = hmac(key, &key_name, &data).map(|m| m.finalize().into_bytes().to_vec());
         self.finish("hmac-sha256", &key_name, started, result)
@@ -340,7 +340,7 @@ impl sign::Host for SignState {
         data: Vec<u8>,
         mac: Vec<u8>,
     ) -> Result<bool, VerbError> {
-        let started = Instant::now();
+        let started = self.job.call_started();
         let key = self.authorize("hmac-sha256-verify", &key_name, data.len())?;
         let result = hmac(key, &key_name, &data).map(|m| m.verify_slice(&mac).is_ok());
         self.finish("hmac-sha256-verify", &key_name, started, result)
@@ -351,7 +351,7 @@ impl sign::Host for SignState {
         key_name: String,
         data: Vec<u8>,
     ) -> Result<Vec<u8>, VerbError> {
-        let started = Instant::now();
+        let started = self.job.call_started();
         let data_len = data.len();
         let msg = self.domain_separated(&key_name, data);
         let key = self.authorize("ed25519-sign", &key_name, data_len)?;
@@ -365,7 +365,7 @@ impl sign::Host for SignState {
         data: Vec<u8>,
         signature: Vec<u8>,
     ) -> Result<bool, VerbError> {
-        let started = Instant::now();
+        let started = self.job.call_started();
         let data_len = data.len();
         let msg = self.domain_separated(&key_name, data);
         let key = self.authorize("ed25519-verify", &key_name, data_len)?;
@@ -378,7 +378,7 @@ impl sign::Host for SignState {
     }
 
     async fn ed25519_public_key(&mut self, key_name: String) -> Result<Vec<u8>, VerbError> {
-        let started = Instant::now();
+        let started = self.job.call_started();
         let key = self.authorize("ed25519-public-key", &key_name, 0)?;
         let result = ed25519(key, &key_name).map(|k| k.verifying_key().to_bytes().to_vec());
         self.finish("ed25519-public-key", &key_name, started, result)
