@@ -14,7 +14,6 @@ use std::time::Duration;
 use airlock::cache::{CacheOutcome, CacheWarning, ENTRY_MAGIC, TAG_BYTES, Unsafe};
 use airlock::{Budget, HostOptions, Tool};
 use airlock_tests::{TestHost, budget, caps, expected_counts, host_with, load, load_ok, no_grants};
-use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -99,12 +98,12 @@ fn unkeyed_checksum(digest_hex: &str, code: &[u8]) -> [u8; 32] {
 /// The keyed tag over exactly what the cache covers, under a key the
 /// attacker chose (the real one is unreadable to them).
 fn attacker_tag(digest_hex: &str, engine_hash: u64, code: &[u8]) -> Vec<u8> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&[0x41; 32]).expect("hmac key");
+    let mut mac = blake3::Hasher::new_keyed(&[0x41; 32]);
     mac.update(ENTRY_MAGIC);
     mac.update(&hex::decode(digest_hex).expect("hex digest"));
     mac.update(&engine_hash.to_le_bytes());
     mac.update(code);
-    mac.finalize().into_bytes().to_vec()
+    mac.finalize().as_bytes().to_vec()
 }
 
 /// The entry on disk is good again: a new host loads it without compiling.
@@ -330,7 +329,7 @@ async fn another_components_genuine_entry_under_this_name_is_not_loaded() {
 /// The attack the unkeyed checksum allowed: another component's
 /// compiled code under this component's name with a checksum
 /// recomputed by the attacker — with the old formula (in the old
-/// layout and in the new one) and as an HMAC under a key of their own.
+/// layout and in the new one) and as a keyed tag under a key of their own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_artifact_with_a_recomputed_checksum_is_not_loaded() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -346,7 +345,7 @@ async fn a_foreign_artifact_with_a_recomputed_checksum_is_not_loaded() {
         ("old layout, unkeyed sha256 beside it", foreign.clone()),
         ("unkeyed sha256 as the tag", forged(&old_sum, &foreign)),
         (
-            "HMAC under the attacker's key",
+            "keyed BLAKE3 under the attacker's key",
             forged(&attacker_tag(&digest, engine, &foreign), &foreign),
         ),
     ];
@@ -381,7 +380,7 @@ async fn a_patched_text_with_a_recomputed_checksum_is_not_loaded() {
 
     for (what, tag) in [
         ("unkeyed sha256", unkeyed_checksum(&digest, &code).to_vec()),
-        ("attacker's HMAC", attacker_tag(&digest, engine, &code)),
+        ("attacker's keyed tag", attacker_tag(&digest, engine, &code)),
     ] {
         let bytes = forged(&tag, &code);
         std::fs::write(&cwasm, &bytes).expect("plant the patched code");

@@ -194,7 +194,7 @@ pub const WALLS: &[Wall] = &[
                   not used at all. Eviction to the size cap deletes only entries of ours \
                   (never a link, its target or a foreign file) and nothing in a refused \
                   directory.",
-        design: "Entries are deserialized only if their HMAC-SHA256 under the user's 0600 \
+        design: "Entries are deserialized only if their keyed BLAKE3 tag under the user's 0600 \
                  cache key matches, read once from a private regular file of the same user.",
     },
     Wall {

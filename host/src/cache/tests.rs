@@ -71,8 +71,8 @@ fn a_tag_binds_the_key_the_component_and_the_engine() {
     let other_key = SecretBox::init_with_mut(|k: &mut [u8; KEY_BYTES]| k.fill(8));
     let (digest, engine, code) = ([1u8; 32], 42u64, b"compiled code".as_slice());
     let entry = |key: &SecretBox<[u8; KEY_BYTES]>, digest: &Digest32, engine: u64| {
-        let t = tag(key, digest, engine, code).finalize().into_bytes();
-        [ENTRY_MAGIC.as_slice(), &t, code].concat()
+        let t = tag(key, digest, engine, code);
+        [ENTRY_MAGIC.as_slice(), t.as_bytes(), code].concat()
     };
     let good = entry(&key, &digest, engine);
     assert_eq!(verified(&key, &digest, engine, &good), Some(code));
