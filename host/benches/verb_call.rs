@@ -13,8 +13,9 @@
 //!   keeps the line, and writes an audit record (to a `NullAudit`).
 //! * `raw_<size>`: the same guest on plain wasmtime, instantiated from an
 //!   `InstancePre` built from a `Linker` holding only
-//!   `airlock:verbs/log@0.1.0#emit` as `func_wrap_async` with the same
-//!   signature (`(level, string) -> result<_, error>`), which keeps the line
+//!   `airlock:verbs/log@0.1.0#emit` as a plain (not async) `func_wrap`, as
+//!   the verb is, with the same signature (`(level, string) ->
+//!   result<_, error>`), which keeps the line
 //!   in the store like the verb does, and nothing else (the WASI the
 //!   guest's std imports but never calls is defined as traps).
 //!
@@ -47,18 +48,13 @@ struct RawLog {
 fn raw_linker(engine: &Engine) -> wasmtime::Result<Linker<RawLog>> {
     let mut linker = Linker::new(engine);
     linker.instance("airlock:verbs/types@0.1.0")?;
-    linker
-        .instance("airlock:verbs/log@0.1.0")?
-        .func_wrap_async(
-            "emit",
-            |mut store: wasmtime::StoreContextMut<'_, RawLog>,
-             (level, message): (Level, String)| {
-                Box::new(async move {
-                    store.data_mut().lines.push((level, message));
-                    Ok((Ok::<(), WitError>(()),))
-                })
-            },
-        )?;
+    linker.instance("airlock:verbs/log@0.1.0")?.func_wrap(
+        "emit",
+        |mut store: wasmtime::StoreContextMut<'_, RawLog>, (level, message): (Level, String)| {
+            store.data_mut().lines.push((level, message));
+            Ok((Ok::<(), WitError>(()),))
+        },
+    )?;
     Ok(linker)
 }
 

@@ -315,11 +315,7 @@ mod secrets {
     }
 
     impl wit_log::Host for LeakyVerbs {
-        async fn emit(
-            &mut self,
-            _level: wit_log::Level,
-            _message: String,
-        ) -> Result<(), VerbError> {
+        fn emit(&mut self, _level: wit_log::Level, _message: String) -> Result<(), VerbError> {
             Ok(())
         }
     }

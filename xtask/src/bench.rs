@@ -355,7 +355,7 @@ fn rows(r: &Results) -> Result<Vec<Row>> {
             "verb_call",
             format!("log.emit {size}, per call"),
             air,
-            "raw func_wrap_async",
+            "raw func_wrap",
             raw,
             "ratio ≤ 1.1",
             Some(air.median / raw.median <= 1.1),

@@ -28,7 +28,12 @@ pub mod bindings {
         path: "../../wit",
         world: "airlock:verbs/host",
         anyhow: true,
-        imports: { default: async | trappable },
+        // `log.emit` never waits: a plain host function, without the
+        // fiber round trip of an async one (~8% of a 16-byte call).
+        imports: {
+            "airlock:verbs/log.emit": trappable,
+            default: async | trappable,
+        },
         trappable_error_type: {
             "airlock:verbs/types.error" => crate::VerbError,
         },

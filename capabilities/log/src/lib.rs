@@ -153,7 +153,7 @@ pub fn level_name(level: Level) -> &'static str {
 }
 
 impl log::Host for LogState {
-    async fn emit(&mut self, level: Level, mut message: String) -> Result<(), VerbError> {
+    fn emit(&mut self, level: Level, mut message: String) -> Result<(), VerbError> {
         let started = self.job.call_started();
         let room = self.grant.max_total().saturating_sub(self.used);
         if room == 0 {
@@ -208,8 +208,8 @@ mod tests {
     #[tokio::test]
     async fn lines_are_kept_in_order_and_audited() {
         let (mut s, audit) = state(LogGrant::default());
-        s.emit(Level::Info, "one".into()).await.unwrap();
-        s.emit(Level::Error, "two".into()).await.unwrap();
+        s.emit(Level::Info, "one".into()).unwrap();
+        s.emit(Level::Error, "two".into()).unwrap();
         let lines = s.take_lines();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].level, Level::Error);
@@ -228,9 +228,7 @@ mod tests {
                 max_message_bytes: Some(5),
                 ..LogGrant::default()
             });
-            s.emit(Level::Warn, "ab\u{e9}\u{e9}\u{e9}".into())
-                .await
-                .unwrap();
+            s.emit(Level::Warn, "ab\u{e9}\u{e9}\u{e9}".into()).unwrap();
             let line = &s.take_lines()[0];
             assert!(line.truncated);
             assert_eq!(line.message, "ab\u{e9}");
@@ -242,9 +240,9 @@ mod tests {
                 max_total_bytes: Some(10),
                 ..LogGrant::default()
             });
-            s.emit(Level::Info, "12345678".into()).await.unwrap();
-            s.emit(Level::Info, "abcdef".into()).await.unwrap();
-            let err = s.emit(Level::Info, "more".into()).await.unwrap_err();
+            s.emit(Level::Info, "12345678".into()).unwrap();
+            s.emit(Level::Info, "abcdef".into()).unwrap();
+            let err = s.emit(Level::Info, "more".into()).unwrap_err();
             assert!(
                 matches!(err, VerbError::Guest(WitError::Exhausted(ref w)) if w == "log-bytes")
             );
