@@ -146,10 +146,14 @@ pub fn json_to_wit(data: &[u8]) {
         let ty = all[usize::from(selector) % all.len()];
         match from_json(ty, &value, "arg") {
             Ok(val) => {
-                let json = to_json(&val);
+                let json = to_json(val.clone());
                 let back = from_json(ty, &json, "arg")
                     .unwrap_or_else(|e| panic!("{json} does not convert back: {e}"));
-                assert_eq!(to_json(&back), json, "the round trip changed the value");
+                assert_eq!(
+                    to_json(back.clone()),
+                    json,
+                    "the round trip changed the value"
+                );
             }
             Err(e) => {
                 check_arg_error(&e);
@@ -164,7 +168,7 @@ fn args_json(params: &[(String, Type)], vals: &[Val]) -> Value {
         params
             .iter()
             .zip(vals)
-            .map(|((n, _), v)| (n.clone(), to_json(v)))
+            .map(|((n, _), v)| (n.clone(), to_json(v.clone())))
             .collect(),
     )
 }

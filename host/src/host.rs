@@ -942,10 +942,18 @@ impl Airlock {
         let params =
             values::args_from_json_within(&export.params, args, tool.budget.hostcall_bytes)?;
         let cancel = &control.cancel;
-        let _slot = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Err(cancelled(control, Duration::ZERO, 0)),
-            slot = self.admit(tool.budget.timeout) => slot?,
+        if cancel.is_cancelled() {
+            return Err(cancelled(control, Duration::ZERO, 0));
+        }
+        // A free slot is taken without waiting, so without a cancellation
+        // future to register and drop.
+        let _slot = match self.try_admit() {
+            Some(slot) => slot,
+            None => tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(cancelled(control, Duration::ZERO, 0)),
+                slot = self.admit(tool.budget.timeout) => slot?,
+            },
         };
         let started = Instant::now();
         *admitted = Some(started);

@@ -534,20 +534,12 @@ pub(crate) fn unwrap_result(results: Vec<Val>, returns_result: bool) -> Result<V
     let Some(v) = results.into_iter().next() else {
         return Ok(Value::Null);
     };
-    if returns_result && let Val::Result(r) = &v {
-        return match r {
-            Ok(ok) => Ok(ok
-                .as_deref()
-                .map(crate::values::to_json)
-                .unwrap_or(Value::Null)),
-            Err(e) => Err(JobError::ToolError(
-                e.as_deref()
-                    .map(crate::values::to_json)
-                    .unwrap_or(Value::Null),
-            )),
-        };
+    let json = |v: Option<Box<Val>>| v.map_or(Value::Null, |v| crate::values::to_json(*v));
+    match v {
+        Val::Result(Ok(ok)) if returns_result => Ok(json(ok)),
+        Val::Result(Err(e)) if returns_result => Err(JobError::ToolError(json(e))),
+        v => Ok(crate::values::to_json(v)),
     }
-    Ok(crate::values::to_json(&v))
 }
 
 #[cfg(test)]

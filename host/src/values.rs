@@ -90,44 +90,44 @@ pub fn from_json(ty: &Type, v: &Value, path: &str) -> Result<Val, ArgError> {
 /// form (`0.1`, not `0.10000000149011612`). Host-only values (resources, futures,
 /// streams, error contexts) become placeholder strings such as `"<resource>"`.
 /// `some(none)` of an `option<option<T>>` prints as `null`, like `none`.
-pub fn to_json(v: &Val) -> Value {
+pub fn to_json(v: Val) -> Value {
     match v {
-        Val::Bool(b) => Value::Bool(*b),
-        Val::S8(n) => Value::from(*n),
-        Val::U8(n) => Value::from(*n),
-        Val::S16(n) => Value::from(*n),
-        Val::U16(n) => Value::from(*n),
-        Val::S32(n) => Value::from(*n),
-        Val::U32(n) => Value::from(*n),
-        Val::S64(n) => Value::from(*n),
-        Val::U64(n) => Value::from(*n),
-        Val::Float32(f) => f32_to_json(*f),
-        Val::Float64(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        Val::Bool(b) => Value::Bool(b),
+        Val::S8(n) => Value::from(n),
+        Val::U8(n) => Value::from(n),
+        Val::S16(n) => Value::from(n),
+        Val::U16(n) => Value::from(n),
+        Val::S32(n) => Value::from(n),
+        Val::U32(n) => Value::from(n),
+        Val::S64(n) => Value::from(n),
+        Val::U64(n) => Value::from(n),
+        Val::Float32(f) => f32_to_json(f),
+        Val::Float64(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
         Val::Char(c) => Value::String(c.to_string()),
-        Val::String(s) => Value::String(s.clone()),
+        Val::String(s) => Value::String(s),
         Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => {
-            Value::Array(items.iter().map(to_json).collect())
+            Value::Array(items.into_iter().map(to_json).collect())
         }
         Val::Map(pairs) => Value::Array(
             pairs
-                .iter()
+                .into_iter()
                 .map(|(k, v)| Value::Array(vec![to_json(k), to_json(v)]))
                 .collect(),
         ),
         Val::Record(fields) => Value::Object(
             fields
-                .iter()
-                .map(|(name, v)| (name.clone(), to_json(v)))
+                .into_iter()
+                .map(|(name, v)| (name, to_json(v)))
                 .collect(),
         ),
-        Val::Variant(case, None) => Value::String(case.clone()),
-        Val::Variant(case, Some(payload)) => tagged(case, to_json(payload)),
-        Val::Enum(case) => Value::String(case.clone()),
+        Val::Variant(case, None) => Value::String(case),
+        Val::Variant(case, Some(payload)) => tagged(&case, to_json(*payload)),
+        Val::Enum(case) => Value::String(case),
         Val::Option(None) => Value::Null,
-        Val::Option(Some(v)) => to_json(v),
-        Val::Result(Ok(v)) => tagged("ok", v.as_deref().map_or(Value::Null, to_json)),
-        Val::Result(Err(v)) => tagged("err", v.as_deref().map_or(Value::Null, to_json)),
-        Val::Flags(names) => Value::Array(names.iter().cloned().map(Value::String).collect()),
+        Val::Option(Some(v)) => to_json(*v),
+        Val::Result(Ok(v)) => tagged("ok", v.map_or(Value::Null, |v| to_json(*v))),
+        Val::Result(Err(v)) => tagged("err", v.map_or(Value::Null, |v| to_json(*v))),
+        Val::Flags(names) => Value::Array(names.into_iter().map(Value::String).collect()),
         Val::Resource(_) => Value::String("<resource>".into()),
         Val::Future(_) => Value::String("<future>".into()),
         Val::Stream(_) => Value::String("<stream>".into()),
@@ -852,7 +852,7 @@ pub(crate) mod tests {
             params
                 .iter()
                 .zip(vals)
-                .map(|((n, _), v)| (n.clone(), to_json(v)))
+                .map(|((n, _), v)| (n.clone(), to_json(v.clone())))
                 .collect(),
         )
     }
@@ -1255,7 +1255,7 @@ pub(crate) mod tests {
             let ty = nested_lists(99);
             let v = nested_json(99);
             let val = from_json(&ty, &v, "deep").expect("99 levels are fine");
-            assert_eq!(to_json(&val), v);
+            assert_eq!(to_json(val.clone()), v);
 
             // JSON deeper than its type fails on the type mismatch, without
             // following the JSON any further.
@@ -1296,7 +1296,7 @@ pub(crate) mod tests {
                 from_json(&ty, &json!([0, 127, 255]), "bytes").unwrap()
             );
             // Results are written as arrays whichever form came in.
-            assert_eq!(to_json(&from_text), json!([0, 127, 255]));
+            assert_eq!(to_json(from_text.clone()), json!([0, 127, 255]));
             assert_eq!(from_json(&ty, &json!(""), "bytes"), Ok(u8s(&[])));
 
             let mut args = full_args();
@@ -1435,10 +1435,10 @@ pub(crate) mod tests {
         );
         assert_eq!(from_json(&f64t, &json!(3), "f"), Ok(Val::Float64(3.0)));
         assert_eq!(from_json(&f32t, &json!(-2), "f"), Ok(Val::Float32(-2.0)));
-        assert_eq!(to_json(&Val::Float32(0.1)), json!(0.1));
-        assert_eq!(to_json(&Val::Float64(f64::NAN)), Value::Null);
-        assert_eq!(to_json(&Val::Float64(f64::INFINITY)), Value::Null);
-        assert_eq!(to_json(&Val::Float32(f32::NEG_INFINITY)), Value::Null);
+        assert_eq!(to_json(Val::Float32(0.1)), json!(0.1));
+        assert_eq!(to_json(Val::Float64(f64::NAN)), Value::Null);
+        assert_eq!(to_json(Val::Float64(f64::INFINITY)), Value::Null);
+        assert_eq!(to_json(Val::Float32(f32::NEG_INFINITY)), Value::Null);
         assert_eq!(
             err_of(&f32t, json!(1e39), "f").message,
             "expected f32, got 1e+39 which is out of range"
@@ -1496,7 +1496,7 @@ pub(crate) mod tests {
         for (v, want) in cases {
             assert_eq!(from_json(&shape, &v, "shape").as_ref(), Ok(&want));
         }
-        assert_eq!(to_json(&Val::Variant("empty".into(), None)), json!("empty"));
+        assert_eq!(to_json(Val::Variant("empty".into(), None)), json!("empty"));
         let bad = [
             (
                 json!("circle"),
@@ -1610,14 +1610,14 @@ pub(crate) mod tests {
 
     #[test]
     fn outputs_for_host_only_values() {
-        assert_eq!(to_json(&Val::Result(Ok(None))), json!({"ok": null}));
-        assert_eq!(to_json(&Val::Result(Err(None))), json!({"err": null}));
+        assert_eq!(to_json(Val::Result(Ok(None))), json!({"ok": null}));
+        assert_eq!(to_json(Val::Result(Err(None))), json!({"err": null}));
         assert_eq!(
-            to_json(&Val::Map(vec![(Val::String("a".into()), Val::U8(1))])),
+            to_json(Val::Map(vec![(Val::String("a".into()), Val::U8(1))])),
             json!([["a", 1]])
         );
         assert_eq!(
-            to_json(&Val::FixedLengthList(vec![Val::U8(1), Val::U8(2)])),
+            to_json(Val::FixedLengthList(vec![Val::U8(1), Val::U8(2)])),
             json!([1, 2])
         );
     }
@@ -1762,7 +1762,7 @@ pub(crate) mod tests {
                 let v = gen_json(ty, &mut rng);
                 let val = from_json(ty, &v, name)
                     .unwrap_or_else(|e| panic!("round {round}: {v} rejected: {e}"));
-                assert_eq!(to_json(&val), v, "round {round}, `{name}`");
+                assert_eq!(to_json(val.clone()), v, "round {round}, `{name}`");
                 args.insert(name.clone(), v);
                 checked += 1;
             }
