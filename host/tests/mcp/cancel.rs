@@ -222,8 +222,18 @@ async fn start_and_cancel(
 
 /// Checks one cancelled record: its reason, and that it came soon after `t0`.
 fn check_stopped(r: &Value, t0: SystemTime, reason: &str, what: &str) -> Duration {
+    check_stopped_for_one_of(r, t0, &[reason], what)
+}
+
+/// [`check_stopped`] where the record may give any of `reasons`.
+fn check_stopped_for_one_of(r: &Value, t0: SystemTime, reasons: &[&str], what: &str) -> Duration {
     assert_eq!(r["decision"], "deny", "{r}");
-    assert_eq!(r["reason"], format!("cancelled: {reason}"), "{r}");
+    assert!(
+        reasons
+            .iter()
+            .any(|reason| r["reason"] == format!("cancelled: {reason}")),
+        "{what}: expected one of {reasons:?}: {r}"
+    );
     let took = after(r, t0);
     eprintln!(
         "{what}: stopped {took:?} after the cancel ({})",
@@ -301,10 +311,17 @@ async fn a_spinning_tool_cancelled_over_http_stops_at_once() {
     let spin = tool_name(&client, "spinner", "run").await;
     let (t0, _) = start_and_cancel(&client, &spin, spin_args(), Duration::from_millis(300)).await;
     let records = env.wait_cancelled(1);
-    check_stopped(
+    // rmcp's HTTP client cancels in two ways at once: it POSTs
+    // `notifications/cancelled` and drops the call's response stream, which
+    // closes that connection. Either may reach the server first (seen about
+    // once in ten runs); both say the client gave the call up.
+    check_stopped_for_one_of(
         &records[0],
         t0,
-        "the client cancelled the call",
+        &[
+            "the client cancelled the call",
+            "the client went away: its HTTP connection closed",
+        ],
         "http spin",
     );
     client.cancel().await.unwrap();

@@ -28,8 +28,20 @@ impl rmcp::ClientHandler for Watcher {
 }
 
 impl Watcher {
-    fn take(&self) -> Vec<(f64, String)> {
-        std::mem::take(&mut *self.0.lock().unwrap())
+    /// What arrived, once nothing more has come for 200 ms. The server
+    /// writes its last notification before the call's result, but rmcp's
+    /// client runs notification handlers apart from answering calls, so the
+    /// handler may still be running when the call returns (seen under load).
+    async fn take(&self) -> Vec<(f64, String)> {
+        let mut seen = usize::MAX;
+        loop {
+            let now = self.0.lock().unwrap().len();
+            if now == seen {
+                return std::mem::take(&mut *self.0.lock().unwrap());
+            }
+            seen = now;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -49,7 +61,7 @@ async fn verb_calls_and_log_lines_arrive_as_progress() {
     let flood = tool_name(client.peer(), "flood", "burst").await;
     let r = call(client.peer(), &flood, json!({"n": 1, "size": 5})).await;
     assert_eq!(expect_ok(&r)["result"], 1);
-    let seen = watcher.take();
+    let seen = watcher.take().await;
     assert_eq!(seen, [(1.0, "log info: xxxxx".to_string())]);
 
     // A refused fetch is a verb call too, reported with its reason.
@@ -58,7 +70,7 @@ async fn verb_calls_and_log_lines_arrive_as_progress() {
         "method": "GET", "url": "http://127.0.0.1:1/elsewhere", "headers": [], "body": null
     }});
     call(client.peer(), &probe, req).await;
-    let seen = watcher.take();
+    let seen = watcher.take().await;
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(
         seen[0]
@@ -77,7 +89,7 @@ async fn a_long_job_sends_a_heartbeat_every_second() {
     let pacer = tool_name(client.peer(), "pacer", "run").await;
     let r = call(client.peer(), &pacer, json!({})).await;
     expect_error(&r, &["the deadline budget ran out"]);
-    let seen = watcher.take();
+    let seen = watcher.take().await;
     eprintln!("heartbeats during a 2.5 s spin: {seen:?}");
     assert!(seen.len() >= 2, "{seen:?}");
     assert!(
@@ -98,7 +110,7 @@ async fn ten_thousand_log_lines_are_coalesced() {
     let r = call(client.peer(), &flood, json!({"n": 10_000, "size": 1})).await;
     let took = started.elapsed();
     assert_eq!(expect_ok(&r)["result"], 10_000);
-    let seen = watcher.take();
+    let seen = watcher.take().await;
     eprintln!(
         "10,000 log lines in {took:?}: {} notifications, first {:?}, last {:?}",
         seen.len(),
