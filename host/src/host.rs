@@ -736,15 +736,11 @@ impl Airlock {
         Ok(linker)
     }
 
-    /// Takes a job slot (and a running permit, where the host has fewer
-    /// stacks than slots), waiting at most `patience` (the job's own
-    /// timeout). The pool is sized so that an admitted job always finds room
-    /// (engine.rs).
+    /// Waits at most `patience` (the job's own timeout) for a job slot (and
+    /// a running permit, where the host has fewer stacks than slots), when
+    /// [`Airlock::try_admit`] found none. The pool is sized so that an
+    /// admitted job always finds room (engine.rs).
     async fn admit(&self, patience: std::time::Duration) -> Result<Admitted<'_>, JobError> {
-        // The common case, a free slot, arms no timer.
-        if let Some(admitted) = self.try_admit() {
-            return Ok(admitted);
-        }
         let acquire = async {
             let running = match &self.running {
                 Some(running) => Some(running.acquire().await?),
@@ -761,7 +757,8 @@ impl Airlock {
         }
     }
 
-    /// [`Airlock::admit`] without waiting.
+    /// A job slot (and running permit) if one is free now: the common case,
+    /// which arms no timer and registers no cancellation future.
     fn try_admit(&self) -> Option<Admitted<'_>> {
         let running = match &self.running {
             Some(running) => Some(running.try_acquire().ok()?),
@@ -945,8 +942,6 @@ impl Airlock {
         if cancel.is_cancelled() {
             return Err(cancelled(control, Duration::ZERO, 0));
         }
-        // A free slot is taken without waiting, so without a cancellation
-        // future to register and drop.
         let _slot = match self.try_admit() {
             Some(slot) => slot,
             None => tokio::select! {

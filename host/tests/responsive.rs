@@ -108,22 +108,8 @@ fn http_server() -> HttpServer {
         child,
         addr: String::new(),
     };
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(120) {
-        let seen = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some((addr, _)) = seen
-            .split_once(" at http://")
-            .and_then(|(_, rest)| rest.split_once("/mcp"))
-        {
-            server.addr = addr.to_string();
-            return server;
-        }
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("the HTTP server exited ({status}): {seen}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the HTTP server did not start within 120 s");
+    server.addr = common::announced_address(&mut server.child, &log, " at http://");
+    server
 }
 
 async fn http_client(addr: &str) -> Client {

@@ -48,25 +48,32 @@ pub fn scratch() -> &'static Path {
 }
 
 /// The address `airlock serve` (`child`, writing its stderr to `log`) says
-/// it listens on, once it says so; panics with its stderr if it exits first
-/// or says nothing within 120 s.
-#[allow(dead_code)] // only the serve tests start `airlock serve`
+/// it listens on ([`announced_address`]).
 pub fn serve_address(child: &mut std::process::Child, log: &Path) -> String {
+    announced_address(child, log, "listening on http://")
+}
+
+/// The address a starting `airlock` server (`child`, writing its stderr to
+/// `log`) announces right after `marker` (`" at http://"` for `airlock mcp
+/// --http`), once it does; panics with its stderr if it exits first or says
+/// nothing within 120 s.
+pub fn announced_address(child: &mut std::process::Child, log: &Path, marker: &str) -> String {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let seen = std::fs::read_to_string(log).unwrap_or_default();
         if let Some(addr) = seen
-            .split_once("listening on http://")
-            .and_then(|(_, rest)| rest.lines().next())
+            .split_once(marker)
+            .and_then(|(_, rest)| rest.split(['/', ' ', '\n']).next())
+            .filter(|addr| !addr.is_empty())
         {
             return addr.trim().to_string();
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("airlock serve exited ({status}): {seen}");
+            panic!("the server exited ({status}): {seen}");
         }
         assert!(
             std::time::Instant::now() < until,
-            "airlock serve did not start within 120 s: {seen}"
+            "the server did not start within 120 s: {seen}"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
