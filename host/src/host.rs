@@ -19,7 +19,7 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, 
 use crate::cache::{CacheOutcome, CacheWarning, ComponentCache, Digest32};
 use crate::engine::{EPOCH_TICK, EpochTicker, PoolSize, build_engine};
 use crate::executor::JobExecutor;
-use crate::job::{self, Budget, JobError, JobOutput, JobParts, JobState};
+use crate::job::{self, Budget, JobError, JobOutput, JobParts, JobState, ToolContext, Watched};
 use crate::type_size::TypeCap;
 use crate::verbs::{Capabilities, Grants, VerbSet};
 use crate::world::{self, Import, Refusal};
@@ -172,7 +172,8 @@ pub struct Inspection {
 pub struct Tool {
     name: Arc<str>,
     digest: Digest32,
-    grants: Grants,
+    /// Its name, grants and host, shared by every job of it.
+    context: Arc<ToolContext>,
     budget: Budget,
     pre: InstancePre<JobState>,
     exports: Vec<Export>,
@@ -194,7 +195,7 @@ impl Tool {
     }
     /// Its grants.
     pub fn grants(&self) -> &Grants {
-        &self.grants
+        &self.context.grants
     }
     /// Its budget per job.
     pub fn budget(&self) -> &Budget {
@@ -298,7 +299,7 @@ pub struct Airlock {
     engine: Engine,
     ticker: EpochTicker,
     cache: ComponentCache,
-    caps: Capabilities,
+    caps: Arc<Capabilities>,
     policy: Option<Arc<airlock_trust::Policy>>,
     memo: crate::memo::Memo,
     audit: Arc<dyn AuditSink>,
@@ -312,7 +313,9 @@ pub struct Airlock {
     running: Option<Arc<tokio::sync::Semaphore>>,
     max_running: u32,
     core_instances: u32,
-    next_job: AtomicU64,
+    /// On a cache line of its own: every job writes it, and every job
+    /// reads the fields around it.
+    next_job: OwnLine<AtomicU64>,
     observer: Option<Arc<dyn JobObserver>>,
     job_workers: usize,
     /// Started at the first [`Airlock::spawn_with`]: a host that only runs
@@ -321,6 +324,12 @@ pub struct Airlock {
     #[cfg(feature = "guest-debug")]
     probe: Option<Arc<dyn crate::probe::MemoryProbe>>,
 }
+
+/// A value alone on its cache line (128 bytes: two lines, as adjacent-line
+/// prefetch moves them in pairs), so writing it does not take the line of
+/// its neighbours from the other cores.
+#[repr(align(128))]
+struct OwnLine<T>(T);
 
 /// The permits of an admitted job: its running permit (where the host has
 /// one) and its slot.
@@ -364,7 +373,7 @@ impl Airlock {
             engine,
             ticker,
             cache,
-            caps,
+            caps: Arc::new(caps),
             policy: options.policy,
             memo: crate::memo::Memo::default(),
             audit,
@@ -376,7 +385,7 @@ impl Airlock {
                 .then(|| Arc::new(tokio::sync::Semaphore::new(options.pool.running() as usize))),
             max_running: options.pool.running(),
             core_instances: options.pool.core_instances_per_job,
-            next_job: AtomicU64::new(1),
+            next_job: OwnLine(AtomicU64::new(1)),
             observer: options.observer,
             job_workers: options
                 .job_workers
@@ -664,13 +673,20 @@ impl Airlock {
                 tool: name.to_string(),
                 reason: format!("{e:#}"),
             })?;
+        let name: Arc<str> = name.into();
         Ok(Tool {
-            name: name.into(),
+            context: Arc::new(ToolContext {
+                name: name.clone(),
+                grants,
+                caps: self.caps.clone(),
+                audit: self.audit.clone(),
+                deadlines: self.ticker.deadlines().clone(),
+            }),
+            name,
             digest,
             // The export indices must come from the component `pre` was built
             // from, which may be an earlier load of the same bytes.
             exports: exports(&self.engine, pre.component()),
-            grants,
             budget,
             pre,
             imports,
@@ -768,31 +784,26 @@ impl Airlock {
     }
 
     /// A fresh store for one job of `tool` starting at `started`, with every
-    /// limit armed: the job's number, the store and its captured stdio.
+    /// limit armed: the job's handle and its store.
     fn job_store(
         &self,
         tool: &Tool,
         started: Instant,
         control: &JobControl,
-    ) -> Result<(Job, wasmtime::Store<JobState>, wasi::Captured), JobError> {
+    ) -> Result<(Job, wasmtime::Store<JobState>), JobError> {
         let budget = tool.budget;
-        let deadline = started + budget.timeout;
-        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
-        let handle = Job::controlled(id, tool.name.clone(), deadline, self.audit.clone(), control);
+        let id = self.next_job.0.fetch_add(1, Ordering::Relaxed);
+        let handle = Job::owned(id, tool.context.clone(), started + budget.timeout, control);
         handle.set_hostcall_bytes(budget.hostcall_bytes);
-        let verbs = self.caps.states(&tool.grants, &handle);
-        let captured = wasi::Captured::new(budget.output);
         #[allow(unused_mut, reason = "mutated only with the guest-debug probe")]
-        let (mut store, captured) = job::new_store(
+        let mut store = job::new_store(
             &self.engine,
             &budget,
-            deadline,
+            started,
             JobParts {
-                captured,
-                verbs,
-                cancel: control.cancel.clone(),
+                context: tool.context.clone(),
+                job: handle.clone(),
                 core_instances: self.core_instances,
-                deadlines: self.ticker.deadlines().clone(),
             },
         )
         .map_err(|e| JobError::Internal(format!("{e:#}")))?;
@@ -800,7 +811,7 @@ impl Airlock {
         if let Some(probe) = &self.probe {
             crate::probe::watch(&mut store, probe.clone());
         }
-        Ok((handle, store, captured))
+        Ok((handle, store))
     }
 
     /// Instantiates `tool` in a new job store without calling it, taking a
@@ -822,7 +833,7 @@ impl Airlock {
                 self.max_jobs
             ))
         })?;
-        let (_, mut store, _) = self.job_store(tool, Instant::now(), &JobControl::default())?;
+        let (_, mut store) = self.job_store(tool, Instant::now(), &JobControl::default())?;
         let instantiate = async |store: &mut wasmtime::Store<JobState>| {
             tool.pre
                 .instantiate_async(store)
@@ -953,26 +964,24 @@ impl Airlock {
         let started = Instant::now();
         *admitted = Some(started);
         let budget = tool.budget;
-        let (handle, mut store, captured) = self.job_store(tool, started, control)?;
+        let (handle, mut store) = self.job_store(tool, started, control)?;
         let id = handle.id();
 
-        let n_results = usize::from(export.result.is_some());
         let call = async {
             let instance = tool.pre.instantiate_async(&mut store).await?;
             let func = instance
                 .get_func(&mut store, export.index)
                 .ok_or_else(|| wasmtime::format_err!("export `{}` vanished", export.name))?;
-            let mut results = vec![Val::Bool(false); n_results];
-            func.call_async(&mut store, &params, &mut results).await?;
-            wasmtime::Result::<Vec<Val>>::Ok(results)
+            let mut results = [Val::Bool(false)];
+            let results = &mut results[..usize::from(export.result.is_some())];
+            func.call_async(&mut store, &params, results).await?;
+            wasmtime::Result::<Option<Val>>::Ok(
+                results
+                    .first_mut()
+                    .map(|v| std::mem::replace(v, Val::Bool(false))),
+            )
         };
-        // The cancel branch first: a guest yields at every epoch tick, and a
-        // cancelled job must not get another tick of it.
-        let outcome = tokio::select! {
-            biased;
-            () = cancel.cancelled() => None,
-            outcome = tokio::time::timeout(budget.timeout, call) => Some(outcome),
-        };
+        let outcome = job::watch(call, cancel, started + budget.timeout).await;
         #[cfg(feature = "guest-debug")]
         if let Some(probe) = &self.probe {
             crate::probe::inspect(&mut store, crate::probe::ProbePoint::JobEnd, &**probe);
@@ -980,24 +989,26 @@ impl Airlock {
         // Cancelled, or failed because it was (an epoch interrupt, a verb
         // that abandoned its request): the job ends as cancelled, after its
         // store is dropped and its slot freed.
-        let finished = |o: &Result<wasmtime::Result<Vec<Val>>, _>| matches!(o, Ok(Ok(_)));
-        let Some(outcome) = outcome.filter(|o| finished(o) || !cancel.is_cancelled()) else {
-            drop(store);
-            drop(_slot);
-            let e = cancelled(control, started.elapsed(), handle.verb_calls());
-            self.audit_cancelled(&handle, started, control);
-            return Err(e);
+        let result = match outcome {
+            Watched::Done(Ok(result)) => result,
+            _ if cancel.is_cancelled() => {
+                drop(store);
+                drop(_slot);
+                let e = cancelled(control, started.elapsed(), handle.verb_calls());
+                self.audit_cancelled(&handle, started, control);
+                return Err(e);
+            }
+            Watched::Done(Err(e)) => return Err(job::classify_failure(e, &store, &budget)),
+            // `Cancelled` comes only with the flag set, which the arm above took.
+            Watched::PastDeadline | Watched::Cancelled => return Err(job::deadline_error(&budget)),
         };
-        let results = match outcome {
-            Err(_elapsed) => return Err(job::deadline_error(&budget)),
-            Ok(Err(e)) => return Err(job::classify_failure(e, &store, &captured, &budget)),
-            Ok(Ok(results)) => results,
-        };
-        if captured.overflowed() {
+        let captured = store.data().captured();
+        if captured.is_some_and(wasi::Captured::overflowed) {
             return Err(job::stdio_overflow(&budget));
         }
+        let (stdout, stderr) = captured.map_or_else(Default::default, wasi::Captured::text);
         let returns_result = matches!(export.result, Some(Type::Result(_)));
-        let value = job::unwrap_result(results, returns_result)?;
+        let value = job::unwrap_result(result, returns_result)?;
         let size = json_len(&value);
         if size > budget.output {
             return Err(JobError::Budget {
@@ -1013,8 +1024,8 @@ impl Airlock {
         Ok(JobOutput {
             job: id,
             value,
-            stdout: String::from_utf8_lossy(&captured.stdout.contents()).into_owned(),
-            stderr: String::from_utf8_lossy(&captured.stderr.contents()).into_owned(),
+            stdout,
+            stderr,
             logs,
             fuel_used,
             elapsed: started.elapsed(),

@@ -2,8 +2,10 @@
 //! call of one export, and the mapping of every way it can end into a typed
 //! [`JobError`]. The store is dropped when the job ends; it is never reused.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use airlock_core::{AuditSink, Job, JobOwner};
 use airlock_log::LogLine;
 use serde_json::Value;
 use wasmtime::component::{ResourceTable, ResourceTableError, Val};
@@ -11,7 +13,7 @@ use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::values::{ArgError, ArgsError};
-use crate::verbs::VerbStates;
+use crate::verbs::{Capabilities, Grants, VerbStates};
 use crate::wasi::Captured;
 
 /// The limits of one job.
@@ -199,8 +201,13 @@ pub struct JobOutput {
 
 /// Everything one job's store holds.
 pub struct JobState {
-    wasi: Option<WasiCtx>,
-    captured: Captured,
+    /// The null WASI context and its stdio pipes, made at the job's first
+    /// WASI call: a job that makes none pays for neither.
+    /// Boxed, as the verbs' states are: the store moves this struct, and
+    /// most jobs never make what is boxed.
+    wasi: Option<Box<(WasiCtx, Captured)>>,
+    /// The cap on stdout and stderr, each ([`Budget::output`]).
+    output_cap: usize,
     table: ResourceTable,
     limiter: JobLimiter,
     pub(crate) verbs: VerbStates,
@@ -210,14 +217,23 @@ impl WasiView for JobState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         let JobState {
             wasi,
-            captured,
+            output_cap,
             table,
             ..
         } = self;
-        WasiCtxView {
-            ctx: wasi.get_or_insert_with(|| captured.null_ctx()),
-            table,
-        }
+        let (ctx, _) = &mut **wasi.get_or_insert_with(|| {
+            let captured = Captured::new(*output_cap);
+            Box::new((captured.null_ctx(), captured))
+        });
+        WasiCtxView { ctx, table }
+    }
+}
+
+impl JobState {
+    /// What the guest wrote to stdout and stderr; `None` when it made no
+    /// WASI call (so it wrote nothing).
+    pub(crate) fn captured(&self) -> Option<&Captured> {
+        self.wasi.as_deref().map(|(_, captured)| captured)
     }
 }
 
@@ -267,30 +283,52 @@ impl ResourceLimiter for JobLimiter {
     }
 }
 
-/// The pieces of a job prepared by the host before the store exists.
-pub(crate) struct JobParts {
-    pub captured: Captured,
-    pub verbs: VerbStates,
-    /// Interrupts the guest at the next epoch tick once cancelled.
-    pub cancel: airlock_core::Cancel,
-    /// Core module instances the job may create (the host's pool setting).
-    pub core_instances: u32,
-    /// The epoch ticker, asked to wake at the deadline once it is near.
+/// What every job of one tool shares, behind one pointer made at load: the
+/// tool's name and grants, and the host's verbs, audit trail and epoch
+/// ticker. A job clones this one pointer instead of one each: with jobs on
+/// every core, each shared counter a job touches moves between the cores.
+pub(crate) struct ToolContext {
+    pub name: Arc<str>,
+    pub grants: Grants,
+    pub caps: Arc<Capabilities>,
+    pub audit: Arc<dyn AuditSink>,
+    /// The epoch ticker, asked to wake at a job's deadline once it is near.
     pub deadlines: crate::engine::Deadlines,
 }
 
-/// Builds the store with every limit armed before anything is instantiated.
+impl JobOwner for ToolContext {
+    fn tool(&self) -> &str {
+        &self.name
+    }
+    fn audit(&self) -> &dyn AuditSink {
+        &*self.audit
+    }
+}
+
+/// The pieces of a job prepared by the host before the store exists.
+pub(crate) struct JobParts {
+    pub context: Arc<ToolContext>,
+    /// The job's handle; its cancel interrupts the guest at the next epoch
+    /// tick.
+    pub job: Job,
+    /// Core module instances the job may create (the host's pool setting).
+    pub core_instances: u32,
+}
+
+/// Builds the store of a job started at `started`, with every limit armed
+/// before anything is instantiated.
 pub(crate) fn new_store(
     engine: &wasmtime::Engine,
     budget: &Budget,
-    deadline: Instant,
+    started: Instant,
     parts: JobParts,
-) -> wasmtime::Result<(Store<JobState>, Captured)> {
+) -> wasmtime::Result<Store<JobState>> {
+    let deadline = started + budget.timeout;
     let mut table = ResourceTable::new();
     table.set_max_capacity(budget.resources);
     let state = JobState {
         wasi: None,
-        captured: parts.captured.clone(),
+        output_cap: budget.output,
         table,
         limiter: JobLimiter {
             memory: budget.memory,
@@ -298,7 +336,7 @@ pub(crate) fn new_store(
             table_elements: budget.table_elements,
             hit: None,
         },
-        verbs: parts.verbs,
+        verbs: VerbStates::new(parts.context.clone(), parts.job.clone()),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -308,13 +346,13 @@ pub(crate) fn new_store(
     store.set_fuel(budget.fuel)?;
     store.set_hostcall_fuel(budget.hostcall_bytes);
     store.set_epoch_deadline(1);
-    let cancel = parts.cancel;
-    let deadlines = parts.deadlines;
+    let cancel = parts.job.cancel().clone();
+    let context = parts.context;
     // A deadline closer than one tick would be seen only at the next tick:
     // ask the ticker to advance the epoch at the deadline itself.
-    let mut woken = budget.timeout <= deadlines.tick();
+    let mut woken = budget.timeout <= context.deadlines.tick();
     if woken {
-        deadlines.wake_at(deadline);
+        context.deadlines.wake_at(deadline);
     }
     // A job keeps its worker through its first slice: an epoch advance then
     // (a tick, or a nudge for a job spawned behind it, see
@@ -322,7 +360,7 @@ pub(crate) fn new_store(
     // behind every guest waiting there, when it is probably about to end.
     // It yields when its first slice ends instead (the ticker is asked to
     // advance the epoch then).
-    let first_slice_end = Instant::now() + crate::executor::FIRST_SLICE;
+    let first_slice_end = started + crate::executor::FIRST_SLICE;
     let mut in_first_slice = true;
     let mut woken_at_slice_end = false;
     store.epoch_deadline_callback(move |_| {
@@ -330,14 +368,14 @@ pub(crate) fn new_store(
         if cancel.is_cancelled() || now >= deadline {
             return Ok(UpdateDeadline::Interrupt);
         }
-        if !woken && deadline - now <= deadlines.tick() {
-            deadlines.wake_at(deadline);
+        if !woken && deadline - now <= context.deadlines.tick() {
+            context.deadlines.wake_at(deadline);
             woken = true;
         }
         if in_first_slice {
             if now < first_slice_end {
                 if !woken_at_slice_end {
-                    deadlines.wake_at(first_slice_end);
+                    context.deadlines.wake_at(first_slice_end);
                     woken_at_slice_end = true;
                 }
                 return Ok(UpdateDeadline::Continue(1));
@@ -346,12 +384,62 @@ pub(crate) fn new_store(
         }
         Ok(UpdateDeadline::Yield(1))
     });
-    Ok((store, parts.captured))
+    Ok(store)
+}
+
+/// How [`watch`] saw a job's call end.
+pub(crate) enum Watched<T> {
+    /// The call ended by itself.
+    Done(T),
+    /// The job's caller cancelled it first.
+    Cancelled,
+    /// Its deadline passed first.
+    PastDeadline,
+}
+
+/// Runs a job's `call` until it ends, `cancel` fires or `deadline` passes.
+/// The cancel is read before every poll, so a cancelled job that yielded
+/// never gets another slice. The waits are armed only once the call is
+/// pending (a guest yielding, a verb waiting upstream): a job that ends in
+/// its first poll takes no timer and no wake-up.
+pub(crate) async fn watch<F: Future>(
+    call: F,
+    cancel: &airlock_core::Cancel,
+    deadline: Instant,
+) -> Watched<F::Output> {
+    use std::task::Poll;
+    let mut call = std::pin::pin!(call);
+    let mut cancelled = std::pin::pin!(None);
+    let mut past = std::pin::pin!(None);
+    std::future::poll_fn(|cx| {
+        if cancel.is_cancelled() {
+            return Poll::Ready(Watched::Cancelled);
+        }
+        if let Poll::Ready(out) = call.as_mut().poll(cx) {
+            return Poll::Ready(Watched::Done(out));
+        }
+        if cancelled.is_none() {
+            cancelled.set(Some(cancel.cancelled()));
+            past.set(Some(tokio::time::sleep_until(deadline.into())));
+        }
+        if let Some(c) = cancelled.as_mut().as_pin_mut()
+            && c.poll(cx).is_ready()
+        {
+            return Poll::Ready(Watched::Cancelled);
+        }
+        if let Some(p) = past.as_mut().as_pin_mut()
+            && p.poll(cx).is_ready()
+        {
+            return Poll::Ready(Watched::PastDeadline);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Takes the log lines out of a finished job's store.
 pub(crate) fn take_logs(store: &mut Store<JobState>) -> Vec<LogLine> {
-    store.data_mut().verbs.log.take_lines()
+    store.data_mut().verbs.take_log_lines()
 }
 
 /// Maps a failed call into the job's typed error. The order matters: a limit
@@ -359,9 +447,9 @@ pub(crate) fn take_logs(store: &mut Store<JobState>) -> Vec<LogLine> {
 pub(crate) fn classify_failure(
     err: wasmtime::Error,
     store: &Store<JobState>,
-    captured: &Captured,
     budget: &Budget,
 ) -> JobError {
+    let captured = store.data().captured();
     if let Some(which) = store.data().limiter.hit {
         let (kind, detail) = if which == "memory" {
             (
@@ -400,7 +488,7 @@ pub(crate) fn classify_failure(
             _ => {}
         }
     }
-    if captured.overflowed() {
+    if captured.is_some_and(Captured::overflowed) {
         return stdio_overflow(budget);
     }
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
@@ -505,7 +593,10 @@ fn error_words(err: &wasmtime::Error) -> String {
 
 /// The guest's panic message from its stderr (Rust prints `panicked at
 /// FILE:LINE:COL:` and the message on the next line), or its last line.
-fn stderr_tail(captured: &Captured) -> String {
+fn stderr_tail(captured: Option<&Captured>) -> String {
+    let Some(captured) = captured else {
+        return String::new();
+    };
     let err = captured.stderr.contents();
     let text = String::from_utf8_lossy(&err);
     let lines: Vec<&str> = text
@@ -530,8 +621,8 @@ fn stderr_tail(captured: &Captured) -> String {
 }
 
 /// Splits a top-level `result<T, E>` into success or the tool's own error.
-pub(crate) fn unwrap_result(results: Vec<Val>, returns_result: bool) -> Result<Value, JobError> {
-    let Some(v) = results.into_iter().next() else {
+pub(crate) fn unwrap_result(result: Option<Val>, returns_result: bool) -> Result<Value, JobError> {
+    let Some(v) = result else {
         return Ok(Value::Null);
     };
     let json = |v: Option<Box<Val>>| v.map_or(Value::Null, |v| crate::values::to_json(*v));

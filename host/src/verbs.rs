@@ -14,7 +14,7 @@ use airlock_sql::{SqlCapability, SqlGrant, SqlState};
 use serde::{Deserialize, Serialize};
 use wasmtime::component::Linker;
 
-use crate::job::JobState;
+use crate::job::{JobState, ToolContext};
 
 /// One verb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -290,67 +290,78 @@ impl Capabilities {
         }
         Ok(())
     }
-
-    /// Per-job states. A verb that is not granted gets an empty grant, which
-    /// refuses everything: it is not linked either, this is a second wall.
-    pub(crate) fn states(&self, grants: &Grants, job: &Job) -> VerbStates {
-        static NO_SIGN: std::sync::OnceLock<Arc<SignGrant>> = std::sync::OnceLock::new();
-        static NO_LOG: std::sync::OnceLock<Arc<LogGrant>> = std::sync::OnceLock::new();
-        static NO_FETCH: std::sync::OnceLock<Arc<FetchGrant>> = std::sync::OnceLock::new();
-        static NO_COMPLETE: std::sync::OnceLock<Arc<CompleteGrant>> = std::sync::OnceLock::new();
-        static NO_KV: std::sync::OnceLock<Arc<KvGrant>> = std::sync::OnceLock::new();
-        static NO_SQL: std::sync::OnceLock<Arc<SqlGrant>> = std::sync::OnceLock::new();
-        let sign = grants
-            .sign
-            .clone()
-            .unwrap_or_else(|| NO_SIGN.get_or_init(Default::default).clone());
-        let log = grants.log.clone().unwrap_or_else(|| {
-            NO_LOG
-                .get_or_init(|| {
-                    Arc::new(LogGrant {
-                        max_total_bytes: Some(0),
-                        ..LogGrant::default()
-                    })
-                })
-                .clone()
-        });
-        let fetch = grants
-            .fetch
-            .clone()
-            .unwrap_or_else(|| NO_FETCH.get_or_init(Default::default).clone());
-        let complete = grants
-            .complete
-            .clone()
-            .unwrap_or_else(|| NO_COMPLETE.get_or_init(Default::default).clone());
-        // The empty grant names no store: every call is denied.
-        let kv = grants
-            .kv
-            .clone()
-            .unwrap_or_else(|| NO_KV.get_or_init(Default::default).clone());
-        // An empty view: no table exists for the tool.
-        let sql = grants
-            .sql
-            .clone()
-            .unwrap_or_else(|| NO_SQL.get_or_init(|| Arc::new(SqlGrant::new(""))).clone());
-        VerbStates {
-            sign: self.sign.state(sign, job.clone()),
-            log: self.log.state(log, job.clone()),
-            fetch: self.fetch.state(fetch, job.clone()),
-            complete: self.complete.state(complete, job.clone()),
-            kv: self.kv.state(kv, job.clone()),
-            sql: self.sql.state(sql, job.clone()),
-        }
-    }
 }
 
-/// One job's state of every verb.
+/// One job's state of each verb, built at the verb's first call from the
+/// tool's grant (a job pays only for the verbs it uses), and boxed: the
+/// store moves this struct whole. A verb that is not
+/// granted gets the empty grant, which refuses everything: it is not linked
+/// either, this is a second wall.
 pub(crate) struct VerbStates {
-    pub sign: SignState,
-    pub log: LogState,
-    pub fetch: FetchState,
-    pub complete: CompleteState,
-    pub kv: KvState,
-    pub sql: SqlState,
+    context: Arc<ToolContext>,
+    job: Job,
+    sign: Option<Box<SignState>>,
+    log: Option<Box<LogState>>,
+    fetch: Option<Box<FetchState>>,
+    complete: Option<Box<CompleteState>>,
+    kv: Option<Box<KvState>>,
+    sql: Option<Box<SqlState>>,
+}
+
+/// The accessor of each verb's state: built on first use from the grant, or
+/// from the empty grant `$empty` when the verb is not granted.
+macro_rules! state_accessors {
+    ($($verb:ident: $state:ty, $grant:ty = $empty:expr;)*) => {
+        impl VerbStates {
+            $(
+                pub(crate) fn $verb(&mut self) -> &mut $state {
+                    static EMPTY: std::sync::OnceLock<Arc<$grant>> = std::sync::OnceLock::new();
+                    let VerbStates { context, job, $verb, .. } = self;
+                    $verb.get_or_insert_with(|| {
+                        let grant = context.grants.$verb.clone().unwrap_or_else(|| {
+                            EMPTY.get_or_init(|| Arc::new(($empty)())).clone()
+                        });
+                        Box::new(context.caps.$verb.state(grant, job.clone()))
+                    })
+                }
+            )*
+        }
+    };
+}
+
+state_accessors! {
+    sign: SignState, SignGrant = SignGrant::default;
+    log: LogState, LogGrant = || LogGrant { max_total_bytes: Some(0), ..LogGrant::default() };
+    fetch: FetchState, FetchGrant = FetchGrant::default;
+    complete: CompleteState, CompleteGrant = CompleteGrant::default;
+    // The empty grant names no store: every call is denied.
+    kv: KvState, KvGrant = KvGrant::default;
+    // An empty view: no table exists for the tool.
+    sql: SqlState, SqlGrant = || SqlGrant::new("");
+}
+
+impl VerbStates {
+    /// No state yet for `job` of the tool of `context`.
+    pub(crate) fn new(context: Arc<ToolContext>, job: Job) -> Self {
+        Self {
+            context,
+            job,
+            sign: None,
+            log: None,
+            fetch: None,
+            complete: None,
+            kv: None,
+            sql: None,
+        }
+    }
+
+    /// Takes the job's log lines (none if it never logged).
+    pub(crate) fn take_log_lines(&mut self) -> Vec<airlock_log::LogLine> {
+        self.log
+            .as_mut()
+            .map(|log| log.take_lines())
+            .unwrap_or_default()
+    }
 }
 
 /// Links exactly the verbs in `set` (plus the type-only `types` interface).
@@ -358,18 +369,16 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>, set: VerbSet) -> wasm
     airlock_core::add_types_to_linker(linker)?;
     for verb in set.iter() {
         match verb {
-            Verb::Sign => {
-                SignCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.sign)?
-            }
-            Verb::Log => LogCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.log)?,
+            Verb::Sign => SignCapability::add_to_linker(linker, |s: &mut JobState| s.verbs.sign())?,
+            Verb::Log => LogCapability::add_to_linker(linker, |s: &mut JobState| s.verbs.log())?,
             Verb::Fetch => {
-                FetchCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.fetch)?
+                FetchCapability::add_to_linker(linker, |s: &mut JobState| s.verbs.fetch())?
             }
             Verb::Complete => {
-                CompleteCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.complete)?
+                CompleteCapability::add_to_linker(linker, |s: &mut JobState| s.verbs.complete())?
             }
-            Verb::Kv => KvCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.kv)?,
-            Verb::Sql => SqlCapability::add_to_linker(linker, |s: &mut JobState| &mut s.verbs.sql)?,
+            Verb::Kv => KvCapability::add_to_linker(linker, |s: &mut JobState| s.verbs.kv())?,
+            Verb::Sql => SqlCapability::add_to_linker(linker, |s: &mut JobState| s.verbs.sql())?,
         }
     }
     Ok(())

@@ -105,6 +105,12 @@ impl Captured {
     pub fn overflowed(&self) -> bool {
         self.stdout.contents().len() > self.cap || self.stderr.contents().len() > self.cap
     }
+
+    /// Stdout and stderr as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> (String, String) {
+        let text = |pipe: &MemoryOutputPipe| String::from_utf8_lossy(&pipe.contents()).into_owned();
+        (text(&self.stdout), text(&self.stderr))
+    }
 }
 
 impl Captured {

@@ -2,10 +2,11 @@
 //! handle (the CLI on Ctrl-C, an MCP client that cancels or goes away) and an
 //! optional sink for the job's verb calls as they happen (MCP progress).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
 
 use crate::audit::AuditRecord;
 
@@ -14,9 +15,14 @@ use crate::audit::AuditRecord;
 #[derive(Clone, Default)]
 pub struct Cancel(Arc<CancelInner>);
 
+/// A flag and a wake-up rather than a `CancellationToken`: every job checks
+/// its handle at each epoch tick and on the way in and out, and the token
+/// takes a lock for each of those reads; the flag is one atomic load, and
+/// nothing waits on the wake-up unless a job actually waits.
 #[derive(Default)]
 struct CancelInner {
-    token: CancellationToken,
+    cancelled: AtomicBool,
+    wake: Notify,
     why: OnceLock<(Instant, String)>,
 }
 
@@ -32,23 +38,38 @@ impl Cancel {
         // The reason is set before the token fires, so whoever sees the
         // cancellation also sees why.
         let _ = self.0.why.set((Instant::now(), reason.into()));
-        self.0.token.cancel();
+        self.0.cancelled.store(true, Ordering::Release);
+        self.0.wake.notify_waiters();
     }
 
     /// Whether the job was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.0.token.is_cancelled()
+        self.0.cancelled.load(Ordering::Acquire)
     }
 
     /// Completes once the job is cancelled.
     pub async fn cancelled(&self) {
-        self.0.token.cancelled().await;
+        loop {
+            // Registered before the flag is read: a cancel in between still
+            // wakes this waiter.
+            let woken = self.0.wake.notified();
+            let mut woken = std::pin::pin!(woken);
+            woken.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            woken.await;
+        }
     }
 
     /// Runs `fut` unless the job is cancelled first (then `None`, and `fut`
     /// is dropped: a request it was making is abandoned, its connection closed).
     pub async fn run<F: Future>(&self, fut: F) -> Option<F::Output> {
-        self.0.token.run_until_cancelled(fut).await
+        tokio::select! {
+            biased;
+            () = self.cancelled() => None,
+            out = fut => Some(out),
+        }
     }
 
     /// Why the job was cancelled, if it was.
@@ -124,5 +145,31 @@ mod tests {
         assert!(other.is_cancelled());
         assert_eq!(other.reason(), Some("the client cancelled the call"));
         assert!(other.cancelled_at().is_some());
+    }
+
+    /// A job waiting on a verb learns of a cancel from another thread at
+    /// once, and whatever the verb was running is dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_job_is_woken_by_a_cancel_from_another_thread() {
+        let c = Cancel::new();
+        let canceller = c.clone();
+        let waiting = tokio::spawn({
+            let c = c.clone();
+            async move { c.run(std::future::pending::<()>()).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "nothing cancelled it yet");
+        std::thread::spawn(move || canceller.cancel("the client went away"))
+            .join()
+            .unwrap();
+        let out = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the cancel wakes the waiting job")
+            .unwrap();
+        assert_eq!(out, None);
+        // Cancelled before it starts: the future is never polled.
+        assert_eq!(c.run(async { 1 }).await, None);
+        c.cancelled().await;
+        assert_eq!(Cancel::new().run(async { 1 }).await, Some(1));
     }
 }

@@ -12,11 +12,36 @@ use crate::cancel::{Cancel, JobControl, JobEvents};
 #[derive(Clone)]
 pub struct Job(Arc<JobInner>);
 
+/// Whom a job runs for: its tool's name and the audit trail its verb calls
+/// go to. A host keeps one per tool and shares it with every job of the
+/// tool, so that starting a job shares one pointer (every shared pointer a
+/// job clones is a counter the cores running jobs contend for).
+pub trait JobOwner: Send + Sync + 'static {
+    /// The tool's name.
+    fn tool(&self) -> &str;
+    /// Where the job's verb calls are recorded.
+    fn audit(&self) -> &dyn AuditSink;
+}
+
+/// The owner of a job made by [`Job::new`] and [`Job::controlled`].
+struct Named {
+    tool: Arc<str>,
+    audit: Arc<dyn AuditSink>,
+}
+
+impl JobOwner for Named {
+    fn tool(&self) -> &str {
+        &self.tool
+    }
+    fn audit(&self) -> &dyn AuditSink {
+        &*self.audit
+    }
+}
+
 struct JobInner {
     id: u64,
-    tool: Arc<str>,
+    owner: Arc<dyn JobOwner>,
     deadline: Instant,
-    audit: Arc<dyn AuditSink>,
     cancel: Cancel,
     events: Option<Arc<dyn JobEvents>>,
     calls: AtomicU32,
@@ -38,11 +63,22 @@ impl Job {
         audit: Arc<dyn AuditSink>,
         control: &JobControl,
     ) -> Self {
+        Self::owned(id, Arc::new(Named { tool, audit }), deadline, control)
+    }
+
+    /// A job `id` run for `owner` that must finish by `deadline`, cancelled
+    /// through `control.cancel` and reporting each verb call to
+    /// `control.events`.
+    pub fn owned(
+        id: u64,
+        owner: Arc<dyn JobOwner>,
+        deadline: Instant,
+        control: &JobControl,
+    ) -> Self {
         Self(Arc::new(JobInner {
             id,
-            tool,
+            owner,
             deadline,
-            audit,
             cancel: control.cancel.clone(),
             events: control.events.clone(),
             calls: AtomicU32::new(0),
@@ -70,7 +106,7 @@ impl Job {
 
     /// The name of the tool this job runs.
     pub fn tool(&self) -> &str {
-        &self.0.tool
+        self.0.owner.tool()
     }
 
     /// The instant by which the whole job, host calls included, must end.
@@ -104,7 +140,7 @@ impl Job {
     /// or its caller watches its verb calls); when nobody does, a verb may
     /// skip building the details of a record.
     pub fn audits(&self) -> bool {
-        self.0.audit.enabled() || self.0.events.is_some()
+        self.0.owner.audit().enabled() || self.0.events.is_some()
     }
 
     /// When a verb call starts, for its record's duration: the clock when
@@ -121,7 +157,7 @@ impl Job {
     /// Whether the audit sink keeps records (watchers aside): what only the
     /// trail gets, such as [`AuditRecord::content`], need not be built otherwise.
     pub fn keeps_records(&self) -> bool {
-        self.0.audit.enabled()
+        self.0.owner.audit().enabled()
     }
 
     /// Records one verb decision in the audit trail.
@@ -153,7 +189,7 @@ impl Job {
         let mut record = AuditRecord {
             time: std::time::SystemTime::now(),
             job: self.0.id,
-            tool: self.0.tool.to_string(),
+            tool: self.tool().to_string(),
             verb,
             op,
             decision,
@@ -164,9 +200,9 @@ impl Job {
         if let Some(events) = &self.0.events {
             events.verb_call(&record);
         }
-        if self.0.audit.enabled() {
+        if self.0.owner.audit().enabled() {
             record.content = content;
-            self.0.audit.record(record);
+            self.0.owner.audit().record(record);
         }
     }
 }
@@ -175,7 +211,7 @@ impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Job")
             .field("id", &self.0.id)
-            .field("tool", &self.0.tool)
+            .field("tool", &self.tool())
             .finish_non_exhaustive()
     }
 }

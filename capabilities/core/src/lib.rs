@@ -15,7 +15,7 @@ pub mod unescape;
 pub use audit::{AuditRecord, AuditSink, Decision, MemoryAudit, NullAudit};
 pub use cancel::{Cancel, JobControl, JobEvents};
 pub use error::VerbError;
-pub use job::{InFlight, Job};
+pub use job::{InFlight, Job, JobOwner};
 pub use scope::ScopeChange;
 
 #[doc(hidden)]
