@@ -53,8 +53,14 @@ pub const NUDGE_INTERVAL: Duration = Duration::from_millis(1);
 
 /// How long a job runs before an epoch advance makes it yield: a job just
 /// started is not sent behind the guests queued on its worker by the nudge
-/// for the job spawned after it (most jobs end well within it).
-pub const FIRST_SLICE: Duration = Duration::from_millis(1);
+/// for the job spawned after it (most jobs end well within it). It is wall
+/// time, and the operating system may take the worker's core away in the
+/// middle of a job for a scheduling slice of its own (a few milliseconds
+/// when more threads want to run than there are cores): with 1 ms, a
+/// trivial call interrupted that way yielded behind 8 spinning guests and
+/// answered in 70–120 ms, in most runs of `tests/responsive.rs`; with 4 ms,
+/// none did in 16 runs (every call under 27 ms).
+pub const FIRST_SLICE: Duration = Duration::from_millis(4);
 
 /// A multi-thread tokio runtime that runs jobs and nothing else.
 pub struct JobExecutor {

@@ -336,7 +336,7 @@ pub(crate) fn new_store(
             table_elements: budget.table_elements,
             hit: None,
         },
-        verbs: VerbStates::new(parts.context.clone(), parts.job.clone()),
+        verbs: VerbStates::new(parts.context, parts.job),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -346,13 +346,16 @@ pub(crate) fn new_store(
     store.set_fuel(budget.fuel)?;
     store.set_hostcall_fuel(budget.hostcall_bytes);
     store.set_epoch_deadline(1);
-    let cancel = parts.job.cancel().clone();
-    let context = parts.context;
+    // The callback reaches the job and the ticker through the store rather
+    // than holding clones of its own: one shared counter fewer per job.
+    fn deadlines(s: &JobState) -> &crate::engine::Deadlines {
+        &s.verbs.context().deadlines
+    }
     // A deadline closer than one tick would be seen only at the next tick:
     // ask the ticker to advance the epoch at the deadline itself.
-    let mut woken = budget.timeout <= context.deadlines.tick();
+    let mut woken = budget.timeout <= deadlines(store.data()).tick();
     if woken {
-        context.deadlines.wake_at(deadline);
+        deadlines(store.data()).wake_at(deadline);
     }
     // A job keeps its worker through its first slice: an epoch advance then
     // (a tick, or a nudge for a job spawned behind it, see
@@ -363,19 +366,21 @@ pub(crate) fn new_store(
     let first_slice_end = started + crate::executor::FIRST_SLICE;
     let mut in_first_slice = true;
     let mut woken_at_slice_end = false;
-    store.epoch_deadline_callback(move |_| {
+    store.epoch_deadline_callback(move |store| {
         let now = Instant::now();
-        if cancel.is_cancelled() || now >= deadline {
+        let state = store.data();
+        if state.verbs.job().is_cancelled() || now >= deadline {
             return Ok(UpdateDeadline::Interrupt);
         }
-        if !woken && deadline - now <= context.deadlines.tick() {
-            context.deadlines.wake_at(deadline);
+        let deadlines = deadlines(state);
+        if !woken && deadline - now <= deadlines.tick() {
+            deadlines.wake_at(deadline);
             woken = true;
         }
         if in_first_slice {
             if now < first_slice_end {
                 if !woken_at_slice_end {
-                    context.deadlines.wake_at(first_slice_end);
+                    deadlines.wake_at(first_slice_end);
                     woken_at_slice_end = true;
                 }
                 return Ok(UpdateDeadline::Continue(1));

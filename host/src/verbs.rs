@@ -355,6 +355,16 @@ impl VerbStates {
         }
     }
 
+    /// What every job of the tool shares.
+    pub(crate) fn context(&self) -> &ToolContext {
+        &self.context
+    }
+
+    /// The job's handle.
+    pub(crate) fn job(&self) -> &Job {
+        &self.job
+    }
+
     /// Takes the job's log lines (none if it never logged).
     pub(crate) fn take_log_lines(&mut self) -> Vec<airlock_log::LogLine> {
         self.log
