@@ -294,9 +294,9 @@ impl Capabilities {
 
 /// One job's state of each verb, built at the verb's first call from the
 /// tool's grant (a job pays only for the verbs it uses), and boxed: the
-/// store moves this struct whole. A verb that is not
-/// granted gets the empty grant, which refuses everything: it is not linked
-/// either, this is a second wall.
+/// store moves this struct whole. A verb that is not granted gets the empty
+/// grant, which refuses everything: it is not linked either, this is a
+/// second wall.
 pub(crate) struct VerbStates {
     context: Arc<ToolContext>,
     job: Job,
@@ -398,6 +398,70 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>, set: VerbSet) -> wasm
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    mod states {
+        use super::*;
+        use airlock_core::bindings::airlock::verbs::log::Host as _;
+        use airlock_core::{Decision, JobControl, MemoryAudit};
+        use airlock_log::Level;
+        use std::time::{Duration, Instant};
+
+        fn states(grants: Grants, audit: Arc<MemoryAudit>) -> VerbStates {
+            let engine = crate::engine::build_engine(crate::engine::PoolSize {
+                max_jobs: 1,
+                ..Default::default()
+            })
+            .unwrap();
+            let ticker = crate::engine::EpochTicker::with_tick(&engine, Duration::from_secs(1));
+            let context = Arc::new(ToolContext {
+                name: "t".into(),
+                grants,
+                caps: Arc::new(Capabilities::default()),
+                audit,
+                deadlines: ticker.deadlines().clone(),
+            });
+            let job = Job::owned(
+                1,
+                context.clone(),
+                Instant::now() + Duration::from_secs(5),
+                &JobControl::default(),
+            );
+            VerbStates::new(context, job)
+        }
+
+        /// No state exists until its verb is called; a granted verb's works,
+        /// and the state an ungranted verb would get (the linker never
+        /// links it) refuses, audited as denied: the second wall.
+        #[test]
+        fn states_are_built_at_first_use_and_an_ungranted_verb_s_refuses() {
+            let audit = Arc::new(MemoryAudit::default());
+            let granted = Grants {
+                log: Some(Arc::new(LogGrant::default())),
+                ..Grants::default()
+            };
+            let mut s = states(granted, audit.clone());
+            assert!(s.log.is_none() && s.sign.is_none() && s.sql.is_none());
+            assert!(
+                s.take_log_lines().is_empty(),
+                "nothing logged, nothing built"
+            );
+            assert!(s.log.is_none());
+            s.log().emit(Level::Info, "hello".into()).unwrap();
+            assert!(s.log.is_some() && s.fetch.is_none());
+            assert_eq!(s.take_log_lines()[0].message, "hello");
+
+            let mut s = states(Grants::default(), audit.clone());
+            let e = s.log().emit(Level::Info, "let me out".into()).unwrap_err();
+            assert!(
+                matches!(&e, airlock_core::VerbError::Guest(airlock_core::WitError::Exhausted(q)) if q == "log-bytes"),
+                "{e:?}"
+            );
+            assert!(s.take_log_lines().is_empty());
+            let records = audit.records();
+            assert_eq!(records.len(), 2, "{records:?}");
+            assert!(matches!(records[1].decision, Decision::Deny(_)));
+        }
+    }
 
     fn grants(toml_text: &str) -> Grants {
         toml::from_str(toml_text).unwrap_or_else(|e| panic!("{toml_text}: {e}"))
