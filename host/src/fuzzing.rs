@@ -146,14 +146,10 @@ pub fn json_to_wit(data: &[u8]) {
         let ty = all[usize::from(selector) % all.len()];
         match from_json(ty, &value, "arg") {
             Ok(val) => {
-                let json = to_json(val.clone());
+                let json = to_json(val);
                 let back = from_json(ty, &json, "arg")
                     .unwrap_or_else(|e| panic!("{json} does not convert back: {e}"));
-                assert_eq!(
-                    to_json(back.clone()),
-                    json,
-                    "the round trip changed the value"
-                );
+                assert_eq!(to_json(back), json, "the round trip changed the value");
             }
             Err(e) => {
                 check_arg_error(&e);

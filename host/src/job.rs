@@ -285,8 +285,8 @@ impl ResourceLimiter for JobLimiter {
 
 /// What every job of one tool shares, behind one pointer made at load: the
 /// tool's name and grants, and the host's verbs, audit trail and epoch
-/// ticker. A job clones this one pointer instead of one each: with jobs on
-/// every core, each shared counter a job touches moves between the cores.
+/// ticker. A job clones this one pointer instead of five (and its parts
+/// take one field each instead of four).
 pub(crate) struct ToolContext {
     pub name: Arc<str>,
     pub grants: Grants,
@@ -347,7 +347,7 @@ pub(crate) fn new_store(
     store.set_hostcall_fuel(budget.hostcall_bytes);
     store.set_epoch_deadline(1);
     // The callback reaches the job and the ticker through the store rather
-    // than holding clones of its own: one shared counter fewer per job.
+    // than holding clones of its own.
     fn deadlines(s: &JobState) -> &crate::engine::Deadlines {
         &s.verbs.context().deadlines
     }

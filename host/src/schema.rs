@@ -611,7 +611,7 @@ mod tests {
                 );
                 let val = from_json(ty, &v, name).expect("generated values are valid");
                 assert!(
-                    valid(&result_schema_of(ty), &to_json(val.clone())),
+                    valid(&result_schema_of(ty), &to_json(val)),
                     "round {round}: `{name}` = {v} written back fails its result schema"
                 );
                 mutate(&mut v, &mut rng);

@@ -1255,7 +1255,7 @@ pub(crate) mod tests {
             let ty = nested_lists(99);
             let v = nested_json(99);
             let val = from_json(&ty, &v, "deep").expect("99 levels are fine");
-            assert_eq!(to_json(val.clone()), v);
+            assert_eq!(to_json(val), v);
 
             // JSON deeper than its type fails on the type mismatch, without
             // following the JSON any further.
@@ -1296,7 +1296,7 @@ pub(crate) mod tests {
                 from_json(&ty, &json!([0, 127, 255]), "bytes").unwrap()
             );
             // Results are written as arrays whichever form came in.
-            assert_eq!(to_json(from_text.clone()), json!([0, 127, 255]));
+            assert_eq!(to_json(from_text), json!([0, 127, 255]));
             assert_eq!(from_json(&ty, &json!(""), "bytes"), Ok(u8s(&[])));
 
             let mut args = full_args();
@@ -1762,7 +1762,7 @@ pub(crate) mod tests {
                 let v = gen_json(ty, &mut rng);
                 let val = from_json(ty, &v, name)
                     .unwrap_or_else(|e| panic!("round {round}: {v} rejected: {e}"));
-                assert_eq!(to_json(val.clone()), v, "round {round}, `{name}`");
+                assert_eq!(to_json(val), v, "round {round}, `{name}`");
                 args.insert(name.clone(), v);
                 checked += 1;
             }

@@ -14,8 +14,7 @@ pub struct Job(Arc<JobInner>);
 
 /// Whom a job runs for: its tool's name and the audit trail its verb calls
 /// go to. A host keeps one per tool and shares it with every job of the
-/// tool, so that starting a job shares one pointer (every shared pointer a
-/// job clones is a counter the cores running jobs contend for).
+/// tool, so that starting a job clones one pointer, not one per field.
 pub trait JobOwner: Send + Sync + 'static {
     /// The tool's name.
     fn tool(&self) -> &str;

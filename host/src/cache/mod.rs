@@ -11,8 +11,9 @@
 //! (3) its tag, a keyed BLAKE3 hash under a per-user 32-byte key kept 0600
 //! outside the cache directory, covers the component digest, the engine hash
 //! and the compiled bytes (BLAKE3 is a MAC when keyed, and hashes the
-//! compiled code about 4 times faster than HMAC-SHA256 here). The entry is read once; the tag is checked on that
-//! in-memory copy, and those same bytes are deserialized.
+//! compiled code about 4 times faster than HMAC-SHA256 here). The entry is
+//! read once; the tag is checked on that in-memory copy, and those same
+//! bytes are deserialized.
 //!
 //! The cache is kept under a size cap by least-recently-used eviction
 //! ([`lru`]): a verified hit refreshes its entry's mtime, and storing an
