@@ -817,26 +817,33 @@ impl Airlock {
         Ok(store)
     }
 
-    /// Whether a job that failed with `err` should start again in a fresh
-    /// store. Slots another job just freed may be, for a moment, neither in
-    /// the pool nor in its decommit queue: wasmtime flushes a batch of them
-    /// (`engine::DECOMMIT_BATCH`) with the queue's lock dropped, and a job
-    /// on another thread that needs a slot then (an instance, a memory, the
-    /// fiber stack of its call) is refused with `PoolConcurrencyLimitError`,
-    /// though admitted. It starts again a moment later, as long as none of
-    /// its guest code has run (its fuel is whole and it made no verb call: a
-    /// start function may run before the last instance is allocated) and its
-    /// deadline has not passed.
-    fn pool_was_flushing(
+    /// Whether `job`, which failed with `err`, should start again: then,
+    /// after a moment, `store` is a fresh one for it. Slots another job just
+    /// freed may be, for a moment, neither in the pool nor in its decommit
+    /// queue: wasmtime flushes a batch of them (`engine::DECOMMIT_BATCH`)
+    /// with the queue's lock dropped, and a job on another thread that needs
+    /// a slot then (an instance, a memory, the fiber stack of its call) is
+    /// refused with `PoolConcurrencyLimitError`, though admitted. It starts
+    /// again as long as none of its guest code has run (its fuel is whole
+    /// and it made no verb call: a start function may run before the last
+    /// instance is allocated) and its deadline has not passed.
+    async fn refreshed_after_flush(
+        &self,
         err: &wasmtime::Error,
         tool: &Tool,
         job: &Job,
-        store: &wasmtime::Store<JobState>,
-    ) -> bool {
-        err.is::<wasmtime::PoolConcurrencyLimitError>()
+        started: Instant,
+        store: &mut wasmtime::Store<JobState>,
+    ) -> Result<bool, JobError> {
+        let again = err.is::<wasmtime::PoolConcurrencyLimitError>()
             && store.get_fuel().ok() == Some(tool.budget.fuel)
             && job.verb_calls() == 0
-            && Instant::now() < job.deadline()
+            && Instant::now() < job.deadline();
+        if again {
+            tokio::task::yield_now().await;
+            *store = self.store_for(tool, job, started)?;
+        }
+        Ok(again)
     }
 
     /// Instantiates `tool` in a new job store without calling it, taking a
@@ -858,13 +865,17 @@ impl Airlock {
                 self.max_jobs
             ))
         })?;
-        let (_, mut store) = self.job_store(tool, Instant::now(), &JobControl::default())?;
-        let instantiate = async |store: &mut wasmtime::Store<JobState>| {
-            tool.pre
-                .instantiate_async(store)
-                .await
-                .map(drop)
-                .map_err(|e| JobError::Internal(format!("{e:#}")))
+        let started = Instant::now();
+        let (handle, mut store) = self.job_store(tool, started, &JobControl::default())?;
+        let instantiate = async |store: &mut wasmtime::Store<JobState>| loop {
+            match tool.pre.instantiate_async(&mut *store).await {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if self
+                        .refreshed_after_flush(&e, tool, &handle, started, store)
+                        .await? => {}
+                Err(e) => return Err(JobError::Internal(format!("{e:#}"))),
+            }
         };
         let Some(running) = &self.running else {
             instantiate(&mut store).await?;
@@ -1009,12 +1020,11 @@ impl Airlock {
                     )
                 };
                 match attempt.await {
-                    Err(e) if Self::pool_was_flushing(&e, tool, &handle, &store) => {
-                        tokio::task::yield_now().await;
-                        store = self
-                            .store_for(tool, &handle, started)
-                            .map_err(|e| wasmtime::format_err!("{e}"))?;
-                    }
+                    Err(e)
+                        if self
+                            .refreshed_after_flush(&e, tool, &handle, started, &mut store)
+                            .await
+                            .map_err(|e| wasmtime::format_err!("{e}"))? => {}
                     done => break done,
                 }
             }

@@ -274,6 +274,41 @@ mod pool {
         }
     }
 
+    // The same for idle instances that keep a stack (their start function
+    // ran on it): made and dropped over and over on two threads at once,
+    // each finds a stack although the other thread may be flushing the
+    // stacks it just gave back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_instances_made_on_every_core_at_once_never_exhaust_the_pool() {
+        let host = Arc::new(small_host(2));
+        let started = Arc::new(
+            host.load_tool(
+                "started",
+                &with_start_function(),
+                no_grants(),
+                Budget::default(),
+            )
+            .expect("a component with a start function loads"),
+        );
+        let makers: Vec<_> = (0..2)
+            .map(|_| {
+                let (host, started) = (host.clone(), started.clone());
+                tokio::spawn(async move {
+                    for round in 0..500 {
+                        let idle = host.idle(&started).await;
+                        if let Err(e) = idle {
+                            panic!("idle instance {round} was refused: {e}");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for maker in makers {
+            maker.await.expect("every idle instance is made");
+        }
+        assert_eq!(host.jobs_running(), 0);
+    }
+
     #[tokio::test]
     async fn a_tool_over_the_per_job_instance_limit_is_refused_at_load() {
         let host = host(caps());
