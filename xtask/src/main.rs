@@ -96,10 +96,14 @@ fn xtask() -> Result<()> {
     }
 }
 
-/// The repository root: the parent of this crate's directory.
+/// The repository root: the parent of this crate's directory, as `cargo
+/// run` names it now. The directory compiled in is only the fallback: two
+/// checkouts sharing one target directory share one xtask binary, and the
+/// one built in the other checkout would work on that checkout.
 fn repo_root() -> PathBuf {
-    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
-    xtask.parent().unwrap_or(xtask).to_path_buf()
+    let xtask = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    xtask.parent().unwrap_or(&xtask).to_path_buf()
 }
 
 /// A `cargo` command (the same cargo that runs xtask) started in `root`.
@@ -406,4 +410,24 @@ fn python_venv(venv: &Path, requirement: &str, what: &str) -> Result<PathBuf> {
     std::fs::write(&marker, requirement)
         .with_context(|| format!("could not write {}", marker.display()))?;
     Ok(python)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_root_is_the_checkout_cargo_runs_in() {
+        let root = repo_root();
+        assert!(
+            root.join("xtask/Cargo.toml").is_file(),
+            "{}",
+            root.display()
+        );
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("the root manifest");
+        assert!(manifest.contains("[workspace]"), "{}", root.display());
+        let here =
+            std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo names the crate's directory");
+        assert_eq!(root, Path::new(&here).parent().expect("xtask has a parent"));
+    }
 }
