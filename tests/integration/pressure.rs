@@ -295,8 +295,7 @@ mod pool {
                 let (host, started) = (host.clone(), started.clone());
                 tokio::spawn(async move {
                     for round in 0..500 {
-                        let idle = host.idle(&started).await;
-                        if let Err(e) = idle {
+                        if let Err(e) = host.idle(&started).await {
                             panic!("idle instance {round} was refused: {e}");
                         }
                     }
