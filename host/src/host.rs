@@ -1024,12 +1024,12 @@ impl Airlock {
                         if self
                             .refreshed_after_flush(&e, tool, &handle, started, &mut store)
                             .await
-                            .map_err(|e| wasmtime::format_err!("{e}"))? => {}
+                            .map_err(wasmtime::Error::new)? => {}
                     done => break done,
                 }
             }
         };
-        let outcome = job::watch(call, cancel, started + budget.timeout).await;
+        let outcome = job::watch(call, cancel, handle.deadline()).await;
         #[cfg(feature = "guest-debug")]
         if let Some(probe) = &self.probe {
             crate::probe::inspect(&mut store, crate::probe::ProbePoint::JobEnd, &**probe);

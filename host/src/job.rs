@@ -323,7 +323,7 @@ pub(crate) fn new_store(
     started: Instant,
     parts: JobParts,
 ) -> wasmtime::Result<Store<JobState>> {
-    let deadline = started + budget.timeout;
+    let deadline = parts.job.deadline();
     let mut table = ResourceTable::new();
     table.set_max_capacity(budget.resources);
     let state = JobState {
@@ -454,6 +454,12 @@ pub(crate) fn classify_failure(
     store: &Store<JobState>,
     budget: &Budget,
 ) -> JobError {
+    // The host's own failure on the way (a fresh store it could not make for
+    // the job), not the guest's.
+    let err = match err.downcast::<JobError>() {
+        Ok(host) => return host,
+        Err(err) => err,
+    };
     let captured = store.data().captured();
     if let Some(which) = store.data().limiter.hit {
         let (kind, detail) = if which == "memory" {
@@ -639,8 +645,64 @@ pub(crate) fn unwrap_result(result: Option<Val>, returns_result: bool) -> Result
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use airlock_core::JobControl;
+
+    /// An engine, and a job of a tool named `t` with `grants` on it, for
+    /// tests of what a job's store holds.
+    pub(crate) fn test_job(
+        grants: Grants,
+        audit: Arc<dyn AuditSink>,
+    ) -> (wasmtime::Engine, Arc<ToolContext>, Job) {
+        let engine = crate::engine::build_engine(crate::engine::PoolSize {
+            max_jobs: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        let ticker = crate::engine::EpochTicker::with_tick(&engine, Duration::from_secs(1));
+        let context = Arc::new(ToolContext {
+            name: "t".into(),
+            grants,
+            caps: Arc::new(Capabilities::default()),
+            audit,
+            deadlines: ticker.deadlines().clone(),
+        });
+        let job = Job::owned(
+            1,
+            context.clone(),
+            Instant::now() + Duration::from_secs(5),
+            &JobControl::default(),
+        );
+        (engine, context, job)
+    }
+
+    /// A host failure carried through a job's call (the fresh store a job
+    /// refused by a pool flush could not get) stays the host's error; any
+    /// other error from the call is the tool's.
+    #[test]
+    fn a_host_failure_during_the_call_is_not_called_the_tool_s() {
+        let (engine, context, job) = test_job(Grants::default(), Arc::new(airlock_core::NullAudit));
+        let budget = Budget::default();
+        let parts = JobParts {
+            context,
+            job,
+            core_instances: 1,
+        };
+        let store = new_store(&engine, &budget, Instant::now(), parts).unwrap();
+        let host = wasmtime::Error::new(JobError::Internal("no store".into()));
+        let e = classify_failure(host, &store, &budget);
+        assert!(
+            matches!(&e, JobError::Internal(m) if m == "no store"),
+            "{e:?}"
+        );
+        let guest = wasmtime::format_err!("no store");
+        let e = classify_failure(guest, &store, &budget);
+        assert!(
+            matches!(&e, JobError::Trap { code, .. } if code == "error"),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn byte_lists_past_the_limit_are_the_hostcall_data_budget() {

@@ -402,30 +402,11 @@ mod tests {
     mod states {
         use super::*;
         use airlock_core::bindings::airlock::verbs::log::Host as _;
-        use airlock_core::{Decision, JobControl, MemoryAudit};
+        use airlock_core::{Decision, MemoryAudit};
         use airlock_log::Level;
-        use std::time::{Duration, Instant};
 
         fn states(grants: Grants, audit: Arc<MemoryAudit>) -> VerbStates {
-            let engine = crate::engine::build_engine(crate::engine::PoolSize {
-                max_jobs: 1,
-                ..Default::default()
-            })
-            .unwrap();
-            let ticker = crate::engine::EpochTicker::with_tick(&engine, Duration::from_secs(1));
-            let context = Arc::new(ToolContext {
-                name: "t".into(),
-                grants,
-                caps: Arc::new(Capabilities::default()),
-                audit,
-                deadlines: ticker.deadlines().clone(),
-            });
-            let job = Job::owned(
-                1,
-                context.clone(),
-                Instant::now() + Duration::from_secs(5),
-                &JobControl::default(),
-            );
+            let (_, context, job) = crate::job::tests::test_job(grants, audit);
             VerbStates::new(context, job)
         }
 
